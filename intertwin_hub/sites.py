@@ -1,0 +1,369 @@
+"""The site catalogue: load and validate the YAML that describes every site.
+
+Sites are data, not code. This module turns the catalogue into frozen dataclasses and refuses a
+malformed file with an error naming the bad key (``sites[1].node.name: required``), so an
+operator's typo fails at hub start-up, not at a user's spawn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+DEFAULT_CATALOGUE = "sites.yaml"
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+
+
+class CatalogueError(ValueError):
+    """The site catalogue is malformed; the message names the key at fault."""
+
+
+@dataclass(frozen=True)
+class GPU:
+    model: str
+    count: int
+
+
+@dataclass(frozen=True)
+class VirtualNode:
+    name: str
+    cpu: str
+    memory: str
+    gpu: GPU | None
+
+
+@dataclass(frozen=True)
+class Resource:
+    slug: str
+    label: str
+    cpu: float
+    memory: str
+
+
+@dataclass(frozen=True)
+class Partition:
+    slug: str
+    label: str
+    gpu_choices: tuple[int, ...]
+    max_gpus: int
+
+
+@dataclass(frozen=True)
+class Image:
+    slug: str
+    label: str
+    image: str
+
+
+@dataclass(frozen=True)
+class OtherImageRule:
+    allowed_patterns: tuple[str, ...]
+    message: str
+
+    def allows(self, image: str) -> bool:
+        return any(re.fullmatch(p, image) for p in self.allowed_patterns)
+
+
+@dataclass(frozen=True)
+class Batch:
+    system: Literal["slurm", "arc"]
+    account: str | None = None
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class Scratch:
+    rse: str | None
+    mount_path: str
+
+
+@dataclass(frozen=True)
+class Site:
+    slug: str
+    title: str
+    description: str
+    kind: Literal["cloud", "offload"]
+    node: VirtualNode
+    allowed_vos: tuple[str, ...]
+    resources: tuple[Resource, ...]
+    images: tuple[Image, ...]
+    other_image: OtherImageRule | None
+    scratch: Scratch
+    start_timeout: int
+    batch: Batch | None = None
+    partitions: tuple[Partition, ...] = ()
+    gpu_choices: tuple[int, ...] = ()
+    gpu_label: str = "GPU"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def offload(self) -> bool:
+        return self.kind == "offload"
+
+    def allows(self, vos: set[str] | frozenset[str]) -> bool:
+        """Whether a user in these VOs may use the site (no list: everyone)."""
+        return not self.allowed_vos or bool(set(self.allowed_vos) & set(vos))
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    sites: tuple[Site, ...]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.sites)
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def get(self, slug: str) -> Site | None:
+        return next((s for s in self.sites if s.slug == slug), None)
+
+    def by_node(self, node_name: str) -> Site | None:
+        return next((s for s in self.sites if s.node.name == node_name), None)
+
+    def visible_to(self, vos: set[str] | frozenset[str]) -> list[Site]:
+        return [s for s in self.sites if s.allows(vos)]
+
+
+class _Reader:
+    """Typed access to one mapping of the YAML, with the key path for error messages."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise CatalogueError(f"{where}: must be a mapping, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+        self.used: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def raw(self, key: str, required: bool = True, default: Any = None) -> Any:
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise CatalogueError(f"{self.path(key)}: required")
+            return default
+        return self.data[key]
+
+    def str(self, key: str, required: bool = True, pattern: re.Pattern[str] | None = None,
+            default: str | None = None) -> Any:
+        v = self.raw(key, required, default)
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.strip():
+            raise CatalogueError(f"{self.path(key)}: must be a non-empty string")
+        if pattern is not None and not pattern.fullmatch(v):
+            raise CatalogueError(f"{self.path(key)}: {v!r} does not match {pattern.pattern}")
+        return v
+
+    def int(self, key: str, required: bool = True, default: int = 0, minimum: int = 0) -> int:
+        v = self.raw(key, required, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise CatalogueError(f"{self.path(key)}: must be an integer >= {minimum}")
+        return v
+
+    def list(self, key: str, required: bool = True) -> list[Any]:
+        v = self.raw(key, required, [])
+        if not isinstance(v, list):
+            raise CatalogueError(f"{self.path(key)}: must be a list")
+        return v
+
+    def child(self, key: str, required: bool = True) -> _Reader | None:
+        v = self.raw(key, required)
+        return None if v is None else _Reader(v, self.path(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise CatalogueError(f"{self.path(unknown[0])}: unknown key")
+
+
+def _quantity(r: _Reader, key: str) -> str:
+    v = r.raw(key)
+    s = str(v)
+    if not _QUANTITY.fullmatch(s):
+        raise CatalogueError(f"{r.path(key)}: {v!r} is not a Kubernetes quantity")
+    return s
+
+
+def _unique(items: Sequence[Any], where: str) -> None:
+    seen: set[str] = set()
+    for i in items:
+        if i.slug in seen:
+            raise CatalogueError(f"{where}: duplicate slug {i.slug!r}")
+        seen.add(i.slug)
+
+
+def _int_list(r: _Reader, key: str, required: bool) -> tuple[int, ...]:
+    vals = r.list(key, required)
+    for i, v in enumerate(vals):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise CatalogueError(f"{r.path(key)}[{i}]: must be an integer >= 0")
+    return tuple(vals)
+
+
+def _site(r: _Reader) -> Site:
+    slug = r.str("slug", pattern=_SLUG)
+    kind = r.str("kind")
+    if kind not in ("cloud", "offload"):
+        raise CatalogueError(f"{r.path('kind')}: must be 'cloud' or 'offload', got {kind!r}")
+
+    nr = r.child("node")
+    assert nr is not None
+    gr = nr.child("gpu", required=False)
+    gpu = None
+    if gr is not None:
+        gpu = GPU(model=gr.str("model"), count=gr.int("count", minimum=1))
+        gr.done()
+    node = VirtualNode(
+        name=nr.str("name", pattern=re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")),
+        cpu=_quantity(nr, "cpu"),
+        memory=_quantity(nr, "memory"),
+        gpu=gpu,
+    )
+    nr.done()
+
+    resources = []
+    for i, item in enumerate(r.list("resources")):
+        rr = _Reader(item, f"{r.path('resources')}[{i}]")
+        cpu = rr.raw("cpu")
+        if isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu <= 0:
+            raise CatalogueError(f"{rr.path('cpu')}: must be a positive number")
+        resources.append(Resource(rr.str("slug", pattern=_SLUG), rr.str("label"), float(cpu),
+                                  _quantity(rr, "memory")))
+        rr.done()
+    if not resources:
+        raise CatalogueError(f"{r.path('resources')}: at least one choice is required")
+    _unique(resources, r.path("resources"))
+
+    partitions = []
+    for i, item in enumerate(r.list("partitions", required=False)):
+        pr = _Reader(item, f"{r.path('partitions')}[{i}]")
+        p = Partition(pr.str("slug", pattern=_SLUG), pr.str("label"),
+                      _int_list(pr, "gpu_choices", True), pr.int("max_gpus"))
+        if any(g > p.max_gpus for g in p.gpu_choices):
+            raise CatalogueError(f"{pr.path('gpu_choices')}: a choice exceeds max_gpus")
+        pr.done()
+        partitions.append(p)
+    _unique(partitions, r.path("partitions"))
+
+    gpu_choices: tuple[int, ...] = ()
+    gpu_label = "GPU"
+    gsr = r.child("gpus", required=False)
+    if gsr is not None:
+        gpu_choices = _int_list(gsr, "choices", True)
+        gpu_label = gsr.str("label", required=False, default="GPU")
+        gsr.done()
+    offered = gpu_choices + tuple(x for p in partitions for x in p.gpu_choices)
+    if any(g > 0 for g in offered) and gpu is None:
+        raise CatalogueError(f"{r.path('node.gpu')}: GPUs are offered but the node has none")
+
+    images = []
+    for i, item in enumerate(r.list("images")):
+        ir = _Reader(item, f"{r.path('images')}[{i}]")
+        images.append(Image(ir.str("slug", pattern=_SLUG), ir.str("label"), ir.str("image")))
+        ir.done()
+    if not images:
+        raise CatalogueError(f"{r.path('images')}: at least one image is required")
+    _unique(images, r.path("images"))
+
+    other = None
+    orr = r.child("other_image", required=False)
+    if orr is not None:
+        pats = orr.list("allowed_patterns")
+        for i, p in enumerate(pats):
+            try:
+                re.compile(p)
+            except (re.error, TypeError) as e:
+                where = f"{orr.path('allowed_patterns')}[{i}]"
+                raise CatalogueError(f"{where}: bad pattern: {e}") from e
+        other = OtherImageRule(tuple(pats), orr.str("message"))
+        orr.done()
+
+    sr = r.child("scratch")
+    assert sr is not None
+    scratch = Scratch(sr.str("rse", required=False), sr.str("mount_path"))
+    if not scratch.mount_path.startswith("/"):
+        raise CatalogueError(f"{sr.path('mount_path')}: must be an absolute path")
+    sr.done()
+
+    batch = None
+    br = r.child("batch", required=(kind == "offload"))
+    if br is not None:
+        system = br.str("system")
+        if system not in ("slurm", "arc"):
+            raise CatalogueError(f"{br.path('system')}: must be 'slurm' or 'arc', got {system!r}")
+        batch = Batch(system, br.str("account", required=False), br.str("time", required=False))
+        br.done()
+
+    vos = r.list("allowed_vos", required=False)
+    if not all(isinstance(v, str) and v for v in vos):
+        raise CatalogueError(f"{r.path('allowed_vos')}: must be a list of VO names")
+
+    site = Site(
+        slug=slug,
+        title=r.str("title"),
+        description=r.str("description"),
+        kind=kind,
+        node=node,
+        allowed_vos=tuple(vos),
+        resources=tuple(resources),
+        images=tuple(images),
+        other_image=other,
+        scratch=scratch,
+        start_timeout=r.int("start_timeout", minimum=1),
+        batch=batch,
+        partitions=tuple(partitions),
+        gpu_choices=gpu_choices,
+        gpu_label=gpu_label,
+    )
+    r.done()
+    return site
+
+
+def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
+    top = _Reader(data, "")
+    items = top.list("sites")
+    top.done()
+    sites = tuple(_site(_Reader(item, f"sites[{i}]")) for i, item in enumerate(items))
+    if not sites:
+        raise CatalogueError(f"{source}: sites: at least one site is required")
+    for attr in ("slug", "title"):
+        seen: set[str] = set()
+        for i, s in enumerate(sites):
+            if getattr(s, attr) in seen:
+                raise CatalogueError(f"sites[{i}].{attr}: duplicate {getattr(s, attr)!r}")
+            seen.add(getattr(s, attr))
+    nodes = [s.node.name for s in sites]
+    if len(set(nodes)) != len(nodes):
+        raise CatalogueError("sites: two sites share one node.name")
+    return Catalogue(sites)
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Load a catalogue file, or the shipped default when ``path`` is None."""
+    if path is None:
+        text = resources.files("intertwin_hub").joinpath(DEFAULT_CATALOGUE).read_text()
+        source = DEFAULT_CATALOGUE
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise CatalogueError(f"cannot read site catalogue {path}: {e.strerror}") from e
+        source = str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise CatalogueError(f"{source}: not valid YAML: {e}") from e
+    try:
+        return parse_catalogue(data, source)
+    except CatalogueError as e:
+        raise CatalogueError(f"{source}: {e}") from None

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up everything the demo and the tests need on a fresh machine; a no-op when done.
+#   Debian packages, the Go-built control plane and interLink (cached in ~/.cache/intertwin-hub),
+#   the Python environment (.venv), configurable-http-proxy, the lab extension.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${INTERTWIN_CACHE:-$HOME/.cache/intertwin-hub}
+export INTERTWIN_CACHE=$CACHE
+step() { printf '\n== %s\n' "$*"; }
+
+need_apt=()
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v chromium >/dev/null || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+step "Go builds: Kubernetes control plane + etcd, interLink (cached by version)"
+testbed/build/build-k8s.sh
+testbed/build/build-interlink.sh
+
+step "Python environment (.venv)"
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# build tools first: the lab extension is built with jlpm from jupyterlab, and the editable
+# install below reuses that build instead of running node again
+.venv/bin/python -m pip install -q hatchling hatch-nodejs-version "hatch-jupyter-builder>=0.9" \
+  "jupyterlab>=4.6,<5" "jupyter-builder>=1.2,<2"
+
+step "lab extension"
+PYTHON=.venv/bin/python scripts/build-labextension.sh
+
+step "intertwin-hub (editable, with the hub, lab, test and dev extras)"
+.venv/bin/python -m pip install -q --no-build-isolation -e ".[dev]"
+.venv/bin/python -c "import intertwin_hub, intertwin_lab, kubespawner, jupyterhub"
+
+step "configurable-http-proxy"
+if [ ! -x "$CACHE/node/node_modules/.bin/configurable-http-proxy" ]; then
+  mkdir -p "$CACHE/node"
+  npm install --silent --no-audit --no-fund --prefix "$CACHE/node" configurable-http-proxy@5.3.0
+fi
+echo; echo "setup done"

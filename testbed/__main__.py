@@ -1,0 +1,53 @@
+"""``python -m testbed up|down|status``: the local testbed on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .procs import TestbedError
+from .state import default_run_dir, read_state
+from .testbed import down, up
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
+    p.add_argument("--run-dir", type=default_run_dir().__class__, default=default_run_dir(),
+                   help="folder for logs, pids, configs (default: .run/testbed)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    u = sub.add_parser("up", help="build what is missing and start the testbed")
+    u.add_argument("--no-hub", action="store_true", help="only Kubernetes + interLink")
+    u.add_argument("--queue-seconds", type=float, default=0.0,
+                   help="hold each offloaded job this long in the emulated batch queue")
+    sub.add_parser("down", help="stop every process of the testbed")
+    sub.add_parser("status", help="print the running testbed's endpoints")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "up":
+            t0 = time.monotonic()
+            state = up(a.run_dir, hub=not a.no_hub, queue_seconds=a.queue_seconds,
+                       progress=lambda m: print(f"[testbed] {m}", flush=True))
+            print(f"[testbed] up in {time.monotonic() - t0:.1f} s; state in "
+                  f"{a.run_dir / 'testbed.json'}")
+            if state.get("hub"):
+                print(f"[testbed] JupyterHub: {state['hub']['url']}")
+        elif a.cmd == "down":
+            n = down(a.run_dir)
+            print(f"[testbed] stopped {n} processes")
+        else:
+            st = read_state(a.run_dir)
+            if st is None:
+                print("testbed is not running", file=sys.stderr)
+                return 1
+            import json
+
+            print(json.dumps(st, indent=1))
+    except TestbedError as e:
+        print(f"[testbed] error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The Kubernetes control plane of the testbed: etcd, kube-apiserver, kube-scheduler and
+kube-controller-manager, built from the Go module proxy (build/build-k8s.sh).
+
+Token authentication and RBAC are on, as on the UKRI cluster: the hub and every virtual kubelet
+get their own token bound to the roles they have in production, and only the tests' admin
+kubeconfig is in ``system:masters``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .binaries import Binaries
+from .kube import Kube
+from .procs import Supervisor, free_port, http_ok, wait_until
+
+HUB_NAMESPACE = "intertwin"
+SERVICE_CIDR = "10.96.0.0/24"
+
+
+@dataclass
+class Identity:
+    user: str
+    token: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class ControlPlane:
+    api_url: str
+    admin_kubeconfig: str
+    hub_kubeconfig: str
+    namespace: str
+    identities: dict[str, Identity]
+
+    def kube(self, who: str = "admin") -> Kube:
+        return Kube(self.api_url, self.identities[who].token)
+
+    def kubeconfig_for(self, who: str, path: Path) -> Path:
+        write_kubeconfig(path, self.api_url, self.identities[who].token, who)
+        return path
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        return d
+
+
+def write_kubeconfig(path: Path, server: str, token: str, name: str,
+                     namespace: str = "default") -> None:
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        # the apiserver's serving certificate is self-signed by the testbed run
+        "clusters": [{"name": "testbed", "cluster": {"server": server,
+                                                     "insecure-skip-tls-verify": True}}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name,
+                                                "namespace": namespace}}],
+        "current-context": name,
+    }
+    path.write_text(json.dumps(cfg, indent=1))
+    path.chmod(0o600)
+
+
+def start_control_plane(sup: Supervisor, bins: Binaries, node_names: list[str]) -> ControlPlane:
+    run = sup.run_dir / "k8s"
+    run.mkdir(parents=True, exist_ok=True)
+
+    ids = {
+        "admin": Identity("testbed-admin", secrets.token_hex(16), ("system:masters",)),
+        "scheduler": Identity("system:kube-scheduler", secrets.token_hex(16)),
+        "controller-manager": Identity("system:kube-controller-manager", secrets.token_hex(16)),
+        "hub": Identity("system:serviceaccount:intertwin:hub", secrets.token_hex(16)),
+    }
+    for n in node_names:
+        ids[f"vk-{n}"] = Identity(f"interlink-vk:{n}", secrets.token_hex(16))
+    (run / "tokens.csv").write_text("".join(
+        f'{i.token},{i.user},{i.user},"{",".join(i.groups)}"\n' for i in ids.values()))
+    (run / "tokens.csv").chmod(0o600)
+    if not (run / "sa.key").exists():
+        subprocess.run(["openssl", "genrsa", "-out", str(run / "sa.key"), "2048"],
+                       check=True, capture_output=True)
+        subprocess.run(["openssl", "rsa", "-in", str(run / "sa.key"), "-pubout",
+                        "-out", str(run / "sa.pub")], check=True, capture_output=True)
+
+    # etcd
+    ec, ep = free_port(), free_port()
+    etcd = sup.start("etcd", [
+        str(bins.etcd), "--name", "testbed", "--data-dir", str(run / "etcd"),
+        "--listen-client-urls", f"http://127.0.0.1:{ec}",
+        "--advertise-client-urls", f"http://127.0.0.1:{ec}",
+        "--listen-peer-urls", f"http://127.0.0.1:{ep}",
+        "--initial-advertise-peer-urls", f"http://127.0.0.1:{ep}",
+        "--initial-cluster", f"testbed=http://127.0.0.1:{ep}",
+        "--unsafe-no-fsync", "--log-level", "warn",
+    ])
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{ec}/health"), "etcd", 60, etcd)
+
+    # kube-apiserver
+    api = free_port()
+    api_url = f"https://127.0.0.1:{api}"
+    apiserver = sup.start("kube-apiserver", [
+        str(bins.kube_apiserver),
+        f"--etcd-servers=http://127.0.0.1:{ec}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        f"--secure-port={api}", f"--cert-dir={run / 'certs'}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
+        f"--service-account-issuer={api_url}",
+        f"--service-account-key-file={run / 'sa.pub'}",
+        f"--service-account-signing-key-file={run / 'sa.key'}",
+        f"--token-auth-file={run / 'tokens.csv'}",
+        "--authorization-mode=RBAC",
+        # the VKs serve self-signed kubelet certificates (no kubelet CA in the testbed)
+        "--kubelet-preferred-address-types=InternalIP",
+        "--profiling=false", "--v=1",
+    ])
+    admin = ids["admin"]
+    wait_until(lambda: http_ok(f"{api_url}/readyz", admin.token, insecure_tls=True),
+               "kube-apiserver", 180, apiserver)
+
+    kcfg = run / "kubeconfigs"
+    kcfg.mkdir(exist_ok=True)
+    for who, ident in ids.items():
+        write_kubeconfig(kcfg / f"{who}.kubeconfig", api_url, ident.token, who,
+                         HUB_NAMESPACE if who == "hub" else "default")
+
+    kube = Kube(api_url, admin.token)
+    apply_rbac(kube, ids, node_names)
+
+    common = ["--bind-address=127.0.0.1", "--leader-elect=false", "--v=1", "--profiling=false"]
+    sched_cfg = str(kcfg / "scheduler.kubeconfig")
+    sup.start("kube-scheduler", [
+        str(bins.kube_scheduler), f"--kubeconfig={sched_cfg}",
+        f"--authentication-kubeconfig={sched_cfg}", f"--authorization-kubeconfig={sched_cfg}",
+        f"--secure-port={free_port()}", *common,
+    ])
+    cm_cfg = str(kcfg / "controller-manager.kubeconfig")
+    sup.start("kube-controller-manager", [
+        str(bins.kube_controller_manager), f"--kubeconfig={cm_cfg}",
+        f"--authentication-kubeconfig={cm_cfg}", f"--authorization-kubeconfig={cm_cfg}",
+        f"--secure-port={free_port()}",
+        f"--service-account-private-key-file={run / 'sa.key'}",
+        "--use-service-account-credentials=true",
+        f"--root-ca-file={run / 'certs' / 'apiserver.crt'}",
+        # no cloud, no node IPAM: the virtual kubelets bring their own pod CIDRs
+        "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
+        *common,
+    ])
+    return ControlPlane(
+        api_url=api_url,
+        admin_kubeconfig=str(kcfg / "admin.kubeconfig"),
+        hub_kubeconfig=str(kcfg / "hub.kubeconfig"),
+        namespace=HUB_NAMESPACE,
+        identities=ids,
+    )
+
+
+def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> None:
+    """The hub gets the Zero to JupyterHub hub Role in its namespace plus read access to nodes
+    (site health and GPU capacity); each virtual kubelet gets interLink's own VK role."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    kube.ensure("/api/v1/namespaces", {"metadata": {"name": HUB_NAMESPACE}})
+    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/roles", {
+        "metadata": {"name": "hub"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets",
+                                              "services", "configmaps"],
+             "verbs": ["get", "watch", "list", "create", "delete", "patch"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ],
+    })
+    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/rolebindings", {
+        "metadata": {"name": "hub"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
+        "subjects": [{"kind": "User", "name": ids["hub"].user}],
+    })
+    kube.ensure(f"{rbac}/clusterroles", {
+        "metadata": {"name": "intertwin-hub-nodes"},
+        "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}],
+    })
+    kube.ensure(f"{rbac}/clusterrolebindings", {
+        "metadata": {"name": "intertwin-hub-nodes"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "intertwin-hub-nodes"},
+        "subjects": [{"kind": "User", "name": ids["hub"].user}],
+    })
+    # interLink's virtual-kubelet role (interlink.md §2, "VK RBAC")
+    kube.ensure(f"{rbac}/clusterroles", {
+        "metadata": {"name": "interlink-virtual-kubelet"},
+        "rules": [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+            {"apiGroups": [""], "resources": ["configmaps", "secrets", "services",
+                                              "serviceaccounts", "namespaces"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods"],
+             "verbs": ["get", "list", "watch", "delete", "patch", "update"]},
+            {"apiGroups": [""], "resources": ["nodes"],
+             "verbs": ["create", "get", "list", "watch", "patch", "update"]},
+            {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
+             "verbs": ["update", "patch"]},
+            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"],
+             "verbs": ["create", "patch", "update"]},
+            {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
+             "verbs": ["*"]},
+        ],
+    })
+    kube.ensure(f"{rbac}/clusterrolebindings", {
+        "metadata": {"name": "interlink-virtual-kubelet"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "interlink-virtual-kubelet"},
+        "subjects": [{"kind": "User", "name": ids[f"vk-{n}"].user} for n in node_names],
+    })

@@ -1,0 +1,137 @@
+"""A real JupyterHub with the intertwin spawner, behind configurable-http-proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .binaries import cache_dir
+from .cluster import ControlPlane
+from .procs import Supervisor, TestbedError, free_port, http_ok, wait_until
+
+DEV_VO = "dev.intertwin.eu"
+DEMO_PASSWORD = "intertwin-demo"
+# alice is in the dev VO (sees Vega and PSNC), bob is not, oper is the hub operator
+DEMO_USERS = {"alice": [DEV_VO], "bob": [], "oper": [DEV_VO]}
+ADMINS = ["oper"]
+
+
+@dataclass
+class Hub:
+    url: str
+    api_url: str
+    proxy_api_url: str
+    service_token: str
+    config: str
+
+
+def chp_path() -> str:
+    local = cache_dir() / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return str(local)
+    found = shutil.which("configurable-http-proxy")
+    if not found:
+        raise TestbedError("configurable-http-proxy is not installed; run scripts/setup.sh")
+    return found
+
+
+def hub_config(cp: ControlPlane, run: Path, port: int, hub_port: int, proxy_api: int,
+               service_token: str) -> str:
+    venv_bin = str(Path(sys.executable).parent)
+    vo_members = [u for u, groups in DEMO_USERS.items() if DEV_VO in groups]
+    as_root = os.geteuid() == 0
+    return f"""# written by testbed/hub.py for one testbed run
+c = get_config()  # noqa
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.JupyterHub.db_url = "sqlite:///{run}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{run}/jupyterhub_cookie_secret"
+# the proxy runs as its own process (as in Zero to JupyterHub), so servers survive a hub restart
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.authenticator_class = "dummy"
+# demo only: production uses GenericOAuthenticator against EGI Check-in (helm-values/)
+c.DummyAuthenticator.password = {DEMO_PASSWORD!r}
+c.Authenticator.allowed_users = {set(DEMO_USERS)!r}
+c.Authenticator.admin_users = {set(ADMINS)!r}
+c.JupyterHub.load_groups = {{{DEV_VO!r}: {{"users": {vo_members!r}}}}}
+c.JupyterHub.services = [{{"name": "testbed", "api_token": {service_token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "testbed", "services": ["testbed"],
+    "scopes": ["admin:users", "admin:servers", "read:servers", "access:servers", "admin:groups"]}}]
+
+c.JupyterHub.spawner_class = "intertwin"
+c.KubeSpawner.namespace = {cp.namespace!r}
+c.KubeSpawner.hub_connect_url = "http://127.0.0.1:{hub_port}"
+c.KubeSpawner.image = "ghcr.io/intertwin-eu/itwinai:jlab-slim-latest"
+# the local interLink plugin runs the pod's command as a process; the testbed's Python
+# environment plays the role of the image
+c.KubeSpawner.cmd = ["{venv_bin}/jupyterhub-singleuser"]
+c.KubeSpawner.args = {["--allow-root"] if as_root else []!r}
+c.KubeSpawner.default_url = "/lab"
+c.KubeSpawner.cpu_limit = 1.0
+c.KubeSpawner.mem_limit = "2G"
+c.KubeSpawner.start_timeout = 180
+c.KubeSpawner.http_timeout = 90
+c.KubeSpawner.events_enabled = True
+# the testbed's cloud node is a virtual kubelet too: pod-vpn gives each pod its own address
+c.KubeSpawner.extra_annotations = {{"interlink.eu/pod-vpn": "true"}}
+c.KubeSpawner.automount_service_account_token = False
+"""
+
+
+def start_hub(sup: Supervisor, cp: ControlPlane) -> Hub:
+    run = sup.run_dir / "hub"
+    run.mkdir(parents=True, exist_ok=True)
+    port, hub_port, proxy_api = free_port(), free_port(), free_port()
+    service_token = secrets.token_hex(24)
+    proxy_token = secrets.token_hex(24)
+    cfg = run / "jupyterhub_config.py"
+    cfg.write_text(hub_config(cp, run, port, hub_port, proxy_api, service_token))
+    env = {"CONFIGPROXY_AUTH_TOKEN": proxy_token}
+    chp = sup.start("proxy", [
+        chp_path(), "--ip", "127.0.0.1", "--port", str(port),
+        "--api-ip", "127.0.0.1", "--api-port", str(proxy_api),
+        "--default-target", f"http://127.0.0.1:{hub_port}", "--error-target",
+        f"http://127.0.0.1:{hub_port}/hub/error",
+    ], env=env)
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{proxy_api}/api/routes")
+               or _port_answers(proxy_api), "configurable-http-proxy", 30, chp)
+    hub = Hub(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api",
+              f"http://127.0.0.1:{proxy_api}", service_token, str(cfg))
+    (run / "hub.json").write_text(json.dumps(vars(hub)))
+    restart_hub(sup, cp, hub, proxy_token)
+    return hub
+
+
+def restart_hub(
+    sup: Supervisor, cp: ControlPlane, hub: Hub, proxy_token: str | None = None
+) -> None:
+    """(Re)start the hub process alone; the proxy and the notebook pods keep running."""
+    run = Path(hub.config).parent
+    token_file = run / "proxy_token"
+    if proxy_token:
+        token_file.write_text(proxy_token)
+        token_file.chmod(0o600)
+    env = {"CONFIGPROXY_AUTH_TOKEN": token_file.read_text(), "KUBECONFIG": cp.hub_kubeconfig,
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    sup.stop("jupyterhub")
+    proc = sup.start("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", hub.config],
+                     env=env, cwd=run)
+    wait_until(lambda: http_ok(f"{hub.api_url}/"), "JupyterHub", 90, proc)
+
+
+def _port_answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,117 @@
+"""One interLink stack per site: the local plugin (stand-in for the site's batch system), the
+real interLink API, and the real interLink virtual kubelet registering the site's node.
+
+Pod addresses use interLink's own pod-vpn mechanism: every node gets a PodCIDR inside
+127.0.0.0/8 (all loopback on Linux), the VK hands each ``interlink.eu/pod-vpn`` pod a free
+address from it as ``interlink.eu/pod-ip`` and reports it as the pod IP, and the plugin makes
+the pod's processes listen on it. So many notebooks run at once, each at its own address the
+hub can reach, through the production code path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from intertwin_hub.sites import Site
+
+from .binaries import Binaries
+from .cluster import ControlPlane
+from .procs import Supervisor, free_port, wait_until
+
+
+@dataclass
+class SiteStack:
+    slug: str
+    node: str
+    plugin_url: str
+    interlink_url: str
+    kubelet_port: int
+    pod_cidr: str
+
+
+def pod_cidr(index: int) -> str:
+    return f"127.{10 + index}.0.0/24"
+
+
+def _yaml(obj: object) -> str:
+    # JSON is valid YAML 1.2, and the Go yaml.v2 reader accepts it
+    return json.dumps(obj, indent=1)
+
+
+def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, index: int,
+               queue_seconds: float = 0.0) -> SiteStack:
+    root = sup.run_dir / "sites" / site.slug
+    root.mkdir(parents=True, exist_ok=True)
+    node = site.node.name
+
+    plugin_port = free_port()
+    plugin_argv = [sys.executable, "-m", "testbed.local_plugin", "--host", "127.0.0.1",
+                   "--port", str(plugin_port), "--root", str(root / "jobs"),
+                   "--site", site.title.split(" - ")[0].removeprefix("Offload to ")]
+    if site.node.gpu:
+        plugin_argv += ["--gpus", str(site.node.gpu.count)]
+    if queue_seconds:
+        plugin_argv += ["--queue-seconds", str(queue_seconds)]
+    plugin = sup.start(f"plugin-{site.slug}", plugin_argv,
+                       cwd=Path(__file__).resolve().parent.parent)
+
+    il_port = free_port()
+    il_cfg = root / "InterLinkConfig.yaml"
+    il_cfg.write_text(_yaml({
+        "InterlinkAddress": "http://127.0.0.1", "InterlinkPort": str(il_port),
+        "SidecarURL": "http://127.0.0.1", "SidecarPort": str(plugin_port),
+        "DataRootFolder": str(root / "interlink") + "/", "VerboseLogging": False,
+    }))
+    api = sup.start(f"interlink-{site.slug}", [str(bins.interlink)],
+                    env={"INTERLINKCONFIGPATH": str(il_cfg)}, cwd=root)
+
+    from .procs import http_ok
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{plugin_port}/healthz"),
+               f"local plugin of {site.slug}", 30, plugin)
+
+    cidr = pod_cidr(index)
+    accel = []
+    if site.node.gpu:
+        accel = [{"ResourceType": "nvidia.com/gpu", "Model": site.node.gpu.model,
+                  "Available": site.node.gpu.count}]
+    vk_cfg = root / "VirtualKubeletConfig.yaml"
+    vk_cfg.write_text(_yaml({
+        "InterlinkURL": "http://127.0.0.1", "InterlinkPort": str(il_port),
+        "VKTokenFile": "", "ServiceAccount": "", "Namespace": "",
+        "HTTP": {"Insecure": True}, "KubeletHTTP": {"Insecure": True},
+        "Resources": {"CPU": site.node.cpu, "Memory": site.node.memory, "Pods": "1000",
+                      "Accelerators": accel},
+        "NodeLabels": [f"intertwin.eu/site={site.slug}", f"intertwin.eu/kind={site.kind}"],
+        "PodCIDR": {"Subnet": cidr, "MinIP": 2, "MaxIP": 250},
+        "VerboseLogging": False,
+    }))
+    if not site.offload:
+        register_cloud_node(cp, site, cidr)
+    kubelet_port = free_port()
+    kcfg = cp.kubeconfig_for(f"vk-{node}", root / "vk.kubeconfig")
+    sup.start(f"vk-{site.slug}", [str(bins.virtual_kubelet)], cwd=root, env={
+        "NODENAME": node, "CONFIGPATH": str(vk_cfg), "KUBECONFIG": str(kcfg),
+        "KUBELET_URL": "127.0.0.1", "KUBELET_PORT": str(kubelet_port), "POD_IP": "127.0.0.1",
+    })
+    del api
+    return SiteStack(site.slug, node, f"http://127.0.0.1:{plugin_port}",
+                     f"http://127.0.0.1:{il_port}", kubelet_port, cidr)
+
+
+def register_cloud_node(cp: ControlPlane, site: Site, cidr: str) -> None:
+    """The UKRI cloud profile needs a plain, untainted node. The virtual kubelet only ever
+    patches the status and metadata of a node that already exists, so registering the Node
+    first without interLink's taint turns one more VK into an ordinary worker node."""
+    cp.kube().ensure("/api/v1/nodes", {
+        "metadata": {"name": site.node.name, "labels": {
+            "kubernetes.io/hostname": site.node.name,
+            "intertwin.eu/site": site.slug, "intertwin.eu/kind": site.kind}},
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+    })
+
+
+def stacks_json(stacks: list[SiteStack]) -> list[dict[str, object]]:
+    return [asdict(s) for s in stacks]

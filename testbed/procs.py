@@ -1,0 +1,164 @@
+"""Start, track and stop the testbed's processes: one log file and one pid file each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class TestbedError(RuntimeError):
+    """A testbed component failed to start; the message names it and points at its log."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    log: Path
+
+
+class Supervisor:
+    """Processes of one testbed run, recorded under ``<run>/pids`` so any later command
+    (``testbed down``, a test finaliser) can stop them by pid."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.pid_dir = run_dir / "pids"
+        self.log_dir = run_dir / "logs"
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Proc:
+        log = self.log_dir / f"{name}.log"
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        with open(log, "ab") as out:
+            # own session: stopping the group also stops whatever the component forked
+            p = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        (self.pid_dir / f"{name}.pid").write_text(
+            json.dumps({"pid": p.pid, "argv": list(argv), "started": time.time()})
+        )
+        return Proc(name, p.pid, log)
+
+    def pids(self) -> dict[str, int]:
+        out = {}
+        for f in sorted(self.pid_dir.glob("*.pid")):
+            try:
+                out[f.stem] = int(json.loads(f.read_text())["pid"])
+            except (OSError, ValueError, KeyError):
+                continue
+        return out
+
+    def stop(self, name: str, grace: float = 10.0) -> None:
+        pid = self.pids().get(name)
+        if pid is not None:
+            stop_pid(pid, grace)
+        (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+
+    def stop_all(self, order: Sequence[str] = (), grace: float = 10.0) -> None:
+        """Stop the named processes first (in that order), then every other one."""
+        names = list(order) + [n for n in reversed(list(self.pids())) if n not in order]
+        for name in names:
+            self.stop(name, grace)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def stop_pid(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM the process group led by ``pid``, SIGKILL it after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    timeout: float,
+    proc: Proc | None = None,
+    interval: float = 0.2,
+) -> None:
+    """Poll ``check`` until true; fail with the component's log tail if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and not alive(proc.pid):
+            raise TestbedError(f"{what}: process exited. Last log lines of {proc.log}:\n"
+                               f"{log_tail(proc.log)}")
+        time.sleep(interval)
+    tail = f" Last log lines of {proc.log}:\n{log_tail(proc.log)}" if proc else ""
+    raise TestbedError(f"{what}: not ready after {timeout:.0f} s.{tail}")
+
+
+def http_ok(url: str, token: str | None = None, insecure_tls: bool = False) -> bool:
+    import ssl
+
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    ctx = ssl._create_unverified_context() if insecure_tls else None
+    try:
+        with urllib.request.urlopen(req, timeout=2, context=ctx) as r:
+            return 200 <= r.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

@@ -1,0 +1,111 @@
+"""Bring the whole testbed up, and down again leaving no process behind."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from intertwin_hub.sites import load_catalogue
+
+from .binaries import ensure_built
+from .cluster import start_control_plane
+from .hub import DEMO_PASSWORD, DEMO_USERS, start_hub
+from .interlink import stacks_json, start_site
+from .kube import Kube
+from .procs import Supervisor, TestbedError, alive, stop_pid, wait_until
+from .state import read_state, write_state
+
+# stop order: the hub first (it must not see its servers vanish), control plane last
+STOP_ORDER = ("jupyterhub", "proxy")
+
+
+def node_ready(kube: Kube, name: str) -> bool:
+    try:
+        node = kube.get(f"/api/v1/nodes/{name}")
+    except Exception:
+        return False
+    conds = node.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
+       progress: Callable[[str], None] = lambda m: None,
+       catalogue_path: str | None = None) -> dict[str, Any]:
+    old = read_state(run_dir)
+    if old is not None and any(alive(p) for p in Supervisor(run_dir).pids().values()):
+        raise TestbedError(f"a testbed is already running from {run_dir}; "
+                           "stop it with `python -m testbed down` first")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    progress("checking the Go-built binaries (a cold build takes tens of minutes)")
+    bins = ensure_built()
+    catalogue = load_catalogue(catalogue_path)
+    sup = Supervisor(run_dir)
+    try:
+        progress("starting etcd and the Kubernetes control plane")
+        cp = start_control_plane(sup, bins, [s.node.name for s in catalogue])
+        progress(f"kube-apiserver ready at {cp.api_url} ({time.monotonic() - t0:.1f} s)")
+        stacks = []
+        for i, site in enumerate(catalogue):
+            progress(f"starting interLink for {site.slug} (node {site.node.name})")
+            stacks.append(start_site(sup, bins, cp, site, i, queue_seconds))
+        kube = cp.kube()
+        progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
+        for site in catalogue:
+            wait_until(lambda n=site.node.name: node_ready(kube, n),
+                       f"node {site.node.name} Ready", 150)
+        progress(f"all {len(catalogue)} nodes Ready ({time.monotonic() - t0:.1f} s)")
+        state: dict[str, Any] = {
+            "run_dir": str(run_dir),
+            "control_plane": cp.to_json(),
+            "sites": stacks_json(stacks),
+            "catalogue": catalogue_path,
+        }
+        if hub:
+            progress("starting configurable-http-proxy and JupyterHub")
+            h = start_hub(sup, cp)
+            state["hub"] = asdict(h)
+            state["demo_users"] = {"password": DEMO_PASSWORD, "users": DEMO_USERS}
+        state["startup_seconds"] = round(time.monotonic() - t0, 1)
+        write_state(run_dir, state)
+        return state
+    except BaseException:
+        down(run_dir)
+        raise
+
+
+def job_pids(run_dir: Path) -> list[int]:
+    """Pids of pod processes the local plugins started (recorded in each job's job.json)."""
+    pids: list[int] = []
+    for job in run_dir.glob("sites/*/jobs/*/job.json"):
+        try:
+            data = json.loads(job.read_text())
+        except (OSError, ValueError):
+            continue
+        for c in data.get("containers", {}).values() if isinstance(
+                data.get("containers"), dict) else data.get("containers", []):
+            pid = c.get("pid") if isinstance(c, dict) else None
+            if isinstance(pid, int):
+                pids.append(pid)
+        for pid in data.get("pids", []) or []:
+            if isinstance(pid, int):
+                pids.append(pid)
+    return pids
+
+
+def down(run_dir: Path) -> int:
+    sup = Supervisor(run_dir)
+    n = len(sup.pids())
+    sup.stop_all(STOP_ORDER)
+    # notebooks and jobs run in sessions of their own: the plugins keep them across plugin
+    # restarts on purpose, so the testbed stops them explicitly
+    jobs = [p for p in job_pids(run_dir) if alive(p)]
+    for pid in jobs:
+        stop_pid(pid, grace=5)
+    state = run_dir / "testbed.json"
+    state.unlink(missing_ok=True)
+    return n + len(jobs)

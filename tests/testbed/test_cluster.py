@@ -1,0 +1,184 @@
+"""The testbed is a real platform: nodes from the catalogue, the real scheduler, interLink."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import time
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from intertwin_hub.sites import load_catalogue
+from intertwin_hub.spawner.pod import offload_tolerations
+
+pytestmark = pytest.mark.testbed
+NS = "default"
+
+
+async def wait_for(check, what: str, timeout: float = 60, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+def pod_body(name: str, node: str | None, tolerations: list[dict[str, Any]] | None,
+             script: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [{
+            "name": "main", "image": "python:3.11",
+            "command": ["python3", "-u", "-c", script],
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"},
+                          "requests": {"cpu": "1", "memory": "1Gi"}},
+        }],
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 2,
+    }
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    if tolerations is not None:
+        spec["tolerations"] = tolerations
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "annotations": annotations or {}}, "spec": spec}
+
+
+async def test_every_catalogue_site_has_a_ready_node(kube: Any) -> None:
+    catalogue = load_catalogue()
+    nodes = {n.metadata.name: n for n in (await kube.list_node()).items}
+    assert set(nodes) == {s.node.name for s in catalogue}
+    for site in catalogue:
+        node = nodes[site.node.name]
+        ready = [c for c in node.status.conditions if c.type == "Ready"]
+        assert ready and ready[0].status == "True", site.slug
+        assert node.metadata.labels["intertwin.eu/site"] == site.slug
+        taints = {t.key: t for t in node.spec.taints or []}
+        if site.offload:
+            # the real interLink taint, exactly as the VK sets it in production
+            t = taints["virtual-node.interlink/no-schedule"]
+            assert (t.value, t.effect) == ("true", "NoSchedule")
+            assert node.metadata.labels["virtual-node.interlink/type"] == "virtual-kubelet"
+        else:
+            assert not taints, "the cloud node must accept ordinary pods"
+        gpus = node.status.capacity.get("nvidia.com/gpu")
+        if site.node.gpu and site.offload:
+            assert gpus == str(site.node.gpu.count)
+            assert node.metadata.labels["nvidia-gpu-type"] == site.node.gpu.model
+        elif not site.node.gpu:
+            assert gpus in (None, "0")
+
+
+async def test_offloaded_pod_runs_logs_and_dies_on_delete(
+    kube: Any, testbed: dict[str, Any]
+) -> None:
+    vega = next(s for s in testbed["sites"] if s["slug"] == "vega")
+    name = f"hello-{uuid.uuid4().hex[:6]}"
+    script = ("import os, subprocess, time\n"
+              "child = subprocess.Popen(['sleep', '600'])\n"
+              "print('hello from vega pid', os.getpid(), 'child', child.pid, "
+              "'ip', os.environ.get('POD_IP'), flush=True)\n"
+              "time.sleep(600)\n")
+    await kube.create_namespaced_pod(NS, pod_body(
+        name, "vega-vk", offload_tolerations(), script, {"interlink.eu/pod-vpn": "true"}))
+
+    async def running() -> Any:
+        p = await kube.read_namespaced_pod(name, NS)
+        cs = p.status.container_statuses or []
+        ok = p.status.phase == "Running" and cs and cs[0].state.running and cs[0].ready
+        return p if ok else None
+
+    pod = await wait_for(running, "the Vega pod to run", 90)
+    assert pod.spec.node_name == "vega-vk"
+    assert pod.status.container_statuses[0].name == "main"
+    # pod-vpn: an address of Vega's loopback pod CIDR, handed out by the real VK
+    assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(vega["pod_cidr"])
+    assert pod.metadata.annotations["interlink.eu/pod-ip"] == pod.status.pod_ip
+
+    async def logs() -> str:
+        try:
+            text = await kube.read_namespaced_pod_log(name, NS, container="main")
+        except ApiException:
+            return ""
+        return text if "hello from vega" in text else ""
+
+    text = await wait_for(logs, "the pod's logs through the Kubernetes API", 60)
+    words = text.split()
+    pid = int(words[words.index("pid") + 1])
+    child = int(words[words.index("child") + 1])
+    assert words[words.index("ip") + 1] == pod.status.pod_ip
+    assert _alive(pid) and _alive(child)
+
+    await kube.delete_namespaced_pod(name, NS)
+
+    async def killed() -> bool:
+        return not _alive(pid) and not _alive(child)
+
+    await wait_for(killed, "the job's processes to be killed", 60)
+
+    async def gone() -> bool:
+        try:
+            await kube.read_namespaced_pod(name, NS)
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    await wait_for(gone, "the pod object to go", 60)
+
+
+@pytest.mark.parametrize("tolerations", [
+    None,
+    # interlink-jhub's bug: Equal (the default operator) with value "false" never matches
+    [{"key": "virtual-node.interlink/no-schedule", "value": "false"}],
+], ids=["no-toleration", "equal-false"])
+async def test_pod_without_the_right_toleration_stays_pending(kube: Any, tolerations: Any) -> None:
+    name = f"pending-{uuid.uuid4().hex[:6]}"
+    await kube.create_namespaced_pod(NS, pod_body(name, "vega-vk", tolerations, "print(1)"))
+    try:
+        async def refused() -> str:
+            evs = await kube.list_namespaced_event(
+                NS, field_selector=f"involvedObject.name={name}")
+            msgs = [e.message for e in evs.items if e.reason == "FailedScheduling"]
+            return msgs[0] if msgs else ""
+
+        msg = await wait_for(refused, "the scheduler's FailedScheduling event", 60)
+        assert "untolerated taint" in msg and "virtual-node.interlink/no-schedule" in msg, msg
+        pod = await kube.read_namespaced_pod(name, NS)
+        assert pod.status.phase == "Pending" and not pod.spec.node_name
+    finally:
+        await kube.delete_namespaced_pod(name, NS, grace_period_seconds=0)
+
+
+async def test_ordinary_pod_runs_on_the_cloud_node(kube: Any) -> None:
+    name = f"cloud-{uuid.uuid4().hex[:6]}"
+    await kube.create_namespaced_pod(NS, pod_body(
+        name, None, None, "import time; print('cloud'); time.sleep(600)",
+        {"interlink.eu/pod-vpn": "true"}))
+    try:
+        async def running() -> Any:
+            p = await kube.read_namespaced_pod(name, NS)
+            return p if p.status.phase == "Running" else None
+
+        pod = await wait_for(running, "the pod to run on the cloud node", 90)
+        # the scheduler may only pick the untainted node
+        assert pod.spec.node_name == "ukri-cloud"
+    finally:
+        await kube.delete_namespaced_pod(name, NS, grace_period_seconds=0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,58 @@
+"""A real JupyterHub on the testbed spawns JupyterLab on an interLink virtual node."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.testbed
+
+
+async def spawn(session: aiohttp.ClientSession, api: str, user: str, server: str,
+                options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Start a named server and follow its progress stream to the end."""
+    async with session.post(f"{api}/users/{user}") as r:
+        assert r.status in (201, 409), await r.text()
+    async with session.post(f"{api}/users/{user}/servers/{server}",
+                            json={"user_options": options}) as r:
+        assert r.status in (201, 202), await r.text()
+    events = []
+    async with session.get(f"{api}/users/{user}/servers/{server}/progress",
+                           timeout=aiohttp.ClientTimeout(total=240)) as r:
+        assert r.status == 200
+        async for raw in r.content:
+            line = raw.decode().strip()
+            if line.startswith("data:"):
+                ev = json.loads(line[5:])
+                events.append(ev)
+                if ev.get("ready") or ev.get("failed"):
+                    break
+    return events
+
+
+async def test_user_spawns_jupyterlab_on_vega_via_rest_api(testbed: dict[str, Any],
+                                                          kube: Any) -> None:
+    hub = testbed["hub"]
+    headers = {"Authorization": f"token {hub['service_token']}"}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        events = await spawn(s, hub["api_url"], "alice", "vega1", {"profile": "vega"})
+        assert events[-1].get("ready"), events
+        pods = await kube.list_namespaced_pod(
+            testbed["control_plane"]["namespace"],
+            label_selector="hub.jupyter.org/username=alice")
+        pod = next(p for p in pods.items if p.metadata.name.endswith("vega1"))
+        assert pod.spec.node_name == "vega-vk"
+        assert pod.metadata.labels["intertwin.eu/site"] == "vega"
+
+        # JupyterLab answers through configurable-http-proxy at the user's URL
+        async with s.get(f"{hub['url']}/user/alice/vega1/api/status") as r:
+            assert r.status == 200, await r.text()
+            status = await r.json()
+            assert "started" in status
+
+        async with s.delete(f"{hub['api_url']}/users/alice/servers/vega1",
+                            json={"remove": True}) as r:
+            assert r.status in (202, 204), await r.text()
