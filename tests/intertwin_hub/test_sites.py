@@ -1,0 +1,102 @@
+"""The site catalogue: shipped defaults, validation errors that name the key, adding a site."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from intertwin_hub.sites import CatalogueError, load_catalogue, parse_catalogue
+
+SHIPPED = yaml.safe_load(
+    (Path(__file__).parents[2] / "intertwin_hub" / "sites.yaml").read_text())
+
+
+def test_shipped_catalogue_is_the_interTwin_hub_form() -> None:
+    c = load_catalogue()
+    assert [(s.title, s.description) for s in c] == [
+        ("UKRI Cloud", "itwinai environment on UKRI Cloud"),
+        ("Offload to Vega HPC - dev VO",
+         "Offload Jupyterlab session on a GPU node at Vega supercomputer"),
+        ("Offload to PSNC HPC - dev VO",
+         "Offload Jupyterlab session on a node at PSNC supercomputer"),
+        ("Offload to KBFI", "Offload Jupyterlab session on a KBFI"),
+    ]
+    vega, psnc, kbfi = c.get("vega"), c.get("psnc"), c.get("kbfi")
+    assert vega and vega.node.gpu and vega.node.gpu.model == "A100"
+    assert max(p.max_gpus for p in vega.partitions) == 4
+    assert psnc and psnc.node.gpu and psnc.node.gpu.model == "H100"
+    assert kbfi and kbfi.node.gpu is None and not kbfi.partitions and kbfi.batch
+    assert kbfi.batch.system == "arc"
+    assert c.get("ukri") and not c.get("ukri").offload  # type: ignore[union-attr]
+
+
+def test_visibility_follows_vo_membership() -> None:
+    c = load_catalogue()
+    assert [s.slug for s in c.visible_to(set())] == ["ukri", "kbfi"]
+    assert [s.slug for s in c.visible_to({"dev.intertwin.eu"})] == ["ukri", "vega", "psnc", "kbfi"]
+
+
+def broken(edit: Any) -> str:
+    data = copy.deepcopy(SHIPPED)
+    edit(data)
+    with pytest.raises(CatalogueError) as e:
+        parse_catalogue(data)
+    return str(e.value)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["sites"][1]["node"].pop("name"), "sites[1].node.name: required"),
+    (lambda d: d["sites"][0].update(kind="grid"), "sites[0].kind: must be 'cloud' or 'offload'"),
+    (lambda d: d["sites"][2].update(colour="red"), "sites[2].colour: unknown key"),
+    (lambda d: d["sites"][1]["partitions"][0].update(gpu_choices=[1, 8]),
+     "sites[1].partitions[0].gpu_choices: a choice exceeds max_gpus"),
+    (lambda d: d["sites"][3]["resources"][0].update(memory="lots"),
+     "sites[3].resources[0].memory: 'lots' is not a Kubernetes quantity"),
+    (lambda d: d["sites"][1]["other_image"]["allowed_patterns"].append("(["),
+     "sites[1].other_image.allowed_patterns[3]: bad pattern"),
+    (lambda d: d["sites"][3]["scratch"].update(mount_path="relative/path"),
+     "sites[3].scratch.mount_path: must be an absolute path"),
+    (lambda d: d["sites"][2].update(slug="vega"), "sites[2].slug: duplicate 'vega'"),
+    (lambda d: d["sites"][1].pop("batch"), "sites[1].batch: required"),
+    (lambda d: d["sites"][3].update(partitions=[
+        {"slug": "gpu", "label": "gpu", "gpu_choices": [1], "max_gpus": 1}]),
+     "sites[3].node.gpu: GPUs are offered but the node has none"),
+])
+def test_malformed_catalogue_names_the_key(edit: Any, message: str) -> None:
+    assert message in broken(edit)
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(CatalogueError, match="cannot read site catalogue"):
+        load_catalogue(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sites: [\n")
+    with pytest.raises(CatalogueError, match="not valid YAML"):
+        load_catalogue(bad)
+
+
+def test_adding_a_site_is_a_yaml_edit(tmp_path: Path) -> None:
+    data = copy.deepcopy(SHIPPED)
+    data["sites"].append({
+        "slug": "leonardo", "title": "Offload to Leonardo - dev VO",
+        "description": "Offload Jupyterlab session on a Booster node at Leonardo",
+        "kind": "offload", "node": {"name": "leonardo-vk", "cpu": "128", "memory": "512Gi",
+                                     "gpu": {"model": "A100", "count": 16}},
+        "batch": {"system": "slurm", "account": "icsc", "time": "02:00:00"},
+        "allowed_vos": ["dev.intertwin.eu"],
+        "resources": [{"slug": "small", "label": "8 CPU, 32 GiB", "cpu": 8, "memory": "32Gi"}],
+        "partitions": [{"slug": "boost-usr-prod", "label": "boost_usr_prod (A100)",
+                        "gpu_choices": [1, 4], "max_gpus": 4}],
+        "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
+        "scratch": {"rse": "CINECA-LEONARDO", "mount_path": "/leonardo_scratch/intertwin"},
+        "start_timeout": 1200,
+    })
+    path = tmp_path / "sites.yaml"
+    path.write_text(yaml.safe_dump(data))
+    c = load_catalogue(path)
+    leo = c.get("leonardo")
+    assert leo is not None and leo.offload and c.by_node("leonardo-vk") is leo
