@@ -49,3 +49,15 @@ def site_annotations(site: Site, partition: str | None, gpus: int) -> dict[str, 
     if site.batch and site.batch.system == "slurm":
         ann["slurm-job.vk.io/flags"] = slurm_flags(site, partition, gpus)
     return ann
+
+
+def site_env(site: Site) -> dict[str, str]:
+    """What the session knows about where it runs (read by the lab server extension)."""
+    env = {
+        "INTERTWIN_SITE": site.slug,
+        "INTERTWIN_SITE_TITLE": site.title,
+        "INTERTWIN_SCRATCH_PATH": site.scratch.mount_path,
+    }
+    if site.scratch.rse:
+        env["INTERTWIN_SCRATCH_RSE"] = site.scratch.rse
+    return env

@@ -45,6 +45,13 @@ class InterTwinSpawner(KubeSpawner):
             slug = self.catalogue.sites[0].slug
         return self.catalogue.get(slug) if slug else None
 
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
+        site = self.chosen_site()
+        if site is not None:
+            env.update(podspec.site_env(site))
+        return env
+
     async def get_pod_manifest(self) -> Any:
         # after KubeSpawner's profile overrides, so nothing a profile sets can undo the
         # site rules (hook order: reference/jupyterhub.md §3)
