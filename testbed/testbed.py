@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -16,8 +17,8 @@ from .cluster import start_control_plane
 from .hub import DEMO_PASSWORD, DEMO_USERS, start_hub
 from .interlink import stacks_json, start_site
 from .kube import Kube
-from .procs import Supervisor, TestbedError, alive, stop_pid, wait_until
-from .state import read_state, write_state
+from .procs import Supervisor, TestbedError, alive, wait_until
+from .state import REPO, read_state, write_state
 
 # stop order: the hub first (it must not see its servers vanish), control plane last
 STOP_ORDER = ("jupyterhub", "proxy")
@@ -78,34 +79,14 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         raise
 
 
-def job_pids(run_dir: Path) -> list[int]:
-    """Pids of pod processes the local plugins started (recorded in each job's job.json)."""
-    pids: list[int] = []
-    for job in run_dir.glob("sites/*/jobs/*/job.json"):
-        try:
-            data = json.loads(job.read_text())
-        except (OSError, ValueError):
-            continue
-        for c in data.get("containers", {}).values() if isinstance(
-                data.get("containers"), dict) else data.get("containers", []):
-            pid = c.get("pid") if isinstance(c, dict) else None
-            if isinstance(pid, int):
-                pids.append(pid)
-        for pid in data.get("pids", []) or []:
-            if isinstance(pid, int):
-                pids.append(pid)
-    return pids
-
-
 def down(run_dir: Path) -> int:
     sup = Supervisor(run_dir)
     n = len(sup.pids())
     sup.stop_all(STOP_ORDER)
     # notebooks and jobs run in sessions of their own: the plugins keep them across plugin
-    # restarts on purpose, so the testbed stops them explicitly
-    jobs = [p for p in job_pids(run_dir) if alive(p)]
-    for pid in jobs:
-        stop_pid(pid, grace=5)
-    state = run_dir / "testbed.json"
-    state.unlink(missing_ok=True)
-    return n + len(jobs)
+    # restarts on purpose, so the testbed cancels them explicitly
+    for jobs in sorted(run_dir.glob("sites/*/jobs")):
+        subprocess.run([sys.executable, "-m", "testbed.local_plugin", "--root", str(jobs),
+                        "--cancel-all"], cwd=REPO, check=False, capture_output=True)
+    (run_dir / "testbed.json").unlink(missing_ok=True)
+    return n

@@ -1,0 +1,523 @@
+"""The local interLink plugin (the testbed's FAKE batch system), end to end: the plugin runs as
+a real subprocess on a free port and runs real processes; nothing is mocked."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed.local_plugin.runner import (
+    expand_k8s_vars,
+    parse_rfc3339,
+    reroot,
+    rewrite_wildcard,
+    select_log,
+)
+
+PY = sys.executable
+REPO = Path(__file__).resolve().parents[2]
+JSONish = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0,
+             interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only a zombie left (reaped by whoever is its parent now)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"
+
+
+class Plugin:
+    def __init__(self, root: Path, *extra: str) -> None:
+        self.root = root
+        self.extra = extra
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = root.with_name(root.name + ".plugin.log")
+
+    def start(self) -> Plugin:
+        self.port = free_port()
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "testbed.local_plugin", "--host", "127.0.0.1", "--port",
+                 str(self.port), "--root", str(self.root), "--site", "TestSite", *self.extra],
+                cwd=REPO, stdout=err, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def up() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+            try:
+                return self.call("GET", "/healthz")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(up, "the plugin to listen")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+    def cancel_all(self) -> str:
+        return subprocess.run(
+            [PY, "-m", "testbed.local_plugin", "--root", str(self.root), "--cancel-all"],
+            cwd=REPO, capture_output=True, text=True, timeout=30, check=True).stdout
+
+    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+             timeout: float = 10.0) -> tuple[int, str, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = raw if raw is not None else (None if body is None else
+                                                json.dumps(body).encode())
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Content-Type") or "", resp.read()
+        finally:
+            conn.close()
+
+    # the calls the interLink API makes
+
+    def create(self, req: JSONish) -> JSONish:
+        code, _, body = self.call("POST", "/create", req)
+        assert code == 200, body
+        return json.loads(body)
+
+    def status(self, pod: JSONish) -> JSONish | None:
+        code, _, body = self.call("GET", "/status", [pod])
+        assert code == 200, body
+        out = json.loads(body)
+        return out[0] if out else None
+
+    def container(self, pod: JSONish, name: str, init: bool = False) -> JSONish:
+        st = self.status(pod)
+        assert st is not None
+        return next(c for c in st["initContainers" if init else "containers"]
+                    if c["name"] == name)
+
+    def wait_state(self, pod: JSONish, name: str, state: str, init: bool = False,
+                   timeout: float = 10.0) -> JSONish:
+        def check() -> JSONish | None:
+            c = self.container(pod, name, init)
+            return c if state in c["state"] else None
+
+        return wait_for(check, f"{name} to be {state}", timeout)
+
+    def logs(self, pod: JSONish, ctr: str, **opts: Any) -> tuple[int, bytes]:
+        code, _, body = self.call("GET", "/getLogs", log_request(pod, ctr, **opts),
+                                  timeout=opts.get("timeout", 10.0))
+        return code, body
+
+    def delete(self, pod: JSONish) -> tuple[int, str]:
+        code, _, body = self.call("POST", "/delete", pod, timeout=20)
+        return code, body.decode()
+
+
+def log_request(pod: JSONish, ctr: str, **opts: Any) -> JSONish:
+    meta = pod["metadata"]
+    base = {"Tail": 0, "Bytes": 0, "Timestamps": False, "Follow": False, "Previous": False,
+            "SinceSeconds": 0, "SinceTime": "0001-01-01T00:00:00Z"}
+    base.update({k: v for k, v in opts.items() if k != "timeout"})
+    return {"Namespace": meta["namespace"], "PodUID": meta["uid"], "PodName": meta["name"],
+            "ContainerName": ctr, "Opts": base}
+
+
+def make_pod(name: str, containers: list[JSONish], init: list[JSONish] | None = None,
+             volumes: list[JSONish] | None = None, annotations: dict[str, str] | None = None,
+             grace: int | None = None) -> JSONish:
+    spec: JSONish = {"containers": containers, "volumes": volumes or []}
+    if init:
+        spec["initContainers"] = init
+    if grace is not None:
+        spec["terminationGracePeriodSeconds"] = grace
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "jhub", "uid": str(uuid.uuid4()),
+                         "annotations": annotations or {}},
+            "spec": spec, "status": {"phase": "Pending"}}
+
+
+def create_body(pod: JSONish, configmaps: list[JSONish] | None = None,
+                secrets: list[JSONish] | None = None) -> JSONish:
+    """Shaped as interLink's API sends it: one object, one entry per container."""
+    ctrs = pod["spec"].get("initContainers", []) + pod["spec"]["containers"]
+    return {"pod": pod, "container": [
+        {"name": c["name"], "configMaps": configmaps or [], "secrets": secrets or [],
+         "projectedvolumemaps": [], "emptyDirs": []} for c in ctrs]}
+
+
+def ctr(name: str, script: str | None, *args: str, **extra: Any) -> JSONish:
+    c: JSONish = {"name": name, "image": "ghcr.io/example/notebook:latest", **extra}
+    if script is not None:
+        c["command"] = [PY, "-u", "-c", script]
+    if args:
+        c["args"] = list(args)
+    return c
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture
+def start_plugin(tmp_path: Path) -> Iterator[Callable[..., Plugin]]:
+    started: list[Plugin] = []
+
+    def start(*extra: str, root: Path | None = None) -> Plugin:
+        p = Plugin(root or tmp_path / f"site{len(started)}", *extra).start()
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+    for root in {p.root for p in started}:
+        Plugin(root).cancel_all()
+
+
+@pytest.fixture
+def plugin(start_plugin: Callable[..., Plugin]) -> Plugin:
+    return start_plugin()
+
+
+# ---------------------------------------------------------------------------------------------
+# pure helpers
+
+
+def test_rewrite_wildcard_only_touches_the_wildcard_address() -> None:
+    assert rewrite_wildcard("http://0.0.0.0:8888/user/a/", "127.10.1.5") == \
+        "http://127.10.1.5:8888/user/a/"
+    assert rewrite_wildcard("--ip=0.0.0.0", "127.0.0.1") == "--ip=127.0.0.1"
+    assert rewrite_wildcard("10.0.0.0", "1.2.3.4") == "10.0.0.0"
+    assert rewrite_wildcard("0.0.0.0/0", "1.2.3.4") == "0.0.0.0/0"
+
+
+def test_k8s_expansion_and_reroot() -> None:
+    assert expand_k8s_vars("$(A)-$(B)-$$(A)", {"A": "x"}) == "x-$(B)-$(A)"
+    root = Path("/r")
+    assert reroot("/etc/cfg/a.txt", ["/etc/cfg"], root) == "/r/etc/cfg/a.txt"
+    assert reroot("/etc/cfgx", ["/etc/cfg"], root) == "/etc/cfgx"
+    assert reroot("/etc/cfg", ["/etc/cfg/"], root) == "/r/etc/cfg"
+
+
+def test_select_log() -> None:
+    stamped = (b"2025-01-01T00:00:01.000000001Z one\n2025-01-01T00:00:02.5Z two\n"
+               b"2025-01-01T00:00:03Z three\n")
+    assert select_log(b"one\ntwo\nthree\n", stamped=False, tail=2) == b"two\nthree\n"
+    assert select_log(b"one\ntwo\nthree\n", stamped=False, limit_bytes=5) == b"one\nt"
+    since = parse_rfc3339("2025-01-01T00:00:02Z")
+    assert select_log(stamped, stamped=True, since=since) == b"two\nthree\n"
+    assert select_log(stamped, stamped=True, tail=1, timestamps=True) == \
+        b"2025-01-01T00:00:03Z three\n"
+    assert parse_rfc3339("0001-01-01T00:00:00Z") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# the API
+
+NOTEBOOK = r"""
+import os, subprocess, sys, time
+print("PID", os.getpid())
+print("ARGS", sys.argv[1:])
+for k in ("SECRET_TOKEN", "SERVICE_URL", "CFG_DIR", "POD_IP", "POD_NAME", "INTERLINK_ROOTFS"):
+    print("ENV", k, os.environ.get(k))
+print("CFG", open(os.path.join(os.environ["CFG_DIR"], "settings.txt")).read().strip())
+print("CWD", os.getcwd())
+print("PWD", os.environ.get("PWD"))
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+print("CHILD", child.pid)
+print("READY")
+time.sleep(120)
+"""
+
+
+def test_notebook_pod_lifecycle(plugin: Plugin) -> None:
+    pod = make_pod(
+        "jupyter-alice",
+        [ctr("notebook", NOTEBOOK, "--ip=0.0.0.0", "$(GREETING)",
+             workingDir="/home/jovyan",
+             env=[
+                 {"name": "GREETING", "value": "hello"},
+                 {"name": "SECRET_TOKEN",
+                  "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}},
+                 {"name": "SERVICE_URL", "value": "http://0.0.0.0:8888/user/alice/"},
+                 {"name": "CFG_DIR", "value": "/etc/nbcfg"},
+                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+             ],
+             volumeMounts=[{"name": "cfg", "mountPath": "/etc/nbcfg"},
+                           {"name": "tokvol", "mountPath": "/var/run/tok", "readOnly": True},
+                           {"name": "home", "mountPath": "/home/jovyan"}])],
+        volumes=[{"name": "cfg", "configMap": {"name": "nb-config"}},
+                 {"name": "tokvol", "secret": {"secretName": "tok"}},
+                 {"name": "home", "emptyDir": {}}],
+        annotations={"interlink.eu/pod-ip": "127.0.0.42"}, grace=3)
+    secret = {"metadata": {"name": "tok"}, "data": {"token": base64.b64encode(b"s3cr3t").decode()}}
+    cm = {"metadata": {"name": "nb-config"}, "data": {"settings.txt": "theme=dark\n"}}
+    body = create_body(pod, configmaps=[cm], secrets=[secret])
+
+    created = plugin.create(body)
+    uid = pod["metadata"]["uid"]
+    assert created["PodUID"] == uid
+    assert created["PodJID"].isdigit() and int(created["PodJID"]) >= 1001
+    assert plugin.create(body) == created  # idempotent on the pod UID
+
+    running = plugin.wait_state(pod, "notebook", "running")
+    assert running["ready"] is True and running["started"] is True
+    assert parse_rfc3339(running["state"]["running"]["startedAt"]) is not None
+    st = plugin.status(pod)
+    assert st is not None
+    assert (st["name"], st["UID"], st["namespace"], st["JID"]) == \
+        ("jupyter-alice", uid, "jhub", created["PodJID"])
+
+    def ready_output() -> bytes | None:
+        code, body = plugin.logs(pod, "notebook")
+        return body if code == 200 and b"READY" in body else None
+
+    out = wait_for(ready_output, "the notebook's output").decode()
+    pod_dir = plugin.root / f"jhub-{uid}"
+    rootfs = pod_dir / "rootfs"
+    assert "ARGS ['--ip=127.0.0.42', 'hello']" in out
+    assert "ENV SECRET_TOKEN s3cr3t" in out
+    assert "ENV SERVICE_URL http://127.0.0.42:8888/user/alice/" in out
+    assert f"ENV CFG_DIR {rootfs}/etc/nbcfg" in out
+    assert "ENV POD_IP 127.0.0.42" in out
+    assert "ENV POD_NAME jupyter-alice" in out
+    assert f"ENV INTERLINK_ROOTFS {rootfs}" in out
+    assert "CFG theme=dark" in out
+    # the working dir is the re-rooted mount: the same folder, reached through the symlink
+    assert f"CWD {(rootfs / 'home/jovyan').resolve()}" in out
+    assert f"PWD {rootfs}/home/jovyan" in out
+    token_file = rootfs / "var/run/tok/token"
+    assert token_file.read_bytes() == b"s3cr3t"
+    assert token_file.resolve().stat().st_mode & 0o777 == 0o600
+
+    code, tail = plugin.logs(pod, "notebook", Tail=1)
+    assert (code, tail) == (200, b"READY\n")
+    code, head = plugin.logs(pod, "notebook", Bytes=3)
+    assert (code, head) == (200, b"PID")
+    code, stamped = plugin.logs(pod, "notebook", Timestamps=True, Tail=2)
+    lines = stamped.decode().splitlines()
+    assert len(lines) == 2 and lines[1].endswith(" READY")
+    assert all(parse_rfc3339(line.split(" ", 1)[0]) for line in lines)
+
+    pids = [int(m) for m in re.findall(r"^(?:PID|CHILD) (\d+)$", out, re.M)]
+    assert len(pids) == 2 and not any(gone(p) for p in pids)
+    code, text = plugin.delete(pod)
+    assert code == 200 and "deleted" in text
+    wait_for(lambda: all(gone(p) for p in pids), f"processes {pids} to be killed", timeout=5)
+    term = plugin.container(pod, "notebook")["state"]["terminated"]
+    assert term["exitCode"] != 0
+    code, text = plugin.delete(pod)
+    assert code == 200 and "already deleted" in text
+
+
+def test_exit_code_and_missing_command(plugin: Plugin) -> None:
+    failing = make_pod("fails", [ctr("main", "import sys; print('bye'); sys.exit(3)")])
+    no_cmd = make_pod("entrypoint", [ctr("main", None, "--some-arg")])
+    plugin.create(create_body(failing))
+    plugin.create(create_body(no_cmd))
+    term = plugin.wait_state(failing, "main", "terminated")["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (3, "Error")
+    assert parse_rfc3339(term["startedAt"]) and parse_rfc3339(term["finishedAt"])
+    assert wait_for(lambda: plugin.logs(failing, "main")[1], "logs") == b"bye\n"
+    term = plugin.wait_state(no_cmd, "main", "terminated")["state"]["terminated"]
+    assert term["reason"] == "ImageEntrypointUnsupported"
+    assert term["exitCode"] != 0 and "image" in term["message"]
+    assert b"ImageEntrypointUnsupported" in plugin.logs(no_cmd, "main")[1]
+
+    missing = make_pod("no-secret", [ctr("main", "pass", env=[
+        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}])])
+    plugin.create(create_body(missing))
+    term = plugin.wait_state(missing, "main", "terminated")["state"]["terminated"]
+    assert term["reason"] == "CreateContainerConfigError" and "absent" in term["message"]
+
+
+def test_init_containers_run_first(plugin: Plugin) -> None:
+    mount = [{"name": "work", "mountPath": "/scratch"}]
+    env = [{"name": "WORK", "value": "/scratch"}]
+    pod = make_pod(
+        "with-init",
+        [ctr("main", "import os; print(open(os.environ['WORK'] + '/f').read())", env=env,
+             volumeMounts=mount)],
+        init=[ctr("prepare", "import os; open(os.environ['WORK'] + '/f', 'w').write('ok')",
+                  env=env, volumeMounts=mount)],
+        volumes=[{"name": "work", "emptyDir": {}}])
+    plugin.create(create_body(pod))
+    term = plugin.wait_state(pod, "main", "terminated")["state"]["terminated"]
+    assert term["exitCode"] == 0, plugin.logs(pod, "main")
+    init = plugin.container(pod, "prepare", init=True)["state"]["terminated"]
+    assert init["exitCode"] == 0
+    assert parse_rfc3339(init["finishedAt"]) <= parse_rfc3339(term["startedAt"])  # type: ignore[operator]
+    assert plugin.logs(pod, "main")[1] == b"ok\n"
+
+    bad = make_pod("bad-init", [ctr("main", "print('never')")],
+                   init=[ctr("prepare", "raise SystemExit(2)")])
+    plugin.create(create_body(bad))
+    term = plugin.wait_state(bad, "main", "terminated")["state"]["terminated"]
+    assert term["exitCode"] != 0 and "prepare" in term["message"]
+    assert plugin.container(bad, "prepare", init=True)["state"]["terminated"]["exitCode"] == 2
+
+
+def test_follow_streams_until_exit(plugin: Plugin) -> None:
+    pod = make_pod("counter", [ctr(
+        "main", "import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(0.1)")])
+    plugin.create(create_body(pod))
+    start = time.monotonic()
+    code, body = plugin.logs(pod, "main", Follow=True, timeout=15)
+    assert code == 200
+    assert body == b"0\n1\n2\n3\n4\n"
+    assert time.monotonic() - start < 10
+
+
+def test_errors_and_ping(plugin: Plugin) -> None:
+    code, ctype, body = plugin.call("GET", "/status", [])
+    assert code == 200 and ctype.startswith("application/json")
+    assert json.loads(body)["status"] == "ok"
+
+    unknown = make_pod("ghost", [ctr("main", "pass")])
+    code, ctype, body = plugin.call("GET", "/getLogs", log_request(unknown, "main"))
+    assert code == 404 and ctype.startswith("application/json")
+    err = json.loads(body)
+    assert err["error"] == "PodNotFound" and "ghost" in err["message"]
+    assert plugin.status(unknown) is None
+    code, text = plugin.delete(unknown)
+    assert code == 200 and "nothing to delete" in text
+
+    for path in ("/create", "/status", "/delete", "/getLogs"):
+        method = "GET" if path in ("/status", "/getLogs") else "POST"
+        code, ctype, body = plugin.call(method, path, raw=b'{"pod": ')
+        assert code == 400 and ctype.startswith("application/json"), (path, body)
+        assert json.loads(body)["error"] == "MalformedJSON"
+    code, _, body = plugin.call("POST", "/create", {"pod": {"metadata": {"name": "x"}}})
+    assert code == 400 and "uid" in json.loads(body)["message"]
+
+    pod = make_pod("one", [ctr("main", "import time; time.sleep(30)")], grace=0)
+    plugin.create(create_body(pod))
+    code, _, body = plugin.call("GET", "/getLogs", log_request(pod, "nope"))
+    assert code == 404 and json.loads(body)["error"] == "ContainerNotFound"
+    assert plugin.call("DELETE", "/delete", pod)[0] == 200
+
+
+def test_queue_and_gpus(start_plugin: Callable[..., Plugin]) -> None:
+    site = start_plugin("--queue-seconds", "1", "--gpus", "1")
+    ping = json.loads(site.call("GET", "/status", [])[2])
+    assert ping["resources"]["accelerators"] == [{"resourceType": "nvidia.com/gpu",
+                                                  "available": "1"}]
+    gpu = {"limits": {"nvidia.com/gpu": "1"}}
+    one = make_pod("gpu1", [ctr("main", "import os, time; print("
+                                "os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); "
+                                "time.sleep(30)", resources=gpu)])
+    two = make_pod("gpu2", [ctr("main", "pass", resources={"limits": {"nvidia.com/gpu": 2}})])
+    jid = site.create(create_body(one))["PodJID"]
+    site.create(create_body(two))
+    waiting = site.container(one, "main")["state"]["waiting"]
+    assert waiting["reason"] == "Queued"
+    assert waiting["message"] == f"queued at TestSite (job {jid})"
+    site.wait_state(one, "main", "running", timeout=5)
+    assert wait_for(lambda: site.logs(one, "main")[1], "logs") == b"0\n"
+    term = site.wait_state(two, "main", "terminated", timeout=5)["state"]["terminated"]
+    assert term["reason"] == "InsufficientGPU" and "2" in term["message"]
+
+
+def test_restart_reattaches(start_plugin: Callable[..., Plugin], tmp_path: Path) -> None:
+    first = start_plugin()
+    flag = tmp_path / "flag"
+    sleeper = make_pod("sleeper", [ctr("main", "import os, time; print(os.getpid()); "
+                                               "time.sleep(60)")])
+    waiter = make_pod("waiter", [ctr(
+        "main", f"import os, sys, time\nwhile not os.path.exists({str(flag)!r}): "
+                "time.sleep(0.05)\nprint('done'); sys.exit(7)")])
+    jid = first.create(create_body(sleeper))["PodJID"]
+    first.create(create_body(waiter))
+    first.wait_state(sleeper, "main", "running")
+    first.wait_state(waiter, "main", "running")
+    first.stop(signal.SIGKILL)
+
+    flag.touch()
+    status_file = first.root / f"jhub-{waiter['metadata']['uid']}" / "main.status"
+    wait_for(status_file.exists, "the waiter to finish while the plugin is down")
+
+    second = start_plugin(root=first.root)
+    st = second.status(sleeper)
+    assert st is not None and st["JID"] == jid
+    assert "running" in st["containers"][0]["state"]
+    term = second.container(waiter, "main")["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (7, "Error")
+    assert second.logs(waiter, "main")[1] == b"done\n"
+    pid = int(second.logs(sleeper, "main")[1])
+    assert not gone(pid)
+    # a new job gets the next id from the persisted counter
+    assert int(second.create(create_body(make_pod("next", [ctr("main", "pass")])))["PodJID"]) \
+        == int(jid) + 2
+
+    second.stop()
+    assert "sleeper" in second.cancel_all()
+    assert gone(pid)
+
+
+def test_delete_escalates_to_sigkill(plugin: Plugin) -> None:
+    stubborn = make_pod("stubborn", [ctr(
+        "main", "import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print(os.getpid(), flush=True)\ntime.sleep(60)")], grace=1)
+    plugin.create(create_body(stubborn))
+    pid = int(wait_for(lambda: plugin.logs(stubborn, "main")[1], "the pid"))
+    start = time.monotonic()
+    assert plugin.delete(stubborn)[0] == 200
+    assert 0.9 < time.monotonic() - start < 5
+    assert gone(pid)
+    term = plugin.container(stubborn, "main")["state"]["terminated"]
+    assert term["exitCode"] == 137 and term["message"] == "killed when the pod was deleted"
+
+    queued_site = Plugin(plugin.root.with_name("queued"), "--queue-seconds", "30").start()
+    try:
+        pod = make_pod("never-runs", [ctr("main", "pass")])
+        queued_site.create(create_body(pod))
+        assert queued_site.container(pod, "main")["state"]["waiting"]["reason"] == "Queued"
+        assert queued_site.delete(pod)[0] == 200
+        term = queued_site.container(pod, "main")["state"]["terminated"]
+        assert term["reason"] == "Cancelled"
+    finally:
+        queued_site.stop()
