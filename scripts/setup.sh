@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # build tools first: the lab extension is built with jlpm from jupyterlab, and the editable
 # install below reuses that build instead of running node again
-.venv/bin/python -m pip install -q hatchling hatch-nodejs-version "hatch-jupyter-builder>=0.9" \
+.venv/bin/python -m pip install -q hatchling editables hatch-nodejs-version "hatch-jupyter-builder>=0.9" \
   "jupyterlab>=4.6,<5" "jupyter-builder>=1.2,<2"
 
 step "lab extension"

@@ -32,7 +32,9 @@ More of the fake:
 
 * argv is ``command`` + ``args`` with K8s ``$(VAR)`` expansion; the executable is looked up
   in the plugin's own PATH (this machine plays the image). No ``command`` means the image's
-  entrypoint, which cannot run here: the container ends with "ImageEntrypointUnsupported".
+  entrypoint: the plugin plays the exec-style entrypoint of Jupyter images (``tini -g --``),
+  which runs ``args`` as given (this is how KubeSpawner starts notebooks). With neither
+  command nor args the container ends with "ImageEntrypointUnsupported".
 * Env: the plugin's PATH, HOME=<pod>/home, HOSTNAME=<pod name>, then envFrom, then env
   (literal values, secretKeyRef/configMapKeyRef from the objects sent with the pod, the
   fieldRefs the VK left unresolved), then POD_IP, INTERLINK_ROOTFS, INTERLINK_SITE,
@@ -862,11 +864,11 @@ class Runner:
             return
         command = [str(a) for a in ctr.get("command") or []]
         args = [str(a) for a in ctr.get("args") or []]
-        if not command:
+        if not command and not args:
             self._fail(job, rec, "ImageEntrypointUnsupported",
-                       f"container {rec.name} has no command: the local plugin cannot run the "
-                       f"entrypoint of image {ctr.get('image', '')!r} (images are not pulled "
-                       "here); set the container's command")
+                       f"container {rec.name} has neither command nor args: the local plugin "
+                       f"cannot run the default command of image {ctr.get('image', '')!r} "
+                       "(images are not pulled here); set the container's command or args")
             return
         rootfs = pdir / "rootfs"
         workdir = pdir
@@ -907,9 +909,10 @@ class Runner:
         argv = [rewrite_wildcard(reroot(expand_k8s_vars(a, env), mounts, rootfs), job.pod_ip)
                 for a in command + args]
         exe = argv[0]
-        if exe != command[0] and not os.path.exists(exe) and os.path.exists(command[0]):
+        first = (command + args)[0]
+        if exe != first and not os.path.exists(exe) and os.path.exists(first):
             # a program of the "image" (this machine) under a mount path: keep the real one
-            exe = command[0]
+            exe = first
         if "/" not in exe:
             found = shutil.which(exe, path=os.environ.get("PATH", os.defpath))
             if found is None:

@@ -356,9 +356,13 @@ def test_notebook_pod_lifecycle(plugin: Plugin) -> None:
 
 def test_exit_code_and_missing_command(plugin: Plugin) -> None:
     failing = make_pod("fails", [ctr("main", "import sys; print('bye'); sys.exit(3)")])
-    no_cmd = make_pod("entrypoint", [ctr("main", None, "--some-arg")])
+    no_cmd = make_pod("entrypoint", [ctr("main", None)])
+    # args only: run by the image's exec entrypoint (tini -g --), as KubeSpawner pods are
+    args_only = make_pod("args-only", [ctr("main", None, PY, "-c", "print('via entrypoint')")])
     plugin.create(create_body(failing))
     plugin.create(create_body(no_cmd))
+    plugin.create(create_body(args_only))
+    assert wait_for(lambda: plugin.logs(args_only, "main")[1], "logs") == b"via entrypoint\n"
     term = plugin.wait_state(failing, "main", "terminated")["state"]["terminated"]
     assert (term["exitCode"], term["reason"]) == (3, "Error")
     assert parse_rfc3339(term["startedAt"]) and parse_rfc3339(term["finishedAt"])
