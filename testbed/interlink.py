@@ -11,6 +11,7 @@ hub can reach, through the production code path.
 from __future__ import annotations
 
 import json
+import random
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,8 +33,14 @@ class SiteStack:
     pod_cidr: str
 
 
-def pod_cidr(index: int) -> str:
-    return f"127.{10 + index}.0.0/24"
+def pod_cidr_base() -> int:
+    """Second octet of this run's first pod CIDR, random so that two testbeds on one machine
+    (a demo and a test run) do not hand out the same pod addresses."""
+    return random.randrange(16, 200)
+
+
+def pod_cidr(base: int, index: int) -> str:
+    return f"127.{base + index}.0.0/24"
 
 
 def _yaml(obj: object) -> str:
@@ -41,7 +48,7 @@ def _yaml(obj: object) -> str:
     return json.dumps(obj, indent=1)
 
 
-def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, index: int,
+def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, cidr: str,
                queue_seconds: float = 0.0) -> SiteStack:
     root = sup.run_dir / "sites" / site.slug
     root.mkdir(parents=True, exist_ok=True)
@@ -72,7 +79,6 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, in
     wait_until(lambda: http_ok(f"http://127.0.0.1:{plugin_port}/healthz"),
                f"local plugin of {site.slug}", 30, plugin)
 
-    cidr = pod_cidr(index)
     accel = []
     if site.node.gpu:
         accel = [{"ResourceType": "nvidia.com/gpu", "Model": site.node.gpu.model,

@@ -15,7 +15,7 @@ from intertwin_hub.sites import load_catalogue
 from .binaries import ensure_built
 from .cluster import start_control_plane
 from .hub import DEMO_PASSWORD, DEMO_USERS, start_hub
-from .interlink import stacks_json, start_site
+from .interlink import pod_cidr, pod_cidr_base, stacks_json, start_site
 from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, wait_until
 from .state import REPO, read_state, write_state
@@ -51,9 +51,10 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         cp = start_control_plane(sup, bins, [s.node.name for s in catalogue])
         progress(f"kube-apiserver ready at {cp.api_url} ({time.monotonic() - t0:.1f} s)")
         stacks = []
+        base = pod_cidr_base()
         for i, site in enumerate(catalogue):
             progress(f"starting interLink for {site.slug} (node {site.node.name})")
-            stacks.append(start_site(sup, bins, cp, site, i, queue_seconds))
+            stacks.append(start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds))
         kube = cp.kube()
         progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
         for site in catalogue:
