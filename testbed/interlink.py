@@ -62,8 +62,8 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
         plugin_argv += ["--gpus", str(site.node.gpu.count)]
     if queue_seconds:
         plugin_argv += ["--queue-seconds", str(queue_seconds)]
-    plugin = sup.start(f"plugin-{site.slug}", plugin_argv,
-                       cwd=Path(__file__).resolve().parent.parent)
+    plugin = sup.start(f"plugin-{site.slug}", plugin_argv, cwd=root,
+                       env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
 
     il_port = free_port()
     il_cfg = root / "InterLinkConfig.yaml"

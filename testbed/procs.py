@@ -69,7 +69,8 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=full_env,
-                cwd=cwd,
+                # the run folder by default, so every testbed process can be found by its cwd
+                cwd=cwd or self.run_dir,
                 start_new_session=True,
             )
         (self.pid_dir / f"{name}.pid").write_text(
