@@ -8,7 +8,7 @@ operator's typo fails at hub start-up, not at a user's spawn.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -116,7 +116,7 @@ class Site:
 class Catalogue:
     sites: tuple[Site, ...]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Site]:
         return iter(self.sites)
 
     def __len__(self) -> int:
@@ -153,7 +153,7 @@ class _Reader:
             return default
         return self.data[key]
 
-    def str(self, key: str, required: bool = True, pattern: re.Pattern[str] | None = None,
+    def text(self, key: str, required: bool = True, pattern: re.Pattern[str] | None = None,
             default: str | None = None) -> Any:
         v = self.raw(key, required, default)
         if v is None:
@@ -164,13 +164,13 @@ class _Reader:
             raise CatalogueError(f"{self.path(key)}: {v!r} does not match {pattern.pattern}")
         return v
 
-    def int(self, key: str, required: bool = True, default: int = 0, minimum: int = 0) -> int:
+    def integer(self, key: str, required: bool = True, default: int = 0, minimum: int = 0) -> int:
         v = self.raw(key, required, default)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise CatalogueError(f"{self.path(key)}: must be an integer >= {minimum}")
         return v
 
-    def list(self, key: str, required: bool = True) -> list[Any]:
+    def items(self, key: str, required: bool = True) -> list[Any]:
         v = self.raw(key, required, [])
         if not isinstance(v, list):
             raise CatalogueError(f"{self.path(key)}: must be a list")
@@ -203,7 +203,7 @@ def _unique(items: Sequence[Any], where: str) -> None:
 
 
 def _int_list(r: _Reader, key: str, required: bool) -> tuple[int, ...]:
-    vals = r.list(key, required)
+    vals = r.items(key, required)
     for i, v in enumerate(vals):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise CatalogueError(f"{r.path(key)}[{i}]: must be an integer >= 0")
@@ -211,8 +211,8 @@ def _int_list(r: _Reader, key: str, required: bool) -> tuple[int, ...]:
 
 
 def _site(r: _Reader) -> Site:
-    slug = r.str("slug", pattern=_SLUG)
-    kind = r.str("kind")
+    slug = r.text("slug", pattern=_SLUG)
+    kind = r.text("kind")
     if kind not in ("cloud", "offload"):
         raise CatalogueError(f"{r.path('kind')}: must be 'cloud' or 'offload', got {kind!r}")
 
@@ -221,10 +221,10 @@ def _site(r: _Reader) -> Site:
     gr = nr.child("gpu", required=False)
     gpu = None
     if gr is not None:
-        gpu = GPU(model=gr.str("model"), count=gr.int("count", minimum=1))
+        gpu = GPU(model=gr.text("model"), count=gr.integer("count", minimum=1))
         gr.done()
     node = VirtualNode(
-        name=nr.str("name", pattern=re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")),
+        name=nr.text("name", pattern=re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")),
         cpu=_quantity(nr, "cpu"),
         memory=_quantity(nr, "memory"),
         gpu=gpu,
@@ -232,12 +232,12 @@ def _site(r: _Reader) -> Site:
     nr.done()
 
     resources = []
-    for i, item in enumerate(r.list("resources")):
+    for i, item in enumerate(r.items("resources")):
         rr = _Reader(item, f"{r.path('resources')}[{i}]")
         cpu = rr.raw("cpu")
         if isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu <= 0:
             raise CatalogueError(f"{rr.path('cpu')}: must be a positive number")
-        resources.append(Resource(rr.str("slug", pattern=_SLUG), rr.str("label"), float(cpu),
+        resources.append(Resource(rr.text("slug", pattern=_SLUG), rr.text("label"), float(cpu),
                                   _quantity(rr, "memory")))
         rr.done()
     if not resources:
@@ -245,10 +245,10 @@ def _site(r: _Reader) -> Site:
     _unique(resources, r.path("resources"))
 
     partitions = []
-    for i, item in enumerate(r.list("partitions", required=False)):
+    for i, item in enumerate(r.items("partitions", required=False)):
         pr = _Reader(item, f"{r.path('partitions')}[{i}]")
-        p = Partition(pr.str("slug", pattern=_SLUG), pr.str("label"),
-                      _int_list(pr, "gpu_choices", True), pr.int("max_gpus"))
+        p = Partition(pr.text("slug", pattern=_SLUG), pr.text("label"),
+                      _int_list(pr, "gpu_choices", True), pr.integer("max_gpus"))
         if any(g > p.max_gpus for g in p.gpu_choices):
             raise CatalogueError(f"{pr.path('gpu_choices')}: a choice exceeds max_gpus")
         pr.done()
@@ -260,16 +260,16 @@ def _site(r: _Reader) -> Site:
     gsr = r.child("gpus", required=False)
     if gsr is not None:
         gpu_choices = _int_list(gsr, "choices", True)
-        gpu_label = gsr.str("label", required=False, default="GPU")
+        gpu_label = gsr.text("label", required=False, default="GPU")
         gsr.done()
     offered = gpu_choices + tuple(x for p in partitions for x in p.gpu_choices)
     if any(g > 0 for g in offered) and gpu is None:
         raise CatalogueError(f"{r.path('node.gpu')}: GPUs are offered but the node has none")
 
     images = []
-    for i, item in enumerate(r.list("images")):
+    for i, item in enumerate(r.items("images")):
         ir = _Reader(item, f"{r.path('images')}[{i}]")
-        images.append(Image(ir.str("slug", pattern=_SLUG), ir.str("label"), ir.str("image")))
+        images.append(Image(ir.text("slug", pattern=_SLUG), ir.text("label"), ir.text("image")))
         ir.done()
     if not images:
         raise CatalogueError(f"{r.path('images')}: at least one image is required")
@@ -278,19 +278,19 @@ def _site(r: _Reader) -> Site:
     other = None
     orr = r.child("other_image", required=False)
     if orr is not None:
-        pats = orr.list("allowed_patterns")
+        pats = orr.items("allowed_patterns")
         for i, p in enumerate(pats):
             try:
                 re.compile(p)
             except (re.error, TypeError) as e:
                 where = f"{orr.path('allowed_patterns')}[{i}]"
                 raise CatalogueError(f"{where}: bad pattern: {e}") from e
-        other = OtherImageRule(tuple(pats), orr.str("message"))
+        other = OtherImageRule(tuple(pats), orr.text("message"))
         orr.done()
 
     sr = r.child("scratch")
     assert sr is not None
-    scratch = Scratch(sr.str("rse", required=False), sr.str("mount_path"))
+    scratch = Scratch(sr.text("rse", required=False), sr.text("mount_path"))
     if not scratch.mount_path.startswith("/"):
         raise CatalogueError(f"{sr.path('mount_path')}: must be an absolute path")
     sr.done()
@@ -298,20 +298,20 @@ def _site(r: _Reader) -> Site:
     batch = None
     br = r.child("batch", required=(kind == "offload"))
     if br is not None:
-        system = br.str("system")
+        system = br.text("system")
         if system not in ("slurm", "arc"):
             raise CatalogueError(f"{br.path('system')}: must be 'slurm' or 'arc', got {system!r}")
-        batch = Batch(system, br.str("account", required=False), br.str("time", required=False))
+        batch = Batch(system, br.text("account", required=False), br.text("time", required=False))
         br.done()
 
-    vos = r.list("allowed_vos", required=False)
+    vos = r.items("allowed_vos", required=False)
     if not all(isinstance(v, str) and v for v in vos):
         raise CatalogueError(f"{r.path('allowed_vos')}: must be a list of VO names")
 
     site = Site(
         slug=slug,
-        title=r.str("title"),
-        description=r.str("description"),
+        title=r.text("title"),
+        description=r.text("description"),
         kind=kind,
         node=node,
         allowed_vos=tuple(vos),
@@ -319,7 +319,7 @@ def _site(r: _Reader) -> Site:
         images=tuple(images),
         other_image=other,
         scratch=scratch,
-        start_timeout=r.int("start_timeout", minimum=1),
+        start_timeout=r.integer("start_timeout", minimum=1),
         batch=batch,
         partitions=tuple(partitions),
         gpu_choices=gpu_choices,
@@ -331,7 +331,7 @@ def _site(r: _Reader) -> Site:
 
 def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
     top = _Reader(data, "")
-    items = top.list("sites")
+    items = top.items("sites")
     top.done()
     sites = tuple(_site(_Reader(item, f"sites[{i}]")) for i, item in enumerate(items))
     if not sites:

@@ -20,7 +20,7 @@ def state_path(run_dir: Path) -> Path:
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(state_path(run_dir).read_text())  # type: ignore[no-any-return]
+        return json.loads(state_path(run_dir).read_text())
     except (OSError, ValueError):
         return None
 

@@ -57,9 +57,9 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
             stacks.append(start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds))
         kube = cp.kube()
         progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
-        for site in catalogue:
-            wait_until(lambda n=site.node.name: node_ready(kube, n),
-                       f"node {site.node.name} Ready", 150)
+        names = [site.node.name for site in catalogue]
+        wait_until(lambda: all(node_ready(kube, n) for n in names),
+                   f"nodes {', '.join(names)} Ready", 150)
         progress(f"all {len(catalogue)} nodes Ready ({time.monotonic() - t0:.1f} s)")
         state: dict[str, Any] = {
             "run_dir": str(run_dir),
