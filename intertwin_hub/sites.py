@@ -87,6 +87,7 @@ class Scratch:
 @dataclass(frozen=True)
 class Site:
     slug: str
+    name: str
     title: str
     description: str
     kind: Literal["cloud", "offload"]
@@ -310,6 +311,7 @@ def _site(r: _Reader) -> Site:
 
     site = Site(
         slug=slug,
+        name=r.text("name"),
         title=r.text("title"),
         description=r.text("description"),
         kind=kind,

@@ -57,7 +57,7 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
     plugin_port = free_port()
     plugin_argv = [sys.executable, "-m", "testbed.local_plugin", "--host", "127.0.0.1",
                    "--port", str(plugin_port), "--root", str(root / "jobs"),
-                   "--site", site.title.split(" - ")[0].removeprefix("Offload to ")]
+                   "--site", site.name]
     if site.node.gpu:
         plugin_argv += ["--gpus", str(site.node.gpu.count)]
     if queue_seconds:

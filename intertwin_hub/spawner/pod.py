@@ -1,24 +1,29 @@
-"""Pure builders: what a site means for a notebook pod. No I/O, so every rule is unit-testable.
+"""Pure builders: what a validated selection means for the notebook pod. No I/O, so every rule
+is unit-testable.
 
 interLink's rules for offloaded pods (reference/interlink.md §0, §3): toleration of the
 virtual-node taint with ``operator: Exists``, long not-ready/unreachable tolerations so a short
-interLink outage does not evict a notebook, explicit CPU and memory limits (Slurm otherwise asks
-for 1 MB), GPUs as ``nvidia.com/gpu`` plus ``--gres``, no service-account token.
+interLink outage does not evict a notebook, explicit CPU and memory requests and limits (Slurm
+otherwise asks for 1 MB), GPUs as ``nvidia.com/gpu`` requests and limits plus ``--gres``, no
+PVC and no service-account token.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..sites import Site
+from .options import Selection
 
 INTERLINK_TAINT = "virtual-node.interlink/no-schedule"
 # long enough to ride out an interLink API restart, short enough to free a dead node's GPUs
 NODE_TROUBLE_TOLERATION_SECONDS = 3600
+GPU_RESOURCE = "nvidia.com/gpu"
 
 LABEL_SITE = "intertwin.eu/site"
 LABEL_WORKLOAD = "intertwin.eu/workload"
-LABEL_USER = "hub.jupyter.org/username"
+ANNOTATION_IMAGE_OTHER = "intertwin.eu/other-image"
 
 
 def offload_tolerations() -> list[dict[str, Any]]:
@@ -31,24 +36,69 @@ def offload_tolerations() -> list[dict[str, Any]]:
     ]
 
 
-def slurm_flags(site: Site, partition: str | None, gpus: int) -> str:
+def slurm_flags(sel: Selection) -> str:
     flags = []
-    if partition:
-        flags.append(f"--partition={partition}")
-    if gpus:
-        flags.append(f"--gres=gpu:{gpus}")
-    if site.batch and site.batch.time:
-        flags.append(f"--time={site.batch.time}")
-    if site.batch and site.batch.account:
-        flags.append(f"--account={site.batch.account}")
+    if sel.partition:
+        flags.append(f"--partition={sel.partition.slug}")
+    if sel.gpus:
+        # the Slurm plugin does not turn nvidia.com/gpu limits into --gres (interlink.md §7)
+        flags.append(f"--gres=gpu:{sel.gpus}")
+    batch = sel.site.batch
+    if batch and batch.time:
+        flags.append(f"--time={batch.time}")
+    if batch and batch.account:
+        flags.append(f"--account={batch.account}")
     return " ".join(flags)
 
 
-def site_annotations(site: Site, partition: str | None, gpus: int) -> dict[str, str]:
-    ann = {"interlink.eu/pod-vpn": "true"} if site.offload else {}
+@dataclass(frozen=True)
+class PodPlan:
+    """Everything the selection decides about the pod, applied by the spawner."""
+
+    image: str
+    cpu: float
+    memory: int
+    gpus: int
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    offload: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def plan(sel: Selection) -> PodPlan:
+    site = sel.site
+    annotations: dict[str, str] = {}
+    if site.offload:
+        # each offloaded pod gets its own address from the node's PodCIDR (interlink.md §6)
+        annotations["interlink.eu/pod-vpn"] = "true"
     if site.batch and site.batch.system == "slurm":
-        ann["slurm-job.vk.io/flags"] = slurm_flags(site, partition, gpus)
-    return ann
+        annotations["slurm-job.vk.io/flags"] = slurm_flags(sel)
+    if sel.other_image:
+        annotations[ANNOTATION_IMAGE_OTHER] = "true"
+    return PodPlan(
+        image=sel.image,
+        cpu=sel.resource.cpu,
+        memory=quantity_bytes(sel.resource.memory),
+        gpus=sel.gpus,
+        labels={LABEL_SITE: site.slug, LABEL_WORKLOAD: "notebook"},
+        annotations=annotations,
+        node_selector={"kubernetes.io/hostname": site.node.name} if site.offload else {},
+        tolerations=offload_tolerations() if site.offload else [],
+        offload=site.offload,
+        env=site_env(site),
+    )
+
+
+_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_bytes(q: str) -> int:
+    """A Kubernetes memory quantity ("16Gi") in bytes, as KubeSpawner's mem traits want."""
+    num = q.rstrip("kKMGTi")
+    return int(float(num) * _UNITS[q[len(num):]])
 
 
 def site_env(site: Site) -> dict[str, str]:

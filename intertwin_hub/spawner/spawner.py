@@ -2,73 +2,262 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
-from traitlets import Unicode, default
+from traitlets import Float, Unicode, default
 
-from ..sites import Catalogue, Site, load_catalogue
-from . import pod as podspec
+from ..sites import Catalogue, load_catalogue
+from . import pod as podplan
+from .options import OptionsError, Selection, validate, vos_of
+from .profiles import profile_list
+
+_JOB_ID = re.compile(r"\bjob (?:id )?(\d+)\b", re.IGNORECASE)
+_catalogues: dict[str | None, Catalogue] = {}
+
+
+def catalogue_at(path: str | None) -> Catalogue:
+    """One parsed catalogue per path for the whole hub, not one per spawner."""
+    if path not in _catalogues:
+        _catalogues[path] = load_catalogue(path)
+    return _catalogues[path]
 
 
 class InterTwinSpawner(KubeSpawner):
-    """Spawn JupyterLab on a site of the catalogue: the UKRI cloud, or an HPC/HTC site via the
-    interLink virtual node of that site."""
+    """Spawn JupyterLab on a site of the catalogue: the UKRI cloud, or an HPC/HTC site through
+    that site's interLink virtual node.
+
+    Profile-dependent settings are applied after KubeSpawner's own profile overrides (in
+    ``load_user_options`` and ``get_pod_manifest``), so neither a profile nor a group override
+    can undo a site rule (hook order: reference/jupyterhub.md §3).
+    """
 
     site_catalogue_path = Unicode(
         None,
         allow_none=True,
         config=True,
         help="""Path of the site catalogue YAML. None uses the catalogue shipped with
-        intertwin-hub (UKRI, Vega, PSNC, KBFI). Adding a site is an edit of this file.""",
+        intertwin-hub (UKRI, Vega, PSNC, KBFI). Adding a site is an edit of this file; it is
+        validated when the hub starts.""",
     )
 
-    _catalogue: Catalogue | None = None
+    progress_poll_interval = Float(
+        1.0,
+        config=True,
+        help="""Seconds between looks at the pod while reporting spawn progress in the site's
+        language ("queued at Vega (Slurm job 1234)").""",
+    )
+
+    selection: Selection | None = None
 
     @property
     def catalogue(self) -> Catalogue:
-        if self._catalogue is None:
-            self._catalogue = load_catalogue(self.site_catalogue_path)
-        return self._catalogue
+        return catalogue_at(self.site_catalogue_path)
+
+    @property
+    def user_vos(self) -> frozenset[str]:
+        groups = getattr(self.user, "groups", None) or []
+        return vos_of(getattr(g, "name", str(g)) for g in groups)
 
     @default("profile_list")
-    def _default_profile_list(self) -> list[dict[str, Any]]:
-        return [
-            {"display_name": s.title, "description": s.description, "slug": s.slug,
-             "default": i == 0}
-            for i, s in enumerate(self.catalogue)
-        ]
+    def _default_profile_list(self) -> Any:
+        # a callable: evaluated per user, so the form shows only the sites their VOs allow
+        def for_user(spawner: InterTwinSpawner) -> list[dict[str, Any]]:
+            return profile_list(spawner.catalogue.visible_to(spawner.user_vos))
 
-    def chosen_site(self) -> Site | None:
-        slug = (self.user_options or {}).get("profile")
-        if slug is None and len(self.catalogue):
-            slug = self.catalogue.sites[0].slug
-        return self.catalogue.get(slug) if slug else None
+        return for_user
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        # options are applied in load_user_options; this silences "unhandled user_options"
+        return lambda spawner, user_options: None
+
+    def select(self) -> Selection:
+        """Validate the user's options against the catalogue and their VOs."""
+        try:
+            return validate(self.catalogue, self.user_vos, self.user_options)
+        except OptionsError as e:
+            raise SpawnException(str(e), reason="invalid_options", status_code=400) from None
+
+    async def load_user_options(self) -> None:
+        sel = self.select()
+        self.selection = sel
+        # KubeSpawner knows the profile by slug; our option keys are its option names
+        self.user_options = {**(self.user_options or {}), "profile": sel.site.slug}
+        await super().load_user_options()
+        self._apply(podplan.plan(sel))
+
+    def _apply(self, plan: podplan.PodPlan) -> None:
+        site = self.selection.site if self.selection else None
+        self.image = plan.image
+        self.cpu_limit = self.cpu_guarantee = plan.cpu
+        self.mem_limit = self.mem_guarantee = plan.memory
+        limits = dict(self.extra_resource_limits)
+        guarantees = dict(self.extra_resource_guarantees)
+        limits.pop(podplan.GPU_RESOURCE, None)
+        guarantees.pop(podplan.GPU_RESOURCE, None)
+        if plan.gpus:
+            # requests too: a GPU limit without a request can hang at Vega (interlink.md §7)
+            limits[podplan.GPU_RESOURCE] = str(plan.gpus)
+            guarantees[podplan.GPU_RESOURCE] = str(plan.gpus)
+        self.extra_resource_limits = limits
+        self.extra_resource_guarantees = guarantees
+        if site is not None:
+            self.start_timeout = site.start_timeout
+        if plan.offload:
+            # only ConfigMap, Secret and emptyDir travel to a site (D5.2 §3.1.1)
+            self.storage_pvc_ensure = False
+            self.volumes = _without_pvc(self.volumes)
+            self.volume_mounts = _mounts_of(self.volume_mounts, self.volumes)
+            self.automount_service_account_token = False
 
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()
-        site = self.chosen_site()
-        if site is not None:
-            env.update(podspec.site_env(site))
+        if self.selection is not None:
+            env.update(podplan.site_env(self.selection.site))
         return env
 
     async def get_pod_manifest(self) -> Any:
-        # after KubeSpawner's profile overrides, so nothing a profile sets can undo the
-        # site rules (hook order: reference/jupyterhub.md §3)
         pod = await super().get_pod_manifest()
-        site = self.chosen_site()
-        if site is None:
+        if self.selection is None:
             return pod
-        labels = pod.metadata.labels
-        labels[podspec.LABEL_SITE] = site.slug
-        labels[podspec.LABEL_WORKLOAD] = "notebook"
-        pod.metadata.annotations = {**(pod.metadata.annotations or {}),
-                                    **podspec.site_annotations(site, None, 0)}
-        if site.offload:
-            pod.spec.node_selector = {"kubernetes.io/hostname": site.node.name}
-            pod.spec.tolerations = [
-                *(pod.spec.tolerations or []),
-                *podspec.offload_tolerations(),
-            ]
+        plan = podplan.plan(self.selection)
+        pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
+        pod.metadata.annotations = {**(pod.metadata.annotations or {}), **plan.annotations}
+        if plan.offload:
+            pod.spec.node_selector = plan.node_selector
+            keys = {t["key"] for t in plan.tolerations}
+            kept = [t for t in pod.spec.tolerations or [] if _key(t) not in keys]
+            pod.spec.tolerations = [*kept, *plan.tolerations]
             pod.spec.automount_service_account_token = False
+            if any(_is_pvc(v) for v in pod.spec.volumes or []):
+                raise SpawnException(
+                    f"{self.selection.site.title} cannot mount persistent volumes; the hub "
+                    "configuration adds one. Please tell the hub operators.",
+                    reason="pvc_on_offload", status_code=500)
         return pod
+
+    async def _start(self) -> Any:
+        # KubeSpawner's own timeout text names the pod; say which site did not start it
+        try:
+            return await super()._start()
+        except TimeoutError as e:
+            site = self.selection.site if self.selection else None
+            if site is None:
+                raise
+            raise TimeoutError(
+                f"{site.name} did not start your session within {site.start_timeout} s "
+                f"(the queue there may be long). Try again later or pick another site. "
+                f"[{e}]") from e
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """Spawn progress in the site's words, from the pod's own state and its events."""
+        site = self.selection.site if self.selection else None
+        if site is None:
+            async for event in super().progress():
+                yield event
+            return
+        if self.events_enabled:
+            await self._start_watching_events()
+        name = site.name
+        said: set[str] = set()
+        seen_events = 0
+        progress = 10
+        t0 = time.monotonic()
+        last_patience = 0.0
+        while True:
+            done = self._start_future is not None and self._start_future.done()
+            messages: list[str] = []
+            events = self.events if self.events_enabled else []
+            for ev in events[seen_events:]:
+                m = _event_message(name, ev)
+                if m:
+                    messages.append(m)
+            seen_events = len(events)
+            state = _pod_message(name, self.pod_reflector.pods.get(self._pod_key()))
+            if state:
+                messages.append(state)
+            for m in messages:
+                if m not in said:
+                    said.add(m)
+                    progress += (90 - progress) // 3
+                    yield {"progress": progress, "message": m}
+            elapsed = time.monotonic() - t0
+            if not done and elapsed >= 30 and elapsed - last_patience >= 30:
+                last_patience = elapsed
+                yield {"message": f"still waiting for {name} after {int(elapsed)} s "
+                                  f"(the limit is {site.start_timeout} s)"}
+            if done:
+                return
+            await asyncio.sleep(self.progress_poll_interval)
+
+    def _pod_key(self) -> str:
+        return f"{self.namespace}/{self.pod_name}"
+
+
+def _key(toleration: Any) -> str | None:
+    return toleration.get("key") if isinstance(toleration, dict) else toleration.key
+
+
+def _is_pvc(volume: Any) -> bool:
+    if isinstance(volume, dict):
+        return "persistentVolumeClaim" in volume or "persistent_volume_claim" in volume
+    return getattr(volume, "persistent_volume_claim", None) is not None
+
+
+def _without_pvc(volumes: Any) -> Any:
+    if isinstance(volumes, dict):
+        return {k: v for k, v in volumes.items() if not _is_pvc(v)}
+    return [v for v in volumes if not _is_pvc(v)]
+
+
+def _mounts_of(mounts: Any, volumes: Any) -> Any:
+    names = {v.get("name") for v in (volumes.values() if isinstance(volumes, dict) else volumes)}
+    if isinstance(mounts, dict):
+        return {k: m for k, m in mounts.items() if m.get("name") in names}
+    return [m for m in mounts if m.get("name") in names]
+
+
+def _event_message(site: str, event: dict[str, Any]) -> str | None:
+    reason, text = event.get("reason") or "", event.get("message") or ""
+    if reason == "Scheduled":
+        node = text.rsplit(" to ", 1)[-1] if " to " in text else ""
+        return f"submitted to {site}" + (f" (node {node})" if node else "")
+    if reason == "FailedScheduling":
+        return f"waiting for room at {site}: {text}"
+    if reason in ("ProviderFailed", "ProviderCreateFailed", "Failed"):
+        return f"{site} refused the session: {text}"
+    return None
+
+
+def _pod_message(site: str, pod: Any) -> str | None:
+    if not pod:
+        return None
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    node = (pod.get("spec") or {}).get("nodeName")
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting:
+            text = f"{waiting.get('reason') or ''} {waiting.get('message') or ''}"
+            if "queue" in text.lower():
+                m = _JOB_ID.search(text) or _JOB_ID.search(
+                    (pod.get("metadata") or {}).get("annotations", {}).get("JobID", "") or "")
+                job = f" (batch job {m.group(1)})" if m else ""
+                return f"queued at {site}{job}"
+        if terminated:
+            return (f"{site} ended the session: {terminated.get('reason') or 'exited'} "
+                    f"(exit code {terminated.get('exitCode')}). "
+                    f"{terminated.get('message') or ''}").strip()
+    if phase == "Running" and node:
+        return f"running on {node}"
+    if phase == "Failed":
+        return f"{site} refused the session: {status.get('reason') or ''} " \
+               f"{status.get('message') or ''}".strip()
+    return None

@@ -82,7 +82,7 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 def test_adding_a_site_is_a_yaml_edit(tmp_path: Path) -> None:
     data = copy.deepcopy(SHIPPED)
     data["sites"].append({
-        "slug": "leonardo", "title": "Offload to Leonardo - dev VO",
+        "slug": "leonardo", "name": "Leonardo", "title": "Offload to Leonardo - dev VO",
         "description": "Offload Jupyterlab session on a Booster node at Leonardo",
         "kind": "offload", "node": {"name": "leonardo-vk", "cpu": "128", "memory": "512Gi",
                                      "gpu": {"model": "A100", "count": 16}},

@@ -1,52 +1,128 @@
-"""Pod manifests per site: what interLink and the scheduler need to route the notebook."""
+"""Pod manifests for the four profiles: what interLink and the scheduler need."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient
+import pytest
+from jupyterhub.spawner import SpawnException
 
-from intertwin_hub.spawner import InterTwinSpawner
+from .helpers import DEV, manifest
 
-
-class FakeUser:
-    name = "alice"
-    escaped_name = "alice"
-    id = 1
-    url = "/user/alice/"
-    groups: list[Any] = []
-
-
-async def manifest(profile: str) -> dict[str, Any]:
-    s = InterTwinSpawner(_mock=True, user=FakeUser())
-    s.user_options = {"profile": profile}
-    await s.load_user_options()
-    pod = await s.get_pod_manifest()
-    return ApiClient().sanitize_for_serialization(pod)  # type: ignore[no-any-return]
+OFFLOAD_TOLERATIONS = [
+    {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 3600},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 3600},
+]
 
 
-async def test_vega_pod_goes_to_the_virtual_node_with_interlink_rules() -> None:
-    pod = await manifest("vega")
+def container(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
+def resources(pod: dict[str, Any]) -> dict[str, dict[str, str]]:
+    res = container(pod)["resources"]
+    return {k: {r: str(v) for r, v in res[k].items()} for k in ("limits", "requests")}
+
+
+def env(pod: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value") for e in container(pod)["env"]}
+
+
+async def test_vega_with_two_a100() -> None:
+    pod = await manifest({"profile": "vega", "resources": "medium", "gpus": "gpu-2"})
     spec = pod["spec"]
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": "vega-vk"}
-    tol = {t["key"]: t for t in spec["tolerations"]}
-    assert tol["virtual-node.interlink/no-schedule"] == {
-        "key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"}
-    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-        assert tol[key]["operator"] == "Exists" and tol[key]["effect"] == "NoExecute"
-        assert tol[key]["tolerationSeconds"] >= 3600
+    assert [t for t in spec["tolerations"] if t["key"] in
+            {t["key"] for t in OFFLOAD_TOLERATIONS}] == OFFLOAD_TOLERATIONS
+    res = resources(pod)
+    assert res["limits"] == {"cpu": "16.0", "memory": str(64 * 2**30), "nvidia.com/gpu": "2"}
+    assert res["requests"] == res["limits"]
+    ann = pod["metadata"]["annotations"]
+    assert ann["slurm-job.vk.io/flags"] == (
+        "--partition=gpu --gres=gpu:2 --time=04:00:00 --account=intertwin")
+    assert ann["interlink.eu/pod-vpn"] == "true"
+    labels = pod["metadata"]["labels"]
+    assert labels["intertwin.eu/site"] == "vega"
+    assert labels["intertwin.eu/workload"] == "notebook"
+    assert labels["hub.jupyter.org/username"] == "alice"
     assert spec["automountServiceAccountToken"] is False
-    assert pod["metadata"]["labels"]["intertwin.eu/site"] == "vega"
-    assert pod["metadata"]["annotations"]["interlink.eu/pod-vpn"] == "true"
-    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
-    assert env["INTERTWIN_SITE"] == "vega"
-    assert env["INTERTWIN_SCRATCH_RSE"] == "VEGA-DCACHE"
+    assert not any("persistentVolumeClaim" in v for v in spec.get("volumes") or [])
+    assert container(pod)["image"] == "ghcr.io/intertwin-eu/itwinai:jlab-slim-latest"
+    e = env(pod)
+    assert (e["INTERTWIN_SITE"], e["INTERTWIN_SCRATCH_RSE"]) == ("vega", "VEGA-DCACHE")
+    assert e["INTERTWIN_SCRATCH_PATH"] == "/dcache/sling.si/projects/intertwin"
 
 
-async def test_cloud_pod_stays_an_ordinary_pod() -> None:
-    pod = await manifest("ukri")
+async def test_psnc_with_h100_partition() -> None:
+    pod = await manifest({"profile": "psnc", "gpus": "proxima-4"})
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "psnc-vk"}
+    assert container(pod)["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert "--partition=proxima --gres=gpu:4" in pod["metadata"]["annotations"][
+        "slurm-job.vk.io/flags"]
+
+
+async def test_kbfi_arc_has_no_gpu_and_no_slurm_flags() -> None:
+    pod = await manifest({"profile": "kbfi"}, groups=())
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "kbfi-vk"}
+    res = resources(pod)
+    assert "nvidia.com/gpu" not in res["limits"]
+    # the ARC plugin takes memory from the requests (interlink.md §8)
+    assert res["requests"]["memory"] == str(8 * 2**30)
+    assert "slurm-job.vk.io/flags" not in pod["metadata"]["annotations"]
+
+
+async def test_ukri_cloud_pod_is_ordinary() -> None:
+    pod = await manifest({"profile": "ukri", "gpus": "1", "image": "minimal"}, groups=())
     spec = pod["spec"]
+    assert not (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
     assert "virtual-node.interlink/no-schedule" not in {
         t["key"] for t in spec.get("tolerations") or []}
-    assert (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname") != "vega-vk"
-    assert pod["metadata"]["labels"]["intertwin.eu/site"] == "ukri"
+    assert container(pod)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container(pod)["image"] == "quay.io/jupyter/minimal-notebook:2026-10-20"
+    assert "interlink.eu/pod-vpn" not in pod["metadata"]["annotations"]
+
+
+async def test_other_image_allowed_by_the_site_rule() -> None:
+    pod = await manifest({"profile": "vega", "image--unlisted-choice": "/cvmfs/x.cern.ch/img"})
+    assert container(pod)["image"] == "/cvmfs/x.cern.ch/img"
+    assert pod["metadata"]["annotations"]["intertwin.eu/other-image"] == "true"
+
+
+async def test_no_token_in_the_pod_spec() -> None:
+    pod = await manifest({"profile": "vega"}, api_token="s3cret-hub-token-value")
+    text = json.dumps(pod)
+    # the hub token travels as an env var (KubeSpawner's default), never in annotations/labels
+    assert "s3cret-hub-token-value" not in json.dumps(pod["metadata"])
+    assert text.count("s3cret-hub-token-value") <= 2
+
+
+async def test_a_profile_override_cannot_undo_site_rules() -> None:
+    pod = await manifest({"profile": "vega"}, node_selector={"kubernetes.io/hostname": "x"},
+                         tolerations=[{"key": "virtual-node.interlink/no-schedule",
+                                       "value": "false"}])
+    spec = pod["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": "vega-vk"}
+    tol = [t for t in spec["tolerations"] if t["key"] == "virtual-node.interlink/no-schedule"]
+    assert tol == [OFFLOAD_TOLERATIONS[0]]
+
+
+@pytest.mark.parametrize(("options", "groups", "says"), [
+    ({"profile": "vega"}, (), "open only to members of the dev.intertwin.eu VO"),
+    ({"profile": "nowhere"}, (DEV,), "There is no site 'nowhere'"),
+    ({"profile": "vega", "gpus": "gpu-8"}, (DEV,), "offers at most 4 GPUs"),
+    ({"profile": "vega", "resources": "huge"}, (DEV,), "'huge' is not a CPU and Memory choice"),
+    ({"profile": "vega", "image--unlisted-choice": "evil.example/miner:1"}, (DEV,),
+     "cannot run at Offload to Vega HPC"),
+    ({"profile": "kbfi", "gpus": "1"}, (), "has no GPUs"),
+    ({"profile": "ukri", "nodeSelector": "x"}, (), "Unknown server option 'nodeSelector'"),
+])
+async def test_refusals_are_400_with_a_sentence(options: dict[str, Any],
+                                                groups: tuple[str, ...], says: str) -> None:
+    with pytest.raises(SpawnException) as e:
+        await manifest(options, groups=groups)
+    assert e.value.status_code == 400
+    assert says in e.value.message

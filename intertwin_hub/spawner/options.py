@@ -1,0 +1,160 @@
+"""What a user may ask for: the form/REST ``user_options`` checked against the catalogue.
+
+Everything a user sends is validated here, server-side, whether it came from the spawn form or
+the REST API. The result is a :class:`Selection` made only of catalogue objects, so nothing
+outside the catalogue can reach a pod. Refusals are sentences a scientist understands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..sites import Catalogue, Image, Partition, Resource, Site
+
+# option keys, as they appear in user_options and in the form (profile-option-<site>--<key>)
+RESOURCES = "resources"
+GPUS = "gpus"
+IMAGE = "image"
+OTHER_IMAGE = "image--unlisted-choice"
+KNOWN = {"profile", RESOURCES, GPUS, IMAGE, OTHER_IMAGE}
+MAX_IMAGE_LENGTH = 300
+
+# EGI Check-in entitlements: urn:mace:egi.eu:group:<vo>[:<subgroup>...][:role=<r>]#<authority>
+_ENTITLEMENT = re.compile(r"^urn:mace:egi\.eu:group:(?P<vo>[^:#]+)(?::[^#]*)?(?:#.*)?$")
+
+
+class OptionsError(ValueError):
+    """The request cannot be honoured; the message is meant for the scientist."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    site: Site
+    resource: Resource
+    partition: Partition | None
+    gpus: int
+    image: str
+    other_image: bool
+
+
+def vos_of(groups: Iterable[str]) -> frozenset[str]:
+    """VO names from JupyterHub group names: EGI entitlements map to their VO, any other group
+    name is taken as a VO name itself (the testbed and local accounts)."""
+    vos = set()
+    for g in groups:
+        m = _ENTITLEMENT.match(g)
+        vos.add(m.group("vo") if m else g)
+    return frozenset(vos)
+
+
+def gpu_choice_key(partition: Partition | None, gpus: int) -> str:
+    return f"{partition.slug}-{gpus}" if partition else str(gpus)
+
+
+def gpu_choices(site: Site) -> list[tuple[str, Partition | None, int]]:
+    if site.partitions:
+        return [(gpu_choice_key(p, n), p, n) for p in site.partitions for n in p.gpu_choices]
+    return [(gpu_choice_key(None, n), None, n) for n in site.gpu_choices]
+
+
+def _text(options: Mapping[str, Any], key: str) -> str | None:
+    v = options.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise OptionsError(f"The option {key!r} must be text, not {type(v).__name__}.")
+    return str(v).strip()
+
+
+def _pick(value: str | None, choices: list[Any], key: Any, what: str, site: Site) -> Any:
+    if value is None or value == "":
+        return choices[0]
+    for c in choices:
+        if key(c) == value:
+            return c
+    offered = ", ".join(repr(key(c)) for c in choices)
+    raise OptionsError(f"{value!r} is not a {what} choice at {site.title}. Choose one of: "
+                       f"{offered}.")
+
+
+def validate(catalogue: Catalogue, vos: Iterable[str], options: Mapping[str, Any] | None
+             ) -> Selection:
+    """Check ``options`` for a user in ``vos``; return what they may have or raise."""
+    options = options or {}
+    if not isinstance(options, Mapping):
+        raise OptionsError("Server options must be a JSON object.")
+    unknown = sorted(str(k) for k in options if k not in KNOWN)
+    if unknown:
+        raise OptionsError(f"Unknown server option {unknown[0]!r}. The options are: profile, "
+                           f"{RESOURCES}, {GPUS}, {IMAGE}, {OTHER_IMAGE}.")
+    vos = frozenset(vos)
+    visible = catalogue.visible_to(vos)
+    slug = _text(options, "profile")
+    if not slug:
+        if not visible:
+            raise OptionsError("Your account is not in any VO that may start a server here.")
+        site = visible[0]
+    else:
+        found = catalogue.get(slug)
+        if found is None:
+            names = ", ".join(f"{s.slug} ({s.title})" for s in visible)
+            raise OptionsError(f"There is no site {slug!r}. Choose one of: {names}.")
+        site = found
+    if not site.allows(vos):
+        raise OptionsError(f"{site.title} is open only to members of the "
+                           f"{' or '.join(site.allowed_vos)} VO, and your account is not a "
+                           "member. Ask your VO manager in EGI Check-in to add you.")
+
+    resource = _pick(_text(options, RESOURCES), list(site.resources), lambda r: r.slug,
+                     "CPU and Memory", site)
+
+    choices = gpu_choices(site)
+    raw_gpus = _text(options, GPUS)
+    if not choices:
+        if raw_gpus not in (None, "", "0"):
+            raise OptionsError(f"{site.title} has no GPUs; remove the GPU option.")
+        partition, gpus = None, 0
+    else:
+        _check_gpu_limit(site, raw_gpus)
+        _, partition, gpus = _pick(raw_gpus, choices, lambda c: c[0],
+                                   "Partition and GPUs" if site.partitions else "GPU", site)
+
+    listed, other = _text(options, IMAGE), _text(options, OTHER_IMAGE)
+    if other:
+        if listed:
+            raise OptionsError("Choose either an image from the list or Other image, not both.")
+        rule = site.other_image
+        if rule is None:
+            raise OptionsError(f"{site.title} runs only the listed images.")
+        traversal = ".." in other.split("/")
+        if len(other) > MAX_IMAGE_LENGTH or traversal or not rule.allows(other):
+            raise OptionsError(f"The image {other[:80]!r} cannot run at {site.title}. "
+                               f"{rule.message}")
+        image, is_other = other, True
+    else:
+        chosen: Image = _pick(listed, list(site.images), lambda i: i.slug, "Image", site)
+        image, is_other = chosen.image, False
+    return Selection(site, resource, partition, gpus, image, is_other)
+
+
+def _check_gpu_limit(site: Site, raw: str | None) -> None:
+    """A friendlier refusal than "not a choice" when the GPU count is simply too high."""
+    if not raw:
+        return
+    part, _, count = raw.rpartition("-") if site.partitions else ("", "", raw)
+    if not count.isdigit():
+        return
+    wanted = int(count)
+    if site.partitions:
+        p = next((p for p in site.partitions if p.slug == part), None)
+        limit = p.max_gpus if p else None
+        where = f"the {part} partition of {site.title}"
+    else:
+        limit = max(site.gpu_choices, default=0)
+        where = site.title
+    if limit is not None and wanted > limit:
+        raise OptionsError(f"{where} offers at most {limit} GPUs per session; you asked for "
+                           f"{wanted}.")
