@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from intertwin_hub.sites import Site
 
 from .binaries import Binaries
 from .cluster import ControlPlane
-from .procs import Supervisor, free_port, wait_until
+from .procs import Supervisor, TestbedError, free_port, wait_until
 
 
 @dataclass
@@ -31,6 +33,9 @@ class SiteStack:
     interlink_url: str
     kubelet_port: int
     pod_cidr: str
+    vk_argv: list[str]
+    vk_env: dict[str, str]
+    root: str
 
 
 def pod_cidr_base() -> int:
@@ -60,7 +65,7 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
                    "--site", site.name]
     if site.node.gpu:
         plugin_argv += ["--gpus", str(site.node.gpu.count)]
-    if queue_seconds:
+    if queue_seconds and site.offload:
         plugin_argv += ["--queue-seconds", str(queue_seconds)]
     plugin = sup.start(f"plugin-{site.slug}", plugin_argv, cwd=root,
                        env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
@@ -98,13 +103,54 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
         register_cloud_node(cp, site, cidr)
     kubelet_port = free_port()
     kcfg = cp.kubeconfig_for(f"vk-{node}", root / "vk.kubeconfig")
-    sup.start(f"vk-{site.slug}", [str(bins.virtual_kubelet)], cwd=root, env={
+    vk_env = {
         "NODENAME": node, "CONFIGPATH": str(vk_cfg), "KUBECONFIG": str(kcfg),
         "KUBELET_URL": "127.0.0.1", "KUBELET_PORT": str(kubelet_port), "POD_IP": "127.0.0.1",
-    })
+    }
+    sup.start(f"vk-{site.slug}", [str(bins.virtual_kubelet)], cwd=root, env=vk_env)
     del api
     return SiteStack(site.slug, node, f"http://127.0.0.1:{plugin_port}",
-                     f"http://127.0.0.1:{il_port}", kubelet_port, cidr)
+                     f"http://127.0.0.1:{il_port}", kubelet_port, cidr,
+                     [str(bins.virtual_kubelet)], vk_env, str(root))
+
+
+# The VK at this interLink version starts its informer factory in a goroutine *before* it
+# registers the pod informer (cmd/virtual-kubelet/main.go, setupInformers), so now and then
+# the pod informer never starts and the VK waits for its cache forever: the node is Ready
+# but no pod is ever created. Its log says "started workers" once the pod controller runs.
+VK_WORKERS_STARTED = "started workers"
+VK_START_ATTEMPTS = 4
+
+
+def ensure_pod_controllers(sup: Supervisor, stacks: list[SiteStack], timeout: float = 20.0,
+                           progress: Callable[[str], None] = lambda m: None) -> None:
+    """Restart any VK whose pod controller did not start (the upstream race above)."""
+    for attempt in range(1, VK_START_ATTEMPTS + 1):
+        deadline = time.monotonic() + timeout
+        stuck = stacks
+        while stuck and time.monotonic() < deadline:
+            time.sleep(0.5)
+            stuck = [s for s in stacks if VK_WORKERS_STARTED not in _log(sup, s)]
+        if not stuck:
+            return
+        if attempt == VK_START_ATTEMPTS:
+            break
+        for s in stuck:
+            progress(f"restarting the virtual kubelet of {s.slug}: its pod controller did not "
+                     "start (interLink informer race)")
+            sup.stop(f"vk-{s.slug}", grace=3)
+            sup.start(f"vk-{s.slug}", s.vk_argv, cwd=Path(s.root), env=s.vk_env)
+        stacks = stuck
+    names = ", ".join(s.slug for s in stuck)
+    raise TestbedError(f"the virtual kubelet of {names} never started its pod controller "
+                       f"after {VK_START_ATTEMPTS} attempts; see {sup.log_dir}")
+
+
+def _log(sup: Supervisor, stack: SiteStack) -> str:
+    try:
+        return (sup.log_dir / f"vk-{stack.slug}.log").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def register_cloud_node(cp: ControlPlane, site: Site, cidr: str) -> None:

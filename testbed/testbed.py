@@ -15,7 +15,13 @@ from intertwin_hub.sites import load_catalogue
 from .binaries import ensure_built
 from .cluster import start_control_plane
 from .hub import DEMO_PASSWORD, DEMO_USERS, start_hub
-from .interlink import pod_cidr, pod_cidr_base, stacks_json, start_site
+from .interlink import (
+    ensure_pod_controllers,
+    pod_cidr,
+    pod_cidr_base,
+    stacks_json,
+    start_site,
+)
 from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, wait_until
 from .state import REPO, read_state, write_state
@@ -55,6 +61,7 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         for i, site in enumerate(catalogue):
             progress(f"starting interLink for {site.slug} (node {site.node.name})")
             stacks.append(start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds))
+        ensure_pod_controllers(sup, stacks, progress=progress)
         kube = cp.kube()
         progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
         names = [site.node.name for site in catalogue]
@@ -91,3 +98,17 @@ def down(run_dir: Path) -> int:
                         "--cancel-all"], cwd=REPO, check=False, capture_output=True)
     (run_dir / "testbed.json").unlink(missing_ok=True)
     return n
+
+
+def restart_hub(run_dir: Path) -> None:
+    """Restart the running testbed's JupyterHub process alone (proxy and notebooks stay)."""
+    from .cluster import ControlPlane, Identity
+    from .hub import Hub
+    from .hub import restart_hub as restart
+
+    state = read_state(run_dir)
+    if state is None or "hub" not in state:
+        raise TestbedError(f"no testbed hub is running from {run_dir}")
+    cp_state = dict(state["control_plane"])
+    cp_state["identities"] = {k: Identity(**v) for k, v in cp_state["identities"].items()}
+    restart(Supervisor(run_dir), ControlPlane(**cp_state), Hub(**state["hub"]))

@@ -11,6 +11,9 @@ import pytest
 
 from testbed.testbed import down, up
 
+# longer than the VK's 5 s status poll, so the queued state is seen as at a real site
+QUEUE_SECONDS = 8.0
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # tests marked `last` tear the shared testbed down, so they run after everything else
@@ -26,7 +29,9 @@ def testbed_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def testbed(testbed_run_dir: Path) -> Iterator[dict[str, Any]]:
     """The real testbed: control plane, interLink per site, hub. Fails (never skips) when it
     cannot start: CI builds every binary first."""
-    state = up(testbed_run_dir, hub=True, progress=lambda m: print(f"[testbed] {m}"))
+    # offloaded jobs wait a little in the emulated batch queue, as they do at a real site
+    state = up(testbed_run_dir, hub=True, queue_seconds=QUEUE_SECONDS,
+               progress=lambda m: print(f"[testbed] {m}"))
     try:
         yield state
     finally:

@@ -143,10 +143,14 @@ class InterTwinSpawner(KubeSpawner):
         return pod
 
     async def _start(self) -> Any:
-        # KubeSpawner's own timeout text names the pod; say which site did not start it
+        self._story = []
+        # the story is recorded whether or not anyone watches: the progress page may be
+        # opened late (the REST API answers only after slow_spawn_timeout)
+        watcher = asyncio.ensure_future(self._record_story())
         try:
             return await super()._start()
         except TimeoutError as e:
+            # KubeSpawner's own timeout text names the pod; say which site did not start it
             site = self.selection.site if self.selection else None
             if site is None:
                 raise
@@ -154,46 +158,58 @@ class InterTwinSpawner(KubeSpawner):
                 f"{site.name} did not start your session within {site.start_timeout} s "
                 f"(the queue there may be long). Try again later or pick another site. "
                 f"[{e}]") from e
+        finally:
+            watcher.cancel()
+            self._note_story()
+
+    _story: list[str]
+
+    def _note_story(self) -> None:
+        """Add what the pod and its events say now to the spawn story, once per message."""
+        site = self.selection.site if self.selection else None
+        if site is None:
+            return
+        messages = [m for ev in (self.events if self.events_enabled else [])
+                    if (m := _event_message(site.name, ev))]
+        state = _pod_message(site.name, self.pod_reflector.pods.get(self._pod_key()))
+        if state:
+            messages.append(state)
+        for m in messages:
+            if m not in self._story:
+                self._story.append(m)
+
+    async def _record_story(self) -> None:
+        if self.events_enabled:
+            await self._start_watching_events()
+        while True:
+            self._note_story()
+            await asyncio.sleep(self.progress_poll_interval)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        """Spawn progress in the site's words, from the pod's own state and its events."""
+        """Spawn progress in the site's words: submitted, queued (with the batch job id),
+        running on the node; a note every 30 s while the site keeps us waiting."""
         site = self.selection.site if self.selection else None
         if site is None:
             async for event in super().progress():
                 yield event
             return
-        if self.events_enabled:
-            await self._start_watching_events()
-        name = site.name
-        said: set[str] = set()
-        seen_events = 0
-        progress = 10
+        sent, progress = 0, 10
         t0 = time.monotonic()
         last_patience = 0.0
         while True:
             done = self._start_future is not None and self._start_future.done()
-            messages: list[str] = []
-            events = self.events if self.events_enabled else []
-            for ev in events[seen_events:]:
-                m = _event_message(name, ev)
-                if m:
-                    messages.append(m)
-            seen_events = len(events)
-            state = _pod_message(name, self.pod_reflector.pods.get(self._pod_key()))
-            if state:
-                messages.append(state)
-            for m in messages:
-                if m not in said:
-                    said.add(m)
-                    progress += (90 - progress) // 3
-                    yield {"progress": progress, "message": m}
-            elapsed = time.monotonic() - t0
-            if not done and elapsed >= 30 and elapsed - last_patience >= 30:
-                last_patience = elapsed
-                yield {"message": f"still waiting for {name} after {int(elapsed)} s "
-                                  f"(the limit is {site.start_timeout} s)"}
+            story = getattr(self, "_story", [])
+            for m in story[sent:]:
+                progress += (90 - progress) // 3
+                yield {"progress": progress, "message": m}
+            sent = len(story)
             if done:
                 return
+            elapsed = time.monotonic() - t0
+            if elapsed >= 30 and elapsed - last_patience >= 30:
+                last_patience = elapsed
+                yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
+                                  f"(the limit is {site.start_timeout} s)"}
             await asyncio.sleep(self.progress_poll_interval)
 
     def _pod_key(self) -> str:
@@ -236,28 +252,31 @@ def _event_message(site: str, event: dict[str, Any]) -> str | None:
 
 
 def _pod_message(site: str, pod: Any) -> str | None:
+    """The pod's state in the site's words. While a job is queued the VK already reports the
+    pod Running, with its containers waiting, so the containers decide."""
     if not pod:
         return None
     status = pod.get("status") or {}
-    phase = status.get("phase")
     node = (pod.get("spec") or {}).get("nodeName")
-    for cs in status.get("containerStatuses") or []:
+    statuses = status.get("containerStatuses") or []
+    for cs in statuses:
         state = cs.get("state") or {}
         waiting, terminated = state.get("waiting"), state.get("terminated")
-        if waiting:
-            text = f"{waiting.get('reason') or ''} {waiting.get('message') or ''}"
-            if "queue" in text.lower():
-                m = _JOB_ID.search(text) or _JOB_ID.search(
-                    (pod.get("metadata") or {}).get("annotations", {}).get("JobID", "") or "")
-                job = f" (batch job {m.group(1)})" if m else ""
-                return f"queued at {site}{job}"
         if terminated:
             return (f"{site} ended the session: {terminated.get('reason') or 'exited'} "
                     f"(exit code {terminated.get('exitCode')}). "
                     f"{terminated.get('message') or ''}").strip()
-    if phase == "Running" and node:
-        return f"running on {node}"
-    if phase == "Failed":
+        if waiting:
+            text = f"{waiting.get('reason') or ''} {waiting.get('message') or ''}".strip()
+            if "queue" in text.lower():
+                annotations = (pod.get("metadata") or {}).get("annotations") or {}
+                m = _JOB_ID.search(text) or _JOB_ID.search(f"job {annotations.get('JobID', '')}")
+                job = f" (batch job {m.group(1)})" if m else ""
+                return f"queued at {site}{job}"
+            return f"preparing the session at {site}: {text}" if text else None
+    if status.get("phase") == "Failed":
         return f"{site} refused the session: {status.get('reason') or ''} " \
                f"{status.get('message') or ''}".strip()
+    if statuses and all((cs.get("state") or {}).get("running") for cs in statuses) and node:
+        return f"running on {node}"
     return None

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import aiohttp
 import pytest
 
+from .hubapi import spawn
+
 pytestmark = pytest.mark.testbed
-
-
-async def spawn(session: aiohttp.ClientSession, api: str, user: str, server: str,
-                options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Start a named server and follow its progress stream to the end."""
-    async with session.post(f"{api}/users/{user}") as r:
-        assert r.status in (201, 409), await r.text()
-    async with session.post(f"{api}/users/{user}/servers/{server}",
-                            json={"user_options": options}) as r:
-        assert r.status in (201, 202), await r.text()
-    events = []
-    async with session.get(f"{api}/users/{user}/servers/{server}/progress",
-                           timeout=aiohttp.ClientTimeout(total=240)) as r:
-        assert r.status == 200
-        async for raw in r.content:
-            line = raw.decode().strip()
-            if line.startswith("data:"):
-                ev = json.loads(line[5:])
-                events.append(ev)
-                if ev.get("ready") or ev.get("failed"):
-                    break
-    return events
 
 
 async def test_user_spawns_jupyterlab_on_vega_via_rest_api(testbed: dict[str, Any],

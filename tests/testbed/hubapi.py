@@ -1,0 +1,68 @@
+"""Small helpers to drive the testbed hub's REST API and login form."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+from typing import Any
+
+import aiohttp
+
+
+async def start(session: aiohttp.ClientSession, api: str, user: str, server: str,
+                options: dict[str, Any]) -> tuple[int, str]:
+    async with session.post(f"{api}/users/{user}") as r:
+        assert r.status in (201, 409), await r.text()
+    async with session.post(f"{api}/users/{user}/servers/{server}",
+                            json={"user_options": options}) as r:
+        return r.status, await r.text()
+
+
+async def follow(session: aiohttp.ClientSession, api: str, user: str, server: str,
+                 timeout: float = 240) -> list[dict[str, Any]]:
+    events = []
+    async with session.get(f"{api}/users/{user}/servers/{server}/progress",
+                           timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        assert r.status == 200, await r.text()
+        async for raw in r.content:
+            line = raw.decode().strip()
+            if line.startswith("data:"):
+                ev = json.loads(line[5:])
+                events.append(ev)
+                if ev.get("ready") or ev.get("failed"):
+                    break
+    return events
+
+
+async def spawn(session: aiohttp.ClientSession, api: str, user: str, server: str,
+                options: dict[str, Any]) -> list[dict[str, Any]]:
+    status, text = await start(session, api, user, server, options)
+    assert status in (201, 202), text
+    return await follow(session, api, user, server)
+
+
+async def stop(session: aiohttp.ClientSession, api: str, user: str, server: str) -> None:
+    async with session.delete(f"{api}/users/{user}/servers/{server}",
+                              json={"remove": True}) as r:
+        assert r.status in (202, 204), await r.text()
+
+
+async def login(hub_url: str, user: str, password: str) -> aiohttp.ClientSession:
+    """A browser-like session logged in through the hub's login form."""
+    s = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with s.get(f"{hub_url}/hub/login") as r:
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', await r.text())
+    data = {"username": user, "password": password}
+    if xsrf:
+        data["_xsrf"] = xsrf.group(1)
+    async with s.post(f"{hub_url}/hub/login", data=data, allow_redirects=False) as r:
+        assert r.status == 302, await r.text()
+    return s
+
+
+def form_action(html: str) -> str:
+    """The spawn form's target; JupyterHub carries the XSRF token in its query string."""
+    m = re.search(r'<form[^>]*id="spawn_form"[^>]*action="([^"]+)"', html, re.S)
+    assert m, "no spawn form on the page"
+    return unescape(m.group(1))

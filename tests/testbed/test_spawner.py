@@ -1,0 +1,127 @@
+"""InterTwinSpawner end to end: a real hub spawns every site profile on the testbed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from testbed.hub import DEMO_PASSWORD
+from testbed.testbed import restart_hub
+
+from .hubapi import follow, form_action, login, spawn, start, stop
+
+pytestmark = pytest.mark.testbed
+
+PROFILES = [
+    ("alice", "ukri", {"profile": "ukri", "resources": "small"}, "ukri-cloud"),
+    ("alice", "vega", {"profile": "vega", "gpus": "gpu-2"}, "vega-vk"),
+    ("alice", "psnc", {"profile": "psnc", "gpus": "proxima-1"}, "psnc-vk"),
+    ("bob", "kbfi", {"profile": "kbfi"}, "kbfi-vk"),
+]
+
+
+def api_session(hub: dict[str, Any]) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(headers={"Authorization": f"token {hub['service_token']}"})
+
+
+async def notebook_pod(kube: Any, testbed: dict[str, Any], user: str, server: str) -> Any:
+    pods = await kube.list_namespaced_pod(testbed["control_plane"]["namespace"],
+                                          label_selector=f"hub.jupyter.org/username={user}")
+    return next(p for p in pods.items
+                if p.metadata.annotations.get("hub.jupyter.org/servername") == server)
+
+
+async def test_every_profile_spawns_on_its_site(testbed: dict[str, Any], kube: Any) -> None:
+    hub = testbed["hub"]
+    async with api_session(hub) as s:
+        runs = await asyncio.gather(*(spawn(s, hub["api_url"], u, name, opts)
+                                      for u, name, opts, _ in PROFILES))
+        for (user, name, _, node), events in zip(PROFILES, runs, strict=True):
+            assert events[-1].get("ready"), (name, events)
+            pod = await notebook_pod(kube, testbed, user, name)
+            # the real scheduler placed it; a wrong toleration would have left it Pending
+            assert pod.spec.node_name == node
+            messages = [e.get("message", "") for e in events]
+            if node != "ukri-cloud":
+                # offloaded jobs wait in the site queue, so the whole story is told; the cloud
+                # pod is often ready before the progress stream is even opened
+                site = {"vega-vk": "Vega", "psnc-vk": "PSNC", "kbfi-vk": "KBFI"}[node]
+                assert f"submitted to {site} (node {node})" in messages, messages
+                assert any(m.startswith(f"queued at {site} (batch job 1") for m in messages), \
+                    messages
+                assert f"running on {node}" in messages, messages
+            async with s.get(f"{hub['url']}/user/{user}/{name}/api/status") as r:
+                assert r.status == 200, await r.text()
+        vega = await notebook_pod(kube, testbed, "alice", "vega")
+        assert vega.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+        assert "--gres=gpu:2" in vega.metadata.annotations["slurm-job.vk.io/flags"]
+        await asyncio.gather(*(stop(s, hub["api_url"], u, n) for u, n, _, _ in PROFILES))
+
+
+async def test_non_member_is_refused_vega_through_the_api(testbed: dict[str, Any],
+                                                         kube: Any) -> None:
+    hub = testbed["hub"]
+    async with api_session(hub) as s:
+        status, text = await start(s, hub["api_url"], "bob", "sneaky", {"profile": "vega"})
+        assert status == 400, text
+        assert "open only to members of the dev.intertwin.eu VO" in text
+        status, text = await start(s, hub["api_url"], "alice", "greedy",
+                                   {"profile": "vega", "gpus": "gpu-16"})
+        assert status == 400 and "at most 4 GPUs" in text, text
+    pods = await kube.list_namespaced_pod(testbed["control_plane"]["namespace"])
+    assert not [p for p in pods.items if p.metadata.name.endswith(("sneaky", "greedy"))]
+
+
+async def test_form_shows_only_allowed_sites_and_spawns(testbed: dict[str, Any],
+                                                       kube: Any) -> None:
+    url = testbed["hub"]["url"]
+    bob = await login(url, "bob", DEMO_PASSWORD)
+    async with bob, bob.get(f"{url}/hub/spawn/bob/formtest") as r:
+        page = await r.text()
+    assert "UKRI Cloud" in page and "Offload to KBFI" in page
+    assert "Vega" not in page and "PSNC" not in page
+
+    alice = await login(url, "alice", DEMO_PASSWORD)
+    async with alice:
+        async with alice.get(f"{url}/hub/spawn/alice/formtest") as r:
+            page = await r.text()
+        for text in ("Offload to Vega HPC - dev VO",
+                     "Offload Jupyterlab session on a GPU node at Vega supercomputer",
+                     "CPU and Memory", "Partition and GPUs", "Image", "Other image"):
+            assert text in page, text
+        form = {"profile": "vega",
+                "profile-option-vega--resources": "small",
+                "profile-option-vega--gpus": "gpu-2",
+                "profile-option-vega--image": "itwinai"}
+        async with alice.post(f"{url}{form_action(page)}", data=form) as r:
+            assert r.status == 200, await r.text()
+    async with api_session(testbed["hub"]) as s:
+        events = await follow(s, testbed["hub"]["api_url"], "alice", "formtest")
+        assert events[-1].get("ready"), events
+        pod = await notebook_pod(kube, testbed, "alice", "formtest")
+        assert pod.spec.node_name == "vega-vk"
+        assert pod.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+        await stop(s, testbed["hub"]["api_url"], "alice", "formtest")
+
+
+async def test_server_survives_a_hub_restart(testbed: dict[str, Any], kube: Any) -> None:
+    hub = testbed["hub"]
+    async with api_session(hub) as s:
+        events = await spawn(s, hub["api_url"], "alice", "durable", {"profile": "psnc"})
+        assert events[-1].get("ready"), events
+        before = await notebook_pod(kube, testbed, "alice", "durable")
+
+        await asyncio.to_thread(restart_hub, Path(testbed["run_dir"]))
+
+        async with s.get(f"{hub['api_url']}/users/alice") as r:
+            server = (await r.json())["servers"]["durable"]
+        assert server["ready"], server
+        async with s.get(f"{hub['url']}/user/alice/durable/api/status") as r:
+            assert r.status == 200, await r.text()
+        after = await notebook_pod(kube, testbed, "alice", "durable")
+        assert after.metadata.uid == before.metadata.uid
+        await stop(s, hub["api_url"], "alice", "durable")
