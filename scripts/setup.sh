@@ -30,6 +30,11 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q hatchling editables hatch-nodejs-version "hatch-jupyter-builder>=0.9" \
   "jupyterlab>=4.6,<5" "jupyter-builder>=1.2,<2"
 
+step "browser tests (Playwright driving Debian's Chromium)"
+if [ ! -x ui-tests/node_modules/.bin/playwright ]; then
+  (cd ui-tests && npm ci --silent --no-audit --no-fund 2>/dev/null || npm install --silent --no-audit --no-fund)
+fi
+
 step "lab extension"
 PYTHON=.venv/bin/python scripts/build-labextension.sh
 

@@ -11,8 +11,8 @@ import pytest
 
 from testbed.testbed import down, up
 
-# longer than the VK's 5 s status poll, so the queued state is seen as at a real site
-QUEUE_SECONDS = 8.0
+# more than two of the VK's 5 s status polls, so the queued state is always seen
+QUEUE_SECONDS = 12.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

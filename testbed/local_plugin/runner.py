@@ -871,12 +871,14 @@ class Runner:
                        "(images are not pulled here); set the container's command or args")
             return
         rootfs = pdir / "rootfs"
-        workdir = pdir
+        # without workingDir a process starts in $HOME, as in the Jupyter images (WORKDIR is
+        # the home): the pod folder holds the plugin's own files, request.json's Secrets too
+        workdir = pdir / "home"
         wd = str(ctr.get("workingDir") or "")
         if wd.startswith("/"):
             workdir = rootfs / wd.strip("/")
         elif wd:
-            workdir = pdir / wd
+            workdir = pdir / "home" / wd
         try:
             workdir.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -358,11 +358,16 @@ def test_exit_code_and_missing_command(plugin: Plugin) -> None:
     failing = make_pod("fails", [ctr("main", "import sys; print('bye'); sys.exit(3)")])
     no_cmd = make_pod("entrypoint", [ctr("main", None)])
     # args only: run by the image's exec entrypoint (tini -g --), as KubeSpawner pods are
-    args_only = make_pod("args-only", [ctr("main", None, PY, "-c", "print('via entrypoint')")])
+    args_only = make_pod("args-only", [ctr(
+        "main", None, PY, "-c",
+        "import os; print('via entrypoint', os.getcwd() == os.environ['HOME'], "
+        "sorted(os.listdir('..')).count('request.json'))")])
     plugin.create(create_body(failing))
     plugin.create(create_body(no_cmd))
     plugin.create(create_body(args_only))
-    assert wait_for(lambda: plugin.logs(args_only, "main")[1], "logs") == b"via entrypoint\n"
+    # it starts in $HOME, not in the plugin's pod folder with the request's Secrets
+    assert wait_for(lambda: plugin.logs(args_only, "main")[1], "logs") == \
+        b"via entrypoint True 1\n"
     term = plugin.wait_state(failing, "main", "terminated")["state"]["terminated"]
     assert (term["exitCode"], term["reason"]) == (3, "Error")
     assert parse_rfc3339(term["startedAt"]) and parse_rfc3339(term["finishedAt"])

@@ -1,0 +1,52 @@
+import { expect, test } from '@playwright/test';
+
+const password = process.env.HUB_PASSWORD ?? 'intertwin-demo';
+const shots = process.env.SCREENSHOT_DIR;
+
+test('the spawn form offers the sites, and Vega with 2 GPUs starts JupyterLab', async ({
+  page
+}) => {
+  await page.goto('/hub/login');
+  await page.fill('#username_input', 'alice');
+  await page.fill('#password_input', password);
+  await page.click('#login_submit');
+  await page.waitForURL(/\/hub\//);
+
+  await page.goto('/hub/spawn/alice/ui');
+  const form = page.locator('#spawn_form');
+  for (const text of [
+    'UKRI Cloud',
+    'itwinai environment on UKRI Cloud',
+    'Offload to Vega HPC - dev VO',
+    'Offload Jupyterlab session on a GPU node at Vega supercomputer',
+    'Offload to PSNC HPC - dev VO',
+    'Offload Jupyterlab session on a node at PSNC supercomputer',
+    'Offload to KBFI',
+    'Offload Jupyterlab session on a KBFI'
+  ]) {
+    await expect(form.getByText(text, { exact: true })).toBeVisible();
+  }
+
+  await form.locator('input[name="profile"][value="vega"]').check();
+  const gpus = form.locator('select[name="profile-option-vega--gpus"]');
+  await expect(gpus).toBeVisible();
+  await gpus.selectOption('gpu-2');
+  if (shots) {
+    await page.screenshot({ path: `${shots}/spawn-form.png`, fullPage: true });
+  }
+  await form.getByRole('button', { name: 'Start' }).click();
+
+  // the progress page speaks the site's language
+  const log = page.locator('#progress-log');
+  await expect(log).toContainText('submitted to Vega (node vega-vk)', { timeout: 60_000 });
+  await expect(log).toContainText(/queued at Vega \(batch job \d+\)/, { timeout: 60_000 });
+  await expect(log).toContainText('running on vega-vk', { timeout: 90_000 });
+
+  // JupyterLab itself, served from the offloaded pod through the proxy
+  await page.waitForURL(/\/user\/alice\/ui\/lab/, { timeout: 120_000 });
+  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
+  if (shots) {
+    await page.waitForTimeout(2000);
+    await page.screenshot({ path: `${shots}/lab.png` });
+  }
+});
