@@ -88,16 +88,20 @@ c.KubeSpawner.automount_service_account_token = False
 """
 
 
-def start_hub(sup: Supervisor, cp: ControlPlane) -> Hub:
-    run = sup.run_dir / "hub"
+def start_hub(sup: Supervisor, cp: ControlPlane, name: str = "hub",
+              extra_config: str = "") -> Hub:
+    """Start a proxy and a hub; ``name`` and ``extra_config`` let a benchmark run a second,
+    differently configured hub on the same testbed."""
+    run = sup.run_dir / name
     run.mkdir(parents=True, exist_ok=True)
     port, hub_port, proxy_api = free_port(), free_port(), free_port()
     service_token = secrets.token_hex(24)
     proxy_token = secrets.token_hex(24)
     cfg = run / "jupyterhub_config.py"
-    cfg.write_text(hub_config(cp, run, port, hub_port, proxy_api, service_token))
+    cfg.write_text(hub_config(cp, run, port, hub_port, proxy_api, service_token) + extra_config)
     env = {"CONFIGPROXY_AUTH_TOKEN": proxy_token}
-    chp = sup.start("proxy", [
+    suffix = "" if name == "hub" else f"-{name}"
+    chp = sup.start(f"proxy{suffix}", [
         chp_path(), "--ip", "127.0.0.1", "--port", str(port),
         "--api-ip", "127.0.0.1", "--api-port", str(proxy_api),
         "--default-target", f"http://127.0.0.1:{hub_port}", "--error-target",
@@ -108,12 +112,13 @@ def start_hub(sup: Supervisor, cp: ControlPlane) -> Hub:
     hub = Hub(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api",
               f"http://127.0.0.1:{proxy_api}", service_token, str(cfg))
     (run / "hub.json").write_text(json.dumps(vars(hub)))
-    restart_hub(sup, cp, hub, proxy_token)
+    restart_hub(sup, cp, hub, proxy_token, process=f"jupyterhub{suffix}")
     return hub
 
 
 def restart_hub(
-    sup: Supervisor, cp: ControlPlane, hub: Hub, proxy_token: str | None = None
+    sup: Supervisor, cp: ControlPlane, hub: Hub, proxy_token: str | None = None,
+    process: str = "jupyterhub",
 ) -> None:
     """(Re)start the hub process alone; the proxy and the notebook pods keep running."""
     run = Path(hub.config).parent
@@ -123,8 +128,8 @@ def restart_hub(
         token_file.chmod(0o600)
     env = {"CONFIGPROXY_AUTH_TOKEN": token_file.read_text(), "KUBECONFIG": cp.hub_kubeconfig,
            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    sup.stop("jupyterhub")
-    proc = sup.start("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", hub.config],
+    sup.stop(process)
+    proc = sup.start(process, [sys.executable, "-m", "jupyterhub", "-f", hub.config],
                      env=env, cwd=run)
     wait_until(lambda: http_ok(f"{hub.api_url}/"), "JupyterHub", 90, proc)
 

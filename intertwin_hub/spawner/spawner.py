@@ -109,6 +109,10 @@ class InterTwinSpawner(KubeSpawner):
         self.extra_resource_guarantees = guarantees
         if site is not None:
             self.start_timeout = site.start_timeout
+            if site.offload:
+                # a batch job is "running" before its container image is pulled and the
+                # server is up (Apptainer pulls inside the job), so allow the same time again
+                self.http_timeout = max(self.http_timeout, site.start_timeout)
         if plan.offload:
             # only ConfigMap, Secret and emptyDir travel to a site (D5.2 §3.1.1)
             self.storage_pvc_ensure = False
