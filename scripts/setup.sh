@@ -24,6 +24,7 @@ testbed/build/build-interlink.sh
 
 step "Python environment (.venv)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+export PATH="$PWD/.venv/bin:$PATH"   # jlpm and jupyter-builder for the lab extension build
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # build tools first: the lab extension is built with jlpm from jupyterlab, and the editable
 # install below reuses that build instead of running node again
@@ -41,6 +42,8 @@ PYTHON=.venv/bin/python scripts/build-labextension.sh
 step "intertwin-hub (editable, with the hub, lab, test and dev extras)"
 .venv/bin/python -m pip install -q --no-build-isolation -e ".[dev]"
 .venv/bin/python -c "import intertwin_hub, intertwin_lab, kubespawner, jupyterhub"
+# serve the lab extension from the source tree (a rebuild is live without reinstalling)
+.venv/bin/jupyter labextension develop --overwrite . >/dev/null
 
 step "configurable-http-proxy"
 if [ ! -x "$CACHE/node/node_modules/.bin/configurable-http-proxy" ]; then

@@ -8,8 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from testbed.testbed import down, up
+
+# jp_fetch and friends for the server-extension tests in tests/lab
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
 # more than two of the VK's 5 s status polls, so the queued state is always seen
 QUEUE_SECONDS = 12.0
@@ -38,7 +42,7 @@ def testbed(testbed_run_dir: Path) -> Iterator[dict[str, Any]]:
         down(testbed_run_dir)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def kube(testbed: dict[str, Any]) -> AsyncIterator[Any]:
     from kubernetes_asyncio import client, config
 

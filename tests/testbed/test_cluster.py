@@ -15,7 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from intertwin_hub.sites import load_catalogue
 from intertwin_hub.spawner.pod import offload_tolerations
 
-pytestmark = pytest.mark.testbed
+pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
 NS = "default"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from .hubapi import spawn
 
-pytestmark = pytest.mark.testbed
+pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
 
 
 async def test_user_spawns_jupyterlab_on_vega_via_rest_api(testbed: dict[str, Any],

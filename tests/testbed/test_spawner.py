@@ -14,7 +14,7 @@ from testbed.testbed import restart_hub
 
 from .hubapi import follow, form_action, login, spawn, start, stop
 
-pytestmark = pytest.mark.testbed
+pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
 
 PROFILES = [
     ("alice", "ukri", {"profile": "ukri", "resources": "small"}, "ukri-cloud"),

@@ -45,6 +45,11 @@ test('the spawn form offers the sites, and Vega with 2 GPUs starts JupyterLab', 
   // JupyterLab itself, served from the offloaded pod through the proxy
   await page.waitForURL(/\/user\/alice\/ui\/lab/, { timeout: 120_000 });
   await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
+
+  // the interTwin sidebar knows where the session runs (from the spawner, via the server ext.)
+  await page.locator('li[data-id="intertwin-site"]').click();
+  await expect(page.getByTestId('itw-site-title')).toHaveText('Offload to Vega HPC - dev VO');
+  await expect(page.locator('#intertwin-site')).toContainText('VEGA-DCACHE');
   if (shots) {
     await page.waitForTimeout(2000);
     await page.screenshot({ path: `${shots}/lab.png` });

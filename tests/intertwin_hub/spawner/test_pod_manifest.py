@@ -10,6 +10,8 @@ from jupyterhub.spawner import SpawnException
 
 from .helpers import DEV, manifest
 
+pytestmark = pytest.mark.asyncio
+
 OFFLOAD_TOLERATIONS = [
     {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"},
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",

@@ -1,0 +1,31 @@
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { LabIcon } from '@jupyterlab/ui-components';
+
+import { SitePanel } from './components/SitePanel';
+import { PLUGIN_ID } from './tokens';
+
+const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <circle cx="6" cy="12" r="3"/><circle cx="18" cy="6" r="3"/><circle cx="18" cy="18" r="3"/>
+    <path d="M8.6 10.7l6.8-3.4.9 1.8-6.8 3.4zM8.6 13.3l.9-1.8 6.8 3.4-.9 1.8z"/>
+  </g></svg>`;
+
+export const intertwinIcon = new LabIcon({ name: 'intertwin:logo', svgstr: ICON_SVG });
+
+/** The interTwin sidebar: where the session runs (DataLake, jobs and usage come next). */
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'interTwin sidebar: the site this JupyterLab session runs on',
+  autoStart: true,
+  optional: [ILayoutRestorer],
+  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
+    const panel = new SitePanel();
+    panel.id = 'intertwin-site';
+    panel.title.icon = intertwinIcon;
+    panel.title.caption = 'interTwin: where this session runs';
+    app.shell.add(panel, 'left', { rank: 600 });
+    restorer?.add(panel, 'intertwin-site');
+  }
+};
+
+export default plugin;

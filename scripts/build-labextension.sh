@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Build the JupyterLab extension (labextension/ -> intertwin_hub/labextension) with jlpm and
+# jupyter-builder; skipped when the build is newer than every source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+BIN=$(dirname "$PY")
+export PATH="$PWD/$BIN:$PATH"
+out=intertwin_hub/labextension/static/style.js
+if [ -f "$out" ] && [ -z "$(find labextension package.json tsconfig.json -newer "$out" -type f | head -1)" ]; then
+  echo "lab extension is up to date"; exit 0
+fi
+jlpm install
+jlpm build:prod
+test -f "$out"

@@ -1,0 +1,16 @@
+"""intertwin_lab: the jupyter-server extension behind the interTwin JupyterLab panels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .handlers import setup_handlers
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "intertwin_lab"}]
+
+
+def _load_jupyter_server_extension(server_app: Any) -> None:
+    setup_handlers(server_app.web_app)
+    server_app.log.info("intertwin_lab: registered /intertwin handlers")

@@ -1,0 +1,38 @@
+"""GET /intertwin/site: the session's site, or an honest 404 outside the interTwin hub."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+
+async def test_site_comes_from_the_spawner_env(jp_fetch: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERTWIN_SITE", "vega")
+    monkeypatch.setenv("INTERTWIN_SITE_TITLE", "Offload to Vega HPC - dev VO")
+    monkeypatch.setenv("INTERTWIN_SCRATCH_RSE", "VEGA-DCACHE")
+    monkeypatch.setenv("INTERTWIN_SCRATCH_PATH", "/dcache/sling.si/projects/intertwin")
+    r = await jp_fetch("intertwin", "site")
+    assert r.code == 200
+    assert json.loads(r.body) == {
+        "slug": "vega", "title": "Offload to Vega HPC - dev VO",
+        "scratch_rse": "VEGA-DCACHE", "scratch_path": "/dcache/sling.si/projects/intertwin"}
+
+
+async def test_no_site_is_a_404_with_a_sentence(jp_fetch: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INTERTWIN_SITE", raising=False)
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("intertwin", "site")
+    assert e.value.code == 404
+    body = json.loads(e.value.response.body)  # type: ignore[union-attr]
+    assert body["error"] == "no_site" and "not started by the interTwin hub" in body["message"]
+
+
+async def test_requests_without_a_token_are_refused(jp_fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("intertwin", "site", headers={"Authorization": ""})
+    assert e.value.code in (401, 403)
