@@ -10,6 +10,7 @@ PVC and no service-account token.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,3 +112,23 @@ def site_env(site: Site) -> dict[str, str]:
     if site.scratch.rse:
         env["INTERTWIN_SCRATCH_RSE"] = site.scratch.rse
     return env
+
+
+# Credentials never sit in the pod spec. interLink ships Secrets only as volumes (the VK does
+# not resolve env secretKeyRef), so they travel as files of a Secret volume and a tiny shell
+# prelude exports them before exec'ing the real command.
+SECRET_ENV_DIR = "/var/run/intertwin/env"
+SECRET_ENV_VOLUME = "intertwin-env"
+_SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$")
+ENV_PRELUDE = ('for f in "$INTERTWIN_SECRET_ENV_DIR"/*; do '
+               '[ -f "$f" ] && export "${f##*/}=$(cat "$f")"; done; exec "$@"')
+
+
+def is_secret_env(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def secret_env_command(command: list[str], args: list[str]) -> tuple[list[str], list[str]]:
+    """Wrap ``command``/``args`` so the secret files become env vars, then the real program
+    runs (with no command, the args are the program, as KubeSpawner starts notebooks)."""
+    return ["/bin/sh", "-c", ENV_PRELUDE, "intertwin-env"], [*command, *args]

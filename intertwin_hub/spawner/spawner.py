@@ -72,6 +72,13 @@ class InterTwinSpawner(KubeSpawner):
 
         return for_user
 
+    @default("cmd")
+    def _default_cmd(self) -> list[str]:
+        # explicit, because credentials are exported by a prelude that then execs this
+        # command: with none, the image's own CMD could not be known (Zero to JupyterHub
+        # sets the same default)
+        return ["jupyterhub-singleuser"]
+
     @default("apply_user_options")
     def _default_apply_user_options(self) -> Any:
         # options are applied in load_user_options; this silences "unhandled user_options"
@@ -133,6 +140,7 @@ class InterTwinSpawner(KubeSpawner):
         plan = podplan.plan(self.selection)
         pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
         pod.metadata.annotations = {**(pod.metadata.annotations or {}), **plan.annotations}
+        await self._move_secrets_out_of_the_spec(pod)
         if plan.offload:
             pod.spec.node_selector = plan.node_selector
             keys = {t["key"] for t in plan.tolerations}
@@ -146,6 +154,72 @@ class InterTwinSpawner(KubeSpawner):
                     reason="pvc_on_offload", status_code=500)
         return pod
 
+    @property
+    def env_secret_name(self) -> str:
+        return f"{self.pod_name}-env"
+
+    async def _move_secrets_out_of_the_spec(self, pod: Any) -> None:
+        """Put credential env vars (the hub API token first) into a Secret mounted as files,
+        so no token is readable from the pod object by anyone who may list pods."""
+        from kubernetes_asyncio.client import (
+            V1EnvVar,
+            V1ObjectMeta,
+            V1Secret,
+            V1SecretVolumeSource,
+            V1Volume,
+            V1VolumeMount,
+        )
+        secret: dict[str, str] = {}
+        for c in pod.spec.containers:
+            kept = []
+            for e in c.env or []:
+                if podplan.is_secret_env(e.name) and e.value is not None:
+                    secret[e.name] = e.value
+                else:
+                    kept.append(e)
+            c.env = kept
+        if not secret:
+            return
+        main = pod.spec.containers[0]
+        main.env = [*main.env, V1EnvVar(name="INTERTWIN_SECRET_ENV_DIR",
+                                        value=podplan.SECRET_ENV_DIR)]
+        main.command, main.args = podplan.secret_env_command(main.command or [],
+                                                             main.args or [])
+        main.volume_mounts = [*(main.volume_mounts or []), V1VolumeMount(
+            name=podplan.SECRET_ENV_VOLUME, mount_path=podplan.SECRET_ENV_DIR, read_only=True)]
+        pod.spec.volumes = [*(pod.spec.volumes or []), V1Volume(
+            name=podplan.SECRET_ENV_VOLUME,
+            secret=V1SecretVolumeSource(secret_name=self.env_secret_name, default_mode=0o400))]
+        await self.create_env_secret(V1Secret(
+            metadata=V1ObjectMeta(name=self.env_secret_name,
+                                  labels=dict(pod.metadata.labels or {})),
+            string_data=secret, type="Opaque"))
+
+    async def create_env_secret(self, body: Any) -> None:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            await self.api.create_namespaced_secret(self.namespace, body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            await self.api.replace_namespaced_secret(self.env_secret_name, self.namespace, body)
+
+    async def _delete_env_secret(self) -> None:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            await self.api.delete_namespaced_secret(self.env_secret_name, self.namespace)
+        except ApiException as e:
+            if e.status != 404:
+                self.log.warning("could not delete Secret %s: %s", self.env_secret_name, e)
+
+    async def stop(self, now: bool = False) -> Any:
+        try:
+            return await super().stop(now=now)
+        finally:
+            await self._delete_env_secret()
+
     async def _start(self) -> Any:
         self._story = []
         # the story is recorded whether or not anyone watches: the progress page may be
@@ -153,7 +227,10 @@ class InterTwinSpawner(KubeSpawner):
         watcher = asyncio.ensure_future(self._record_story())
         try:
             return await super()._start()
-        except TimeoutError as e:
+        except BaseException as e:
+            await self._delete_env_secret()
+            if not isinstance(e, TimeoutError):
+                raise
             # KubeSpawner's own timeout text names the pod; say which site did not start it
             site = self.selection.site if self.selection else None
             if site is None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from testbed.hub import DEMO_PASSWORD
 from testbed.testbed import restart_hub
@@ -59,7 +60,16 @@ async def test_every_profile_spawns_on_its_site(testbed: dict[str, Any], kube: A
         vega = await notebook_pod(kube, testbed, "alice", "vega")
         assert vega.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
         assert "--gres=gpu:2" in vega.metadata.annotations["slurm-job.vk.io/flags"]
+        # the hub token reached the notebook (it answered through the hub's auth) without
+        # ever being in the pod spec: it is in a Secret that lives as long as the server
+        ns = testbed["control_plane"]["namespace"]
+        assert "JUPYTERHUB_API_TOKEN" not in {e.name for e in vega.spec.containers[0].env}
+        secret = await kube.read_namespaced_secret(f"{vega.metadata.name}-env", ns)
+        assert "JUPYTERHUB_API_TOKEN" in secret.data
         await asyncio.gather(*(stop(s, hub["api_url"], u, n) for u, n, _, _ in PROFILES))
+        with pytest.raises(ApiException) as gone:
+            await kube.read_namespaced_secret(f"{vega.metadata.name}-env", ns)
+        assert gone.value.status == 404
 
 
 async def test_non_member_is_refused_vega_through_the_api(testbed: dict[str, Any],

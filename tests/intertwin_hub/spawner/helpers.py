@@ -30,15 +30,32 @@ class FakeUser:
         return f"/user/{self.name}/"
 
 
-def spawner(groups: tuple[str, ...] = (DEV,), **config: Any) -> InterTwinSpawner:
-    return InterTwinSpawner(_mock=True, user=FakeUser(groups=[Group(g) for g in groups]),
-                            **config)
+class OfflineSpawner(InterTwinSpawner):
+    """Builds pods without a cluster: the env Secret is kept here instead of created."""
+
+    created_secrets: list[Any]
+
+    async def create_env_secret(self, body: Any) -> None:
+        self.created_secrets = [*getattr(self, "created_secrets", []), body]
+
+
+def spawner(groups: tuple[str, ...] = (DEV,), **config: Any) -> OfflineSpawner:
+    return OfflineSpawner(_mock=True, user=FakeUser(groups=[Group(g) for g in groups]),
+                          **config)
 
 
 async def manifest(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
                    **config: Any) -> dict[str, Any]:
+    return (await build(options, groups, **config))[0]
+
+
+async def build(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
+                **config: Any) -> tuple[dict[str, Any], list[Any]]:
+    """The pod manifest and the Secrets the spawner would create with it."""
     s = spawner(groups, **config)
     s.user_options = options
     await s.load_user_options()
     pod = await s.get_pod_manifest()
-    return ApiClient().sanitize_for_serialization(pod)  # type: ignore[no-any-return]
+    api = ApiClient()
+    return (api.sanitize_for_serialization(pod),
+            [api.sanitize_for_serialization(b) for b in getattr(s, "created_secrets", [])])
