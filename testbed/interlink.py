@@ -146,6 +146,16 @@ def ensure_pod_controllers(sup: Supervisor, stacks: list[SiteStack], timeout: fl
                        f"after {VK_START_ATTEMPTS} attempts; see {sup.log_dir}")
 
 
+VK_START_MARK = "Loading Virtual Kubelet config"
+VK_PING_OK = "Ping succeded"  # sic, the VK's own spelling
+
+
+def pinged_since_start(sup: Supervisor, stack: SiteStack) -> bool:
+    """The VK of this run has had a successful ping: before it, a (re)started VK reports its
+    node NotReady, so a Ready node seen earlier may still flip to NotReady."""
+    return VK_PING_OK in _log(sup, stack).rsplit(VK_START_MARK, 1)[-1]
+
+
 def _log(sup: Supervisor, stack: SiteStack) -> str:
     try:
         return (sup.log_dir / f"vk-{stack.slug}.log").read_text(errors="replace")

@@ -17,6 +17,7 @@ from .cluster import start_control_plane
 from .hub import DEMO_PASSWORD, DEMO_USERS, start_hub
 from .interlink import (
     ensure_pod_controllers,
+    pinged_since_start,
     pod_cidr,
     pod_cidr_base,
     stacks_json,
@@ -65,7 +66,8 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         kube = cp.kube()
         progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
         names = [site.node.name for site in catalogue]
-        wait_until(lambda: all(node_ready(kube, n) for n in names),
+        wait_until(lambda: all(pinged_since_start(sup, s) for s in stacks)
+                   and all(node_ready(kube, n) for n in names),
                    f"nodes {', '.join(names)} Ready", 150)
         progress(f"all {len(catalogue)} nodes Ready ({time.monotonic() - t0:.1f} s)")
         state: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -47,7 +48,7 @@ class InterTwinSpawner(KubeSpawner):
     )
 
     progress_poll_interval = Float(
-        1.0,
+        0.5,
         config=True,
         help="""Seconds between looks at the pod while reporting spawn progress in the site's
         language ("queued at Vega (Slurm job 1234)").""",
@@ -222,6 +223,7 @@ class InterTwinSpawner(KubeSpawner):
 
     async def _start(self) -> Any:
         self._story = []
+        self._story_changed = asyncio.Event()
         # the story is recorded whether or not anyone watches: the progress page may be
         # opened late (the REST API answers only after slow_spawn_timeout)
         watcher = asyncio.ensure_future(self._record_story())
@@ -244,6 +246,7 @@ class InterTwinSpawner(KubeSpawner):
             self._note_story()
 
     _story: list[str]
+    _story_changed: asyncio.Event
 
     def _note_story(self) -> None:
         """Add what the pod and its events say now to the spawn story, once per message."""
@@ -258,6 +261,7 @@ class InterTwinSpawner(KubeSpawner):
         for m in messages:
             if m not in self._story:
                 self._story.append(m)
+                self._story_changed.set()
 
     async def _record_story(self) -> None:
         if self.events_enabled:
@@ -291,7 +295,15 @@ class InterTwinSpawner(KubeSpawner):
                 last_patience = elapsed
                 yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
                                   f"(the limit is {site.start_timeout} s)"}
-            await asyncio.sleep(self.progress_poll_interval)
+            # wake at once when the story grows: JupyterHub stops reading progress as soon as
+            # the server is up, so the last words must not wait for a poll
+            changed = getattr(self, "_story_changed", None)
+            if changed is None:
+                await asyncio.sleep(self.progress_poll_interval)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), self.progress_poll_interval)
+            changed.clear()
 
     def _pod_key(self) -> str:
         return f"{self.namespace}/{self.pod_name}"
@@ -333,31 +345,36 @@ def _event_message(site: str, event: dict[str, Any]) -> str | None:
 
 
 def _pod_message(site: str, pod: Any) -> str | None:
-    """The pod's state in the site's words. While a job is queued the VK already reports the
-    pod Running, with its containers waiting, so the containers decide."""
+    """The pod's state in the site's words. The containers decide, not the phase: while a job
+    waits in the batch queue the VK already reports the pod Running. A job id (the VK's
+    ``JobID`` annotation, or the plugin's waiting message) with nothing running yet means the
+    job is queued at the site."""
     if not pod:
         return None
     status = pod.get("status") or {}
     node = (pod.get("spec") or {}).get("nodeName")
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
     statuses = status.get("containerStatuses") or []
+    waiting_text = ""
     for cs in statuses:
         state = cs.get("state") or {}
-        waiting, terminated = state.get("waiting"), state.get("terminated")
+        terminated = state.get("terminated")
         if terminated:
             return (f"{site} ended the session: {terminated.get('reason') or 'exited'} "
                     f"(exit code {terminated.get('exitCode')}). "
                     f"{terminated.get('message') or ''}").strip()
-        if waiting:
-            text = f"{waiting.get('reason') or ''} {waiting.get('message') or ''}".strip()
-            if "queue" in text.lower():
-                annotations = (pod.get("metadata") or {}).get("annotations") or {}
-                m = _JOB_ID.search(text) or _JOB_ID.search(f"job {annotations.get('JobID', '')}")
-                job = f" (batch job {m.group(1)})" if m else ""
-                return f"queued at {site}{job}"
-            return f"preparing the session at {site}: {text}" if text else None
+        waiting = state.get("waiting")
+        if waiting and not waiting_text:
+            waiting_text = f"{waiting.get('reason') or ''} {waiting.get('message') or ''}".strip()
     if status.get("phase") == "Failed":
         return f"{site} refused the session: {status.get('reason') or ''} " \
                f"{status.get('message') or ''}".strip()
-    if statuses and all((cs.get("state") or {}).get("running") for cs in statuses) and node:
+    if statuses and node and all((cs.get("state") or {}).get("running") is not None
+                                 for cs in statuses):
         return f"running on {node}"
+    m = _JOB_ID.search(waiting_text) or _JOB_ID.search(f"job {annotations.get('JobID', '')}")
+    if m or "queue" in waiting_text.lower():
+        return f"queued at {site}" + (f" (batch job {m.group(1)})" if m else "")
+    if waiting_text:
+        return f"preparing the session at {site}: {waiting_text}"
     return None
