@@ -132,3 +132,30 @@ def secret_env_command(command: list[str], args: list[str]) -> tuple[list[str], 
     """Wrap ``command``/``args`` so the secret files become env vars, then the real program
     runs (with no command, the args are the program, as KubeSpawner starts notebooks)."""
     return ["/bin/sh", "-c", ENV_PRELUDE, "intertwin-env"], [*command, *args]
+
+
+def rucio_env(site: Site, instance: dict[str, str], access_token: str | None) -> dict[str, str]:
+    """The Rucio DataLake configuration of the session, in rucio-jupyterlab's ``RUCIO_*``
+    convention so existing interTwin images keep working: the instance from the hub's
+    configuration, the destination RSE and its mount path from the session's site, and the
+    user's own OIDC token (moved into the env Secret like every credential)."""
+    if not instance.get("RUCIO_BASE_URL"):
+        return {}
+    env = {
+        "RUCIO_NAME": "intertwin",
+        "RUCIO_DISPLAY_NAME": "interTwin DataLake",
+        "RUCIO_MODE": "replica",
+        # '1' is what rucio-jupyterlab means by enabled (interTwin images invert it: rucio.md)
+        "RUCIO_WILDCARD_ENABLED": "1",
+        "RUCIO_DEFAULT_AUTH_TYPE": "oidc",
+        "RUCIO_OIDC_AUTH": "env",
+        "RUCIO_OIDC_ENV_NAME": "RUCIO_ACCESS_TOKEN",
+        **instance,
+        "RUCIO_SITE_NAME": site.name.upper(),
+    }
+    if site.scratch.rse:
+        env["RUCIO_DESTINATION_RSE"] = site.scratch.rse
+        env["RUCIO_RSE_MOUNT_PATH"] = site.scratch.mount_path
+    if access_token:
+        env["RUCIO_ACCESS_TOKEN"] = access_token
+    return env

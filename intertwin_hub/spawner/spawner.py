@@ -11,7 +11,7 @@ from typing import Any
 
 from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
-from traitlets import Float, Unicode, default
+from traitlets import Dict, Float, Unicode, default
 
 from ..sites import Catalogue, load_catalogue
 from . import pod as podplan
@@ -54,7 +54,18 @@ class InterTwinSpawner(KubeSpawner):
         language ("queued at Vega (Slurm job 1234)").""",
     )
 
+    rucio_instance = Dict(
+        {},
+        config=True,
+        help="""The Rucio DataLake the lab's DataLake panel talks to, as rucio-jupyterlab
+        ``RUCIO_*`` variables, e.g. ``{"RUCIO_BASE_URL": "https://rucio-intertwin-testbed.desy.de",
+        "RUCIO_AUTH_URL": "https://rucio-intertwin-testbed.desy.de/auth"}``. The destination
+        RSE and mount path come from the session's site; the user's OIDC access token (from
+        the authenticator's auth_state) travels in the env Secret. Empty: no Rucio config.""",
+    )
+
     selection: Selection | None = None
+    _access_token: str | None = None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -95,6 +106,9 @@ class InterTwinSpawner(KubeSpawner):
     async def load_user_options(self) -> None:
         sel = self.select()
         self.selection = sel
+        auth_state = await self.user.get_auth_state() if hasattr(
+            self.user, "get_auth_state") else None
+        self._access_token = (auth_state or {}).get("access_token")
         # KubeSpawner knows the profile by slug; our option keys are its option names
         self.user_options = {**(self.user_options or {}), "profile": sel.site.slug}
         await super().load_user_options()
@@ -132,6 +146,8 @@ class InterTwinSpawner(KubeSpawner):
         env: dict[str, str] = super().get_env()
         if self.selection is not None:
             env.update(podplan.site_env(self.selection.site))
+            env.update(podplan.rucio_env(self.selection.site, dict(self.rucio_instance),
+                                         self._access_token))
         return env
 
     async def get_pod_manifest(self) -> Any:

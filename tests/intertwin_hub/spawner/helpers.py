@@ -20,6 +20,10 @@ class FakeUser:
     name: str = "alice"
     groups: list[Group] = field(default_factory=list)
     id: int = 1
+    auth_state: dict[str, Any] | None = None
+
+    async def get_auth_state(self) -> dict[str, Any] | None:
+        return self.auth_state
 
     @property
     def escaped_name(self) -> str:
@@ -39,9 +43,10 @@ class OfflineSpawner(InterTwinSpawner):
         self.created_secrets = [*getattr(self, "created_secrets", []), body]
 
 
-def spawner(groups: tuple[str, ...] = (DEV,), **config: Any) -> OfflineSpawner:
-    return OfflineSpawner(_mock=True, user=FakeUser(groups=[Group(g) for g in groups]),
-                          **config)
+def spawner(groups: tuple[str, ...] = (DEV,), auth_state: dict[str, Any] | None = None,
+            **config: Any) -> OfflineSpawner:
+    user = FakeUser(groups=[Group(g) for g in groups], auth_state=auth_state)
+    return OfflineSpawner(_mock=True, user=user, **config)
 
 
 async def manifest(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
@@ -50,9 +55,10 @@ async def manifest(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
 
 
 async def build(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
+                auth_state: dict[str, Any] | None = None,
                 **config: Any) -> tuple[dict[str, Any], list[Any]]:
     """The pod manifest and the Secrets the spawner would create with it."""
-    s = spawner(groups, **config)
+    s = spawner(groups, auth_state, **config)
     s.user_options = options
     await s.load_user_options()
     pod = await s.get_pod_manifest()

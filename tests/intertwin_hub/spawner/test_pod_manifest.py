@@ -139,3 +139,19 @@ async def test_refusals_are_400_with_a_sentence(options: dict[str, Any],
         await manifest(options, groups=groups)
     assert e.value.status_code == 400
     assert says in e.value.message
+
+
+async def test_rucio_config_follows_the_site_and_the_token_is_secret() -> None:
+    instance = {"RUCIO_BASE_URL": "https://rucio.example", "RUCIO_AUTH_URL": "https://auth.ex"}
+    pod, secrets = await build({"profile": "vega"}, rucio_instance=instance,
+                               auth_state={"access_token": "oidc-access-xyz"})
+    e = env(pod)
+    # the user's own OIDC token, in the Secret only
+    assert "oidc-access-xyz" not in json.dumps(pod)
+    assert secrets[0]["stringData"]["RUCIO_ACCESS_TOKEN"] == "oidc-access-xyz"
+    assert e["RUCIO_BASE_URL"] == "https://rucio.example"
+    assert (e["RUCIO_DESTINATION_RSE"], e["RUCIO_RSE_MOUNT_PATH"]) == (
+        "VEGA-DCACHE", "/dcache/sling.si/projects/intertwin")
+    assert (e["RUCIO_OIDC_AUTH"], e["RUCIO_OIDC_ENV_NAME"]) == ("env", "RUCIO_ACCESS_TOKEN")
+    pod, _ = await build({"profile": "ukri"}, groups=(), rucio_instance=instance)
+    assert "RUCIO_DESTINATION_RSE" not in env(pod)  # UKRI has no scratch RSE
