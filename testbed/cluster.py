@@ -45,8 +45,7 @@ class ControlPlane:
         return path
 
     def to_json(self) -> dict[str, object]:
-        d = asdict(self)
-        return d
+        return asdict(self)
 
 
 def write_kubeconfig(path: Path, server: str, token: str, name: str,

@@ -22,7 +22,7 @@ from intertwin_hub.sites import Site
 
 from .binaries import Binaries
 from .cluster import ControlPlane
-from .procs import Supervisor, TestbedError, free_port, wait_until
+from .procs import Supervisor, TestbedError, free_port, http_ok, wait_until
 
 
 @dataclass
@@ -80,9 +80,11 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
     api = sup.start(f"interlink-{site.slug}", [str(bins.interlink)],
                     env={"INTERLINKCONFIGPATH": str(il_cfg)}, cwd=root)
 
-    from .procs import http_ok
     wait_until(lambda: http_ok(f"http://127.0.0.1:{plugin_port}/healthz"),
                f"local plugin of {site.slug}", 30, plugin)
+    # the API answers /pinglink with the plugin's own answer: both are up
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{il_port}/pinglink"),
+               f"interLink API of {site.slug}", 30, api)
 
     accel = []
     if site.node.gpu:
@@ -108,7 +110,6 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
         "KUBELET_URL": "127.0.0.1", "KUBELET_PORT": str(kubelet_port), "POD_IP": "127.0.0.1",
     }
     sup.start(f"vk-{site.slug}", [str(bins.virtual_kubelet)], cwd=root, env=vk_env)
-    del api
     return SiteStack(site.slug, node, f"http://127.0.0.1:{plugin_port}",
                      f"http://127.0.0.1:{il_port}", kubelet_port, cidr,
                      [str(bins.virtual_kubelet)], vk_env, str(root))
