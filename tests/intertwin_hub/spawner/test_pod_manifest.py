@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from jupyterhub.spawner import SpawnException
 
-from .helpers import DEV, build, manifest
+from .helpers import DEV, build, manifest, spawner
 
 pytestmark = pytest.mark.asyncio
 
@@ -155,3 +155,38 @@ async def test_rucio_config_follows_the_site_and_the_token_is_secret() -> None:
     assert (e["RUCIO_OIDC_AUTH"], e["RUCIO_OIDC_ENV_NAME"]) == ("env", "RUCIO_ACCESS_TOKEN")
     pod, _ = await build({"profile": "ukri"}, groups=(), rucio_instance=instance)
     assert "RUCIO_DESTINATION_RSE" not in env(pod)  # UKRI has no scratch RSE
+
+
+async def test_a_site_added_to_the_catalogue_is_offered_and_routed(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    import intertwin_hub
+
+    data = yaml.safe_load((Path(intertwin_hub.__file__).parent / "sites.yaml").read_text())
+    data["sites"].append({
+        "slug": "jsc", "name": "JSC", "title": "Offload to JUWELS Booster - dev VO",
+        "description": "Offload Jupyterlab session on a JUWELS Booster node",
+        "kind": "offload",
+        "node": {"name": "jsc-vk", "cpu": "48", "memory": "512Gi",
+                 "gpu": {"model": "A100", "count": 4}},
+        "batch": {"system": "slurm", "account": "intertwin", "time": "01:00:00"},
+        "allowed_vos": ["dev.intertwin.eu"],
+        "resources": [{"slug": "node", "label": "48 CPU, 512 GiB", "cpu": 48,
+                       "memory": "500Gi"}],
+        "partitions": [{"slug": "booster", "label": "booster (A100)", "gpu_choices": [4],
+                        "max_gpus": 4}],
+        "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
+        "scratch": {"rse": "JSC-TEAPOT", "mount_path": "/p/scratch/intertwin"},
+        "start_timeout": 1800,
+    })
+    path = tmp_path / "sites.yaml"
+    path.write_text(yaml.safe_dump(data))
+    s = spawner(site_catalogue_path=str(path))
+    assert "jsc" in [p["slug"] for p in s.profile_list(s)]
+    pod = await manifest({"profile": "jsc", "gpus": "booster-4"},
+                         site_catalogue_path=str(path))
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "jsc-vk"}
+    assert "--partition=booster --gres=gpu:4" in pod["metadata"]["annotations"][
+        "slurm-job.vk.io/flags"]
