@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,34 @@ async def test_server_survives_a_hub_restart(testbed: dict[str, Any], kube: Any)
         after = await notebook_pod(kube, testbed, "alice", "durable")
         assert after.metadata.uid == before.metadata.uid
         await stop(s, hub["api_url"], "alice", "durable")
+
+
+async def test_a_full_site_is_explained_to_the_user(testbed: dict[str, Any],
+                                                   kube: Any) -> None:
+    """PSNC's node has 16 H100s: with four 4-GPU sessions running, the real scheduler holds a
+    fifth, and the user reads why in the progress stream instead of a silent wait."""
+    hub = testbed["hub"]
+    names = [f"h100-{i}" for i in range(5)]
+    opts = {"profile": "psnc", "gpus": "proxima-4"}
+    async with api_session(hub) as s:
+        try:
+            runs = await asyncio.gather(*(spawn(s, hub["api_url"], "alice", n, opts)
+                                          for n in names[:4]))
+            assert all(r[-1].get("ready") for r in runs), runs
+            status, text = await start(s, hub["api_url"], "alice", names[4], opts)
+            assert status == 202, text
+            said: list[str] = []
+            async with s.get(f"{hub['api_url']}/users/alice/servers/{names[4]}/progress",
+                             timeout=aiohttp.ClientTimeout(total=120)) as r:
+                async for raw in r.content:
+                    line = raw.decode().strip()
+                    if line.startswith("data:"):
+                        said.append(json.loads(line[5:]).get("message", ""))
+                        if "Insufficient nvidia.com/gpu" in said[-1]:
+                            break
+            assert said[-1].startswith("waiting for room at PSNC: "), said
+            pod = await notebook_pod(kube, testbed, "alice", names[4])
+            assert pod.status.phase == "Pending" and not pod.spec.node_name
+        finally:
+            await asyncio.gather(*(stop(s, hub["api_url"], "alice", n) for n in names),
+                                 return_exceptions=True)
