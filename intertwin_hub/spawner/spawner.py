@@ -64,6 +64,15 @@ class InterTwinSpawner(KubeSpawner):
         the authenticator's auth_state) travels in the env Secret. Empty: no Rucio config.""",
     )
 
+    scratch_mount_paths = Dict(
+        {},
+        config=True,
+        help="""Where a site's scratch RSE is mounted on its compute nodes, by site slug,
+        overriding the catalogue's ``scratch.mount_path`` for this deployment (the local
+        testbed points these at the directories of its Rucio RSEs). Sites not listed use the
+        catalogue.""",
+    )
+
     selection: Selection | None = None
     _access_token: str | None = None
 
@@ -146,8 +155,9 @@ class InterTwinSpawner(KubeSpawner):
         env: dict[str, str] = super().get_env()
         if self.selection is not None:
             env.update(podplan.site_env(self.selection.site))
-            env.update(podplan.rucio_env(self.selection.site, dict(self.rucio_instance),
-                                         self._access_token))
+            site = self.selection.site
+            env.update(podplan.rucio_env(site, dict(self.rucio_instance), self._access_token,
+                                         self.scratch_mount_paths.get(site.slug)))
         return env
 
     async def get_pod_manifest(self) -> Any:
@@ -271,7 +281,8 @@ class InterTwinSpawner(KubeSpawner):
             return
         messages = [m for ev in (self.events if self.events_enabled else [])
                     if (m := _event_message(site.name, ev))]
-        state = _pod_message(site.name, self.pod_reflector.pods.get(self._pod_key()))
+        reflector = self.pod_reflector
+        state = _pod_message(site.name, reflector.pods.get(self._pod_key()) if reflector else None)
         if state:
             messages.append(state)
         for m in messages:
@@ -280,10 +291,14 @@ class InterTwinSpawner(KubeSpawner):
                 self._story_changed.set()
 
     async def _record_story(self) -> None:
-        if self.events_enabled:
-            await self._start_watching_events()
+        # Only reads what KubeSpawner's own reflectors hold. Starting a reflector here would
+        # let the cancellation below (when options are refused) kill it half-started, and every
+        # later spawn would wait forever for its first load.
         while True:
-            self._note_story()
+            try:
+                self._note_story()
+            except Exception:
+                self.log.exception("could not read the spawn progress of %s", self._pod_key())
             await asyncio.sleep(self.progress_poll_interval)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
@@ -361,10 +376,12 @@ def _event_message(site: str, event: dict[str, Any]) -> str | None:
 
 
 def _pod_message(site: str, pod: Any) -> str | None:
-    """The pod's state in the site's words. The containers decide, not the phase: while a job
-    waits in the batch queue the VK already reports the pod Running. A job id (the VK's
-    ``JobID`` annotation, or the plugin's waiting message) with nothing running yet means the
-    job is queued at the site."""
+    """The pod's state in the site's words. Neither the phase nor the containers alone decide:
+    on CreatePod the VK marks every container running while the phase is still Pending (before
+    the site has even answered), and while the job waits in the batch queue it reports the phase
+    Running with waiting containers. So "running" needs both; a job id (the VK's ``JobID``
+    annotation, or the plugin's waiting message) with nothing really running means the job is
+    queued at the site."""
     if not pod:
         return None
     status = pod.get("status") or {}
@@ -385,8 +402,8 @@ def _pod_message(site: str, pod: Any) -> str | None:
     if status.get("phase") == "Failed":
         return f"{site} refused the session: {status.get('reason') or ''} " \
                f"{status.get('message') or ''}".strip()
-    if statuses and node and all((cs.get("state") or {}).get("running") is not None
-                                 for cs in statuses):
+    if statuses and node and status.get("phase") != "Pending" and all(
+            (cs.get("state") or {}).get("running") is not None for cs in statuses):
         return f"running on {node}"
     m = _JOB_ID.search(waiting_text) or _JOB_ID.search(f"job {annotations.get('JobID', '')}")
     if m or "queue" in waiting_text.lower():

@@ -138,6 +138,32 @@ async def test_server_survives_a_hub_restart(testbed: dict[str, Any], kube: Any)
         await stop(s, hub["api_url"], "alice", "durable")
 
 
+async def test_a_corrected_choice_starts_after_a_refusal_on_a_fresh_hub(
+        testbed: dict[str, Any]) -> None:
+    """A user who picks a wrong option and tries again must get a server. On a freshly started
+    hub the first (refused) spawn is the one that would start KubeSpawner's reflectors."""
+    hub = testbed["hub"]
+    await asyncio.to_thread(restart_hub, Path(testbed["run_dir"]))
+    async with api_session(hub) as s:
+        status, text = await start(s, hub["api_url"], "alice", "retry",
+                                   {"profile": "vega", "gpus": "gpu:1"})
+        assert status == 400 and "Choose one of" in text, text
+        async with s.delete(f"{hub['api_url']}/users/alice/servers/retry",
+                            json={"remove": True}) as r:
+            assert r.status in (204, 404), await r.text()
+        events = await asyncio.wait_for(
+            spawn(s, hub["api_url"], "alice", "retry", {"profile": "vega", "gpus": "gpu-1"}),
+            timeout=120)
+        assert events[-1].get("ready"), events
+        messages = [e.get("message", "") for e in events]
+        # told in the order it happened: the VK's optimistic "running" at creation is not used
+        queued = [m for m in messages if m.startswith("queued at Vega")]
+        assert queued and "running on vega-vk" in messages, messages
+        assert messages.index("running on vega-vk") > max(
+            i for i, m in enumerate(messages) if m.startswith("queued at Vega")), messages
+        await stop(s, hub["api_url"], "alice", "retry")
+
+
 async def test_a_full_site_is_explained_to_the_user(testbed: dict[str, Any],
                                                    kube: Any) -> None:
     """PSNC's node has 16 H100s: with four 4-GPU sessions running, the real scheduler holds a

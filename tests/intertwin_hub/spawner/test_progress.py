@@ -32,6 +32,13 @@ def test_running_only_when_every_container_runs() -> None:
         "running on vega-vk"
 
 
+def test_the_vks_optimistic_running_while_pending_is_not_running() -> None:
+    # CreatePod marks the containers running before the site answers (phase still Pending)
+    assert _pod_message("Vega", pod("Pending", {"running": {}})) is None
+    assert _pod_message("Vega", pod("Pending", {"running": {}}, job="1003")) == \
+        "queued at Vega (batch job 1003)"
+
+
 def test_ended_and_refused() -> None:
     ended = pod("Running", {"terminated": {"reason": "Error", "exitCode": 3}})
     assert _pod_message("KBFI", ended) == "KBFI ended the session: Error (exit code 3)."
