@@ -9,6 +9,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .binaries import cache_dir
 from .cluster import ControlPlane
@@ -41,7 +42,7 @@ def chp_path() -> str:
 
 
 def hub_config(cp: ControlPlane, run: Path, port: int, hub_port: int, proxy_api: int,
-               service_token: str) -> str:
+               service_token: str, rucio: dict[str, Any] | None = None) -> str:
     venv_bin = str(Path(sys.executable).parent)
     vo_members = [u for u, groups in DEMO_USERS.items() if DEV_VO in groups]
     as_root = os.geteuid() == 0
@@ -85,11 +86,39 @@ c.KubeSpawner.events_enabled = True
 # the testbed's cloud node is a virtual kubelet too: pod-vpn gives each pod its own address
 c.KubeSpawner.extra_annotations = {{"interlink.eu/pod-vpn": "true"}}
 c.KubeSpawner.automount_service_account_token = False
+""" + (rucio_config(rucio) if rucio else "")
+
+
+def rucio_config(rucio: dict[str, Any]) -> str:
+    """The testbed's Rucio for the hub: each demo user signs in with their own Rucio account
+    (testbed/demo_auth.py), sessions get that token, and each site's scratch RSE is the local
+    directory the testbed's Rucio writes replicas to."""
+    from intertwin_hub.sites import load_catalogue
+
+    mounts = {site.slug: rucio["rses"][site.scratch.rse]["path"]
+              for site in load_catalogue().sites
+              if site.scratch.rse and site.scratch.rse in rucio["rses"]}
+    passwords = {user: acc["password"] for user, acc in rucio["accounts"].items()
+                 if user in DEMO_USERS}
+    repo = str(Path(__file__).resolve().parents[1])
+    return f"""
+# the testbed's Rucio DataLake
+import sys  # noqa: E402
+sys.path.insert(0, {repo!r})
+c.JupyterHub.authenticator_class = "testbed.demo_auth.RucioDemoAuthenticator"
+c.RucioDemoAuthenticator.rucio_url = {rucio["url"]!r}
+c.RucioDemoAuthenticator.rucio_passwords = {passwords!r}
+c.Authenticator.enable_auth_state = True
+c.Authenticator.refresh_pre_spawn = True
+c.Authenticator.auth_refresh_age = 300
+c.InterTwinSpawner.rucio_instance = {{"RUCIO_BASE_URL": {rucio["url"]!r},
+                                     "RUCIO_AUTH_URL": {rucio["url"]!r}}}
+c.InterTwinSpawner.scratch_mount_paths = {mounts!r}
 """
 
 
 def start_hub(sup: Supervisor, cp: ControlPlane, name: str = "hub",
-              extra_config: str = "") -> Hub:
+              extra_config: str = "", rucio: dict[str, Any] | None = None) -> Hub:
     """Start a proxy and a hub; ``name`` and ``extra_config`` let a benchmark run a second,
     differently configured hub on the same testbed."""
     run = sup.run_dir / name
@@ -98,7 +127,9 @@ def start_hub(sup: Supervisor, cp: ControlPlane, name: str = "hub",
     service_token = secrets.token_hex(24)
     proxy_token = secrets.token_hex(24)
     cfg = run / "jupyterhub_config.py"
-    cfg.write_text(hub_config(cp, run, port, hub_port, proxy_api, service_token) + extra_config)
+    cfg.write_text(hub_config(cp, run, port, hub_port, proxy_api, service_token, rucio)
+                   + extra_config)
+    cfg.chmod(0o600)  # it holds the demo users' Rucio passwords
     env = {"CONFIGPROXY_AUTH_TOKEN": proxy_token}
     suffix = "" if name == "hub" else f"-{name}"
     chp = sup.start(f"proxy{suffix}", [
@@ -126,7 +157,13 @@ def restart_hub(
     if proxy_token:
         token_file.write_text(proxy_token)
         token_file.chmod(0o600)
+    crypt_key = run / "crypt_key"
+    if not crypt_key.exists():
+        # auth_state (the users' DataLake tokens) is stored encrypted with this key
+        crypt_key.write_text(secrets.token_hex(32))
+        crypt_key.chmod(0o600)
     env = {"CONFIGPROXY_AUTH_TOKEN": token_file.read_text(), "KUBECONFIG": cp.hub_kubeconfig,
+           "JUPYTERHUB_CRYPT_KEY": crypt_key.read_text(),
            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     sup.stop(process)
     proc = sup.start(process, [sys.executable, "-m", "jupyterhub", "-f", hub.config],

@@ -134,11 +134,13 @@ def secret_env_command(command: list[str], args: list[str]) -> tuple[list[str], 
     return ["/bin/sh", "-c", ENV_PRELUDE, "intertwin-env"], [*command, *args]
 
 
-def rucio_env(site: Site, instance: dict[str, str], access_token: str | None) -> dict[str, str]:
+def rucio_env(site: Site, instance: dict[str, str], access_token: str | None,
+              mount_path: str | None = None) -> dict[str, str]:
     """The Rucio DataLake configuration of the session, in rucio-jupyterlab's ``RUCIO_*``
     convention so existing interTwin images keep working: the instance from the hub's
-    configuration, the destination RSE and its mount path from the session's site, and the
-    user's own OIDC token (moved into the env Secret like every credential)."""
+    configuration, the destination RSE and its mount path from the session's site (unless the
+    deployment mounts it elsewhere: ``mount_path``), and the user's own OIDC token (moved into
+    the env Secret like every credential)."""
     if not instance.get("RUCIO_BASE_URL"):
         return {}
     env = {
@@ -155,7 +157,7 @@ def rucio_env(site: Site, instance: dict[str, str], access_token: str | None) ->
     }
     if site.scratch.rse:
         env["RUCIO_DESTINATION_RSE"] = site.scratch.rse
-        env["RUCIO_RSE_MOUNT_PATH"] = site.scratch.mount_path
+        env["RUCIO_RSE_MOUNT_PATH"] = mount_path or site.scratch.mount_path
     if access_token:
         env["RUCIO_ACCESS_TOKEN"] = access_token
     return env

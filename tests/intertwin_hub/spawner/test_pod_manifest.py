@@ -157,6 +157,16 @@ async def test_rucio_config_follows_the_site_and_the_token_is_secret() -> None:
     assert "RUCIO_DESTINATION_RSE" not in env(pod)  # UKRI has no scratch RSE
 
 
+async def test_a_deployment_may_mount_a_sites_scratch_elsewhere() -> None:
+    instance = {"RUCIO_BASE_URL": "https://rucio.example"}
+    pod, _ = await build({"profile": "vega"}, rucio_instance=instance,
+                         scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"})
+    assert env(pod)["RUCIO_RSE_MOUNT_PATH"] == "/srv/rse/VEGA-DCACHE/"
+    pod, _ = await build({"profile": "psnc"}, rucio_instance=instance,
+                         scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"})
+    assert env(pod)["RUCIO_RSE_MOUNT_PATH"] == "/mnt/dcache/intertwin"  # the catalogue's
+
+
 async def test_a_site_added_to_the_catalogue_is_offered_and_routed(tmp_path: Any) -> None:
     from pathlib import Path
 
