@@ -2,6 +2,7 @@ import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyte
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { SitePanel } from './components/SitePanel';
+import { datalakePlugin } from './datalake';
 import { PLUGIN_ID } from './tokens';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
@@ -28,4 +29,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, datalakePlugin];

@@ -41,3 +41,32 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
   }
   return data as T;
 }
+
+/** Path segments of a DID for the DataLake routes (names may hold '/' or ':'). */
+export function didPath(scope: string, name: string): string {
+  return `dids/${encodeURIComponent(scope)}/${encodeURIComponent(name)}`;
+}
+
+/** Call the DataLake API under `{baseUrl}intertwin/datalake/`. */
+export function datalakeAPI<T>(
+  endPoint: string,
+  query: Record<string, string | number | null | undefined> = {},
+  init: RequestInit = {}
+): Promise<T> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v !== null && v !== undefined && v !== '') {
+      params.set(k, String(v));
+    }
+  }
+  const qs = params.toString();
+  return requestAPI<T>(`datalake/${endPoint}${qs ? `?${qs}` : ''}`, init);
+}
+
+/** The user-facing sentence of any failure. */
+export function errorMessage(e: unknown): string {
+  if (e instanceof ApiError) {
+    return e.message;
+  }
+  return e instanceof Error ? e.message : String(e);
+}

@@ -16,3 +16,88 @@ export interface IApiError {
   error: string;
   message: string;
 }
+
+export const DATALAKE_PLUGIN_ID = '@intertwin/hub:datalake';
+
+/** GET datalake/config: the DataLake as configured for this session's site. */
+export interface IDataLakeConfig {
+  site: string | null;
+  /** the scratch RSE of this site; null when data cannot be made available here */
+  rse: string | null;
+  /** why make-available is disabled, when the server says so */
+  rse_reason?: string | null;
+  mount_path: string | null;
+  account: string | null;
+  default_lifetime_days: number;
+  rucio_url: string | null;
+}
+
+export type DidType = 'container' | 'dataset' | 'file';
+export type TypeFilter = 'all' | 'collection' | 'container' | 'dataset' | 'file';
+
+/** One row of a search result. */
+export interface IDid {
+  scope: string;
+  name: string;
+  type: DidType;
+  bytes: number | null;
+  length?: number | null;
+}
+
+export type HereState = 'AVAILABLE' | 'PARTIAL' | 'REPLICATING' | 'NOT_AVAILABLE' | 'STUCK';
+
+export interface IReplica {
+  rse: string;
+  site: string | null;
+  state: string;
+  available_length: number | null;
+  length: number | null;
+}
+
+/** GET datalake/dids/{scope}/{name} */
+export interface IDidDetails extends IDid {
+  metadata: Record<string, unknown>;
+  replicas: IReplica[];
+  here: { rse: string | null; state: HereState; rule_id: string | null } | null;
+}
+
+/** A page of a collection's content (or of its local paths). */
+export interface IContentPage<T> {
+  items: T[];
+  offset: number;
+  limit: number;
+  total: number;
+  total_bytes?: number;
+  complete?: boolean;
+}
+
+export interface IContentItem {
+  scope: string;
+  name: string;
+  type?: DidType;
+  bytes?: number | null;
+  /** only from /paths */
+  state?: string;
+  path?: string | null;
+}
+
+export interface IRule {
+  id: string;
+  did: string;
+  rse_expression: string;
+  state: string;
+  locks: { ok: number; replicating: number; stuck: number };
+  progress: number | null;
+  expires_at: string | null;
+  created_at: string | null;
+  error: string | null;
+}
+
+/** A notebook attachment, in rucio-jupyterlab's exact format. */
+export interface IRucioAttachment {
+  did: string;
+  variableName: string;
+  type: 'file' | 'collection';
+}
+
+export const ATTACHMENTS_KEY = 'rucio_attachments';

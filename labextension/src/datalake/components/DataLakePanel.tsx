@@ -1,0 +1,150 @@
+import { ReactWidget } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import React, { useEffect, useReducer } from 'react';
+
+import { DataLakeModel } from '../model';
+import { IDid } from '../../tokens';
+import { Empty, ErrorBanner, formatBytes, formatCount, StatusLine } from './common';
+import { DidDetails } from './DidDetails';
+import { RulesView } from './RulesView';
+import { SearchForm } from './SearchForm';
+import { VirtualList } from './VirtualList';
+
+function ResultRow(props: { did: IDid; model: DataLakeModel }): JSX.Element {
+  const { did, model } = props;
+  const open = model.selected?.scope === did.scope && model.selected?.name === did.name;
+  return (
+    <button
+      className={`itw-dl-result${open ? ' itw-dl-selected' : ''}`}
+      data-testid="itw-dl-result"
+      data-did={`${did.scope}:${did.name}`}
+      title={`${did.scope}:${did.name}`}
+      onClick={() => void model.openDid(did.scope, did.name)}
+    >
+      <span className={`itw-dl-type itw-dl-type-${did.type}`}>{did.type[0].toUpperCase()}</span>
+      <span className="itw-dl-row-name">{did.name}</span>
+      <span className="itw-dl-row-size">
+        {did.type !== 'file' && did.length !== null && did.length !== undefined
+          ? `${formatCount(did.length)} · `
+          : ''}
+        {formatBytes(did.bytes)}
+      </span>
+    </button>
+  );
+}
+
+function Results(props: { model: DataLakeModel }): JSX.Element {
+  const { model } = props;
+  const results = model.results;
+  if (!results) {
+    return (
+      <Empty testid="itw-dl-start">
+        Pick a scope and search by name (wildcards <code>*</code>) or metadata to find data in
+        the interTwin DataLake.
+      </Empty>
+    );
+  }
+  if (results.error && results.count <= 1) {
+    return <ErrorBanner message={results.error} onRetry={() => model.runSearch()} />;
+  }
+  if (!results.ready) {
+    return <StatusLine status={{ kind: 'loading' }} loading="Searching Rucio…" />;
+  }
+  if (results.count === 0) {
+    return <Empty testid="itw-dl-no-results">Nothing in {model.search.scope} matches.</Empty>;
+  }
+  return (
+    <>
+      <div className="itw-dl-count" data-testid="itw-dl-result-count">
+        {results.total !== null
+          ? `${formatCount(results.total)} found`
+          : `${formatCount(results.count - 1)}+ found`}
+      </div>
+      {results.error && <ErrorBanner message={results.error} onRetry={() => results.retry()} />}
+      <VirtualList
+        source={results}
+        testid="itw-dl-results"
+        render={did => <ResultRow did={did} model={model} />}
+      />
+    </>
+  );
+}
+
+export function DataLakeView(props: { model: DataLakeModel }): JSX.Element {
+  const { model } = props;
+  const [, bump] = useReducer((x: number) => x + 1, 0);
+  useEffect(() => {
+    model.changed.connect(bump);
+    return () => {
+      model.changed.disconnect(bump);
+    };
+  }, [model]);
+  const { config, configStatus } = model;
+  return (
+    <div className="itw-dl" data-testid="itw-datalake">
+      <header className="itw-dl-head">
+        <h2 className="itw-title">DataLake</h2>
+        <span className="itw-dl-who" data-testid="itw-dl-who">
+          {config ? `${config.account ?? 'anonymous'} @ ${config.site ?? 'no site'}` : ''}
+        </span>
+      </header>
+      <div className="itw-dl-tabs" role="tablist">
+        {(['explore', 'replicas'] as const).map(v => (
+          <button
+            key={v}
+            role="tab"
+            aria-selected={model.view === v}
+            className={`itw-dl-tab${model.view === v ? ' itw-dl-tab-active' : ''}`}
+            data-testid={`itw-dl-tab-${v}`}
+            onClick={() => model.setView(v)}
+          >
+            {v === 'explore' ? 'Explore' : 'My replicas'}
+          </button>
+        ))}
+      </div>
+      {configStatus.kind !== 'ready' ? (
+        <StatusLine
+          status={configStatus}
+          loading="Connecting to the DataLake…"
+          onRetry={() => void model.start()}
+          testid="itw-dl-error"
+        />
+      ) : model.view === 'replicas' ? (
+        <RulesView model={model} />
+      ) : (
+        <div className="itw-dl-explore">
+          <SearchForm model={model} />
+          <div className={`itw-dl-results-pane${model.selected ? ' itw-dl-with-details' : ''}`}>
+            <Results model={model} />
+          </div>
+          <DidDetails model={model} />
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** The "DataLake" left-sidebar panel. */
+export class DataLakePanel extends ReactWidget {
+  constructor(readonly model: DataLakeModel) {
+    super();
+    this.addClass('itw-panel');
+    this.addClass('itw-dl-panel');
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    if (this.model.configStatus.kind === 'idle') {
+      void this.model.start();
+    }
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    super.dispose();
+  }
+
+  render(): JSX.Element {
+    return <DataLakeView model={this.model} />;
+  }
+}

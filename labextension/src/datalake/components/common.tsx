@@ -1,0 +1,118 @@
+import { Button, refreshIcon } from '@jupyterlab/ui-components';
+import React from 'react';
+
+import { Status } from '../model';
+
+/** An error banner with the server's sentence and a Retry. */
+export function ErrorBanner(props: {
+  message: string;
+  onRetry?: () => void;
+  testid?: string;
+}): JSX.Element {
+  return (
+    <div className="itw-dl-error" role="alert" data-testid={props.testid ?? 'itw-dl-error'}>
+      <span className="itw-dl-error-text">{props.message}</span>
+      {props.onRetry && (
+        <Button small minimal onClick={props.onRetry} data-testid="itw-dl-retry" title="Retry">
+          <refreshIcon.react tag="span" elementPosition="left" />
+          Retry
+        </Button>
+      )}
+    </div>
+  );
+}
+
+export function Loading(props: { what: string; testid?: string }): JSX.Element {
+  return (
+    <div className="itw-dl-loading" data-testid={props.testid ?? 'itw-dl-loading'}>
+      <span className="itw-dl-spinner" aria-hidden="true" />
+      {props.what}
+    </div>
+  );
+}
+
+export function Empty(props: { children: React.ReactNode; testid?: string }): JSX.Element {
+  return (
+    <div className="itw-dl-empty" data-testid={props.testid ?? 'itw-dl-empty'}>
+      {props.children}
+    </div>
+  );
+}
+
+/** Status → the banner/loading line, or null when ready/idle. */
+export function StatusLine(props: {
+  status: Status;
+  loading: string;
+  onRetry?: () => void;
+  testid?: string;
+}): JSX.Element | null {
+  const { status } = props;
+  if (status.kind === 'loading') {
+    return <Loading what={props.loading} />;
+  }
+  if (status.kind === 'error') {
+    return <ErrorBanner message={status.message} onRetry={props.onRetry} testid={props.testid} />;
+  }
+  return null;
+}
+
+const STATE_CLASS: Record<string, string> = {
+  AVAILABLE: 'ok',
+  OK: 'ok',
+  PARTIAL: 'partial',
+  REPLICATING: 'busy',
+  COPYING: 'busy',
+  UNAVAILABLE: 'bad',
+  NOT_AVAILABLE: 'none',
+  STUCK: 'bad',
+  SUSPENDED: 'bad',
+  BAD: 'bad'
+};
+
+const STATE_WORDS: Record<string, string> = {
+  AVAILABLE: 'available',
+  OK: 'available',
+  PARTIAL: 'partly available',
+  REPLICATING: 'replicating',
+  NOT_AVAILABLE: 'not here',
+  STUCK: 'stuck',
+  UNAVAILABLE: 'unavailable'
+};
+
+/** A coloured availability badge (RSE name + state). */
+export function Badge(props: { label?: string; state: string; title?: string }): JSX.Element {
+  const cls = STATE_CLASS[props.state] ?? 'none';
+  const words = STATE_WORDS[props.state] ?? props.state.toLowerCase();
+  return (
+    <span
+      className={`itw-dl-badge itw-dl-badge-${cls}`}
+      title={props.title ?? `${props.label ? props.label + ': ' : ''}${words}`}
+      data-state={props.state}
+    >
+      {props.label ? `${props.label} · ${words}` : words}
+    </span>
+  );
+}
+
+export function formatBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) {
+    return '—';
+  }
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** The lifetime choices offered (days), with the configured default among them. */
+export function lifetimeChoices(def: number): number[] {
+  return Array.from(new Set([1, 7, 14, 30, 90, def].filter(d => d > 0))).sort((a, b) => a - b);
+}

@@ -1,0 +1,394 @@
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { datalakeAPI, didPath, errorMessage } from '../request';
+import {
+  IContentItem,
+  IContentPage,
+  IDataLakeConfig,
+  IDid,
+  IDidDetails,
+  IRule,
+  IRucioAttachment,
+  TypeFilter
+} from '../tokens';
+import { RowSource } from './rows';
+
+/** Something that loads: idle (nothing asked yet), loading, ready or failed with a sentence. */
+export type Status =
+  | { kind: 'idle' }
+  | { kind: 'loading' }
+  | { kind: 'ready' }
+  | { kind: 'error'; message: string; code?: string };
+
+export interface ISearch {
+  scope: string;
+  name: string;
+  type: TypeFilter;
+  filters: string;
+}
+
+/** What the panel needs from JupyterLab, so the model stays testable without a shell. */
+export interface IDataLakeHost {
+  /** the notebook the user last worked in, if any */
+  activeNotebook(): INotebookHandle | null;
+  /** show a folder (path relative to the server root) in the file browser */
+  openFolder(relative: string): Promise<void>;
+  /** the server's root directory, absolute, when known */
+  serverRoot(): string | null;
+}
+
+export interface INotebookHandle {
+  title: string;
+  getAttachments(): IRucioAttachment[];
+  setAttachments(value: IRucioAttachment[]): void;
+}
+
+/** States in which the session's site holds (or is getting) a replica: paths are worth asking. */
+const HERE_STATES = new Set(['AVAILABLE', 'PARTIAL', 'REPLICATING', 'STUCK']);
+
+/** Seconds between polls of a replicating DID and of the rules view. */
+export const POLL_MS = 2500;
+
+/**
+ * The DataLake panel's state: config, search, the opened DID with its content and local
+ * paths, and the user's rules; polls while something replicates.
+ */
+export class DataLakeModel {
+  constructor(readonly host: IDataLakeHost) {}
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  view: 'explore' | 'replicas' = 'explore';
+  config: IDataLakeConfig | null = null;
+  configStatus: Status = { kind: 'idle' };
+  scopes: string[] = [];
+  search: ISearch = { scope: '', name: '', type: 'all', filters: '' };
+  results: RowSource<IDid> | null = null;
+  /** the DID opened from the results */
+  selected: { scope: string; name: string } | null = null;
+  details: IDidDetails | null = null;
+  detailsStatus: Status = { kind: 'idle' };
+  content: RowSource<IContentItem> | null = null;
+  /** whether `content` lists local paths (a replica is here) or just the files */
+  contentHasPaths = false;
+  rules: IRule[] | null = null;
+  rulesStatus: Status = { kind: 'idle' };
+  /** the last make-available / rule action */
+  actionStatus: Status = { kind: 'idle' };
+
+  /** Load config and scopes (the first thing the panel does; Retry does it again). */
+  async start(): Promise<void> {
+    this.configStatus = { kind: 'loading' };
+    this._emit();
+    try {
+      const [config, scopes] = await Promise.all([
+        datalakeAPI<IDataLakeConfig>('config'),
+        datalakeAPI<{ scopes: string[] }>('scopes')
+      ]);
+      this.config = config;
+      this.scopes = [...scopes.scopes].sort();
+      if (!this.search.scope && this.scopes.length > 0) {
+        this.search = { ...this.search, scope: this.scopes[0] };
+      }
+      this.configStatus = { kind: 'ready' };
+    } catch (e) {
+      this.configStatus = statusOf(e);
+    }
+    this._emit();
+  }
+
+  setView(view: 'explore' | 'replicas'): void {
+    this.view = view;
+    if (view === 'replicas') {
+      void this.loadRules();
+    }
+    this._emit();
+  }
+
+  setSearch(patch: Partial<ISearch>): void {
+    this.search = { ...this.search, ...patch };
+    this._emit();
+  }
+
+  /** Run the search: a fresh cursor-paged result list. */
+  runSearch(): void {
+    this.results?.dispose();
+    const { scope, name, type, filters } = this.search;
+    const source = new RowSource<IDid>({
+      kind: 'cursor',
+      fetch: (cursor, limit) =>
+        datalakeAPI<{ items: IDid[]; next: string | null }>('dids', {
+          scope,
+          name: name.trim() || '*',
+          type,
+          filters: filters.trim(),
+          limit,
+          cursor
+        })
+    });
+    source.changed.connect(() => this._emit());
+    this.results = source;
+    this.closeDid();
+    source.ensure(0, 0);
+    this._emit();
+  }
+
+  /** Open a DID: details (replicas per RSE, state here), then its content or local paths. */
+  async openDid(scope: string, name: string): Promise<void> {
+    this.selected = { scope, name };
+    this.details = null;
+    this.actionStatus = { kind: 'idle' };
+    this._setContent(null, false);
+    await this.reloadDetails(true);
+  }
+
+  closeDid(): void {
+    this.selected = null;
+    this.details = null;
+    this.detailsStatus = { kind: 'idle' };
+    this._setContent(null, false);
+    this._stopPoll();
+    this._emit();
+  }
+
+  async reloadDetails(showLoading = false): Promise<void> {
+    const sel = this.selected;
+    if (!sel) {
+      return;
+    }
+    if (showLoading) {
+      this.detailsStatus = { kind: 'loading' };
+      this._emit();
+    }
+    try {
+      const details = await datalakeAPI<IDidDetails>(didPath(sel.scope, sel.name));
+      if (this.selected !== sel) {
+        return;
+      }
+      const before = this.details?.here?.state;
+      this.details = details;
+      this.detailsStatus = { kind: 'ready' };
+      const here = details.here?.state ?? 'NOT_AVAILABLE';
+      const wantPaths = HERE_STATES.has(here);
+      if (details.type === 'file' && !wantPaths) {
+        this._setContent(null, false); // a file has no content to list
+      } else if (!this.content || wantPaths !== this.contentHasPaths) {
+        this._setContent(this._contentSource(sel, wantPaths), wantPaths);
+      } else if (wantPaths && (before !== here || here === 'REPLICATING')) {
+        this.content.refresh(this._visible[0], this._visible[1]);
+      }
+      if (here === 'REPLICATING' || Date.now() < this._watchUntil) {
+        this._startPoll();
+      } else if (this.view !== 'replicas') {
+        this._stopPoll();
+      }
+    } catch (e) {
+      if (this.selected !== sel) {
+        return;
+      }
+      this.detailsStatus = statusOf(e);
+      this._stopPoll();
+    }
+    this._emit();
+  }
+
+  /** The rows the content list shows now, so polling refreshes just those. */
+  setVisibleContent(start: number, stop: number): void {
+    this._visible = [start, stop];
+  }
+
+  /** "Make available at <site>": a replication rule to this site's scratch RSE. */
+  async makeAvailable(lifetimeDays: number): Promise<void> {
+    const sel = this.selected;
+    if (!sel) {
+      return;
+    }
+    this.actionStatus = { kind: 'loading' };
+    this._emit();
+    try {
+      await datalakeAPI('rules', {}, {
+        method: 'POST',
+        body: JSON.stringify({ did: `${sel.scope}:${sel.name}`, lifetime_days: lifetimeDays })
+      });
+      this.actionStatus = { kind: 'ready' };
+      // the rule may need a moment before Rucio reports it at the RSE: keep looking
+      this._watchUntil = Date.now() + 20_000;
+      await this.reloadDetails();
+      this._startPoll();
+    } catch (e) {
+      this.actionStatus = statusOf(e);
+      this._emit();
+    }
+  }
+
+  async loadRules(showLoading = true): Promise<void> {
+    if (showLoading) {
+      this.rulesStatus = { kind: 'loading' };
+      this._emit();
+    }
+    try {
+      const res = await datalakeAPI<{ rules: IRule[] }>('rules');
+      this.rules = res.rules;
+      this.rulesStatus = { kind: 'ready' };
+    } catch (e) {
+      this.rulesStatus = statusOf(e);
+    }
+    if (this.rules?.some(r => r.state === 'REPLICATING') && this.view === 'replicas') {
+      this._startPoll();
+    }
+    this._emit();
+  }
+
+  async extendRule(id: string, lifetimeDays: number): Promise<void> {
+    await this._ruleAction(() =>
+      datalakeAPI(`rules/${encodeURIComponent(id)}`, {}, {
+        method: 'PATCH',
+        body: JSON.stringify({ lifetime_days: lifetimeDays })
+      })
+    );
+  }
+
+  async deleteRule(id: string): Promise<void> {
+    await this._ruleAction(() =>
+      datalakeAPI(`rules/${encodeURIComponent(id)}`, {}, { method: 'DELETE' })
+    );
+  }
+
+  /** Attach the opened DID to the active notebook (rucio-jupyterlab's `rucio_attachments`). */
+  attachToNotebook(variableName: string): { ok: boolean; message: string } {
+    const sel = this.selected;
+    const nb = this.host.activeNotebook();
+    if (!sel || !this.details) {
+      return { ok: false, message: 'Open a DID first.' };
+    }
+    if (!nb) {
+      return { ok: false, message: 'Open a notebook first: the DID is attached to it.' };
+    }
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variableName)) {
+      return { ok: false, message: `"${variableName}" is not a Python variable name.` };
+    }
+    const did = `${sel.scope}:${sel.name}`;
+    const type: IRucioAttachment['type'] = this.details.type === 'file' ? 'file' : 'collection';
+    const others = nb
+      .getAttachments()
+      .filter(a => a.did !== did && a.variableName !== variableName);
+    nb.setAttachments([...others, { did, variableName, type }]);
+    return { ok: true, message: `${did} is attached to ${nb.title} as ${variableName}.` };
+  }
+
+  /**
+   * Where a local path is in the file browser: relative to the server root, or null with the
+   * reason (the scratch mount is on the compute node, maybe outside the notebook root).
+   */
+  browsable(path: string): { relative: string | null; reason: string | null } {
+    const root = this.host.serverRoot();
+    if (!root || root.startsWith('~')) {
+      return { relative: null, reason: 'The notebook server did not say where its root is.' };
+    }
+    const r = root.endsWith('/') ? root : `${root}/`;
+    if (path === root || path.startsWith(r)) {
+      return { relative: path.slice(r.length), reason: null };
+    }
+    return {
+      relative: null,
+      reason: `${path} is outside this JupyterLab's root folder (${root}), so the file browser cannot show it. Copy the path and open it from code instead.`
+    };
+  }
+
+  dispose(): void {
+    this._stopPoll();
+    this.results?.dispose();
+    this.content?.dispose();
+    Signal.clearData(this);
+  }
+
+  private async _ruleAction(call: () => Promise<unknown>): Promise<void> {
+    this.actionStatus = { kind: 'loading' };
+    this._emit();
+    try {
+      await call();
+      this.actionStatus = { kind: 'ready' };
+    } catch (e) {
+      this.actionStatus = statusOf(e);
+    }
+    await this.loadRules(false);
+    if (this.selected) {
+      await this.reloadDetails();
+    }
+  }
+
+  private _contentSource(
+    sel: { scope: string; name: string },
+    paths: boolean
+  ): RowSource<IContentItem> {
+    const route = `${didPath(sel.scope, sel.name)}/${paths ? 'paths' : 'content'}`;
+    return new RowSource<IContentItem>({
+      kind: 'offset',
+      fetch: (offset, limit) => datalakeAPI<IContentPage<IContentItem>>(route, { offset, limit })
+    });
+  }
+
+  private _setContent(source: RowSource<IContentItem> | null, paths: boolean): void {
+    this.content?.dispose();
+    this.content = source;
+    this.contentHasPaths = paths;
+    if (source) {
+      source.changed.connect(() => this._emit());
+      source.ensure(0, 0);
+    }
+  }
+
+  private _startPoll(): void {
+    if (this._timer !== null) {
+      return;
+    }
+    this._timer = window.setInterval(() => {
+      if (this._polling) {
+        return;
+      }
+      this._polling = true;
+      const jobs: Promise<void>[] = [];
+      const watching = Date.now() < this._watchUntil;
+      if (this.selected && (this.details?.here?.state === 'REPLICATING' || watching)) {
+        jobs.push(this.reloadDetails());
+      }
+      if (this.view === 'replicas') {
+        jobs.push(this.loadRules(false));
+      }
+      void Promise.all(jobs).finally(() => {
+        this._polling = false;
+        const busy =
+          Date.now() < this._watchUntil ||
+          this.details?.here?.state === 'REPLICATING' ||
+          (this.view === 'replicas' && this.rules?.some(r => r.state === 'REPLICATING'));
+        if (!busy) {
+          this._stopPoll();
+        }
+      });
+    }, POLL_MS);
+  }
+
+  private _stopPoll(): void {
+    if (this._timer !== null) {
+      window.clearInterval(this._timer);
+      this._timer = null;
+    }
+  }
+
+  private _emit(): void {
+    this._changed.emit();
+  }
+
+  private _timer: number | null = null;
+  private _polling = false;
+  private _watchUntil = 0;
+  private _visible: [number, number] = [0, 199];
+  private _changed = new Signal<this, void>(this);
+}
+
+function statusOf(e: unknown): Status {
+  const code = (e as { code?: string }).code;
+  return { kind: 'error', message: errorMessage(e), code };
+}
