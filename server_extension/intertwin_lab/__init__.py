@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .datalake import setup_datalake
 from .handlers import setup_handlers
 
 
@@ -13,4 +14,5 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
     setup_handlers(server_app.web_app)
+    setup_datalake(server_app)
     server_app.log.info("intertwin_lab: registered /intertwin handlers")

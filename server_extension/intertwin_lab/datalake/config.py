@@ -1,0 +1,218 @@
+"""Configuration of the DataLake panel's server side.
+
+Every trait defaults from rucio-jupyterlab's ``RUCIO_*`` environment convention (what the hub's
+InterTwinSpawner injects, ``intertwin_hub/spawner/pod.py::rucio_env``), so an interTwin image
+configured for rucio-jupyterlab works unchanged; ``c.DataLake.<trait>`` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from traitlets import Enum, Float, Int, Unicode, default, validate
+from traitlets.config import Configurable
+
+
+def _env(name: str, fallback: str = "") -> str:
+    return os.environ.get(name, "").strip() or fallback
+
+
+def _env_int(name: str, fallback: int) -> int:
+    try:
+        return int(_env(name)) if _env(name) else fallback
+    except ValueError:
+        return fallback
+
+
+class DataLake(Configurable):
+    """The Rucio DataLake as this JupyterLab session sees it: which Rucio, as whom, and where
+    "make available here" puts data (the scratch RSE of the site the session runs at)."""
+
+    rucio_base_url = Unicode(
+        config=True,
+        help="Base URL of the Rucio server, without a trailing slash "
+             "(default: $RUCIO_BASE_URL). Empty: the DataLake panel says Rucio is not set up.")
+
+    rucio_auth_url = Unicode(
+        config=True,
+        help="Base URL of Rucio's authentication server, used for userpass sign-in "
+             "(default: $RUCIO_AUTH_URL, else the base URL).")
+
+    destination_rse = Unicode(
+        None, allow_none=True, config=True,
+        help="The scratch RSE of the site this session runs at: where 'make available here' "
+             "replicates data (default: $RUCIO_DESTINATION_RSE). None: the site has no scratch "
+             "RSE and make-available is disabled with a reason.")
+
+    rse_mount_path = Unicode(
+        None, allow_none=True, config=True,
+        help="Where the destination RSE is mounted on the compute node (default: "
+             "$RUCIO_RSE_MOUNT_PATH). A replica's local path is its file-protocol PFN path "
+             "minus the RSE protocol prefix, joined to this directory.")
+
+    site_name = Unicode(
+        config=True,
+        help="Rucio site name of this session (the RSEs' `site` attribute, e.g. VEGA; default: "
+             "$RUCIO_SITE_NAME). Sent as client_location so Rucio answers with lan PFNs.")
+
+    site_title = Unicode(
+        config=True,
+        help="The site as users read it, e.g. 'Offload to Vega HPC - dev VO' (default: "
+             "$INTERTWIN_SITE_TITLE, else the site name).")
+
+    default_lifetime_days = Int(
+        config=True,
+        help="Lifetime in days of a replication rule when the user does not choose one "
+             "(default: $RUCIO_REPLICATION_RULE_LIFETIME_DAYS, else 7; 0 or less means 7: "
+             "scratch space is never claimed forever from this panel).")
+
+    max_lifetime_days = Int(
+        90, config=True,
+        help="Longest lifetime in days a user may ask for (creating or extending a rule).")
+
+    auth_type = Enum(
+        ["oidc", "userpass"], config=True,
+        help="How to authenticate to Rucio: 'oidc' sends a token (an OIDC JWT, or a Rucio token) "
+             "read from the environment or a file (see oidc_auth); 'userpass' signs in with "
+             "username/password and keeps the Rucio token in memory only (default: "
+             "$RUCIO_AUTH_TYPE, else $RUCIO_DEFAULT_AUTH_TYPE, else 'oidc').")
+
+    oidc_auth = Enum(
+        ["env", "file"], config=True,
+        help="Where the token comes from with auth_type 'oidc': 'env' (the variable oidc_env_name "
+             "of this server's environment) or 'file' (oidc_file_name, re-read when Rucio refuses "
+             "the token, so a refresher can renew it without a restart). Default: "
+             "$RUCIO_OIDC_AUTH, else 'env'.")
+
+    oidc_env_name = Unicode(
+        config=True,
+        help="Environment variable holding the token (default: $RUCIO_OIDC_ENV_NAME, else "
+             "RUCIO_ACCESS_TOKEN).")
+
+    oidc_file_name = Unicode(
+        config=True,
+        help="File holding the token (default: $RUCIO_OIDC_FILE_NAME). It should be readable by "
+             "this user only.")
+
+    account = Unicode(
+        config=True,
+        help="The user's Rucio account (default: $RUCIO_ACCOUNT). Empty: asked from Rucio "
+             "(whoami) with the user's token. Never a shared or root account.")
+
+    username = Unicode(
+        config=True, help="Rucio userpass identity, for auth_type 'userpass' (default: "
+                          "$RUCIO_USERNAME, else the account).")
+
+    password = Unicode(
+        config=True, help="Rucio userpass password, for auth_type 'userpass' (default: "
+                          "$RUCIO_PASSWORD). Kept in memory; never written to disk.")
+
+    vo = Unicode(
+        config=True, help="Rucio VO for multi-VO servers (default: $RUCIO_VO, else 'def').")
+
+    ca_cert = Unicode(
+        config=True,
+        help="CA bundle or directory to verify Rucio's TLS certificate (default: "
+             "$RUCIO_CA_CERT; empty: the system's CA bundle).")
+
+    request_timeout = Float(
+        30.0, config=True,
+        help="Seconds to wait for Rucio on one request before answering 503.")
+
+    listing_cache_seconds = Float(
+        300.0, config=True,
+        help="How long a collection's content (or a search result) read from Rucio is reused "
+             "for paging before it is read again.")
+
+    listing_cache_entries = Int(
+        16, config=True,
+        help="How many listings (collection contents, search results) are kept in memory at "
+             "once; the least recently used is dropped first.")
+
+    max_page_size = Int(
+        1000, config=True, help="Largest `limit` a client may ask for in one page.")
+
+    @default("rucio_base_url")
+    def _default_base_url(self) -> str:
+        return _env("RUCIO_BASE_URL").rstrip("/")
+
+    @default("rucio_auth_url")
+    def _default_auth_url(self) -> str:
+        return _env("RUCIO_AUTH_URL").rstrip("/")
+
+    @default("destination_rse")
+    def _default_rse(self) -> str | None:
+        return _env("RUCIO_DESTINATION_RSE") or None
+
+    @default("rse_mount_path")
+    def _default_mount(self) -> str | None:
+        return _env("RUCIO_RSE_MOUNT_PATH") or None
+
+    @default("site_name")
+    def _default_site(self) -> str:
+        return _env("RUCIO_SITE_NAME")
+
+    @default("site_title")
+    def _default_site_title(self) -> str:
+        return _env("INTERTWIN_SITE_TITLE")
+
+    @default("default_lifetime_days")
+    def _default_lifetime(self) -> int:
+        return _env_int("RUCIO_REPLICATION_RULE_LIFETIME_DAYS", 7)
+
+    @default("auth_type")
+    def _default_auth_type(self) -> str:
+        value = _env("RUCIO_AUTH_TYPE") or _env("RUCIO_DEFAULT_AUTH_TYPE") or "oidc"
+        return value if value in ("oidc", "userpass") else "oidc"
+
+    @default("oidc_auth")
+    def _default_oidc_auth(self) -> str:
+        value = _env("RUCIO_OIDC_AUTH", "env")
+        return value if value in ("env", "file") else "env"
+
+    @default("oidc_env_name")
+    def _default_oidc_env(self) -> str:
+        return _env("RUCIO_OIDC_ENV_NAME", "RUCIO_ACCESS_TOKEN")
+
+    @default("oidc_file_name")
+    def _default_oidc_file(self) -> str:
+        return _env("RUCIO_OIDC_FILE_NAME")
+
+    @default("account")
+    def _default_account(self) -> str:
+        return _env("RUCIO_ACCOUNT")
+
+    @default("username")
+    def _default_username(self) -> str:
+        return _env("RUCIO_USERNAME")
+
+    @default("password")
+    def _default_password(self) -> str:
+        return _env("RUCIO_PASSWORD")
+
+    @default("vo")
+    def _default_vo(self) -> str:
+        return _env("RUCIO_VO", "def")
+
+    @default("ca_cert")
+    def _default_ca_cert(self) -> str:
+        return _env("RUCIO_CA_CERT")
+
+    @validate("rucio_base_url", "rucio_auth_url")
+    def _strip_slash(self, proposal: Any) -> str:
+        return str(proposal["value"]).rstrip("/")
+
+    @validate("destination_rse", "rse_mount_path")
+    def _empty_is_none(self, proposal: Any) -> str | None:
+        return proposal["value"] or None
+
+    @property
+    def auth_url(self) -> str:
+        return self.rucio_auth_url or self.rucio_base_url
+
+    @property
+    def lifetime_days(self) -> int:
+        """The default lifetime actually used (a non-positive setting means 7 days)."""
+        days = self.default_lifetime_days if self.default_lifetime_days > 0 else 7
+        return min(days, self.max_lifetime_days)

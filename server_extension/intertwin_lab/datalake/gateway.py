@@ -1,0 +1,400 @@
+"""Rucio access of the DataLake API: rucio-clients with the USER's credentials, in threads.
+
+rucio-clients is blocking, so every call runs in a thread pool; listings stream in their own
+threads (``listing.py``). Credentials never touch the disk: the client's token file cache is
+replaced by :class:`TokenSource` (memory only), which reads the user's token from the
+environment or a file, or signs in with userpass. Rucio's exceptions become
+:class:`DataLakeError` with a truthful status (:func:`translate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import requests
+from rucio.client import Client
+from rucio.common import exception as rexc
+
+from .config import DataLake
+from .errors import RUCIO_UNAVAILABLE, TOKEN_EXPIRED, DataLakeError
+from .model import rucio_error_text
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# one pool per process (one server runs for one user); listings stream in their own threads
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+# Rucio's SQL "OR" of many DIDs hits SQLite's expression depth limit beyond ~330
+REPLICA_CHUNK = 200
+# how long facts that rarely change (RSE attributes, protocols, expressions) are reused
+STATIC_TTL = 600.0
+
+
+def executor() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="datalake")
+        return _EXECUTOR
+
+
+_UNAVAILABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError, rexc.ServerConnectionException,
+                rexc.ServiceUnavailable, rexc.ResourceTemporaryUnavailable,
+                rexc.DatabaseException, ConnectionError, TimeoutError)
+_NOT_FOUND = (rexc.DataIdentifierNotFound, rexc.ScopeNotFound, rexc.RuleNotFound,
+              rexc.RSENotFound, rexc.AccountNotFound, rexc.ReplicaNotFound)
+_BAD_INPUT = (rexc.InvalidObject, rexc.InvalidValueForKey, rexc.InvalidType,
+              rexc.InvalidMetadata, rexc.KeyNotFound, rexc.DIDFilterSyntaxError,
+              rexc.DuplicateCriteriaInDIDFilter, rexc.FilterEngineGenericError,
+              rexc.InputValidationError, rexc.UnsupportedKeyType, rexc.UnsupportedValueType,
+              rexc.InvalidRSEExpression, rexc.UnsupportedOperation, rexc.NameTypeError)
+
+
+def translate(exc: BaseException, param: str | None = None,
+              what: str | None = None) -> DataLakeError:
+    """A Rucio (or network) failure → the API's error. ``param`` names the request parameter
+    a Rucio input error is about; ``what`` names the thing looked up (for 404s)."""
+    if isinstance(exc, DataLakeError):
+        return exc
+    text = rucio_error_text(exc)
+    if isinstance(exc, _UNAVAILABLE):
+        return DataLakeError(503, "rucio_unavailable", RUCIO_UNAVAILABLE)
+    if isinstance(exc, rexc.CannotAuthenticate | rexc.NoAuthInformation):
+        return DataLakeError(401, "token_expired", TOKEN_EXPIRED)
+    if isinstance(exc, rexc.AccessDenied | rexc.CannotAuthorize | rexc.ScopeAccessDenied):
+        return DataLakeError(403, "forbidden", f"Rucio refused this for your account: {text}")
+    if isinstance(exc, _NOT_FOUND):
+        return DataLakeError(404, "not_found", f"{what or 'That'} was not found in the "
+                                               f"DataLake ({text}).")
+    if isinstance(exc, rexc.InsufficientAccountLimit | rexc.RSEOverQuota):
+        return DataLakeError(507, "quota_exceeded",
+                             "Your Rucio quota at this site's scratch storage is too small for "
+                             f"this data. Free space by deleting replicas you no longer need, or "
+                             f"ask the site for a larger quota. (Rucio: {text})")
+    if isinstance(exc, rexc.DuplicateRule):
+        return DataLakeError(409, "duplicate_rule", "You already have a rule for this data at "
+                                                    "this site.")
+    if isinstance(exc, _BAD_INPUT):
+        err = DataLakeError(400, "bad_request", f"Rucio did not accept the request: {text}")
+        if param:
+            err.extra["param"] = param
+        return err
+    if isinstance(exc, rexc.RucioException):
+        return DataLakeError(502, "rucio_error", f"Rucio answered with an error: {text}")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return DataLakeError(503, "rucio_unavailable", RUCIO_UNAVAILABLE)
+    log.exception("unexpected error talking to Rucio", exc_info=exc)
+    return DataLakeError(502, "rucio_error",
+                         f"Talking to Rucio failed unexpectedly: {exc.__class__.__name__}: {exc}")
+
+
+class TokenSource:
+    """The user's Rucio token, in memory: from the environment, from a file (re-read when Rucio
+    refuses it, so a refresher can renew it), or from a userpass sign-in."""
+
+    def __init__(self, cfg: DataLake) -> None:
+        self.cfg = cfg
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None:
+                self._token = self._read()
+            return self._token
+
+    def renew(self, rejected: str) -> str:
+        """Rucio refused ``rejected``: read the token again (or sign in again); raise
+        CannotAuthenticate when nothing new is to be had."""
+        with self._lock:
+            if self._token is not None and self._token != rejected:
+                return self._token  # another thread renewed it already
+            fresh = self._read()
+            if self.cfg.auth_type != "userpass" and fresh == rejected:
+                raise rexc.CannotAuthenticate("the token was refused and no newer one exists")
+            self._token = fresh
+            return fresh
+
+    def _read(self) -> str:
+        cfg = self.cfg
+        if cfg.auth_type == "userpass":
+            return self._userpass()
+        if cfg.oidc_auth == "file":
+            if not cfg.oidc_file_name:
+                raise rexc.NoAuthInformation("RUCIO_OIDC_FILE_NAME is not set")
+            try:
+                with open(os.path.expanduser(cfg.oidc_file_name)) as f:
+                    token = f.read().strip()
+            except OSError as e:
+                raise rexc.NoAuthInformation(f"cannot read the token file: {e}") from e
+        else:
+            token = os.environ.get(cfg.oidc_env_name, "").strip()
+        if not token:
+            raise rexc.NoAuthInformation("no Rucio token in this session")
+        return token
+
+    def _userpass(self) -> str:
+        cfg = self.cfg
+        account = cfg.account or cfg.username
+        if not (cfg.username or account) or not cfg.password:
+            raise rexc.NoAuthInformation("no Rucio username/password configured")
+        headers = {"X-Rucio-Account": account, "X-Rucio-Username": cfg.username or account,
+                   "X-Rucio-Password": cfg.password, "X-Rucio-VO": cfg.vo,
+                   "X-Rucio-AppID": "intertwin-lab"}
+        r = requests.get(f"{cfg.auth_url}/auth/userpass", headers=headers,
+                         timeout=cfg.request_timeout, verify=cfg.ca_cert or True)
+        if r.status_code in (502, 503, 504):
+            raise rexc.ServerConnectionException(f"Rucio auth answered {r.status_code}")
+        token = r.headers.get("X-Rucio-Auth-Token")
+        if r.status_code != 200 or not token:
+            raise rexc.CannotAuthenticate(r.headers.get("ExceptionMessage") or r.text[:200])
+        return token
+
+
+class _UserClient(Client):
+    """rucio-clients' Client whose token comes from a :class:`TokenSource`: the client's own
+    token-file cache (under the shared temp directory) is never read nor written, and a
+    refused token is renewed from the source instead of starting an interactive login."""
+
+    def __init__(self, source: TokenSource, **kwargs: Any) -> None:
+        self._source = source
+        super().__init__(**kwargs)
+
+    # the private hooks of rucio.client.baseclient.BaseClient (name-mangled)
+    def _BaseClient__read_token(self) -> bool:
+        self.auth_token = self._source.token()
+        self.headers["X-Rucio-Auth-Token"] = self.auth_token
+        return True
+
+    def _BaseClient__write_token(self) -> None:
+        return None
+
+    def _BaseClient__get_token(self) -> None:
+        self.auth_token = self._source.renew(self.auth_token)
+        self.headers["X-Rucio-Auth-Token"] = self.auth_token
+
+
+class _Memo:
+    """A tiny thread-safe cache with expiry, for facts that rarely change."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, make: Callable[[], T]) -> T:
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        value = make()
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+        return value
+
+
+class RucioGateway:
+    """What the DataLake API asks of Rucio, as one user. Blocking methods (``*_sync``) run in
+    threads; :meth:`call` runs one of them from the event loop."""
+
+    def __init__(self, cfg: DataLake) -> None:
+        self.cfg = cfg
+        self.tokens = TokenSource(cfg)
+        self._local = threading.local()
+        self._static = _Memo(STATIC_TTL)
+        self._account: str | None = cfg.account or None
+
+    # -- plumbing -------------------------------------------------------------------------
+    def client(self) -> Client:
+        """This thread's client (requests sessions are not shared between threads)."""
+        c: Client | None = getattr(self._local, "client", None)
+        if c is None:
+            if not self.cfg.rucio_base_url:
+                raise DataLakeError(503, "not_configured",
+                                    "This session has no Rucio DataLake configured "
+                                    "(RUCIO_BASE_URL is not set).")
+            c = _UserClient(self.tokens, rucio_host=self.cfg.rucio_base_url,
+                            auth_host=self.cfg.auth_url, account=self.cfg.account or None,
+                            ca_cert=self.cfg.ca_cert or None, auth_type="oidc", creds={},
+                            timeout=self.cfg.request_timeout, vo=self.cfg.vo,
+                            user_agent="intertwin-lab")
+            c.request_retries = 1
+            self._local.client = c
+        return c
+
+    async def call(self, fn: Callable[..., T], *args: Any, param: str | None = None,
+                   what: str | None = None) -> T:
+        """Run a blocking ``fn(*args)`` in the pool; errors come back as DataLakeError."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor(), lambda: fn(*args))
+        except BaseException as e:
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            raise translate(e, param=param, what=what) from e
+
+    # -- account and RSEs -------------------------------------------------------------------
+    def account_sync(self) -> str:
+        if self._account is None:
+            who = self.client().whoami() or {}
+            self._account = str(who["account"])
+        return self._account
+
+    def rse_site_sync(self, rse: str) -> str | None:
+        def load() -> str | None:
+            try:
+                attrs = self.client().list_rse_attributes(rse)
+            except rexc.RucioException:
+                return None
+            site = attrs.get("site")
+            return str(site) if site else None
+        return self._static.get(("site", rse), load)
+
+    def rse_sites_sync(self, rses: Iterable[str]) -> dict[str, str | None]:
+        return {rse: self.rse_site_sync(rse) for rse in set(rses)}
+
+    def expression_rses_sync(self, expression: str) -> frozenset[str]:
+        def load() -> frozenset[str]:
+            try:
+                return frozenset(r["rse"] for r in self.client().list_rses(expression))
+            except rexc.RucioException:
+                return frozenset()
+        return self._static.get(("expr", expression), load)
+
+    def file_prefix_sync(self, rse: str) -> str | None:
+        """The path prefix of the RSE's ``file`` protocol (lan read first)."""
+        def load() -> str | None:
+            info = self.client().get_rse(rse)
+            best: tuple[int, str] | None = None
+            for p in info.get("protocols") or []:
+                if p.get("scheme") != "file":
+                    continue
+                domains = p.get("domains") or {}
+                lan = (domains.get("lan") or {}).get("read")
+                wan = (domains.get("wan") or {}).get("read")
+                rank = 0 if lan is not None else (1 if wan is not None else 2)
+                if best is None or rank < best[0]:
+                    best = (rank, str(p.get("prefix") or "/"))
+            return best[1] if best else None
+        return self._static.get(("prefix", rse), load)
+
+    # -- DIDs ---------------------------------------------------------------------------------
+    def scopes_sync(self) -> list[str]:
+        return sorted(self.client().list_scopes())
+
+    def did_sync(self, scope: str, name: str) -> dict[str, Any]:
+        return dict(self.client().get_did(scope, name))
+
+    def metadata_sync(self, scope: str, name: str) -> dict[str, Any]:
+        c = self.client()
+        try:
+            return dict(c.get_metadata(scope, name, plugin="ALL"))
+        except (rexc.InvalidMetadata, rexc.UnsupportedMetadataPlugin, rexc.RucioException) as e:
+            if isinstance(e, _NOT_FOUND):
+                raise
+            # JSON metadata needs PostgreSQL: the column metadata is all there is
+            return dict(c.get_metadata(scope, name))
+
+    def search_rows(self, scope: str, filters: list[dict[str, Any]],
+                    did_type: str) -> Iterator[dict[str, Any]]:
+        """Blocking generator of search results (run in a listing thread)."""
+        return iter(self.client().list_dids(scope, filters, did_type=did_type, long=True))
+
+    def content_rows(self, scope: str, name: str) -> Iterator[dict[str, Any]]:
+        return iter(self.client().list_content(scope, name))
+
+    def file_rows(self, scope: str, name: str) -> Iterator[dict[str, Any]]:
+        return iter(self.client().list_files(scope, name))
+
+    # -- replicas -------------------------------------------------------------------------
+    def dataset_replicas_sync(self, scope: str, name: str) -> list[dict[str, Any]]:
+        c = self.client()
+        rows = list(c.list_dataset_replicas(scope, name))
+        if not rows:
+            # collection replicas are kept by a Rucio daemon that may lag; compute them
+            rows = list(c.list_dataset_replicas(scope, name, deep=True))
+        return rows
+
+    def container_replicas_sync(self, scope: str, name: str) -> list[dict[str, Any]]:
+        c = self.client()
+        datasets = [{"scope": r["scope"], "name": r["name"]}
+                    for r in c.list_content(scope, name)
+                    if str(r.get("type", "")).upper() == "DATASET"]
+        rows: list[dict[str, Any]] = []
+        for i in range(0, len(datasets), REPLICA_CHUNK):
+            rows += list(c.list_dataset_replicas_bulk(datasets[i:i + REPLICA_CHUNK]))
+        return rows
+
+    def file_replicas_sync(self, scope: str, name: str) -> dict[str, Any]:
+        rows = list(self.client().list_replicas([{"scope": scope, "name": name}],
+                                                all_states=True))
+        return rows[0] if rows else {}
+
+    def local_replicas_sync(self, files: list[Mapping[str, Any]], rse: str,
+                            site: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+        """``POST /replicas/list`` for files on the site's RSE, file scheme, lan domain (the
+        PFNs valid on the compute node), all states; keyed by (scope, name)."""
+        c = self.client()
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        dids = [{"scope": f["scope"], "name": f["name"]} for f in files]
+        location = {"site": site} if site else None
+        for i in range(0, len(dids), REPLICA_CHUNK):
+            for row in c.list_replicas(dids[i:i + REPLICA_CHUNK], schemes=["file"],
+                                       rse_expression=rse, client_location=location,
+                                       domain="lan", all_states=True,
+                                       resolve_archives=False):
+                out[(row["scope"], row["name"])] = row
+        return out
+
+    # -- rules ----------------------------------------------------------------------------
+    def rule_sync(self, rule_id: str) -> dict[str, Any]:
+        return dict(self.client().get_replication_rule(rule_id))
+
+    def my_rule_sync(self, rule_id: str) -> dict[str, Any]:
+        """The user's rule, or 404 whether it does not exist or belongs to someone else (so
+        other accounts' rules are not even confirmed to exist)."""
+        try:
+            rule = self.rule_sync(rule_id)
+        except (rexc.RuleNotFound, rexc.AccessDenied):
+            rule = {}
+        if not rule or rule.get("account") != self.account_sync():
+            raise DataLakeError(404, "not_found",
+                                f"You have no replication rule with id {rule_id}.")
+        return rule
+
+    def my_rules_sync(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.client().list_account_rules(self.account_sync())]
+
+    def did_rules_sync(self, scope: str, name: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.client().list_did_rules(scope, name)]
+
+    def covers(self, rule: Mapping[str, Any], rse: str) -> bool:
+        expr = str(rule.get("rse_expression") or "")
+        return expr == rse or rse in self.expression_rses_sync(expr)
+
+    def my_rules_for_sync(self, scope: str, name: str, rse: str) -> list[dict[str, Any]]:
+        me = self.account_sync()
+        return [r for r in self.did_rules_sync(scope, name)
+                if r.get("account") == me and self.covers(r, rse)]
+
+    def add_rule_sync(self, scope: str, name: str, rse: str, lifetime_s: int) -> str:
+        ids = self.client().add_replication_rule(
+            dids=[{"scope": scope, "name": name}], copies=1, rse_expression=rse,
+            grouping="DATASET", lifetime=lifetime_s, account=self.account_sync(),
+            comment="interTwin DataLake panel: make available here")
+        return str(ids[0])
+
+    def update_lifetime_sync(self, rule_id: str, lifetime_s: int) -> None:
+        self.client().update_replication_rule(rule_id, {"lifetime": lifetime_s})
+
+    def delete_rule_sync(self, rule_id: str) -> None:
+        self.client().delete_replication_rule(rule_id)

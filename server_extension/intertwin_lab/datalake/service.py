@@ -1,0 +1,305 @@
+"""The DataLake API's operations (async): what each route answers, built from Rucio calls made
+through :class:`~.gateway.RucioGateway` and pure helpers from :mod:`.model`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .config import DataLake
+from .errors import DataLakeError, bad_request
+from .gateway import RucioGateway, translate
+from .listing import Listing, ListingCache, Row
+from .model import (
+    aggregate_replicas,
+    content_row,
+    did_row,
+    did_type_of,
+    file_replicas,
+    here_state,
+    json_value,
+    local_path,
+    metadata,
+    pick_file_pfn,
+    rule_json,
+    rule_rank,
+)
+
+DAY = 86400
+
+
+def _no_scratch(cfg: DataLake) -> str:
+    where = cfg.site_title or cfg.site_name or "This session's site"
+    return (f"{where} has no scratch storage (RSE) in the DataLake, so data cannot be made "
+            "available here. Start your server at a site with scratch storage (e.g. Vega) to "
+            "replicate data next to it.")
+
+
+class DataLakeService:
+    """One user's DataLake: the routes' logic, with a per-user in-memory listing cache."""
+
+    def __init__(self, cfg: DataLake, gateway: RucioGateway | None = None) -> None:
+        self.cfg = cfg
+        self.rucio = gateway or RucioGateway(cfg)
+        self.listings = ListingCache(cfg.listing_cache_entries, cfg.listing_cache_seconds)
+        # DID facts per listing key (type, length, bytes), read once per listing
+        self._did_info: dict[Any, tuple[float, dict[str, Any]]] = {}
+
+    # -- config and scopes ----------------------------------------------------------------
+    async def config(self) -> dict[str, Any]:
+        cfg = self.cfg
+        account: str | None = cfg.account or None
+        if account is None and cfg.rucio_base_url:
+            try:
+                account = await self.rucio.call(self.rucio.account_sync)
+            except DataLakeError:
+                account = None  # the panel learns why from its first real call
+        return {
+            "site": cfg.site_name or None,
+            "site_title": cfg.site_title or cfg.site_name or None,
+            "rse": cfg.destination_rse,
+            "rse_reason": None if cfg.destination_rse else _no_scratch(cfg),
+            "mount_path": cfg.rse_mount_path,
+            "account": account,
+            "default_lifetime_days": cfg.lifetime_days,
+            "max_lifetime_days": cfg.max_lifetime_days,
+            "rucio_url": cfg.rucio_base_url or None,
+            "auth_type": cfg.auth_type,
+        }
+
+    async def scopes(self) -> dict[str, Any]:
+        return {"scopes": await self.rucio.call(self.rucio.scopes_sync)}
+
+    # -- search ---------------------------------------------------------------------------
+    async def search(self, scope: str, filters: list[dict[str, Any]], did_type: str,
+                     offset: int, limit: int, fresh: bool) -> dict[str, Any]:
+        key = ("search", scope, did_type, repr(filters))
+        if fresh:  # a new search reads Rucio again; a cursor pages the same result
+            self.listings.drop(key)
+        listing = self.listings.get(
+            key, lambda: self.rucio.search_rows(scope, filters, did_type), did_row)
+        rows = await self._rows(listing, offset, limit + 1, param="filters",
+                                what=f"The scope '{scope}'")
+        more = len(rows) > limit
+        return {"items": rows[:limit], "next": str(offset + limit) if more else None}
+
+    async def _rows(self, listing: Listing, offset: int, count: int, param: str | None = None,
+                    what: str | None = None) -> list[Row]:
+        await listing.wait_for(offset + count)
+        if listing.error is not None and len(listing.rows) < offset + count:
+            raise translate(listing.error, param=param, what=what)
+        return listing.rows[offset:offset + count]
+
+    # -- one DID --------------------------------------------------------------------------
+    async def _did(self, scope: str, name: str, cache_key: Any = None) -> dict[str, Any]:
+        """get_did, reused for the life of the listing it describes (when given a key)."""
+        now = time.monotonic()
+        if cache_key is not None:
+            hit = self._did_info.get(cache_key)
+            if hit is not None and now - hit[0] < self.cfg.listing_cache_seconds:
+                return hit[1]
+        did = await self.rucio.call(self.rucio.did_sync, scope, name,
+                                    what=f"The data identifier {scope}:{name}")
+        if cache_key is not None:
+            if len(self._did_info) > 4 * self.cfg.listing_cache_entries:
+                self._did_info.clear()
+            self._did_info[cache_key] = (now, did)
+        return did
+
+    async def details(self, scope: str, name: str) -> dict[str, Any]:
+        r = self.rucio
+        what = f"The data identifier {scope}:{name}"
+        did = await self._did(scope, name)
+        kind = did_type_of(did)
+        rse = self.cfg.destination_rse
+
+        async def replicas() -> list[dict[str, Any]]:
+            if kind == "file":
+                row = await r.call(r.file_replicas_sync, scope, name, what=what)
+                sites = await r.call(r.rse_sites_sync, list(row.get("states") or {}))
+                return file_replicas(row, sites)
+            sync = r.dataset_replicas_sync if kind == "dataset" else r.container_replicas_sync
+            rows = await r.call(sync, scope, name, what=what)
+            sites = await r.call(r.rse_sites_sync, [x["rse"] for x in rows])
+            return aggregate_replicas(rows, did.get("length") if kind == "dataset" else
+                                      await self._container_files(scope, name, rows), sites)
+
+        async def my_rules() -> list[dict[str, Any]]:
+            if rse is None:
+                return []
+            return await r.call(r.my_rules_for_sync, scope, name, rse, what=what)
+
+        meta, reps, rules = await asyncio.gather(
+            r.call(r.metadata_sync, scope, name, what=what), replicas(), my_rules())
+        here = None
+        if rse is not None:
+            rule = sorted(rules, key=rule_rank)[0] if rules else None
+            mine = next((x for x in reps if x["rse"] == rse), None)
+            here = {"rse": rse, "state": here_state(mine, rule),
+                    "rule_id": rule["id"] if rule else None,
+                    "rule": rule_json(rule) if rule else None}
+        return {**did_row({**did, "type": kind}), "account": did.get("account"),
+                "open": did.get("open"), "metadata": metadata(meta), "replicas": reps,
+                "here": here}
+
+    async def _container_files(self, scope: str, name: str,
+                               rows: list[dict[str, Any]]) -> int | None:
+        """A container's file count: the sum of its datasets' lengths."""
+        lengths: dict[tuple[str, str], int] = {}
+        for x in rows:
+            lengths[(x.get("scope", ""), x.get("name", ""))] = int(x.get("length") or 0)
+        return sum(lengths.values()) if lengths else None
+
+    # -- content and local paths ----------------------------------------------------------
+    def _content(self, scope: str, name: str, did: Mapping[str, Any]) -> tuple[Any, Listing]:
+        kind = did_type_of(did)
+        if kind == "file":
+            key = ("self", scope, name)
+            row = {"scope": scope, "name": name, "type": "FILE", "bytes": did.get("bytes")}
+            return key, self.listings.get(key, lambda: [row], content_row)
+        key = ("content", scope, name)
+        return key, self.listings.get(key, lambda: self.rucio.content_rows(scope, name),
+                                      content_row)
+
+    async def content(self, scope: str, name: str, offset: int, limit: int,
+                      refresh: bool) -> dict[str, Any]:
+        key = ("content", scope, name)
+        if refresh:
+            self.listings.drop(key)
+            self._did_info.pop(key, None)
+        did = await self._did(scope, name, cache_key=key)
+        key, listing = self._content(scope, name, did)
+        rows = await self._rows(listing, offset, limit, what=f"The data identifier "
+                                                             f"{scope}:{name}")
+        return self._page(listing, did, rows, offset, limit)
+
+    def _page(self, listing: Listing, did: Mapping[str, Any], rows: list[Row], offset: int,
+              limit: int) -> dict[str, Any]:
+        complete = listing.done and listing.error is None
+        if did_type_of(did) == "file":
+            total: int = 1
+        elif complete:
+            total = len(listing.rows)
+        else:
+            total = max(int(did.get("length") or 0), len(listing.rows))
+        total_bytes = did.get("bytes")
+        if complete and did_type_of(did) != "container":
+            total_bytes = sum(int(x.get("bytes") or 0) for x in listing.rows)
+        nxt = offset + len(rows)
+        more = nxt < total or (not complete and len(rows) == limit)
+        return {"items": rows, "offset": offset, "limit": limit, "total": total,
+                "total_bytes": total_bytes, "complete": complete,
+                "next_offset": nxt if more and rows else None}
+
+    async def paths(self, scope: str, name: str, offset: int, limit: int) -> dict[str, Any]:
+        """The local path (on this compute node) of each file of a DID, a page at a time."""
+        rse = self.cfg.destination_rse
+        if rse is None:
+            raise DataLakeError(409, "no_scratch", _no_scratch(self.cfg))
+        what = f"The data identifier {scope}:{name}"
+        key = ("content", scope, name)
+        did = await self._did(scope, name, cache_key=key)
+        if did_type_of(did) == "container":
+            key = ("files", scope, name)
+            listing = self.listings.get(key, lambda: self.rucio.file_rows(scope, name),
+                                        lambda x: {**content_row(x), "type": "file"})
+            did = {**did, "length": await self._container_length(scope, name, did)}
+        else:
+            key, listing = self._content(scope, name, did)
+        rows = await self._rows(listing, offset, limit, what=what)
+        r = self.rucio
+        files = [x for x in rows if x["type"] == "file"]
+        found, prefix = await asyncio.gather(
+            r.call(r.local_replicas_sync, files, rse, self.cfg.site_name or None, what=what),
+            r.call(r.file_prefix_sync, rse, what=f"The RSE {rse}"))
+        items = [self._path_item(x, found.get((x["scope"], x["name"])), rse, prefix)
+                 for x in rows]
+        page = self._page(listing, did, items, offset, limit)
+        page.update(rse=rse, mount_path=self.cfg.rse_mount_path)
+        return page
+
+    async def _container_length(self, scope: str, name: str, did: Mapping[str, Any]) -> int:
+        r = self.rucio
+        rows = await r.call(r.container_replicas_sync, scope, name)
+        return await self._container_files(scope, name, rows) or int(did.get("length") or 0)
+
+    def _path_item(self, row: Row, rep: Mapping[str, Any] | None, rse: str,
+                   prefix: str | None) -> dict[str, Any]:
+        state = "NOT_AVAILABLE"
+        pfn = path = None
+        if row["type"] != "file":
+            state = "NOT_A_FILE"
+        elif rep:
+            state = str((rep.get("states") or {}).get(rse) or "NOT_AVAILABLE").rsplit(".")[-1]
+            if state == "AVAILABLE":
+                pfn = pick_file_pfn(rep, rse)
+                path = local_path(pfn, prefix, self.cfg.rse_mount_path)
+        return {"scope": row["scope"], "name": row["name"], "bytes": row.get("bytes"),
+                "state": state, "pfn": pfn, "path": path}
+
+    # -- rules ----------------------------------------------------------------------------
+    async def add_rule(self, scope: str, name: str, lifetime_days: int) -> dict[str, Any]:
+        rse = self.cfg.destination_rse
+        if rse is None:
+            raise DataLakeError(409, "no_scratch", _no_scratch(self.cfg))
+        r = self.rucio
+        what = f"The data identifier {scope}:{name}"
+        try:
+            rule_id = await r.call(r.add_rule_sync, scope, name, rse, lifetime_days * DAY,
+                                   what=what)
+        except DataLakeError as e:
+            if e.code != "duplicate_rule":
+                raise
+            existing = await self._existing_rule(scope, name, rse)
+            e.message = (f"You already asked for {scope}:{name} at {rse}"
+                         + (f" (rule {existing})" if existing else "")
+                         + ". Extend that rule's lifetime instead of adding another.")
+            e.extra["rule_id"] = existing
+            raise
+        self._forget(scope, name)
+        return rule_json(await r.call(r.rule_sync, rule_id))
+
+    async def _existing_rule(self, scope: str, name: str, rse: str) -> str | None:
+        r = self.rucio
+        try:
+            rules = await r.call(r.my_rules_for_sync, scope, name, rse)
+        except DataLakeError:
+            return None
+        exact = [x for x in rules if x.get("rse_expression") == rse] or rules
+        return str(sorted(exact, key=rule_rank)[0]["id"]) if exact else None
+
+    def _forget(self, scope: str, name: str) -> None:
+        self._did_info.pop(("content", scope, name), None)
+
+    async def rules(self) -> dict[str, Any]:
+        rules = await self.rucio.call(self.rucio.my_rules_sync)
+        out = [rule_json(x) for x in rules]
+        out.sort(key=lambda x: x["created_at"] or "", reverse=True)
+        return {"rules": out}
+
+    async def rule(self, rule_id: str) -> dict[str, Any]:
+        return rule_json(await self.rucio.call(self.rucio.my_rule_sync, rule_id))
+
+    async def extend_rule(self, rule_id: str, lifetime_days: int) -> dict[str, Any]:
+        r = self.rucio
+        await r.call(r.my_rule_sync, rule_id)
+        await r.call(r.update_lifetime_sync, rule_id, lifetime_days * DAY,
+                     param="lifetime_days")
+        return rule_json(await r.call(r.rule_sync, rule_id))
+
+    async def delete_rule(self, rule_id: str) -> None:
+        r = self.rucio
+        rule = await r.call(r.my_rule_sync, rule_id)
+        await r.call(r.delete_rule_sync, rule_id)
+        self._forget(str(rule.get("scope")), str(rule.get("name")))
+
+
+def check_body_keys(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    extra = sorted(set(body) - set(allowed))
+    if extra:
+        raise bad_request(extra[0], f"Unknown field '{extra[0]}' in the request body.")
+
+
+__all__ = ["DataLakeService", "check_body_keys", "json_value"]
