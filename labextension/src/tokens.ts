@@ -21,7 +21,12 @@ export const DATALAKE_PLUGIN_ID = '@intertwin/hub:datalake';
 
 /** GET datalake/config: the DataLake as configured for this session's site. */
 export interface IDataLakeConfig {
+  /** Rucio site name, e.g. VEGA */
   site: string | null;
+  /** the site as users read it */
+  site_title?: string | null;
+  max_lifetime_days?: number;
+  auth_type?: string;
   /** the scratch RSE of this site; null when data cannot be made available here */
   rse: string | null;
   /** why make-available is disabled, when the server says so */
@@ -67,8 +72,10 @@ export interface IContentPage<T> {
   offset: number;
   limit: number;
   total: number;
-  total_bytes?: number;
+  total_bytes?: number | null;
+  /** the whole listing has been read from Rucio (else total is the DID's length) */
   complete?: boolean;
+  next_offset?: number | null;
 }
 
 export interface IContentItem {
@@ -79,6 +86,7 @@ export interface IContentItem {
   /** only from /paths */
   state?: string;
   path?: string | null;
+  pfn?: string | null;
 }
 
 export interface IRule {

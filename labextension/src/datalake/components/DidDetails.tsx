@@ -12,7 +12,7 @@ import React, { useState } from 'react';
 
 import { DataLakeModel } from '../model';
 import { IContentItem, IDidDetails } from '../../tokens';
-import { Badge, Empty, ErrorBanner, formatBytes, formatCount, lifetimeChoices, StatusLine } from './common';
+import { Badge, Empty, ErrorBanner, formatBytes, formatCount, lifetimeChoices, siteLabel, StatusLine } from './common';
 import { VirtualList } from './VirtualList';
 
 /** Copy a path to the clipboard (async API first; JupyterLab's helper as the fallback). */
@@ -147,7 +147,7 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
   };
   const days = lifetime ?? config?.default_lifetime_days ?? 7;
   const here = details?.here?.state ?? 'NOT_AVAILABLE';
-  const site = config?.site ?? 'this site';
+  const site = siteLabel(config?.site, config?.site_title);
   const canReplicate = !!config?.rse;
   const content = model.content;
   const total = content?.total;
@@ -229,7 +229,7 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
                     data-testid="itw-dl-lifetime"
                     value={String(days)}
                     onChange={e => setLifetime(Number(e.currentTarget.value))}
-                    options={lifetimeChoices(config?.default_lifetime_days ?? 7).map(d => ({
+                    options={lifetimeChoices(config?.default_lifetime_days ?? 7, config?.max_lifetime_days).map(d => ({
                       value: String(d),
                       label: `${d} day${d === 1 ? '' : 's'}`
                     }))}

@@ -53,7 +53,7 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
           aria-label="New lifetime"
           value={String(days)}
           onChange={e => setDays(Number(e.currentTarget.value))}
-          options={lifetimeChoices(model.config?.default_lifetime_days ?? 7).map(d => ({
+          options={lifetimeChoices(model.config?.default_lifetime_days ?? 7, model.config?.max_lifetime_days).map(d => ({
             value: String(d),
             label: `${d} day${d === 1 ? '' : 's'}`
           }))}

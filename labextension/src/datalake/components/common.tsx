@@ -62,6 +62,11 @@ const STATE_CLASS: Record<string, string> = {
   PARTIAL: 'partial',
   REPLICATING: 'busy',
   COPYING: 'busy',
+  INJECT: 'busy',
+  WAITING_APPROVAL: 'busy',
+  TEMPORARY_UNAVAILABLE: 'bad',
+  BEING_DELETED: 'bad',
+  NOT_A_FILE: 'none',
   UNAVAILABLE: 'bad',
   NOT_AVAILABLE: 'none',
   STUCK: 'bad',
@@ -75,6 +80,8 @@ const STATE_WORDS: Record<string, string> = {
   PARTIAL: 'partly available',
   REPLICATING: 'replicating',
   NOT_AVAILABLE: 'not here',
+  COPYING: 'copying',
+  NOT_A_FILE: 'dataset',
   STUCK: 'stuck',
   UNAVAILABLE: 'unavailable'
 };
@@ -113,6 +120,18 @@ export function formatCount(n: number): string {
 }
 
 /** The lifetime choices offered (days), with the configured default among them. */
-export function lifetimeChoices(def: number): number[] {
-  return Array.from(new Set([1, 7, 14, 30, 90, def].filter(d => d > 0))).sort((a, b) => a - b);
+export function lifetimeChoices(def: number, max = 90): number[] {
+  return Array.from(new Set([1, 7, 14, 30, 90, def].filter(d => d > 0 && d <= max))).sort(
+    (a, b) => a - b
+  );
+}
+
+/** The site as people say it: the site name with the casing the site title uses (VEGA → Vega). */
+export function siteLabel(site: string | null | undefined, title?: string | null): string {
+  if (!site) {
+    return 'this site';
+  }
+  const esc = site.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = title ? new RegExp(`\\b${esc}\\b`, 'i').exec(title) : null;
+  return m ? m[0] : site;
 }

@@ -1,0 +1,125 @@
+"""DOM rows of the DataLake panel while scrolling the whole 100,000-file dataset in Chromium.
+
+    .venv/bin/python bench/datalake_dom.py [--step-screens 3]
+    .venv/bin/python bench/datalake_dom.py --serve     # keep Rucio + JupyterLab up (development)
+
+Starts the testbed's real Rucio (testbed/rucio: the seeded `intertwin:big.100k` dataset) and a
+plain `jupyter lab` from .venv whose DataLake is configured the way the hub configures a Vega
+session (rucio-jupyterlab's RUCIO_* variables; alice's own userpass account, scratch RSE
+VEGA-DCACHE). Playwright (ui-tests/tests/datalake-dom.spec.ts, Debian's chromium) opens the
+dataset in the panel and scrolls from the first to the last row, a few screens per step, while
+a MutationObserver records the largest number of rows in the DOM. A list without
+virtualisation (rucio-jupyterlab's, which also stops at 1,000 rows) keeps one DOM row per item,
+so the baseline ratio is rows in the DOM / rows in the list = 1.0. Prints the max, the ratio
+(goal: max <= 200) and the time to the first page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from testbed.procs import Supervisor, free_port, http_ok, wait_until  # noqa: E402
+from testbed.rucio import start_rucio  # noqa: E402
+
+UI = REPO / "ui-tests"
+GOAL = 200
+
+
+def lab_env(rucio: dict[str, Any], user: str = "alice", rse: str = "VEGA-DCACHE") -> dict[str, str]:
+    """A Vega session's DataLake settings, as the spawner injects them (RUCIO_* convention)."""
+    acc = rucio["accounts"][user]
+    return {
+        "RUCIO_BASE_URL": rucio["url"], "RUCIO_AUTH_URL": rucio["url"],
+        "RUCIO_AUTH_TYPE": "userpass", "RUCIO_ACCOUNT": acc["account"],
+        "RUCIO_USERNAME": acc["username"], "RUCIO_PASSWORD": acc["password"],
+        "RUCIO_SITE_NAME": rucio["rses"][rse]["site"], "RUCIO_DESTINATION_RSE": rse,
+        "RUCIO_RSE_MOUNT_PATH": rucio["rses"][rse]["path"],
+        "RUCIO_REPLICATION_RULE_LIFETIME_DAYS": "7",
+        "INTERTWIN_SITE_TITLE": "Offload to Vega HPC - dev VO",
+    }
+
+
+def start_lab(sup: Supervisor, rucio: dict[str, Any], root: Path) -> str:
+    """A plain JupyterLab (the project's .venv, with the built extension) as alice at Vega."""
+    port, token = free_port(), secrets.token_hex(16)
+    root.mkdir(parents=True, exist_ok=True)
+    argv = [str(REPO / ".venv" / "bin" / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
+            f"--port={port}", f"--ServerApp.root_dir={root}",
+            f"--IdentityProvider.token={token}", "--ServerApp.disable_check_xsrf=False"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    env = {**lab_env(rucio), "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config")}
+    for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env[k] = ""
+    proc = sup.start("jupyterlab", argv, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{url}/api/status?token={token}"), "JupyterLab", 90, proc)
+    return f"{url}/lab?token={token}"
+
+
+def run_spec(lab_url: str, out: Path, step_screens: float) -> dict[str, Any]:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    env = {**os.environ, "LAB_URL": lab_url, "CHROMIUM": chromium, "DATALAKE_BENCH": "1",
+           "BENCH_OUTPUT": str(out), "BENCH_STEP_SCREENS": str(step_screens),
+           "UI_OUTPUT_DIR": str(out.parent / "results"), "CI": "1"}
+    r = subprocess.run([str(UI / "node_modules" / ".bin" / "playwright"), "test",
+                        "tests/datalake-dom.spec.ts"], cwd=UI, env=env, capture_output=True,
+                       text=True, timeout=1800)
+    if not out.exists():
+        raise SystemExit(f"the browser run failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}")
+    return dict(json.loads(out.read_text()))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--step-screens", type=float, default=3.0,
+                    help="how many screens each scroll step moves (default 3)")
+    ap.add_argument("--serve", action="store_true",
+                    help="start Rucio and JupyterLab, print the URL and wait (Ctrl-C stops)")
+    args = ap.parse_args()
+    run = Path(tempfile.mkdtemp(prefix="datalake-dom-"))
+    sup = Supervisor(run)
+    try:
+        t = time.monotonic()
+        rucio = start_rucio(sup, run, pump_interval=1.0, progress=lambda m: print(f"[rucio] {m}"))
+        lab = start_lab(sup, rucio, run / "home")
+        print(f"Rucio {rucio['url']} and JupyterLab ready in {time.monotonic() - t:.1f} s")
+        if args.serve:
+            (run / "serve.json").write_text(json.dumps(
+                {"lab_url": lab, "rucio": rucio["dir"], "run": str(run)}))
+            print(f"LAB_URL={lab}\nrun dir {run} (serve.json)", flush=True)
+            while True:
+                time.sleep(3600)
+        res = run_spec(lab, run / "dom.json", args.step_screens)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sup.stop_all()
+    rows = res["rows_total"]
+    print(f"rows in the list              {rows:>9,}")
+    print(f"scroll steps                  {res['steps']:>9,} ({args.step_screens:g} screens of "
+          f"{res['viewport_px']} px, {res['scroll_ms'] / 1000:.1f} s)")
+    print(f"first page shown after        {res['first_page_ms']:>9,} ms")
+    print(f"last row                      {res['last_row']}")
+    print(f"max rows in the DOM           {res['max']:>9,}  (goal <= {GOAL})")
+    print(f"ratio DOM rows / list rows    {res['max'] / rows:>9.4f}  "
+          f"(non-virtualised baseline: 1.0000; {rows / res['max']:,.0f}x fewer)")
+    return 0 if res["max"] <= GOAL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

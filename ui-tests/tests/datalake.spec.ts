@@ -1,0 +1,156 @@
+import { expect, Page, test } from '@playwright/test';
+import * as fs from 'fs';
+import * as path from 'path';
+
+/*
+ * The DataLake panel against a real Rucio. Run by tests/testbed/test_ui_datalake.py, which
+ * sets DATALAKE_UI=1 and RUCIO_CONTROL_URL (POST /stop, /start: the Rucio server itself).
+ * Two ways in: HUB_URL (log in as alice, spawn a Vega session on the testbed hub) or LAB_URL
+ * (a plain `jupyter lab` URL with its token, for development).
+ */
+const password = process.env.HUB_PASSWORD ?? 'intertwin-demo';
+const shots = process.env.SCREENSHOT_DIR;
+const control = process.env.RUCIO_CONTROL_URL;
+const outDir = process.env.UI_OUTPUT_DIR ?? 'test-results';
+const DATASET = process.env.DATALAKE_DATASET ?? 'climate.era5.2021';
+
+test.skip(!process.env.DATALAKE_UI, 'run by tests/testbed/test_ui_datalake.py (DATALAKE_UI=1)');
+
+async function openLab(page: Page): Promise<void> {
+  if (process.env.LAB_URL) {
+    await page.goto(process.env.LAB_URL);
+  } else {
+    await page.goto('/hub/login');
+    await page.fill('#username_input', 'alice');
+    await page.fill('#password_input', password);
+    await page.click('#login_submit');
+    await page.waitForURL(/\/hub\//);
+    // a named server of its own, so it does not meet spawn.spec.ts's "ui" server
+    await page.goto('/hub/spawn/alice/datalake');
+    if (!/\/user\/alice\/datalake\//.test(page.url())) {
+      const form = page.locator('#spawn_form');
+      await form.locator('input[name="profile"][value="vega"]').check();
+      await form.getByRole('button', { name: 'Start' }).click();
+    }
+    await page.waitForURL(/\/user\/alice\/datalake\/lab/, { timeout: 180_000 });
+  }
+  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
+}
+
+async function rucio(action: 'stop' | 'start'): Promise<void> {
+  if (!control) {
+    throw new Error('RUCIO_CONTROL_URL is not set');
+  }
+  const r = await fetch(`${control}/${action}`, { method: 'POST' });
+  if (!r.ok) {
+    throw new Error(`Rucio ${action}: ${r.status} ${await r.text()}`);
+  }
+}
+
+test('DataLake: search, open, make available at Vega, copy a path; Rucio down is explained', async ({
+  page,
+  context
+}) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await openLab(page);
+
+  // the panel, with its own icon in the left sidebar
+  await page.locator('li[data-id="intertwin-datalake"]').click();
+  const panel = page.locator('#intertwin-datalake');
+  await expect(panel.getByTestId('itw-dl-who')).toContainText('alice', { timeout: 30_000 });
+  await expect(panel.getByTestId('itw-dl-start')).toBeVisible();
+
+  // search: scope, name with a wildcard, type, and a metadata filter from the builder
+  await panel.getByTestId('itw-dl-scope').selectOption('intertwin');
+  await panel.getByTestId('itw-dl-query').fill('climate*');
+  await panel.getByTestId('itw-dl-type').selectOption('dataset');
+  await panel.getByTestId('itw-dl-add-filter').click();
+  const row = panel.getByTestId('itw-dl-filter-row').first();
+  await row.getByLabel('Metadata key').fill('datatype');
+  await row.getByLabel('Metadata value').fill('climate');
+  await expect(panel.getByTestId('itw-dl-filter-text')).toHaveText('datatype=climate');
+  await panel.getByTestId('itw-dl-search-button').click();
+  const result = panel.locator(`[data-testid="itw-dl-result"][data-did="intertwin:${DATASET}"]`);
+  await expect(result).toBeVisible({ timeout: 30_000 });
+  await expect(panel.getByTestId('itw-dl-result')).toHaveCount(2);
+
+  // open the dataset: replicas per RSE, not here yet, its files
+  await result.click();
+  const details = panel.getByTestId('itw-dl-details');
+  await expect(details.getByTestId('itw-dl-details-name')).toHaveText(`intertwin:${DATASET}`);
+  await expect(details.getByTestId('itw-dl-replicas')).toContainText('EODC', { timeout: 30_000 });
+  const here = details.getByTestId('itw-dl-here');
+  await expect(here).toHaveAttribute('data-state', 'NOT_AVAILABLE');
+  await expect(details.getByTestId('itw-dl-content')).toBeVisible();
+  await expect(details.getByTestId('itw-dl-content-head')).toContainText('Files · 4');
+
+  // make it available at this site (Vega), for one day, and watch the rule finish
+  const make = details.getByTestId('itw-dl-make-available');
+  await expect(make).toContainText(/Make available at \S/);
+  await details.getByTestId('itw-dl-lifetime').selectOption('1');
+  await make.click();
+  await expect(here).toHaveAttribute('data-state', 'AVAILABLE', { timeout: 120_000 });
+  await expect(details.getByTestId('itw-dl-content-head')).toContainText('Local paths');
+  const paths = details.getByTestId('itw-dl-path');
+  await expect(paths).toHaveCount(4, { timeout: 30_000 });
+
+  // copy a path: the clipboard holds it, and the file is there (checked by the pytest side)
+  const first = (await paths.first().textContent())!.trim();
+  await details.getByTestId('itw-dl-copy-path').first().click();
+  await expect(details.getByTestId('itw-dl-copied')).toContainText(first);
+  const clip = await page.evaluate(() => navigator.clipboard.readText());
+  expect(clip).toBe(first);
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'copied-path.txt'), clip);
+  if (shots) {
+    await page.waitForTimeout(1000);
+    await panel.screenshot({ path: `${shots}/datalake.png` });
+  }
+
+  // My replicas: the rule is there, OK, with an expiry
+  await panel.getByTestId('itw-dl-tab-replicas').click();
+  const rule = panel.locator('[data-testid="itw-dl-rule"]', { hasText: `intertwin:${DATASET}` });
+  await expect(rule).toHaveAttribute('data-state', 'OK', { timeout: 30_000 });
+  await panel.getByTestId('itw-dl-tab-explore').click();
+
+  // the 100k-file dataset pages as it scrolls, with a bounded DOM
+  await panel.getByTestId('itw-dl-query').fill('big*');
+  await panel.getByTestId('itw-dl-type').selectOption('all');
+  await panel.getByTitle('Remove this filter').click();
+  await expect(panel.getByTestId('itw-dl-filter-row')).toHaveCount(0);
+  await panel.getByTestId('itw-dl-search-button').click();
+  await panel.locator('[data-testid="itw-dl-result"][data-did="intertwin:big.100k"]').click();
+  await expect(details.getByTestId('itw-dl-content-head')).toContainText('100,000', {
+    timeout: 60_000
+  });
+  const scroller = details.locator('.itw-dl-list-scroller');
+  for (const frac of [0.25, 0.5, 0.999]) {
+    await scroller.evaluate((el, f) => {
+      el.scrollTop = f * el.scrollHeight;
+    }, frac);
+    await page.waitForTimeout(300);
+    expect(await details.getByTestId('itw-dl-row').count()).toBeLessThanOrEqual(200);
+  }
+  await expect(details.locator('[data-testid="itw-dl-row"][data-index="99999"]')).toContainText(
+    'big.100k.099999.dat',
+    { timeout: 30_000 }
+  );
+
+  // Rucio stops: the panel says so, with the server's sentence and a Retry that recovers
+  await rucio('stop');
+  try {
+    await panel.getByTestId('itw-dl-search-button').click();
+    const banner = panel.getByTestId('itw-dl-error');
+    await expect(banner).toBeVisible({ timeout: 60_000 });
+    await expect(banner).toContainText(/Rucio/i);
+    if (shots) {
+      await panel.screenshot({ path: `${shots}/datalake-error.png` });
+    }
+  } finally {
+    await rucio('start');
+  }
+  await panel.getByTestId('itw-dl-retry').click();
+  await expect(panel.locator('[data-testid="itw-dl-result"][data-did="intertwin:big.100k"]')).toBeVisible({
+    timeout: 60_000
+  });
+});
