@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need on a fresh machine; a no-op when done.
-#   Debian packages, the Go-built control plane and interLink (cached in ~/.cache/intertwin-hub),
-#   the Python environment (.venv), configurable-http-proxy, the lab extension.
+#   Debian packages, the Go-built control plane and interLink and the Rucio server's venv (cached
+#   in ~/.cache/intertwin-hub), the Python environment (.venv), configurable-http-proxy, the lab
+#   extension.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${INTERTWIN_CACHE:-$HOME/.cache/intertwin-hub}
@@ -21,6 +22,9 @@ fi
 step "Go builds: Kubernetes control plane + etcd, interLink (cached by version)"
 testbed/build/build-k8s.sh
 testbed/build/build-interlink.sh
+
+step "Rucio server + daemons (own venv, cached by version)"
+testbed/build/build-rucio.sh
 
 step "Python environment (.venv)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi

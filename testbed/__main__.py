@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up", help="build what is missing and start the testbed")
     u.add_argument("--no-hub", action="store_true", help="only Kubernetes + interLink")
+    u.add_argument("--no-rucio", action="store_true", help="no Rucio server (DataLake)")
     u.add_argument("--queue-seconds", type=float, default=0.0,
                    help="hold each offloaded job this long in the emulated batch queue")
     sub.add_parser("down", help="stop every process of the testbed")
@@ -27,11 +28,15 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "up":
             t0 = time.monotonic()
             state = up(a.run_dir, hub=not a.no_hub, queue_seconds=a.queue_seconds,
-                       progress=lambda m: print(f"[testbed] {m}", flush=True))
+                       progress=lambda m: print(f"[testbed] {m}", flush=True),
+                       rucio=not a.no_rucio)
             print(f"[testbed] up in {time.monotonic() - t0:.1f} s; state in "
                   f"{a.run_dir / 'testbed.json'}")
             if state.get("hub"):
                 print(f"[testbed] JupyterHub: {state['hub']['url']}")
+            if state.get("rucio"):
+                print(f"[testbed] Rucio: {state['rucio']['url']} "
+                      f"(conveyor {state['rucio']['conveyor_url']})")
         elif a.cmd == "down":
             n = down(a.run_dir)
             print(f"[testbed] stopped {n} processes")

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from testbed.procs import Supervisor
+from testbed.rucio import start_rucio
 from testbed.testbed import down, up
 
 # jp_fetch and friends for the server-extension tests in tests/lab
@@ -30,12 +32,26 @@ def testbed_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def testbed(testbed_run_dir: Path) -> Iterator[dict[str, Any]]:
-    """The real testbed: control plane, interLink per site, hub. Fails (never skips) when it
-    cannot start: CI builds every binary first."""
+def rucio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real Rucio server for the whole session (testbed/rucio), in a folder and Supervisor of
+    its own so tests can use it without Kubernetes. Transfers move only when a test steps the
+    conveyor (testbed.rucio.conveyor_step), so rule states are deterministic."""
+    run_dir = tmp_path_factory.mktemp("rucio")
+    sup = Supervisor(run_dir)
+    try:
+        yield start_rucio(sup, run_dir, pump_interval=None,
+                          progress=lambda m: print(f"[rucio] {m}"))
+    finally:
+        sup.stop_all()
+
+
+@pytest.fixture(scope="session")
+def testbed(testbed_run_dir: Path, rucio: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The real testbed: control plane, interLink per site, hub, and the session's Rucio.
+    Fails (never skips) when it cannot start: CI builds every binary first."""
     # offloaded jobs wait a little in the emulated batch queue, as they do at a real site
     state = up(testbed_run_dir, hub=True, queue_seconds=QUEUE_SECONDS,
-               progress=lambda m: print(f"[testbed] {m}"))
+               progress=lambda m: print(f"[testbed] {m}"), rucio=rucio)
     try:
         yield state
     finally:

@@ -1,0 +1,327 @@
+"""A real Rucio server for the testbed: the pip-installed server (Flask app) on SQLite, seeded
+with the interTwin RSEs, two user accounts and data, plus a conveyor sidecar that finishes
+replication rules with Rucio's mock transfer tool while WE copy the bytes (standing in for FTS).
+
+The server, the daemons and the seeding scripts run in a separate venv (build/build-rucio.sh);
+this module only writes configs and starts processes through the testbed's Supervisor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from intertwin_hub.sites import load_catalogue
+
+from ..binaries import cache_dir
+from ..procs import Supervisor, TestbedError, free_port, http_ok, log_tail, wait_until
+
+RUCIO_VERSION = "41.5.1"
+HERE = Path(__file__).resolve().parent
+BUILD_SCRIPT = HERE.parent / "build" / "build-rucio.sh"
+# data origins (not a site's scratch): DESY's dCache and EODC's object store
+ORIGIN_RSES = {"DESY-DCACHE": "DESY", "EODC": "EODC"}
+# the scratch RSE where each user has a small quota, so "quota exceeded" can be tested
+QUOTA = {"rse": "KBFI-TEAPOT", "bytes": 10_000}
+SERVER, CONVEYOR = "rucio-server", "rucio-conveyor"
+Progress = Callable[[str], None]
+
+
+def rucio_home() -> Path:
+    return cache_dir() / "rucio" / RUCIO_VERSION
+
+
+def venv_python() -> Path:
+    return rucio_home() / "venv" / "bin" / "python"
+
+
+def ensure_venv(progress: Progress) -> None:
+    if (rucio_home() / ".complete").exists():
+        return
+    progress(f"installing Rucio {RUCIO_VERSION} into {rucio_home()} (1-2 min, once)")
+    r = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise TestbedError(f"{BUILD_SCRIPT} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+
+
+def rse_sites() -> dict[str, str]:
+    """RSE name -> value of its ``site`` attribute: the origins plus every site's scratch RSE
+    from the catalogue (the site name, upper case, as in Rucio's ``site=VEGA`` expressions)."""
+    out = dict(ORIGIN_RSES)
+    for site in load_catalogue():
+        if site.scratch.rse:
+            out[site.scratch.rse] = site.name.upper()
+    return out
+
+
+def rucio_cfg(rdir: Path, port: int, root: dict[str, str]) -> str:
+    venv = rucio_home() / "venv"
+    url = f"http://127.0.0.1:{port}"
+    return f"""# written by testbed/rucio for one testbed run: server, daemons and clients share it
+[common]
+logdir = {rdir}/logs
+loglevel = WARNING
+mailtemplatedir = {venv}/rucio/etc/mail_templates
+
+[client]
+rucio_host = {url}
+auth_host = {url}
+auth_type = userpass
+username = {root["username"]}
+password = {root["password"]}
+account = {root["account"]}
+request_retries = 1
+
+[database]
+default = sqlite:///{rdir}/rucio.db
+
+[bootstrap]
+userpass_identity = {root["username"]}
+userpass_pwd = {root["password"]}
+userpass_email = root@testbed.invalid
+
+[alembic]
+cfg = {rdir}/etc/alembic.ini
+
+[policy]
+permission = generic
+schema = generic
+lfn2pfn_algorithm_default = hash
+
+[conveyor]
+transfertool = mock
+scheme = file,mock
+
+[trace]
+tracedir = {rdir}/logs/trace
+"""
+
+
+def alembic_ini(rdir: Path) -> str:
+    site = next((rucio_home() / "venv" / "lib").glob("python3*/site-packages"))
+    # the logging sections are required: without them bootstrap dies after creating tables
+    template = (rucio_home() / "venv" / "rucio" / "etc" / "alembic.ini.template").read_text()
+    logging_part = template[template.index("[loggers]"):]
+    return (f"[alembic]\nsqlalchemy.url = sqlite:///{rdir}/rucio.db\n"
+            f"script_location = {site}/rucio/db/sqla/migrate_repo/\n\n{logging_part}")
+
+
+def venv_env(rdir: Path) -> dict[str, str]:
+    return {"RUCIO_CONFIG": str(rdir / "etc" / "rucio.cfg"),
+            "RUCIO_HOME": str(rdir),
+            # server and daemons only: clients reading the same rucio.cfg must not need it
+            "RUCIO_POLICY_PACKAGE": "intertwin_rucio_policy",
+            "PYTHONPATH": str(HERE / "policy")}
+
+
+def run_seed(cmd: str, spec: dict[str, Any], rdir: Path) -> dict[str, Any]:
+    spec_path = rdir / f"seed-{cmd}.json"
+    spec_path.write_text(json.dumps(spec))
+    spec_path.chmod(0o600)
+    import os
+
+    env = dict(os.environ, **venv_env(rdir))
+    r = subprocess.run([str(venv_python()), str(HERE / "seed.py"), cmd, str(spec_path)],
+                       capture_output=True, text=True, env=env, check=False, cwd=rdir)
+    spec_path.unlink(missing_ok=True)
+    (rdir / "logs" / f"seed-{cmd}.log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        raise TestbedError(f"Rucio seed {cmd} failed:\n{r.stderr[-3000:]}")
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def seed_key(rses: dict[str, str]) -> str:
+    """The cache key of a seeded DB: the seeding code, the Rucio version and the RSE list."""
+    h = hashlib.sha256()
+    h.update((HERE / "seed.py").read_bytes())
+    h.update(json.dumps([RUCIO_VERSION, sorted(rses.items()), QUOTA]).encode())
+    return h.hexdigest()[:16]
+
+
+def seeded_base(rses: dict[str, str], progress: Progress) -> tuple[Path, dict[str, Any]]:
+    """A seeded DB + origin files for this seed code, built once and cached (the 100k-file
+    dataset makes a fresh seed take a couple of minutes)."""
+    base = rucio_home() / f"seed-{seed_key(rses)}"
+    done = base / "seed.json"
+    if done.exists():
+        return base, dict(json.loads(done.read_text()))
+    # test sessions and testbeds start concurrently: one seeds, the others wait and reuse it
+    with open(rucio_home() / "seed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return base, dict(json.loads(done.read_text()))
+        return _seed(base, rses, progress)
+
+
+def _seed(base: Path, rses: dict[str, str], progress: Progress) -> tuple[Path, dict[str, Any]]:
+    done = base / "seed.json"
+    progress("seeding the Rucio database (RSEs, accounts, 100k-file dataset; cached after)")
+    for old in base.parent.glob("seed-*"):  # half-built, or seeds of older seeding code
+        shutil.rmtree(old, ignore_errors=True)
+    for d in ("etc", "logs/trace", "rses"):
+        (base / d).mkdir(parents=True)
+    # a throwaway root password: finalize() replaces every identity per run
+    root = {"account": "root", "username": "root", "password": secrets.token_urlsafe(16)}
+    (base / "etc" / "rucio.cfg").write_text(rucio_cfg(base, 0, root))
+    (base / "etc" / "alembic.ini").write_text(alembic_ini(base))
+    spec = {"base": str(base), "config": str(base / "etc" / "rucio.cfg"), "quota": QUOTA,
+            "rses": {name: {"site": site, "kind": "origin" if name in ORIGIN_RSES else "scratch"}
+                     for name, site in rses.items()}}
+    t = time.monotonic()
+    out = run_seed("build", spec, base)
+    out["timings"]["total"] = round(time.monotonic() - t, 2)
+    done.write_text(json.dumps(out))  # written last: a half-seeded base is rebuilt
+    return base, out
+
+
+def copy_base(base: Path, rdir: Path) -> None:
+    shutil.copy2(base / "rucio.db", rdir / "rucio.db")
+    # hard links: the origin files are never written in place (replicas are new files), and
+    # linking 100k files is much faster than copying them
+    r = subprocess.run(["cp", "-al", str(base / "rses"), str(rdir / "rses")],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        shutil.copytree(base / "rses", rdir / "rses", dirs_exist_ok=True)
+
+
+def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None = 2.0,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """Start Rucio for a run under ``run_dir/rucio``; returns what clients need (also written
+    to ``run_dir/rucio/rucio.json``, mode 0600)."""
+    say = progress or (lambda m: None)
+    t0 = time.monotonic()
+    ensure_venv(say)
+    rses = rse_sites()
+    base, seeded = seeded_base(rses, say)
+    rdir = run_dir / "rucio"
+    if rdir.exists():
+        shutil.rmtree(rdir)
+    for d in ("etc", "logs/trace"):
+        (rdir / d).mkdir(parents=True)
+    t = time.monotonic()
+    copy_base(base, rdir)
+    timings: dict[str, float] = {"copy_seed": time.monotonic() - t}
+
+    port, conveyor_port = free_port(), free_port()
+    root = {"account": "root", "username": "root", "password": secrets.token_urlsafe(16)}
+    accounts = {u: {"account": u, "username": u, "password": secrets.token_urlsafe(16)}
+                for u in ("alice", "bob")}
+    cfg = rdir / "etc" / "rucio.cfg"
+    cfg.write_text(rucio_cfg(rdir, port, root))
+    cfg.chmod(0o600)
+    (rdir / "etc" / "alembic.ini").write_text(alembic_ini(rdir))
+    rse_info = {name: {"path": f"{rdir / 'rses' / name}/", "site": site,
+                       "kind": "origin" if name in ORIGIN_RSES else "scratch"}
+                for name, site in rses.items()}
+    t = time.monotonic()
+    run_seed("finalize", {"config": str(cfg), "db": str(rdir / "rucio.db"),
+                          "rses": rse_info, "accounts": {"root": root, **accounts}}, rdir)
+    timings["finalize"] = time.monotonic() - t
+
+    state: dict[str, Any] = {
+        "version": RUCIO_VERSION,
+        "url": f"http://127.0.0.1:{port}",
+        "conveyor_url": f"http://127.0.0.1:{conveyor_port}",
+        "port": port,
+        "conveyor_port": conveyor_port,
+        "root": root,
+        "accounts": accounts,
+        "rses": rse_info,
+        "origin_rses": sorted(ORIGIN_RSES),
+        "quota": dict(QUOTA),
+        "scopes": ["intertwin", "user.alice", "user.bob"],
+        "datasets": seeded["datasets"],
+        "big_dataset": "intertwin:big.100k",
+        "config": str(cfg),
+        "dir": str(rdir),
+        "run_dir": str(run_dir),
+        "python": str(venv_python()),
+        "pump_interval": pump_interval,
+        "seed_timings": seeded["timings"],
+    }
+    t = time.monotonic()
+    _start_server(sup, state)
+    timings["server_start"] = time.monotonic() - t
+    t = time.monotonic()
+    _start_conveyor(sup, state)
+    timings["conveyor_start"] = time.monotonic() - t
+    timings["total"] = time.monotonic() - t0
+    state["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    path = rdir / "rucio.json"
+    path.write_text(json.dumps(state, indent=1))
+    path.chmod(0o600)
+    say(f"Rucio {RUCIO_VERSION} ready at {state['url']} ({timings['total']:.1f} s)")
+    return state
+
+
+def _start_server(sup: Supervisor, state: dict[str, Any], timeout: float = 60) -> None:
+    rdir = Path(state["dir"])
+    proc = sup.start(SERVER, [state["python"], str(HERE / "serve.py"), str(state["port"])],
+                     env=venv_env(rdir), cwd=rdir)
+    wait_until(lambda: http_ok(f"{state['url']}/ping"), f"Rucio server at {state['url']}",
+               timeout, proc)
+
+
+def _start_conveyor(sup: Supervisor, state: dict[str, Any], timeout: float = 60) -> None:
+    rdir = Path(state["dir"])
+    argv = [state["python"], str(HERE / "conveyor.py"), "--port", str(state["conveyor_port"])]
+    if state["pump_interval"] is not None:
+        argv += ["--interval", str(state["pump_interval"])]
+    proc = sup.start(CONVEYOR, argv, env=venv_env(rdir), cwd=rdir)
+    wait_until(lambda: http_ok(f"{state['conveyor_url']}/healthz"), "Rucio conveyor sidecar",
+               timeout, proc)
+
+
+def stop_rucio_server(state: dict[str, Any]) -> None:
+    """Stop the REST server alone (DB, files and conveyor stay): "Rucio is down" for tests."""
+    Supervisor(Path(state["run_dir"])).stop(SERVER)
+
+
+def start_rucio_server(state: dict[str, Any]) -> None:
+    """Start the server again after stop_rucio_server(): same port, same DB, same accounts."""
+    _start_server(Supervisor(Path(state["run_dir"])), state)
+
+
+def rucio_server_running(state: dict[str, Any]) -> bool:
+    return http_ok(f"{state['url']}/ping")
+
+
+def stop_rucio(state: dict[str, Any]) -> None:
+    """Stop the conveyor and the server (by pid, through the run's Supervisor)."""
+    sup = Supervisor(Path(state["run_dir"]))
+    for name in (CONVEYOR, SERVER):
+        sup.stop(name)
+
+
+def conveyor_step(state: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    """One pump cycle (judge, submitter, byte copy, poller, finisher); returns its counts."""
+    req = urllib.request.Request(f"{state['conveyor_url']}/step", method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return dict(json.loads(r.read()))
+    except OSError as e:
+        log = Path(state["dir"]).parent / "logs" / f"{CONVEYOR}.log"
+        raise TestbedError(f"conveyor step failed: {e}\n{log_tail(log)}") from e
+
+
+def set_pump_interval(state: dict[str, Any], seconds: float | None) -> None:
+    body = json.dumps({"seconds": seconds}).encode()
+    req = urllib.request.Request(f"{state['conveyor_url']}/interval", method="PUT", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+__all__ = [
+    "QUOTA", "RUCIO_VERSION", "conveyor_step", "rucio_server_running", "set_pump_interval",
+    "start_rucio", "start_rucio_server", "stop_rucio", "stop_rucio_server",
+]

@@ -1,0 +1,48 @@
+"""Client-side helpers for tests and the demo (run in .venv with rucio-clients, not in the
+Rucio venv): a signed-in client per account, and fresh data with real bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+
+def client(state: dict[str, Any], account: str = "root") -> Any:
+    """A rucio.client.Client signed in with ``account``'s userpass identity of this run."""
+    from rucio.client import Client
+
+    creds = state["root"] if account == "root" else state["accounts"][account]
+    return Client(rucio_host=state["url"], auth_host=state["url"], account=creds["account"],
+                  auth_type="userpass",
+                  creds={"username": creds["username"], "password": creds["password"]})
+
+
+def add_dataset(state: dict[str, Any], scope: str, name: str, files: dict[str, bytes],
+                rse: str = "DESY-DCACHE") -> list[dict[str, Any]]:
+    """Write ``files`` (name -> bytes) where ``rse`` keeps them (Rucio's own lfns2pfns says
+    where), register them as replicas and attach them to a new dataset, as root (only root may
+    declare replicas). Returns the file DIDs with sizes and checksums."""
+    root = client(state, "root")
+    lfns = [f"{scope}:{f}" for f in files]
+    pfns = root.lfns2pfns(rse, lfns, operation="write", scheme="file")
+    dids = []
+    for (fname, data), lfn in zip(files.items(), lfns, strict=True):
+        path = Path(urlparse(pfns[lfn]).path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        dids.append({"scope": scope, "name": fname, "bytes": len(data),
+                     "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}",
+                     "md5": hashlib.md5(data).hexdigest()})
+    root.add_dataset(scope, name)
+    root.add_files_to_dataset(scope, name, dids, rse=rse)
+    return dids
+
+
+def rse_path(state: dict[str, Any], rse: str, scope: str, name: str) -> Path:
+    """Where ``rse`` keeps (or will keep) the file ``scope:name`` on this machine."""
+    h = hashlib.md5(f"{scope}:{name}".encode()).hexdigest()
+    sdir = scope.replace(".", "/") if scope.startswith(("user", "group")) else scope
+    return Path(state["rses"][rse]["path"]) / sdir / h[0:2] / h[2:4] / name

@@ -1,0 +1,116 @@
+"""The testbed's Rucio is a real Rucio: real server, real accounts, rules that finish with real
+bytes at the destination RSE. Only the transfer tool is a stand-in (the conveyor sidecar)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from rucio.common.exception import AccessDenied, InsufficientAccountLimit
+
+from testbed.rucio import (
+    conveyor_step,
+    rucio_server_running,
+    start_rucio_server,
+    stop_rucio_server,
+)
+from testbed.rucio.client import add_dataset, client, rse_path
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_ping(rucio: dict[str, Any]) -> None:
+    with urllib.request.urlopen(f"{rucio['url']}/ping", timeout=10) as r:
+        assert b'"41.5.1"' in r.read()
+
+
+def test_user_logs_in_and_lists_scopes(rucio: dict[str, Any]) -> None:
+    alice = client(rucio, "alice")
+    assert alice.whoami()["account"] == "alice"
+    scopes = set(alice.list_scopes())
+    assert {"intertwin", "user.alice", "user.bob"} <= scopes
+
+
+def test_wrong_password_is_refused(rucio: dict[str, Any]) -> None:
+    req = urllib.request.Request(f"{rucio['url']}/auth/userpass", headers={
+        "X-Rucio-Account": "alice", "X-Rucio-Username": "alice", "X-Rucio-Password": "nope"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 401
+
+
+def test_big_dataset_has_100k_files(rucio: dict[str, Any]) -> None:
+    scope, name = rucio["big_dataset"].split(":")
+    bob = client(rucio, "bob")
+    assert bob.get_did(scope, name)["length"] == 100_000
+    t = time.monotonic()
+    assert sum(1 for _ in bob.list_files(scope, name)) == 100_000
+    print(f"listing 100k files: {time.monotonic() - t:.1f} s")
+
+
+def test_metadata_filters(rucio: dict[str, Any]) -> None:
+    alice = client(rucio, "alice")
+    found = set(alice.list_dids("intertwin", {"datatype": "climate"}, did_type="dataset"))
+    assert found == {"climate.era5.2020", "climate.era5.2021"}
+    meta = alice.get_metadata("intertwin", "physics.virgo.o3")
+    assert (meta["project"], meta["run_number"]) == ("virgo", 3)
+
+
+def test_rule_replicates_real_bytes(rucio: dict[str, Any]) -> None:
+    ds = f"rule-test.{secrets.token_hex(4)}"
+    files = {f"{ds}.{i}.dat": secrets.token_bytes(1000 + i) for i in range(3)}
+    add_dataset(rucio, "intertwin", ds, files)
+    alice = client(rucio, "alice")
+    [rule_id] = alice.add_replication_rule([{"scope": "intertwin", "name": ds}], 1,
+                                           "VEGA-DCACHE", lifetime=3600)
+    assert alice.get_replication_rule(rule_id)["state"] == "REPLICATING"
+
+    counts = conveyor_step(rucio)
+    assert counts["copied"] == 3, counts
+    rule = alice.get_replication_rule(rule_id)
+    assert (rule["state"], rule["locks_ok_cnt"]) == ("OK", 3)
+
+    reps = list(alice.list_replicas([{"scope": "intertwin", "name": ds}], schemes=["file"],
+                                    rse_expression="VEGA-DCACHE",
+                                    client_location={"site": "VEGA"}))
+    assert len(reps) == 3
+    for rep in reps:
+        [pfn] = rep["rses"]["VEGA-DCACHE"]
+        path = Path(urlparse(pfn).path)
+        assert path == rse_path(rucio, "VEGA-DCACHE", "intertwin", rep["name"])
+        assert path.is_relative_to(rucio["rses"]["VEGA-DCACHE"]["path"])
+        assert path.read_bytes() == files[rep["name"]]
+
+    # isolation: bob can neither delete nor extend alice's rule; alice can do both
+    bob = client(rucio, "bob")
+    with pytest.raises(AccessDenied):
+        bob.delete_replication_rule(rule_id)
+    with pytest.raises(AccessDenied):
+        bob.update_replication_rule(rule_id, {"lifetime": 7200})
+    assert not [r for r in bob.list_replication_rules({"account": "bob"}) if r["id"] == rule_id]
+    alice.update_replication_rule(rule_id, {"lifetime": 7200})
+    alice.delete_replication_rule(rule_id)
+
+
+def test_quota_exceeded(rucio: dict[str, Any]) -> None:
+    quota = rucio["quota"]
+    big = next(name for name, d in rucio["datasets"].items()
+               if d.get("bytes", 0) > quota["bytes"] and "length" not in d)
+    scope, name = big.split(":")
+    with pytest.raises(InsufficientAccountLimit):
+        client(rucio, "alice").add_replication_rule([{"scope": scope, "name": name}], 1,
+                                                    quota["rse"], lifetime=3600)
+
+
+def test_server_stops_and_starts_again(rucio: dict[str, Any]) -> None:
+    stop_rucio_server(rucio)
+    try:
+        assert not rucio_server_running(rucio)
+    finally:
+        start_rucio_server(rucio)
+    assert client(rucio, "bob").whoami()["account"] == "bob"
