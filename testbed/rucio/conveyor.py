@@ -112,6 +112,8 @@ def copy_bytes() -> tuple[int, int]:
 
 def cycle() -> dict[str, Any]:
     from rucio.daemons.abacus import account as abacus_account
+    from rucio.daemons.abacus import collection_replica as abacus_collection
+    from rucio.daemons.abacus import rse as abacus_rse
     from rucio.daemons.conveyor.finisher import finisher
     from rucio.daemons.conveyor.poller import poller
     from rucio.daemons.conveyor.submitter import submitter
@@ -126,7 +128,10 @@ def cycle() -> dict[str, Any]:
     copied, missing = copy_bytes()
     poller(once=True, older_than=0, partition_wait_time=0, transfertool="mock")
     finisher(once=True, partition_wait_time=0)
-    _judge(abacus_account)  # account usage, so quotas count what is already stored
+    # usage counters: quotas count what is already stored; per-RSE dataset availability
+    _judge(abacus_account)
+    _judge(abacus_rse)
+    _judge(abacus_collection, limit=1000)
     after = request_states()
     return {"copied": copied, "no_source": missing, "requests_before": dict(before),
             "requests_after": dict(after)}

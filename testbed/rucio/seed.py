@@ -96,6 +96,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
     from rucio.core import account_limit, distance, rse, scope
     from rucio.core.account import add_account
     from rucio.core.did import add_did, attach_dids, set_metadata_bulk, set_status
+    from rucio.core.rule import add_rule
     from rucio.db.sqla.constants import AccountType, DatabaseOperationType, DIDType
     from rucio.db.sqla.session import db_session
     from rucio.db.sqla.util import build_database, create_base_vo, create_root_account
@@ -138,7 +139,8 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
 
     def dataset(scope_: str, name: str, owner: str, rse_name: str, n: int, size: int,
                 meta: dict[str, Any], container: str | None = None,
-                with_bytes: int | None = None, close: bool = True) -> list[dict[str, Any]]:
+                with_bytes: int | None = None, close: bool = True,
+                pin: bool = True) -> list[dict[str, Any]]:
         sc, acc = InternalScope(scope_), InternalAccount(owner)
         rse_dir = base / "rses" / rse_name
         files = [write_file(rse_dir, scope_, f"{name}.{i:06d}.dat", size,
@@ -153,6 +155,12 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
                 set_metadata_bulk(sc, name, meta, session=s)
             if close:  # a finished data set: Rucio then keeps its length and bytes
                 set_status(sc, name, open=False, session=s)
+            if pin:
+                # data at its origin is pinned by a rule of its owner, as in production; the
+                # rule is OK at once (the replicas are there) and gives the dataset its
+                # per-RSE collection replica
+                add_rule([{"scope": sc, "name": name}], acc, 1, rse_name, "DATASET", None,
+                         None, False, None, comment="origin", session=s)
             if container:
                 if (scope_, container) not in containers:  # several datasets per container
                     add_did(sc, container, DIDType.CONTAINER, acc, session=s)
@@ -183,7 +191,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
     t = time.monotonic()
     dataset(PROJECT_SCOPE, BIG_DATASET, "root", "DESY-DCACHE", BIG_FILES, BIG_FILE_BYTES,
             {"datatype": "benchmark", "project": "intertwin", "version": "v1"},
-            with_bytes=BIG_FILES_WITH_BYTES)
+            with_bytes=BIG_FILES_WITH_BYTES, pin=False)
     datasets[f"{PROJECT_SCOPE}:{BIG_DATASET}"] = {
         "rse": "DESY-DCACHE", "length": BIG_FILES, "bytes": BIG_FILES * BIG_FILE_BYTES,
         "files_with_bytes": BIG_FILES_WITH_BYTES,

@@ -3,6 +3,7 @@ bytes at the destination RSE. Only the transfer tool is a stand-in (the conveyor
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import urllib.request
@@ -16,6 +17,7 @@ from rucio.common.exception import AccessDenied, InsufficientAccountLimit
 from testbed.rucio import (
     conveyor_step,
     rucio_server_running,
+    set_pump_interval,
     start_rucio_server,
     stop_rucio_server,
 )
@@ -71,6 +73,7 @@ def test_rule_replicates_real_bytes(rucio: dict[str, Any]) -> None:
     assert alice.get_replication_rule(rule_id)["state"] == "REPLICATING"
 
     counts = conveyor_step(rucio)
+    print(f"conveyor cycle (3 transfers): {counts['seconds']:.2f} s")
     assert counts["copied"] == 3, counts
     rule = alice.get_replication_rule(rule_id)
     assert (rule["state"], rule["locks_ok_cnt"]) == ("OK", 3)
@@ -95,6 +98,25 @@ def test_rule_replicates_real_bytes(rucio: dict[str, Any]) -> None:
     assert not [r for r in bob.list_replication_rules({"account": "bob"}) if r["id"] == rule_id]
     alice.update_replication_rule(rule_id, {"lifetime": 7200})
     alice.delete_replication_rule(rule_id)
+
+
+def test_automatic_pumping(rucio: dict[str, Any]) -> None:
+    ds = f"auto-test.{secrets.token_hex(4)}"
+    add_dataset(rucio, "intertwin", ds, {f"{ds}.dat": b"pumped"})
+    bob = client(rucio, "bob")
+    [rule_id] = bob.add_replication_rule([{"scope": "intertwin", "name": ds}], 1, "PSNC-DCACHE",
+                                         lifetime=600)
+    set_pump_interval(rucio, 0.5)
+    try:
+        deadline = time.monotonic() + 30
+        while bob.get_replication_rule(rule_id)["state"] != "OK":
+            assert time.monotonic() < deadline, "the automatic pump did not finish the rule"
+            time.sleep(0.3)
+    finally:
+        set_pump_interval(rucio, None)
+    assert rse_path(rucio, "PSNC-DCACHE", "intertwin", f"{ds}.dat").read_bytes() == b"pumped"
+    with urllib.request.urlopen(f"{rucio['conveyor_url']}/healthz", timeout=10) as r:
+        assert json.loads(r.read())["interval"] is None
 
 
 def test_quota_exceeded(rucio: dict[str, Any]) -> None:
