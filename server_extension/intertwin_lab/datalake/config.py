@@ -130,6 +130,11 @@ class DataLake(Configurable):
         help="How many listings (collection contents, search results) are kept in memory at "
              "once; the least recently used is dropped first.")
 
+    deep_replicas_max_files = Int(
+        10_000, config=True,
+        help="When Rucio has no collection-replica summary for a dataset, count its replicas "
+             "per RSE from file replicas only up to this many files (slow for larger ones).")
+
     max_page_size = Int(
         1000, config=True, help="Largest `limit` a client may ask for in one page.")
 

@@ -222,11 +222,14 @@ class RucioGateway:
                 raise DataLakeError(503, "not_configured",
                                     "This session has no Rucio DataLake configured "
                                     "(RUCIO_BASE_URL is not set).")
+            # an account is passed even when unknown: without one the client looks for a
+            # rucio.cfg, which a session need not have (Rucio then takes the token's account)
             c = _UserClient(self.tokens, rucio_host=self.cfg.rucio_base_url,
-                            auth_host=self.cfg.auth_url, account=self.cfg.account or None,
+                            auth_host=self.cfg.auth_url, account=self.cfg.account or "-",
                             ca_cert=self.cfg.ca_cert or None, auth_type="oidc", creds={},
                             timeout=self.cfg.request_timeout, vo=self.cfg.vo,
                             user_agent="intertwin-lab")
+            c.account = self.cfg.account or None
             c.request_retries = 1
             self._local.client = c
         return c
@@ -292,7 +295,13 @@ class RucioGateway:
         return sorted(self.client().list_scopes())
 
     def did_sync(self, scope: str, name: str) -> dict[str, Any]:
-        return dict(self.client().get_did(scope, name))
+        """get_did; an open collection has no stored size, so it is then counted from its
+        files (``dynamic_depth=FILE``: a container's length is its number of files)."""
+        c = self.client()
+        did = dict(c.get_did(scope, name))
+        if str(did.get("type")).upper() != "FILE" and did.get("length") is None:
+            did = dict(c.get_did(scope, name, dynamic_depth="FILE"))
+        return did
 
     def metadata_sync(self, scope: str, name: str) -> dict[str, Any]:
         c = self.client()
@@ -316,11 +325,13 @@ class RucioGateway:
         return iter(self.client().list_files(scope, name))
 
     # -- replicas -------------------------------------------------------------------------
-    def dataset_replicas_sync(self, scope: str, name: str) -> list[dict[str, Any]]:
+    def dataset_replicas_sync(self, scope: str, name: str,
+                              length: int | None) -> list[dict[str, Any]]:
         c = self.client()
         rows = list(c.list_dataset_replicas(scope, name))
-        if not rows:
-            # collection replicas are kept by a Rucio daemon that may lag; compute them
+        if not rows and length is not None and length <= self.cfg.deep_replicas_max_files:
+            # Rucio keeps collection replicas with a daemon that may lag: count them from the
+            # file replicas, when that is cheap enough (it is not for 100k files)
             rows = list(c.list_dataset_replicas(scope, name, deep=True))
         return rows
 

@@ -4,6 +4,7 @@ through :class:`~.gateway.RucioGateway` and pure helpers from :mod:`.model`."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -120,11 +121,13 @@ class DataLakeService:
                 row = await r.call(r.file_replicas_sync, scope, name, what=what)
                 sites = await r.call(r.rse_sites_sync, list(row.get("states") or {}))
                 return file_replicas(row, sites)
-            sync = r.dataset_replicas_sync if kind == "dataset" else r.container_replicas_sync
-            rows = await r.call(sync, scope, name, what=what)
+            if kind == "dataset":
+                rows = await r.call(r.dataset_replicas_sync, scope, name, did.get("length"),
+                                    what=what)
+            else:
+                rows = await r.call(r.container_replicas_sync, scope, name, what=what)
             sites = await r.call(r.rse_sites_sync, [x["rse"] for x in rows])
-            return aggregate_replicas(rows, did.get("length") if kind == "dataset" else
-                                      await self._container_files(scope, name, rows), sites)
+            return aggregate_replicas(rows, did.get("length"), sites)
 
         async def my_rules() -> list[dict[str, Any]]:
             if rse is None:
@@ -143,14 +146,6 @@ class DataLakeService:
         return {**did_row({**did, "type": kind}), "account": did.get("account"),
                 "open": did.get("open"), "metadata": metadata(meta), "replicas": reps,
                 "here": here}
-
-    async def _container_files(self, scope: str, name: str,
-                               rows: list[dict[str, Any]]) -> int | None:
-        """A container's file count: the sum of its datasets' lengths."""
-        lengths: dict[tuple[str, str], int] = {}
-        for x in rows:
-            lengths[(x.get("scope", ""), x.get("name", ""))] = int(x.get("length") or 0)
-        return sum(lengths.values()) if lengths else None
 
     # -- content and local paths ----------------------------------------------------------
     def _content(self, scope: str, name: str, did: Mapping[str, Any]) -> tuple[Any, Listing]:
@@ -171,12 +166,16 @@ class DataLakeService:
             self._did_info.pop(key, None)
         did = await self._did(scope, name, cache_key=key)
         key, listing = self._content(scope, name, did)
-        rows = await self._rows(listing, offset, limit, what=f"The data identifier "
-                                                             f"{scope}:{name}")
+        what = f"The data identifier {scope}:{name}"
+        if did_type_of(did) == "container":
+            # a container's children are few datasets: read them all, so the total is exact
+            await self._rows(listing, 0, sys.maxsize, what=what)
+        rows = await self._rows(listing, offset, limit, what=what)
         return self._page(listing, did, rows, offset, limit)
 
     def _page(self, listing: Listing, did: Mapping[str, Any], rows: list[Row], offset: int,
               limit: int) -> dict[str, Any]:
+        """A page; until the listing has been read to its end, the totals are the DID's."""
         complete = listing.done and listing.error is None
         if did_type_of(did) == "file":
             total: int = 1
@@ -185,8 +184,8 @@ class DataLakeService:
         else:
             total = max(int(did.get("length") or 0), len(listing.rows))
         total_bytes = did.get("bytes")
-        if complete and did_type_of(did) != "container":
-            total_bytes = sum(int(x.get("bytes") or 0) for x in listing.rows)
+        if complete and all(x.get("bytes") is not None for x in listing.rows):
+            total_bytes = sum(int(x["bytes"]) for x in listing.rows)
         nxt = offset + len(rows)
         more = nxt < total or (not complete and len(rows) == limit)
         return {"items": rows, "offset": offset, "limit": limit, "total": total,
@@ -205,7 +204,6 @@ class DataLakeService:
             key = ("files", scope, name)
             listing = self.listings.get(key, lambda: self.rucio.file_rows(scope, name),
                                         lambda x: {**content_row(x), "type": "file"})
-            did = {**did, "length": await self._container_length(scope, name, did)}
         else:
             key, listing = self._content(scope, name, did)
         rows = await self._rows(listing, offset, limit, what=what)
@@ -219,11 +217,6 @@ class DataLakeService:
         page = self._page(listing, did, items, offset, limit)
         page.update(rse=rse, mount_path=self.cfg.rse_mount_path)
         return page
-
-    async def _container_length(self, scope: str, name: str, did: Mapping[str, Any]) -> int:
-        r = self.rucio
-        rows = await r.call(r.container_replicas_sync, scope, name)
-        return await self._container_files(scope, name, rows) or int(did.get("length") or 0)
 
     def _path_item(self, row: Row, rep: Mapping[str, Any] | None, rse: str,
                    prefix: str | None) -> dict[str, Any]:
