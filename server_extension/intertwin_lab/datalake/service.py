@@ -47,6 +47,9 @@ class DataLakeService:
         self.listings = ListingCache(cfg.listing_cache_entries, cfg.listing_cache_seconds)
         # DID facts per listing key (type, length, bytes), read once per listing
         self._did_info: dict[Any, tuple[float, dict[str, Any]]] = {}
+        # rules deleted from this server: Rucio deletes softly (the rule expires within the
+        # hour, then its cleaner removes it), so they are hidden here meanwhile
+        self._deleted: set[str] = set()
 
     # -- config and scopes ----------------------------------------------------------------
     async def config(self) -> dict[str, Any]:
@@ -138,6 +141,7 @@ class DataLakeService:
             r.call(r.metadata_sync, scope, name, what=what), replicas(), my_rules())
         here = None
         if rse is not None:
+            rules = [x for x in rules if x.get("id") not in self._deleted]
             rule = sorted(rules, key=rule_rank)[0] if rules else None
             mine = next((x for x in reps if x["rse"] == rse), None)
             here = {"rse": rse, "state": here_state(mine, rule),
@@ -246,6 +250,12 @@ class DataLakeService:
             if e.code != "duplicate_rule":
                 raise
             existing = await self._existing_rule(scope, name, rse)
+            if existing is not None and existing in self._deleted:
+                # deleted here a moment ago but still in Rucio (soft deletion): revive it
+                await r.call(r.update_lifetime_sync, existing, lifetime_days * DAY)
+                self._deleted.discard(existing)
+                self._forget(scope, name)
+                return rule_json(await r.call(r.rule_sync, existing))
             e.message = (f"You already asked for {scope}:{name} at {rse}"
                          + (f" (rule {existing})" if existing else "")
                          + ". Extend that rule's lifetime instead of adding another.")
@@ -268,15 +278,23 @@ class DataLakeService:
 
     async def rules(self) -> dict[str, Any]:
         rules = await self.rucio.call(self.rucio.my_rules_sync)
-        out = [rule_json(x) for x in rules]
+        out = [rule_json(x) for x in rules if x.get("id") not in self._deleted]
         out.sort(key=lambda x: x["created_at"] or "", reverse=True)
         return {"rules": out}
 
+    def _not_deleted(self, rule_id: str) -> None:
+        if rule_id in self._deleted:
+            raise DataLakeError(404, "not_found", f"The replication rule {rule_id} was deleted; "
+                                                  "Rucio removes it and its replicas within "
+                                                  "the hour.")
+
     async def rule(self, rule_id: str) -> dict[str, Any]:
+        self._not_deleted(rule_id)
         return rule_json(await self.rucio.call(self.rucio.my_rule_sync, rule_id))
 
     async def extend_rule(self, rule_id: str, lifetime_days: int) -> dict[str, Any]:
         r = self.rucio
+        self._not_deleted(rule_id)
         await r.call(r.my_rule_sync, rule_id)
         await r.call(r.update_lifetime_sync, rule_id, lifetime_days * DAY,
                      param="lifetime_days")
@@ -284,8 +302,10 @@ class DataLakeService:
 
     async def delete_rule(self, rule_id: str) -> None:
         r = self.rucio
+        self._not_deleted(rule_id)
         rule = await r.call(r.my_rule_sync, rule_id)
         await r.call(r.delete_rule_sync, rule_id)
+        self._deleted.add(rule_id)
         self._forget(str(rule.get("scope")), str(rule.get("name")))
 
 

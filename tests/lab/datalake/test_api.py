@@ -26,6 +26,10 @@ def step_conveyor(rucio: dict[str, Any]) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
+def same_bytes(a: Path, b: Path) -> bool:
+    return a.read_bytes() == b.read_bytes()
+
+
 async def test_config(api: Api, rucio: dict[str, Any], use_datalake: Any) -> None:
     code, cfg = await api("GET", "config")
     assert code == 200
@@ -56,7 +60,7 @@ async def test_search_wildcards_types_and_metadata(api: Api) -> None:
         "intertwin:climate.era5.2020", "intertwin:climate.era5.2021"}
     assert await names(scope="intertwin", name="*", type="container") >= {
         "intertwin:climate", "intertwin:physics"}
-    assert await names(name="intertwin:physics.*", type="all") == {
+    assert await names(name="intertwin:physics.*", type="collection") == {
         "intertwin:physics.virgo.o3", "intertwin:physics.lattice.qcd"}
     assert await names(scope="intertwin", type="dataset", filters="datatype=climate") == {
         "intertwin:climate.era5.2020", "intertwin:climate.era5.2021"}
@@ -197,8 +201,7 @@ async def test_make_available_replicates_and_the_file_is_readable(
         for p in paths["items"]:
             assert p["state"] == "AVAILABLE" and p["path"].startswith(mount), p
             assert p["pfn"].startswith("file://")
-            local = Path(p["path"])
-            assert local.read_bytes() == (origin / local.relative_to(mount)).read_bytes()
+            assert same_bytes(Path(p["path"]), origin / Path(p["path"]).relative_to(mount))
 
         code, body = await api("GET", "rules")
         assert rule["id"] in {r["id"] for r in body["rules"]}
@@ -222,6 +225,17 @@ async def test_duplicate_rule_names_the_existing_one(api: Api) -> None:
         code, body = await api("POST", "rules", body={"did": did, "lifetime_days": 3})
         assert code == 409 and body["error"] == "duplicate_rule"
         assert body["rule_id"] == first["id"] and first["id"] in body["message"]
+
+        # Rucio deletes softly (the rule lingers up to an hour): deleted, it is gone from the
+        # API, and asking again revives it rather than answering "duplicate"
+        code, _ = await api("DELETE", f"rules/{first['id']}")
+        assert code == 204
+        code, body = await api("GET", "rules")
+        assert first["id"] not in {r["id"] for r in body["rules"]}
+        code, body = await api("POST", "rules", body={"did": did, "lifetime_days": 3})
+        assert code == 201 and body["rule"]["id"] == first["id"]
+        code, body = await api("GET", f"rules/{first['id']}")
+        assert code == 200
     finally:
         await api("DELETE", f"rules/{first['id']}")
 
