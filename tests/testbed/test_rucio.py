@@ -53,6 +53,11 @@ def test_big_dataset_has_100k_files(rucio: dict[str, Any]) -> None:
     t = time.monotonic()
     assert sum(1 for _ in bob.list_files(scope, name)) == 100_000
     print(f"listing 100k files: {time.monotonic() - t:.1f} s")
+    # the first files have bytes at their origin, where Rucio says they are
+    fscope, fname = rucio["datasets"][rucio["big_dataset"]]["first_file"].split(":")
+    [rep] = bob.list_replicas([{"scope": fscope, "name": fname}], schemes=["file"])
+    assert rep["states"] == {"DESY-DCACHE": "AVAILABLE"}
+    assert Path(urlparse(rep["rses"]["DESY-DCACHE"][0]).path).stat().st_size == rep["bytes"]
 
 
 def test_metadata_filters(rucio: dict[str, Any]) -> None:
