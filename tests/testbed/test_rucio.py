@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -102,6 +103,21 @@ def test_rule_replicates_real_bytes(rucio: dict[str, Any]) -> None:
         bob.update_replication_rule(rule_id, {"lifetime": 7200})
     assert not [r for r in bob.list_replication_rules({"account": "bob"}) if r["id"] == rule_id]
     alice.update_replication_rule(rule_id, {"lifetime": 7200})
+    alice.delete_replication_rule(rule_id)
+
+
+def test_big_dataset_file_gets_its_bytes_on_transfer(rucio: dict[str, Any]) -> None:
+    # most of the 100k files have no bytes at the origin: the conveyor writes the seed's
+    # deterministic content, which matches the checksum Rucio has
+    did = {"scope": "intertwin", "name": f"big.100k.{50_000 + secrets.randbelow(40_000):06d}.dat"}
+    alice = client(rucio, "alice")
+    [rule_id] = alice.add_replication_rule([did], 1, "VEGA-DCACHE", lifetime=600)
+    assert conveyor_step(rucio)["copied"] == 1
+    assert alice.get_replication_rule(rule_id)["state"] == "OK"
+    data = rse_path(rucio, "VEGA-DCACHE", did["scope"], did["name"]).read_bytes()
+    meta = alice.get_metadata(did["scope"], did["name"])
+    assert (len(data), f"{zlib.adler32(data) & 0xFFFFFFFF:08x}") == (meta["bytes"],
+                                                                     meta["adler32"])
     alice.delete_replication_rule(rule_id)
 
 
