@@ -46,7 +46,8 @@ class Pump:
             if self.interval is None:
                 continue
             try:
-                self.step()
+                if has_work():
+                    self.step()
             except Exception:
                 log.exception("pump cycle failed")
 
@@ -68,6 +69,29 @@ def _judge(module: Any, **kwargs: Any) -> None:
     run_daemon(once=True, graceful_stop=module.graceful_stop, executable=module.DAEMON_NAME,
                partition_wait_time=0, sleep_time=1,
                run_once_fnc=functools.partial(module.run_once, **kwargs))
+
+
+def has_work() -> bool:
+    """Whether a cycle would do anything (the automatic pump skips idle cycles: a full one costs
+    ~0.2 s of CPU, every 2 s, on a shared machine)."""
+    from datetime import datetime
+
+    from rucio.db.sqla import models
+    from rucio.db.sqla.constants import DatabaseOperationType, RuleState
+    from rucio.db.sqla.session import db_session
+    from sqlalchemy import exists, select
+
+    checks = [
+        exists().where(models.Request.id.isnot(None)),
+        exists().where(models.UpdatedDID.id.isnot(None)),
+        exists().where(models.UpdatedAccountCounter.id.isnot(None)),
+        exists().where(models.UpdatedRSECounter.id.isnot(None)),
+        exists().where(models.UpdatedCollectionReplica.id.isnot(None)),
+        exists().where(models.ReplicationRule.state == RuleState.INJECT),
+        exists().where(models.ReplicationRule.expires_at < datetime.utcnow()),
+    ]
+    with db_session(DatabaseOperationType.READ) as s:
+        return any(s.execute(select(c)).scalar() for c in checks)
 
 
 def request_states() -> Counter[str]:
