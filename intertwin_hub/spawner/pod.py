@@ -102,12 +102,13 @@ def quantity_bytes(q: str) -> int:
     return int(float(num) * _UNITS[q[len(num):]])
 
 
-def site_env(site: Site) -> dict[str, str]:
-    """What the session knows about where it runs (read by the lab server extension)."""
+def site_env(site: Site, mount_path: str | None = None) -> dict[str, str]:
+    """What the session knows about where it runs (read by the lab server extension);
+    ``mount_path`` where this deployment mounts the site's scratch, if not the catalogue's."""
     env = {
         "INTERTWIN_SITE": site.slug,
         "INTERTWIN_SITE_TITLE": site.title,
-        "INTERTWIN_SCRATCH_PATH": site.scratch.mount_path,
+        "INTERTWIN_SCRATCH_PATH": mount_path or site.scratch.mount_path,
     }
     if site.scratch.rse:
         env["INTERTWIN_SCRATCH_RSE"] = site.scratch.rse

@@ -154,10 +154,11 @@ class InterTwinSpawner(KubeSpawner):
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()
         if self.selection is not None:
-            env.update(podplan.site_env(self.selection.site))
             site = self.selection.site
+            mount = self.scratch_mount_paths.get(site.slug)
+            env.update(podplan.site_env(site, mount))
             env.update(podplan.rucio_env(site, dict(self.rucio_instance), self._access_token,
-                                         self.scratch_mount_paths.get(site.slug)))
+                                         mount))
         return env
 
     async def get_pod_manifest(self) -> Any:

@@ -162,6 +162,7 @@ async def test_a_deployment_may_mount_a_sites_scratch_elsewhere() -> None:
     pod, _ = await build({"profile": "vega"}, rucio_instance=instance,
                          scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"})
     assert env(pod)["RUCIO_RSE_MOUNT_PATH"] == "/srv/rse/VEGA-DCACHE/"
+    assert env(pod)["INTERTWIN_SCRATCH_PATH"] == "/srv/rse/VEGA-DCACHE/"
     pod, _ = await build({"profile": "psnc"}, rucio_instance=instance,
                          scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"})
     assert env(pod)["RUCIO_RSE_MOUNT_PATH"] == "/mnt/dcache/intertwin"  # the catalogue's
