@@ -4,6 +4,8 @@ Rucio venv): a signed-in client per account, and fresh data with real bytes."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import urllib.request
 import zlib
 from pathlib import Path
 from typing import Any
@@ -46,3 +48,28 @@ def rse_path(state: dict[str, Any], rse: str, scope: str, name: str) -> Path:
     h = hashlib.md5(f"{scope}:{name}".encode()).hexdigest()
     sdir = scope.replace(".", "/") if scope.startswith(("user", "group")) else scope
     return Path(state["rses"][rse]["path"]) / sdir / h[0:2] / h[2:4] / name
+
+
+def token(state: dict[str, Any], account: str) -> str:
+    """A fresh Rucio token of ``account`` (``GET /auth/userpass``)."""
+    creds = state["root"] if account == "root" else state["accounts"][account]
+    req = urllib.request.Request(f"{state['url']}/auth/userpass", headers={
+        "X-Rucio-Account": creds["account"], "X-Rucio-Username": creds["username"],
+        "X-Rucio-Password": creds["password"]})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return str(r.headers["X-Rucio-Auth-Token"])
+
+
+def expired_token(state: dict[str, Any], account: str) -> str:
+    """A real token of ``account`` that Rucio itself rejects as expired: issued, then its expiry
+    moved into the past in the database before its first use (the server caches a token's
+    lifetime from its first validation on)."""
+    tok = token(state, account)
+    con = sqlite3.connect(Path(state["dir"]) / "rucio.db", timeout=30)
+    try:
+        con.execute("UPDATE tokens SET expired_at = ? WHERE token = ?",
+                    ("2000-01-01 00:00:00.000000", tok))
+        con.commit()
+    finally:
+        con.close()
+    return tok

@@ -22,7 +22,7 @@ from testbed.rucio import (
     start_rucio_server,
     stop_rucio_server,
 )
-from testbed.rucio.client import add_dataset, client, rse_path
+from testbed.rucio.client import add_dataset, client, expired_token, rse_path, token
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,6 +45,21 @@ def test_wrong_password_is_refused(rucio: dict[str, Any]) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 401
+
+
+def test_expired_token_is_refused(rucio: dict[str, Any]) -> None:
+    def whoami(tok: str) -> int:
+        req = urllib.request.Request(f"{rucio['url']}/accounts/whoami",
+                                     headers={"X-Rucio-Auth-Token": tok})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            assert b"CannotAuthenticate" in e.read()
+            return e.code
+
+    assert whoami(token(rucio, "bob")) == 200
+    assert whoami(expired_token(rucio, "bob")) == 401
 
 
 def test_big_dataset_has_100k_files(rucio: dict[str, Any]) -> None:
