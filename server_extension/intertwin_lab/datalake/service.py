@@ -168,7 +168,7 @@ class DataLakeService:
         if refresh:
             self.listings.drop(key)
             self._did_info.pop(key, None)
-        did = await self._did(scope, name, cache_key=key)
+        did = await self._did_and_listing(scope, name, key)
         key, listing = self._content(scope, name, did)
         what = f"The data identifier {scope}:{name}"
         if did_type_of(did) == "container":
@@ -176,6 +176,16 @@ class DataLakeService:
             await self._rows(listing, 0, sys.maxsize, what=what)
         rows = await self._rows(listing, offset, limit, what=what)
         return self._page(listing, did, rows, offset, limit)
+
+    async def _did_and_listing(self, scope: str, name: str, key: Any) -> dict[str, Any]:
+        """The DID's facts, while its content listing already starts streaming (the first page
+        then costs one round trip, not two)."""
+        if key not in self._did_info:
+            self.listings.get(key, lambda: self.rucio.content_rows(scope, name), content_row)
+        did = await self._did(scope, name, cache_key=key)
+        if did_type_of(did) == "file":
+            self.listings.drop(key)  # a file has no content: it lists itself
+        return did
 
     def _page(self, listing: Listing, did: Mapping[str, Any], rows: list[Row], offset: int,
               limit: int) -> dict[str, Any]:
@@ -203,7 +213,7 @@ class DataLakeService:
             raise DataLakeError(409, "no_scratch", _no_scratch(self.cfg))
         what = f"The data identifier {scope}:{name}"
         key = ("content", scope, name)
-        did = await self._did(scope, name, cache_key=key)
+        did = await self._did_and_listing(scope, name, key)
         if did_type_of(did) == "container":
             key = ("files", scope, name)
             listing = self.listings.get(key, lambda: self.rucio.file_rows(scope, name),
