@@ -21,11 +21,11 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,8 @@ def main() -> int:
     ap.add_argument("--serve", action="store_true",
                     help="start Rucio and JupyterLab, print the URL and wait (Ctrl-C stops)")
     args = ap.parse_args()
+    # stop cleanly on SIGTERM too (a background --serve ignores Ctrl-C's SIGINT)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     run = Path(tempfile.mkdtemp(prefix="datalake-dom-"))
     sup = Supervisor(run)
     try:

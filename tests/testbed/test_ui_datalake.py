@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from testbed.hub import DEMO_PASSWORD
-from testbed.procs import Supervisor
 from testbed.rucio import set_pump_interval, start_rucio_server, stop_rucio_server
 
 pytestmark = pytest.mark.testbed
@@ -29,15 +28,18 @@ def rucio_control(testbed: dict[str, Any]) -> Iterator[str]:
     """POST /stop and /start of the Rucio server for the browser test; the conveyor pumps on
     its own meanwhile (as it does in the demo), and everything is restored afterwards."""
     state = testbed["rucio"]
-    sup = Supervisor(Path(state["dir"]).parent)
+    down = False
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
+            nonlocal down
             try:
                 if self.path == "/stop":
-                    stop_rucio_server(sup)
+                    stop_rucio_server(state)
+                    down = True
                 elif self.path == "/start":
-                    start_rucio_server(sup, state)
+                    start_rucio_server(state)
+                    down = False
                 else:
                     self.send_error(404)
                     return
@@ -57,8 +59,8 @@ def rucio_control(testbed: dict[str, Any]) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
-        if not any(n == "rucio-server" for n in sup.pids()):
-            start_rucio_server(sup, state)
+        if down:
+            start_rucio_server(state)
         set_pump_interval(state, state.get("pump_interval"))
 
 

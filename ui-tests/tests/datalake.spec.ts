@@ -55,9 +55,22 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   await openLab(page);
 
   // the panel, with its own icon in the left sidebar
-  await page.locator('li[data-id="intertwin-datalake"]').click();
   const panel = page.locator('#intertwin-datalake');
+  // the layout may come back with the panel open: the tab toggles it
+  await page.waitForTimeout(500);
+  if (!(await panel.isVisible())) {
+    await page.locator('li[data-id="intertwin-datalake"]').click();
+  }
   await expect(panel.getByTestId('itw-dl-who')).toContainText('alice', { timeout: 30_000 });
+  // a wider sidebar, as a user would drag it for paths
+  const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
+  const box = await handle.boundingBox();
+  if (box) {
+    await page.mouse.move(box.x + box.width / 2, box.y + 300);
+    await page.mouse.down();
+    await page.mouse.move(500, box.y + 300, { steps: 5 });
+    await page.mouse.up();
+  }
   await expect(panel.getByTestId('itw-dl-start')).toBeVisible();
 
   // search: scope, name with a wildcard, type, and a metadata filter from the builder
@@ -124,7 +137,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     timeout: 60_000
   });
   const scroller = details.locator('.itw-dl-list-scroller');
-  for (const frac of [0.25, 0.5, 0.999]) {
+  for (const frac of [0.25, 0.5, 1]) {
     await scroller.evaluate((el, f) => {
       el.scrollTop = f * el.scrollHeight;
     }, frac);

@@ -20,11 +20,28 @@ export type Status =
   | { kind: 'ready' }
   | { kind: 'error'; message: string; code?: string };
 
+export interface IFilterRow {
+  key: string;
+  op: string;
+  value: string;
+}
+
 export interface ISearch {
   scope: string;
   name: string;
   type: TypeFilter;
+  /** Rucio's filter text, built from filterRows */
   filters: string;
+  /** the metadata filter builder's rows */
+  filterRows: IFilterRow[];
+}
+
+/** Rucio's filter text from the builder's rows: `key<op>value` joined by `,` (AND). */
+export function filterText(rows: IFilterRow[]): string {
+  return rows
+    .filter(r => r.key.trim() && r.value.trim())
+    .map(r => `${r.key.trim()}${r.op}${r.value.trim()}`)
+    .join(',');
 }
 
 /** What the panel needs from JupyterLab, so the model stays testable without a shell. */
@@ -64,7 +81,7 @@ export class DataLakeModel {
   config: IDataLakeConfig | null = null;
   configStatus: Status = { kind: 'idle' };
   scopes: string[] = [];
-  search: ISearch = { scope: '', name: '', type: 'all', filters: '' };
+  search: ISearch = { scope: '', name: '', type: 'all', filters: '', filterRows: [] };
   results: RowSource<IDid> | null = null;
   /** the DID opened from the results */
   selected: { scope: string; name: string } | null = null;
@@ -109,6 +126,9 @@ export class DataLakeModel {
 
   setSearch(patch: Partial<ISearch>): void {
     this.search = { ...this.search, ...patch };
+    if (patch.filterRows) {
+      this.search.filters = filterText(patch.filterRows);
+    }
     this._emit();
   }
 

@@ -24,6 +24,20 @@ export async function copyText(text: string): Promise<void> {
   }
 }
 
+/** Rucio's own bookkeeping fields, not the scientists' metadata. */
+const SYSTEM_META = new Set([
+  'account', 'bytes', 'length', 'events', 'is_open', 'closed_at', 'created_at', 'updated_at',
+  'deleted_at', 'expired_at', 'eol_at', 'accessed_at', 'access_cnt', 'did_type', 'scope', 'name',
+  'monotonic', 'obsolete', 'hidden', 'suppressed', 'purge_replicas', 'availability', 'complete',
+  'is_archive', 'constituent', 'is_new', 'guid', 'md5', 'adler32'
+]);
+
+function userMetadata(meta: Record<string, unknown> | undefined): [string, unknown][] {
+  return Object.entries(meta ?? {}).filter(
+    ([k, v]) => !SYSTEM_META.has(k) && v !== null && v !== undefined && v !== ''
+  );
+}
+
 function dirname(path: string): string {
   const i = path.replace(/\/+$/, '').lastIndexOf('/');
   return i <= 0 ? '/' : path.slice(0, i);
@@ -87,22 +101,24 @@ function ContentRow(props: {
   onCopied: (p: string) => void;
 }): JSX.Element {
   const { item, model, withPaths } = props;
+  if (withPaths && item.path) {
+    // the local path, cut at its start when too long (the file name stays visible)
+    return (
+      <>
+        <span className="itw-dl-row-path" title={item.path} data-testid="itw-dl-path" dir="rtl">
+          <bdi dir="ltr">{item.path}</bdi>
+        </span>
+        <PathActions model={model} path={item.path} onCopied={props.onCopied} />
+      </>
+    );
+  }
   return (
     <>
       <span className="itw-dl-row-name" title={`${item.scope}:${item.name}`}>
         {item.name}
       </span>
       {withPaths ? (
-        item.path ? (
-          <>
-            <code className="itw-dl-row-path" title={item.path} data-testid="itw-dl-path">
-              {item.path}
-            </code>
-            <PathActions model={model} path={item.path} onCopied={props.onCopied} />
-          </>
-        ) : (
-          <Badge state={item.state ?? 'NOT_AVAILABLE'} />
-        )
+        <Badge state={item.state ?? 'NOT_AVAILABLE'} />
       ) : (
         <span className="itw-dl-row-size">{formatBytes(item.bytes)}</span>
       )}
@@ -111,22 +127,28 @@ function ContentRow(props: {
 }
 
 function Replicas(props: { details: IDidDetails }): JSX.Element {
-  const { replicas } = props.details;
+  const { replicas, here } = props.details;
   if (replicas.length === 0) {
     return <Empty testid="itw-dl-no-replicas">No replica anywhere yet.</Empty>;
   }
   return (
     <div className="itw-dl-badges" data-testid="itw-dl-replicas">
-      {replicas.map(r => (
-        <Badge
-          key={r.rse}
-          label={r.rse}
-          state={r.state}
-          title={`${r.rse}${r.site ? ` (${r.site})` : ''}: ${r.state.toLowerCase()}${
-            r.length ? `, ${r.available_length ?? 0} of ${r.length} files` : ''
-          }`}
-        />
-      ))}
+      {replicas.map(r => {
+        // Rucio updates a collection's replica row lazily; at this site the user's rule and
+        // the file replicas (`here`) are the fresher word
+        const state =
+          here && here.rse === r.rse && here.state === 'AVAILABLE' ? 'AVAILABLE' : r.state;
+        return (
+          <Badge
+            key={r.rse}
+            label={r.rse}
+            state={state}
+            title={`${r.rse}${r.site ? ` (${r.site})` : ''}: ${state.toLowerCase()}${
+              r.length && state === r.state ? `, ${r.available_length ?? 0} of ${r.length} files` : ''
+            }`}
+          />
+        );
+      })}
     </div>
   );
 }
@@ -198,9 +220,9 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
             {details.length !== null && details.length !== undefined
               ? ` · ${formatCount(details.length)} files`
               : ''}
-            {Object.keys(details.metadata ?? {}).length > 0 && (
+            {userMetadata(details.metadata).length > 0 && (
               <span className="itw-dl-meta" data-testid="itw-dl-meta">
-                {Object.entries(details.metadata)
+                {userMetadata(details.metadata)
                   .map(([k, v]) => `${k}=${String(v)}`)
                   .join(' · ')}
               </span>
@@ -216,6 +238,7 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
               <div className="itw-dl-make">
                 <Button
                   small
+                  className="itw-dl-primary"
                   data-testid="itw-dl-make-available"
                   disabled={model.actionStatus.kind === 'loading'}
                   onClick={() => void model.makeAvailable(days)}

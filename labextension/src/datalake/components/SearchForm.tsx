@@ -7,9 +7,9 @@ import {
   InputGroup,
   searchIcon
 } from '@jupyterlab/ui-components';
-import React, { useState } from 'react';
+import React from 'react';
 
-import { DataLakeModel } from '../model';
+import { DataLakeModel, IFilterRow } from '../model';
 import { TypeFilter } from '../../tokens';
 
 const TYPES: { value: TypeFilter; label: string }[] = [
@@ -22,29 +22,12 @@ const TYPES: { value: TypeFilter; label: string }[] = [
 
 const OPS = ['=', '!=', '>', '>=', '<', '<='];
 
-export interface IFilterRow {
-  key: string;
-  op: string;
-  value: string;
-}
-
-/** Rucio's filter text from the builder's rows: `key<op>value` joined by `,` (AND). */
-export function filterText(rows: IFilterRow[]): string {
-  return rows
-    .filter(r => r.key.trim() && r.value.trim())
-    .map(r => `${r.key.trim()}${r.op}${r.value.trim()}`)
-    .join(',');
-}
-
 /** Search box, scope picker, type filter and the metadata filter builder. */
 export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
   const { model } = props;
   const { search, scopes } = model;
-  const [rows, setRows] = useState<IFilterRow[]>([]);
-  const update = (next: IFilterRow[]): void => {
-    setRows(next);
-    model.setSearch({ filters: filterText(next) });
-  };
+  const rows = search.filterRows;
+  const update = (next: IFilterRow[]): void => model.setSearch({ filterRows: next });
   const submit = (e?: React.FormEvent): void => {
     e?.preventDefault();
     model.runSearch();
