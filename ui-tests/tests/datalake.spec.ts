@@ -120,6 +120,40 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     await panel.screenshot({ path: `${shots}/datalake.png` });
   }
 
+  // add to notebook: rucio-jupyterlab's `rucio_attachments` metadata, saved in the .ipynb
+  await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
+  const nb = page.locator('.jp-NotebookPanel').last();
+  await expect(nb).toBeVisible({ timeout: 60_000 });
+  await details.getByTestId('itw-dl-add-notebook').click();
+  const dialog = page.locator('.jp-Dialog');
+  await dialog.locator('input').fill('era5');
+  await dialog.locator('.jp-mod-accept').click();
+  await expect(dialog).toHaveCount(0);
+  await nb.click();
+  await page.keyboard.press('Control+s');
+  // JupyterLab offers to rename an untitled notebook on its first save
+  await dialog
+    .waitFor({ state: 'visible', timeout: 5000 })
+    .then(() => dialog.locator('.jp-mod-accept').click())
+    .catch(() => undefined);
+  await expect(dialog).toHaveCount(0);
+  await expect(page.locator('.jp-mod-current.jp-mod-dirty')).toHaveCount(0, { timeout: 10_000 });
+  const attachments = await page.evaluate(async () => {
+    const cfg = JSON.parse(document.getElementById('jupyter-config-data')!.textContent!);
+    const xsrf = document.cookie.match(/_xsrf=([^;]+)/)?.[1] ?? '';
+    const get = async (p: string) =>
+      (await fetch(`${cfg.baseUrl}api/contents/${p}`, { headers: { 'X-XSRFToken': xsrf } })).json();
+    const listing = await get('');
+    const nbs = (listing.content as { path: string; last_modified: string; type: string }[])
+      .filter(f => f.type === 'notebook')
+      .sort((a, b) => b.last_modified.localeCompare(a.last_modified));
+    const file = await get(nbs[0].path);
+    return file.content.metadata.rucio_attachments;
+  });
+  expect(attachments).toEqual([
+    { did: `intertwin:${DATASET}`, variableName: 'era5', type: 'collection' }
+  ]);
+
   // My replicas: the rule is there, OK, with an expiry
   await panel.getByTestId('itw-dl-tab-replicas').click();
   const rule = panel.locator('[data-testid="itw-dl-rule"]', { hasText: `intertwin:${DATASET}` });
