@@ -63,7 +63,13 @@ export interface IReplica {
 export interface IDidDetails extends IDid {
   metadata: Record<string, unknown>;
   replicas: IReplica[];
-  here: { rse: string | null; state: HereState; rule_id: string | null } | null;
+  here: {
+    rse: string | null;
+    state: HereState;
+    rule_id: string | null;
+    /** the user's rule at this site, with its locks (progress) */
+    rule?: IRule | null;
+  } | null;
 }
 
 /** A page of a collection's content (or of its local paths). */

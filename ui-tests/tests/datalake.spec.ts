@@ -120,6 +120,16 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     await panel.screenshot({ path: `${shots}/datalake.png` });
   }
 
+  // open the folder: the scratch mount is outside this server's root here, and the panel
+  // says so (with a copy action) instead of pretending
+  await details.getByTestId('itw-dl-open-folder').first().click();
+  const outside = page.getByText(/outside this JupyterLab's root folder/).first();
+  const browser = page.locator('#filebrowser .jp-BreadCrumbs', { hasText: 'VEGA-DCACHE' });
+  await expect(outside.or(browser).first()).toBeVisible();
+  if (await browser.isVisible()) {
+    await page.locator('li[data-id="intertwin-datalake"]').click();
+  }
+
   // add to notebook: rucio-jupyterlab's `rucio_attachments` metadata, saved in the .ipynb
   await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
   const nb = page.locator('.jp-NotebookPanel').last();
@@ -129,15 +139,14 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   await dialog.locator('input').fill('era5');
   await dialog.locator('.jp-mod-accept').click();
   await expect(dialog).toHaveCount(0);
-  await nb.click();
-  await page.keyboard.press('Control+s');
+  await nb.locator('[data-command="docmanager:save"]').click();
   // JupyterLab offers to rename an untitled notebook on its first save
   await dialog
     .waitFor({ state: 'visible', timeout: 5000 })
     .then(() => dialog.locator('.jp-mod-accept').click())
     .catch(() => undefined);
   await expect(dialog).toHaveCount(0);
-  await expect(page.locator('.jp-mod-current.jp-mod-dirty')).toHaveCount(0, { timeout: 10_000 });
+  await expect(page.locator('.lm-TabBar-tab.jp-mod-dirty')).toHaveCount(0, { timeout: 15_000 });
   const attachments = await page.evaluate(async () => {
     const cfg = JSON.parse(document.getElementById('jupyter-config-data')!.textContent!);
     const xsrf = document.cookie.match(/_xsrf=([^;]+)/)?.[1] ?? '';

@@ -262,7 +262,15 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
             ) : here === 'REPLICATING' ? (
               <div className="itw-dl-progress" data-testid="itw-dl-progress">
                 <span className="itw-dl-spinner" aria-hidden="true" />
-                Copying to {config?.rse} — checking every few seconds…
+                Copying to {config?.rse}
+                {details.here?.rule
+                  ? `: ${details.here.rule.locks.ok} of ${
+                      details.here.rule.locks.ok +
+                      details.here.rule.locks.replicating +
+                      details.here.rule.locks.stuck
+                    } files there`
+                  : ''}{' '}
+                — checking every few seconds…
               </div>
             ) : null
           ) : (
