@@ -146,22 +146,31 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     .then(() => dialog.locator('.jp-mod-accept').click())
     .catch(() => undefined);
   await expect(dialog).toHaveCount(0);
-  await expect(page.locator('.lm-TabBar-tab.jp-mod-dirty')).toHaveCount(0, { timeout: 15_000 });
-  const attachments = await page.evaluate(async () => {
-    const cfg = JSON.parse(document.getElementById('jupyter-config-data')!.textContent!);
-    const xsrf = document.cookie.match(/_xsrf=([^;]+)/)?.[1] ?? '';
-    const get = async (p: string) =>
-      (await fetch(`${cfg.baseUrl}api/contents/${p}`, { headers: { 'X-XSRFToken': xsrf } })).json();
-    const listing = await get('');
-    const nbs = (listing.content as { path: string; last_modified: string; type: string }[])
-      .filter(f => f.type === 'notebook')
-      .sort((a, b) => b.last_modified.localeCompare(a.last_modified));
-    const file = await get(nbs[0].path);
-    return file.content.metadata.rucio_attachments;
-  });
-  expect(attachments).toEqual([
-    { did: `intertwin:${DATASET}`, variableName: 'era5', type: 'collection' }
-  ]);
+  // the saved .ipynb holds the attachment (read back through the contents API)
+  const readAttachments = () =>
+    page.evaluate(async () => {
+      const cfg = JSON.parse(document.getElementById('jupyter-config-data')!.textContent!);
+      // cookie-authenticated API calls need the XSRF token, GETs too under JupyterHub
+      const xsrf = document.cookie.match(/_xsrf=([^;]+)/)?.[1] ?? '';
+      const get = async (p: string) =>
+        (
+          await fetch(`${cfg.baseUrl}api/contents/${p}?content=1&_=${Date.now()}`, {
+            headers: { 'X-XSRFToken': decodeURIComponent(xsrf) }
+          })
+        ).json();
+      const listing = await get('');
+      const nbs = ((listing.content ?? []) as { path: string; last_modified: string; type: string }[])
+        .filter(f => f.type === 'notebook')
+        .sort((a, b) => b.last_modified.localeCompare(a.last_modified));
+      if (nbs.length === 0) {
+        return null;
+      }
+      const file = await get(nbs[0].path);
+      return file.content.metadata.rucio_attachments ?? null;
+    });
+  await expect
+    .poll(readAttachments, { timeout: 30_000 })
+    .toEqual([{ did: `intertwin:${DATASET}`, variableName: 'era5', type: 'collection' }]);
 
   // My replicas: the rule is there, OK, with an expiry
   await panel.getByTestId('itw-dl-tab-replicas').click();
