@@ -104,6 +104,8 @@ class Server:
             with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
                 raw = r.read()
                 return r.status, json.loads(raw) if raw else None
+        except TimeoutError:
+            return 0, f"no answer within {TIMEOUT:.0f} s"
         except urllib.error.HTTPError as e:
             raw = e.read()
             try:
@@ -206,7 +208,11 @@ def baseline(sup: Supervisor, rucio: dict[str, Any], big: str,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=TIMEOUT,
+                    help="seconds to wait for one answer (the baseline can take minutes)")
     args = ap.parse_args()
+    global TIMEOUT
+    TIMEOUT = args.timeout
     rjl_python = ensure_rucio_jupyterlab()
     run = Path(tempfile.mkdtemp(prefix="bench-datalake-"))
     sup = Supervisor(run)
