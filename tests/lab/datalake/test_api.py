@@ -26,6 +26,10 @@ def step_conveyor(rucio: dict[str, Any]) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
+def holds(p: Path, text: str) -> bool:
+    return p.exists() and text in p.read_text()
+
+
 def same_bytes(a: Path, b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
@@ -352,3 +356,16 @@ async def test_jupyter_auth_and_unknown_routes_answer_json(jp_fetch: Any) -> Non
         await jp_fetch("intertwin", "datalake", "nope")
     assert e.value.code == 404
     assert json.loads(e.value.response.body)["error"] == "not_found"  # type: ignore[union-attr]
+
+
+async def test_no_credential_is_written_to_disk(api: Api, jp_serverapp: Any) -> None:
+    """rucio-clients caches tokens under the shared temp directory; ours stay in memory."""
+    from intertwin_lab.datalake.handlers import SETTINGS_KEY
+
+    code, _ = await api("GET", "scopes")
+    assert code == 200
+    gateway = jp_serverapp.web_app.settings[SETTINGS_KEY].rucio
+    client = await asyncio.to_thread(gateway.client)
+    token = gateway.tokens.token()
+    for path in (client.token_file, client.token_exp_epoch_file):
+        assert not holds(Path(path), token), path
