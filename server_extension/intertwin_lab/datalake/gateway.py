@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -50,6 +51,8 @@ _UNAVAILABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout
                 requests.exceptions.ChunkedEncodingError, rexc.ServerConnectionException,
                 rexc.ServiceUnavailable, rexc.ResourceTemporaryUnavailable,
                 rexc.DatabaseException, ConnectionError, TimeoutError)
+# what rucio-clients says when a proxy in front of Rucio answers 502/503/504 without a body
+_GATEWAY_DOWN = re.compile(r"http status code: 50[234]\b")
 _NOT_FOUND = (rexc.DataIdentifierNotFound, rexc.ScopeNotFound, rexc.RuleNotFound,
               rexc.RSENotFound, rexc.AccountNotFound, rexc.ReplicaNotFound)
 _BAD_INPUT = (rexc.InvalidObject, rexc.InvalidValueForKey, rexc.InvalidType,
@@ -66,7 +69,7 @@ def translate(exc: BaseException, param: str | None = None,
     if isinstance(exc, DataLakeError):
         return exc
     text = rucio_error_text(exc)
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, _UNAVAILABLE) or _GATEWAY_DOWN.search(text):
         return DataLakeError(503, "rucio_unavailable", RUCIO_UNAVAILABLE)
     if isinstance(exc, rexc.CannotAuthenticate | rexc.NoAuthInformation):
         return DataLakeError(401, "token_expired", TOKEN_EXPIRED)

@@ -110,3 +110,26 @@ def test_container_replicas_are_summed_per_rse() -> None:
          "length": 8},
         {"rse": "VEGA-DCACHE", "site": "VEGA", "state": "UNAVAILABLE", "available_length": 4,
          "length": 8}]
+
+
+def test_rucio_errors_become_truthful_statuses() -> None:
+    import requests
+    from intertwin_lab.datalake.gateway import translate
+    from rucio.common import exception as rexc
+
+    cases = [
+        (requests.exceptions.ConnectionError("refused"), 503, "rucio_unavailable"),
+        (rexc.RucioException("no error information passed (http status code: 503)"), 503,
+         "rucio_unavailable"),
+        (rexc.CannotAuthenticate("bad token"), 401, "token_expired"),
+        (rexc.DataIdentifierNotFound("x"), 404, "not_found"),
+        (rexc.InsufficientAccountLimit("quota"), 507, "quota_exceeded"),
+        (rexc.DuplicateRule("dup"), 409, "duplicate_rule"),
+        (rexc.InvalidMetadata("no plugin"), 400, "bad_request"),
+        (rexc.AccessDenied("no"), 403, "forbidden"),
+        (rexc.RucioException("boom"), 502, "rucio_error"),
+    ]
+    for exc, status, code in cases:
+        err = translate(exc, param="filters")
+        assert (err.status, err.code) == (status, code), exc
+        assert err.message
