@@ -16,7 +16,10 @@ from testbed.rucio import conveyor_step
 from .hubapi import spawn, stop
 
 pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
-DATASET = "intertwin:climate.era5.2021"
+# alice's own data: no other test rules it, so no rule of theirs (Rucio keeps deleted rules
+# for an hour) can collide with this one
+DATASET = "user.alice:alice.private"
+TOO_BIG_FOR_KBFI = "intertwin:climate.era5.2020"
 
 
 def api_session(hub: dict[str, Any]) -> aiohttp.ClientSession:
@@ -54,7 +57,7 @@ async def test_sessions_use_their_users_rucio_account_at_their_site(
             async with s.get(f"{at_bob}/rules") as r:
                 assert rule["id"] not in {x["id"] for x in (await r.json())["rules"]}
             # the same dataset does not fit bob's quota at KBFI: Rucio's refusal, explained
-            async with s.post(f"{at_bob}/rules", json={"did": DATASET}) as r:
+            async with s.post(f"{at_bob}/rules", json={"did": TOO_BIG_FOR_KBFI}) as r:
                 body = await r.json()
                 assert (r.status, body["error"]) == (507, "quota_exceeded"), body
 
