@@ -9,7 +9,7 @@ import math
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -178,6 +178,24 @@ def iso(value: Any) -> str | None:
         except ValueError:
             continue
     return text
+
+
+# Rucio deletes a rule softly: it sets the rule to expire within this many seconds
+SOFT_DELETE_SECONDS = 3600
+
+
+def ends_soon(rule: Mapping[str, Any], now: datetime | None = None) -> bool:
+    """Whether ``rule`` expires within Rucio's soft-deletion window: it was deleted (by any
+    server, any session) or is about to lapse; either way it will not keep data for long."""
+    text = iso(rule.get("expires_at"))
+    if text is None:
+        return False
+    try:
+        expires = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    return (expires - now).total_seconds() <= SOFT_DELETE_SECONDS + 60
 
 
 # columns of Rucio's DID table that say nothing to a scientist, or are in the DID row itself

@@ -18,6 +18,7 @@ from .model import (
     content_row,
     did_row,
     did_type_of,
+    ends_soon,
     file_replicas,
     here_state,
     json_value,
@@ -260,28 +261,31 @@ class DataLakeService:
             if e.code != "duplicate_rule":
                 raise
             existing = await self._existing_rule(scope, name, rse)
-            if existing is not None and existing in self._deleted:
-                # deleted here a moment ago but still in Rucio (soft deletion): revive it
-                await r.call(r.update_lifetime_sync, existing, lifetime_days * DAY)
-                self._deleted.discard(existing)
+            existing_id = str(existing["id"]) if existing is not None else None
+            if existing_id is not None and existing is not None and (
+                    existing_id in self._deleted or ends_soon(existing)):
+                # deleted a moment ago (here, or by an earlier session: Rucio keeps a deleted
+                # rule for an hour) or about to lapse: revive it for the lifetime asked for
+                await r.call(r.update_lifetime_sync, existing_id, lifetime_days * DAY)
+                self._deleted.discard(existing_id)
                 self._forget(scope, name)
-                return rule_json(await r.call(r.rule_sync, existing))
+                return rule_json(await r.call(r.rule_sync, existing_id))
             e.message = (f"You already asked for {scope}:{name} at {rse}"
-                         + (f" (rule {existing})" if existing else "")
+                         + (f" (rule {existing_id})" if existing_id else "")
                          + ". Extend that rule's lifetime instead of adding another.")
-            e.extra["rule_id"] = existing
+            e.extra["rule_id"] = existing_id
             raise
         self._forget(scope, name)
         return rule_json(await r.call(r.rule_sync, rule_id))
 
-    async def _existing_rule(self, scope: str, name: str, rse: str) -> str | None:
+    async def _existing_rule(self, scope: str, name: str, rse: str) -> Mapping[str, Any] | None:
         r = self.rucio
         try:
             rules = await r.call(r.my_rules_for_sync, scope, name, rse)
         except DataLakeError:
             return None
         exact = [x for x in rules if x.get("rse_expression") == rse] or rules
-        return str(sorted(exact, key=rule_rank)[0]["id"]) if exact else None
+        return sorted(exact, key=rule_rank)[0] if exact else None
 
     def _forget(self, scope: str, name: str) -> None:
         self._did_info.pop(("content", scope, name), None)

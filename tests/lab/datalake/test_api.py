@@ -8,6 +8,7 @@ import json
 import socket
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,7 @@ async def test_make_available_replicates_and_the_file_is_readable(
     assert code == 404
 
 
-async def test_duplicate_rule_names_the_existing_one(api: Api) -> None:
+async def test_duplicate_rule_names_the_existing_one(api: Api, use_datalake: Any) -> None:
     did = "intertwin:physics.lattice.qcd"
     code, body = await api("POST", "rules", body={"did": did})
     assert code == 201, body
@@ -240,6 +241,15 @@ async def test_duplicate_rule_names_the_existing_one(api: Api) -> None:
         assert code == 201 and body["rule"]["id"] == first["id"]
         code, body = await api("GET", f"rules/{first['id']}")
         assert code == 200
+
+        # ... also from a later session (another server), which never saw the deletion
+        code, _ = await api("DELETE", f"rules/{first['id']}")
+        assert code == 204
+        use_datalake("alice")
+        code, body = await api("POST", "rules", body={"did": did, "lifetime_days": 2})
+        assert code == 201 and body["rule"]["id"] == first["id"], body
+        expires = datetime.strptime(body["rule"]["expires_at"], "%Y-%m-%dT%H:%M:%SZ")
+        assert expires - datetime.utcnow() > timedelta(days=1, hours=23), body
     finally:
         await api("DELETE", f"rules/{first['id']}")
 
