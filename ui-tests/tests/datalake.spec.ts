@@ -172,6 +172,19 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     .poll(readAttachments, { timeout: 30_000 })
     .toEqual([{ did: `intertwin:${DATASET}`, variableName: 'era5', type: 'collection' }]);
 
+  // ... and the kernel has it: `era5` lists the local paths of the files (the comm protocol of
+  // rucio-jupyterlab), readable from code in the notebook
+  await expect(
+    page.locator('.jp-toast-message', { hasText: 'holds its local paths in the kernel' })
+  ).toBeVisible({ timeout: 60_000 });
+  const cell = nb.locator('.jp-Cell .jp-InputArea-editor').first();
+  await cell.click();
+  await page.keyboard.type("print(len(era5), era5[0], len(open(era5[0], 'rb').read()))");
+  await page.keyboard.press('Shift+Enter');
+  await expect(nb.locator('.jp-OutputArea-output').first()).toContainText(`4 ${first} 4096`, {
+    timeout: 60_000
+  });
+
   // My replicas: the rule is there, OK, with an expiry
   await panel.getByTestId('itw-dl-tab-replicas').click();
   const rule = panel.locator('[data-testid="itw-dl-rule"]', { hasText: `intertwin:${DATASET}` });

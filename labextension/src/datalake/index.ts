@@ -1,10 +1,14 @@
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { PageConfig } from '@jupyterlab/coreutils';
+import { Kernel } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { ISignal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { ATTACHMENTS_KEY, DATALAKE_PLUGIN_ID, IRucioAttachment } from '../tokens';
+import { errorMessage } from '../request';
 import { DataLakePanel } from './components/DataLakePanel';
+import { injectAttachments } from './injection';
 import { DataLakeModel, IDataLakeHost, INotebookHandle } from './model';
 
 const DATALAKE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
@@ -16,9 +20,14 @@ const DATALAKE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24
 
 export const datalakeIcon = new LabIcon({ name: 'intertwin:datalake', svgstr: DATALAKE_SVG });
 
-/** The metadata side of a notebook panel, without depending on @jupyterlab/notebook. */
+/** The parts of a notebook panel used here, without depending on @jupyterlab/notebook. */
 interface INotebookLike extends Widget {
   context?: { path: string };
+  sessionContext?: {
+    session?: { kernel?: Kernel.IKernelConnection | null } | null;
+    statusChanged: ISignal<unknown, Kernel.Status>;
+    kernelChanged: ISignal<unknown, unknown>;
+  };
   content?: {
     model?: {
       getMetadata(key: string): unknown;
@@ -39,8 +48,51 @@ function notebookHandle(widget: Widget | null): INotebookHandle | null {
       const v = model.getMetadata(ATTACHMENTS_KEY);
       return Array.isArray(v) ? (v as IRucioAttachment[]) : [];
     },
-    setAttachments: value => model.setMetadata(ATTACHMENTS_KEY, value)
+    setAttachments: value => model.setMetadata(ATTACHMENTS_KEY, value),
+    kernel: () => nb.sessionContext?.session?.kernel ?? null
   };
+}
+
+const watched = new WeakSet<Widget>();
+
+/**
+ * Set a notebook's attached DIDs as variables each time its kernel (re)starts, as
+ * rucio-jupyterlab does, so `era5` is there after a restart too.
+ */
+function watchKernel(widget: Widget): void {
+  const nb = widget as INotebookLike;
+  const ctx = nb.sessionContext;
+  if (!ctx || watched.has(widget)) {
+    return;
+  }
+  watched.add(widget);
+  let starting = true; // the kernel of a notebook just opened is starting, or already up
+  const inject = (): void => {
+    const handle = notebookHandle(widget);
+    const kernel = handle?.kernel();
+    const attachments = handle?.getAttachments() ?? [];
+    if (!kernel || attachments.length === 0) {
+      return;
+    }
+    injectAttachments(kernel, attachments).catch(e =>
+      console.warn(`DataLake: attached DIDs not set in the kernel of ${handle?.title}: ${errorMessage(e)}`)
+    );
+  };
+  ctx.kernelChanged.connect(() => {
+    starting = true;
+  });
+  ctx.statusChanged.connect((_, status) => {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'starting') {
+      starting = true;
+    } else if (status === 'idle' && starting) {
+      starting = false;
+      inject();
+    }
+  });
+  if (ctx.session?.kernel?.status === 'idle') {
+    starting = false;
+    inject();
+  }
 }
 
 /** The DataLake sidebar: browse Rucio, make data available at this site, attach it. */
@@ -54,6 +106,7 @@ export const datalakePlugin: JupyterFrontEndPlugin<void> = {
     labShell?.currentChanged.connect((_, change) => {
       if (notebookHandle(change.newValue)) {
         lastNotebook = change.newValue;
+        watchKernel(change.newValue!);
       }
     });
     const host: IDataLakeHost = {

@@ -1,3 +1,4 @@
+import { Kernel } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { datalakeAPI, didPath, errorMessage } from '../request';
@@ -11,6 +12,7 @@ import {
   IRucioAttachment,
   TypeFilter
 } from '../tokens';
+import { injectAttachments } from './injection';
 import { RowSource } from './rows';
 
 /** Something that loads: idle (nothing asked yet), loading, ready or failed with a sentence. */
@@ -58,6 +60,8 @@ export interface INotebookHandle {
   title: string;
   getAttachments(): IRucioAttachment[];
   setAttachments(value: IRucioAttachment[]): void;
+  /** the notebook's running kernel, if any */
+  kernel(): Kernel.IKernelConnection | null;
 }
 
 /** States in which the session's site holds (or is getting) a replica: paths are worth asking. */
@@ -199,6 +203,9 @@ export class DataLakeModel {
       } else if (wantPaths && (before !== here || here === 'REPLICATING')) {
         this.content.refresh(this._visible[0], this._visible[1]);
       }
+      if (before !== undefined && before !== here && here === 'AVAILABLE') {
+        this._reinjectWaiting(`${sel.scope}:${sel.name}`);
+      }
       if (here === 'REPLICATING' || Date.now() < this._watchUntil) {
         this._startPoll();
       } else if (this.view !== 'replicas') {
@@ -277,7 +284,12 @@ export class DataLakeModel {
   }
 
   /** Attach the opened DID to the active notebook (rucio-jupyterlab's `rucio_attachments`). */
-  attachToNotebook(variableName: string): { ok: boolean; message: string } {
+  attachToNotebook(variableName: string): {
+    ok: boolean;
+    message: string;
+    /** setting the variable in the kernel, when one runs: a sentence for the user */
+    injected?: Promise<string> | null;
+  } {
     const sel = this.selected;
     const nb = this.host.activeNotebook();
     if (!sel || !this.details) {
@@ -294,8 +306,26 @@ export class DataLakeModel {
     const others = nb
       .getAttachments()
       .filter(a => a.did !== did && a.variableName !== variableName);
-    nb.setAttachments([...others, { did, variableName, type }]);
-    return { ok: true, message: `${did} is attached to ${nb.title} as ${variableName}.` };
+    const attachment: IRucioAttachment = { did, variableName, type };
+    nb.setAttachments([...others, attachment]);
+    const kernel = nb.kernel();
+    return {
+      ok: true,
+      message: `${did} is attached to ${nb.title} as ${variableName}.`,
+      injected: kernel ? injectAttachments(kernel, [attachment]) : null
+    };
+  }
+
+  /** The DID opened here just became available: fill in the notebook variables waiting for it. */
+  private _reinjectWaiting(did: string): void {
+    const nb = this.host.activeNotebook();
+    const kernel = nb?.kernel();
+    const waiting = nb?.getAttachments().filter(a => a.did === did) ?? [];
+    if (kernel && waiting.length > 0) {
+      injectAttachments(kernel, waiting).catch(e =>
+        console.warn(`DataLake: could not set ${did} in the kernel: ${errorMessage(e)}`)
+      );
+    }
   }
 
   /**

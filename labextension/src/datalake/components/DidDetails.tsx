@@ -10,6 +10,7 @@ import {
 } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
+import { errorMessage } from '../../request';
 import { DataLakeModel } from '../model';
 import { IContentItem, IDidDetails } from '../../tokens';
 import { Badge, Empty, ErrorBanner, formatBytes, formatCount, lifetimeChoices, siteLabel, StatusLine } from './common';
@@ -187,6 +188,16 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
     const out = model.attachToNotebook(res.value);
     if (out.ok) {
       Notification.success(out.message, { autoClose: 5000 });
+      if (out.injected) {
+        Notification.promise(out.injected, {
+          pending: { message: `Setting ${res.value} in the notebook's kernel…`, options: {} },
+          success: { message: (msg: unknown) => String(msg), options: { autoClose: 8000 } },
+          error: {
+            message: (e: unknown) => `${res.value} is attached but not set in the kernel: ${errorMessage(e)}`,
+            options: { autoClose: false }
+          }
+        });
+      }
     } else {
       Notification.error(out.message, { autoClose: 8000 });
     }
