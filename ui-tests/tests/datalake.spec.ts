@@ -2,13 +2,14 @@ import { expect, Page, test } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { login } from './hub';
+
 /*
  * The DataLake panel against a real Rucio. Run by tests/testbed/test_ui_datalake.py, which
  * sets DATALAKE_UI=1 and RUCIO_CONTROL_URL (POST /stop, /start: the Rucio server itself).
  * Two ways in: HUB_URL (log in as alice, spawn a Vega session on the testbed hub) or LAB_URL
  * (a plain `jupyter lab` URL with its token, for development).
  */
-const password = process.env.HUB_PASSWORD ?? 'intertwin-demo';
 const shots = process.env.SCREENSHOT_DIR;
 const control = process.env.RUCIO_CONTROL_URL;
 const outDir = process.env.UI_OUTPUT_DIR ?? 'test-results';
@@ -20,11 +21,7 @@ async function openLab(page: Page): Promise<void> {
   if (process.env.LAB_URL) {
     await page.goto(process.env.LAB_URL);
   } else {
-    await page.goto('/hub/login');
-    await page.fill('#username_input', 'alice');
-    await page.fill('#password_input', password);
-    await page.click('#login_submit');
-    await page.waitForURL(/\/hub\//);
+    await login(page, 'alice');
     // a named server of its own, so it does not meet spawn.spec.ts's "ui" server
     await page.goto('/hub/spawn/alice/datalake');
     if (!/\/user\/alice\/datalake\//.test(page.url())) {

@@ -1,16 +1,13 @@
 import { expect, test } from '@playwright/test';
 
-const password = process.env.HUB_PASSWORD ?? 'intertwin-demo';
+import { login } from './hub';
+
 const shots = process.env.SCREENSHOT_DIR;
 
 test('the spawn form offers the sites, and Vega with 2 GPUs starts JupyterLab', async ({
   page
 }) => {
-  await page.goto('/hub/login');
-  await page.fill('#username_input', 'alice');
-  await page.fill('#password_input', password);
-  await page.click('#login_submit');
-  await page.waitForURL(/\/hub\//);
+  await login(page, 'alice');
 
   await page.goto('/hub/spawn/alice/ui');
   const form = page.locator('#spawn_form');

@@ -395,7 +395,8 @@ export class DataLakeModel {
       return;
     }
     this._timer = window.setInterval(() => {
-      if (this._polling) {
+      // a hidden browser tab asks Rucio nothing; the next tick after it shows catches up
+      if (this._polling || document.hidden) {
         return;
       }
       this._polling = true;
