@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .datalake import setup_datalake
-from .handlers import setup_handlers
-
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "intertwin_lab"}]
 
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
+    # imported here: kernels import intertwin_lab.datalake.kernel, and must not pay for
+    # jupyter-server and rucio-clients
+    from .datalake import setup_datalake
+    from .handlers import setup_handlers
+
     setup_handlers(server_app.web_app)
     setup_datalake(server_app)
     server_app.log.info("intertwin_lab: registered /intertwin handlers")

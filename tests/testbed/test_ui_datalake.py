@@ -80,6 +80,7 @@ def test_datalake_panel_in_chromium(testbed: dict[str, Any], rucio_control: str,
     r = subprocess.run([str(UI / "node_modules" / ".bin" / "playwright"), "test",
                         "tests/datalake.spec.ts"], cwd=UI, env=env, capture_output=True,
                        text=True, timeout=900)
+    print(r.stdout)  # the browser's warnings, shown by pytest -rP
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
     assert "1 passed" in r.stdout, r.stdout
 

@@ -49,6 +49,12 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   context
 }) => {
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  // the browser's warnings and errors end up in the test output, where a failure is read
+  page.on('console', m => {
+    if (m.type() === 'warning' || m.type() === 'error') {
+      console.log(`[browser ${m.type()}] ${m.text()}`);
+    }
+  });
   await openLab(page);
 
   // the panel, with its own icon in the left sidebar
@@ -136,6 +142,10 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   await dialog.locator('input').fill('era5');
   await dialog.locator('.jp-mod-accept').click();
   await expect(dialog).toHaveCount(0);
+  // the kernel is set once it has started (the notebook's kernel may still be starting)
+  await expect(page.locator('.Toastify')).toContainText('era5 holds its local paths in the kernel', {
+    timeout: 60_000
+  });
   await nb.locator('[data-command="docmanager:save"]').click();
   // JupyterLab offers to rename an untitled notebook on its first save
   await dialog
@@ -171,9 +181,6 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
 
   // ... and the kernel has it: `era5` lists the local paths of the files (the comm protocol of
   // rucio-jupyterlab), readable from code in the notebook
-  await expect(
-    page.locator('.jp-toast-message', { hasText: 'holds its local paths in the kernel' })
-  ).toBeVisible({ timeout: 60_000 });
   const cell = nb.locator('.jp-Cell .jp-InputArea-editor').first();
   await cell.click();
   await page.keyboard.type("print(len(era5), era5[0], len(open(era5[0], 'rb').read()))");

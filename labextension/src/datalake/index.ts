@@ -25,6 +25,7 @@ interface INotebookLike extends Widget {
   context?: { path: string };
   sessionContext?: {
     session?: { kernel?: Kernel.IKernelConnection | null } | null;
+    ready: Promise<void>;
     statusChanged: ISignal<unknown, Kernel.Status>;
     kernelChanged: ISignal<unknown, unknown>;
   };
@@ -49,7 +50,10 @@ function notebookHandle(widget: Widget | null): INotebookHandle | null {
       return Array.isArray(v) ? (v as IRucioAttachment[]) : [];
     },
     setAttachments: value => model.setMetadata(ATTACHMENTS_KEY, value),
-    kernel: () => nb.sessionContext?.session?.kernel ?? null
+    kernelReady: async () => {
+      await nb.sessionContext?.ready;
+      return nb.sessionContext?.session?.kernel ?? null;
+    }
   };
 }
 
@@ -69,7 +73,7 @@ function watchKernel(widget: Widget): void {
   let starting = true; // the kernel of a notebook just opened is starting, or already up
   const inject = (): void => {
     const handle = notebookHandle(widget);
-    const kernel = handle?.kernel();
+    const kernel = nb.sessionContext?.session?.kernel;
     const attachments = handle?.getAttachments() ?? [];
     if (!kernel || attachments.length === 0) {
       return;

@@ -83,6 +83,8 @@ export async function injectIntoKernel(
   if (injections.length === 0) {
     return [];
   }
+  // loaded first, and waited for: JupyterLab may send comm messages over a kernel subshell,
+  // which the kernel handles alongside (not after) a running execute request
   await kernel.requestExecute({ code: LOAD_KERNEL_EXTENSION, silent: true, store_history: false })
     .done;
   const comm = kernel.createComm(KERNEL_COMM);

@@ -60,8 +60,8 @@ export interface INotebookHandle {
   title: string;
   getAttachments(): IRucioAttachment[];
   setAttachments(value: IRucioAttachment[]): void;
-  /** the notebook's running kernel, if any */
-  kernel(): Kernel.IKernelConnection | null;
+  /** the notebook's kernel once it has started; null when the notebook has none */
+  kernelReady(): Promise<Kernel.IKernelConnection | null>;
 }
 
 /** States in which the session's site holds (or is getting) a replica: paths are worth asking. */
@@ -308,23 +308,28 @@ export class DataLakeModel {
       .filter(a => a.did !== did && a.variableName !== variableName);
     const attachment: IRucioAttachment = { did, variableName, type };
     nb.setAttachments([...others, attachment]);
-    const kernel = nb.kernel();
+    const injected = nb
+      .kernelReady()
+      .then(kernel =>
+        kernel
+          ? injectAttachments(kernel, [attachment])
+          : `${nb.title} has no kernel: ${variableName} is set when one starts.`
+      );
     return {
       ok: true,
       message: `${did} is attached to ${nb.title} as ${variableName}.`,
-      injected: kernel ? injectAttachments(kernel, [attachment]) : null
+      injected
     };
   }
 
   /** The DID opened here just became available: fill in the notebook variables waiting for it. */
   private _reinjectWaiting(did: string): void {
     const nb = this.host.activeNotebook();
-    const kernel = nb?.kernel();
     const waiting = nb?.getAttachments().filter(a => a.did === did) ?? [];
-    if (kernel && waiting.length > 0) {
-      injectAttachments(kernel, waiting).catch(e =>
-        console.warn(`DataLake: could not set ${did} in the kernel: ${errorMessage(e)}`)
-      );
+    if (nb && waiting.length > 0) {
+      nb.kernelReady()
+        .then(kernel => (kernel ? injectAttachments(kernel, waiting) : ''))
+        .catch(e => console.warn(`DataLake: could not set ${did} in the kernel: ${errorMessage(e)}`));
     }
   }
 
