@@ -164,40 +164,46 @@ def seed_key(rses: dict[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
+def cached_seed(base: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The seed cached in ``base`` (its seed.json), or ``build()`` it now (then True)."""
+    done = base / "seed.json"
+    if not done.exists():
+        # test sessions and testbeds start concurrently: one seeds, the others wait and reuse
+        with open(rucio_home() / "seed.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                out = build()
+                done.write_text(json.dumps(out))  # written last: a half-seeded base is rebuilt
+                return out, True
+    return dict(json.loads(done.read_text())), False
+
+
 def seeded_base(rses: dict[str, str], progress: Progress) -> tuple[Path, dict[str, Any]]:
-    """A seeded DB + origin files for this seed code, built once and cached (the 100k-file
-    dataset makes a fresh seed take a couple of minutes)."""
+    """A seeded SQLite DB + origin files for this seed code, built once and cached (the
+    100k-file dataset makes a fresh seed take a minute)."""
     base = rucio_home() / f"seed-{seed_key(rses)}"
-    done = base / "seed.json"
-    if done.exists():
-        return base, dict(json.loads(done.read_text()))
-    # test sessions and testbeds start concurrently: one seeds, the others wait and reuse it
-    with open(rucio_home() / "seed.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if done.exists():
-            return base, dict(json.loads(done.read_text()))
-        return _seed(base, rses, progress)
+
+    def build() -> dict[str, Any]:
+        progress("seeding the Rucio database (RSEs, accounts, 100k-file dataset; cached after)")
+        return _seed(base, rses, sqlite_url(base))
+
+    return base, cached_seed(base, build)[0]
 
 
-def _seed(base: Path, rses: dict[str, str], progress: Progress) -> tuple[Path, dict[str, Any]]:
-    done = base / "seed.json"
-    progress("seeding the Rucio database (RSEs, accounts, 100k-file dataset; cached after)")
+def _seed(base: Path, rses: dict[str, str], db_url: str) -> dict[str, Any]:
+    """Seed the database at ``db_url``, origin files and configs under ``base``."""
+    key = seed_key(rses)
     for old in base.parent.glob("seed-*"):  # half-built, or seeds of older seeding code
-        shutil.rmtree(old, ignore_errors=True)
+        if old == base or not old.name.startswith(f"seed-{key}"):
+            shutil.rmtree(old, ignore_errors=True)
     for d in ("etc", "logs/trace", "rses"):
         (base / d).mkdir(parents=True)
     # a throwaway root password: finalize() replaces every identity per run
     root = {"account": "root", "username": "root", "password": secrets.token_urlsafe(16)}
-    (base / "etc" / "rucio.cfg").write_text(rucio_cfg(base, 0, root, sqlite_url(base)))
-    (base / "etc" / "alembic.ini").write_text(alembic_ini(sqlite_url(base)))
-    out = build_seed(base, rses)
-    done.write_text(json.dumps(out))  # written last: a half-seeded base is rebuilt
-    return base, out
-
-
-def build_seed(base: Path, rses: dict[str, str]) -> dict[str, Any]:
-    """``seed.py build`` into the database of ``base/etc/rucio.cfg``, origin files under
-    ``base/rses``."""
+    for name, text in (("rucio.cfg", rucio_cfg(base, 0, root, db_url)),
+                       ("alembic.ini", alembic_ini(db_url))):
+        (base / "etc" / name).write_text(text)
+        (base / "etc" / name).chmod(0o600)
     spec = {"base": str(base), "config": str(base / "etc" / "rucio.cfg"), "quota": QUOTA,
             "rses": {name: {"site": site, "kind": "origin" if name in ORIGIN_RSES else "scratch"}
                      for name, site in rses.items()}}
@@ -207,8 +213,38 @@ def build_seed(base: Path, rses: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def seed_postgres(pg: postgres.Postgres, rses: dict[str, str], rdir: Path,
+                  progress: Progress) -> dict[str, Any]:
+    """Seed the run's (empty) PostgreSQL database: restore the dump cached for this seed code
+    and PostgreSQL version, or, the first time, seed it with seed.py (as on SQLite) and dump it
+    for the runs after (pg_restore takes seconds, seeding 100k files a minute)."""
+    base = rucio_home() / f"seed-{seed_key(rses)}-pg{pg.major}"
+    dump = base / "rucio.pgdump"
+
+    def build() -> dict[str, Any]:
+        progress("seeding Rucio's PostgreSQL database (RSEs, accounts, 100k-file dataset; "
+                 "a dump of it is cached)")
+        out = _seed(base, rses, pg.sqlalchemy_url)
+        t = time.monotonic()
+        postgres.dump(pg, dump)
+        out["timings"]["dump"] = round(time.monotonic() - t, 2)
+        return out
+
+    seeded, fresh = cached_seed(base, build)
+    t = time.monotonic()
+    if not fresh:
+        postgres.restore(pg, dump)
+    seeded["timings"]["restore"] = round(time.monotonic() - t, 2) if not fresh else 0.0
+    link_files(base, rdir)
+    return seeded
+
+
 def copy_base(base: Path, rdir: Path) -> None:
     shutil.copy2(base / "rucio.db", rdir / "rucio.db")
+    link_files(base, rdir)
+
+
+def link_files(base: Path, rdir: Path) -> None:
     # hard links: the origin files are never written in place (replicas are new files), and
     # linking 100k files is much faster than copying them
     r = subprocess.run(["cp", "-al", str(base / "rses"), str(rdir / "rses")],
@@ -254,10 +290,8 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
         timings["postgres_start"] = time.monotonic() - t
         db: dict[str, Any] = pg.to_json()
         write_config(pg.sqlalchemy_url)
-        # no file to copy: seeded fresh into this run's server (see README, "A real Rucio")
-        say("seeding Rucio's PostgreSQL database (RSEs, accounts, 100k-file dataset)")
         t = time.monotonic()
-        seeded = build_seed(rdir, rses)
+        seeded = seed_postgres(pg, rses, rdir, say)
         timings["seed"] = time.monotonic() - t
     else:
         base, seeded = seeded_base(rses, say)

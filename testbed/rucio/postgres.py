@@ -52,6 +52,11 @@ class Postgres:
         """What Rucio 41 needs: the psycopg (3) driver of its ``postgresql`` extra."""
         return self.dsn.replace("postgresql://", "postgresql+psycopg://", 1)
 
+    @property
+    def major(self) -> str:
+        """The server's major version (``/usr/lib/postgresql/15/bin``: 15)."""
+        return Path(self.bin_dir).parent.name
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "kind": "postgresql", "dsn": self.dsn, "url": self.sqlalchemy_url}
 
@@ -116,6 +121,31 @@ def start_postgres(sup: Supervisor, pdir: Path, timeout: float = 30) -> Postgres
     psql_superuser(pg, f"CREATE ROLE {ROLE} LOGIN PASSWORD '{pg.password}';\n"
                        f"CREATE DATABASE {DATABASE} OWNER {ROLE};\n")
     return pg
+
+
+def _client(pg: Postgres, tool: str, *args: str) -> None:
+    """A libpq client tool (pg_dump, pg_restore) as Rucio's role, over TCP."""
+    url = f"postgresql://{ROLE}@127.0.0.1:{pg.port}/{DATABASE}"
+    r = subprocess.run([str(Path(pg.bin_dir) / tool), "-d", url, *args],
+                       env={**os.environ, "PGPASSWORD": pg.password},  # not in argv
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise TestbedError(f"{tool} failed:\n{r.stderr[-3000:]}")
+
+
+def dump(pg: Postgres, path: Path) -> None:
+    """The whole database into ``path`` (pg_dump's custom format), owners left out: each run
+    has its own role."""
+    tmp = path.with_suffix(".tmp")
+    _client(pg, "pg_dump", "--format=custom", "--compress=1", "--no-owner", "--no-acl",
+            "-f", str(tmp))
+    tmp.rename(path)
+
+
+def restore(pg: Postgres, path: Path) -> None:
+    """A dump() into this (empty) database, owned by Rucio's role."""
+    _client(pg, "pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
+            str(path))
 
 
 def query(db: dict[str, Any], sql: str) -> list[list[str]]:
