@@ -113,6 +113,20 @@ def test_seeded_datasets_list(pg_rucio: dict[str, Any]) -> None:
     assert alice.get_did("intertwin", "big.100k")["length"] == 100_000
 
 
+def test_custom_json_metadata(pg_rucio: dict[str, Any]) -> None:
+    # what PostgreSQL adds over SQLite: Rucio's JSON metadata plugin (keys beyond the fixed
+    # DID columns), stored in did_meta
+    alice = client(pg_rucio, "alice")
+    alice.set_metadata("user.alice", "alice.private", "instrument", "virgo-strain")
+    assert alice.get_metadata("user.alice", "alice.private",
+                              plugin="JSON") == {"instrument": "virgo-strain"}
+    assert set(alice.list_dids("user.alice", {"instrument": "virgo-strain"},
+                               did_type="dataset")) == {"alice.private"}
+    [[rows]] = query(pg_rucio["database"], "SELECT count(*) FROM did_meta "
+                     "WHERE meta->>'instrument' = 'virgo-strain'")
+    assert int(rows) == 1
+
+
 def test_rule_replicates_real_bytes(pg_rucio: dict[str, Any]) -> None:
     ds = f"pg-rule.{secrets.token_hex(4)}"
     files = {f"{ds}.{i}.dat": secrets.token_bytes(1000 + i) for i in range(3)}
