@@ -231,10 +231,10 @@ def seed_postgres(pg: postgres.Postgres, rses: dict[str, str], rdir: Path,
         return out
 
     seeded, fresh = cached_seed(base, build)
-    t = time.monotonic()
-    if not fresh:
+    if not fresh:  # seeded by an earlier run: the database comes from its dump
+        t = time.monotonic()
         postgres.restore(pg, dump)
-    seeded["timings"]["restore"] = round(time.monotonic() - t, 2) if not fresh else 0.0
+        seeded["timings"]["restore"] = round(time.monotonic() - t, 2)
     link_files(base, rdir)
     return seeded
 

@@ -29,7 +29,7 @@ AS_POSTGRES = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups
 # (disconnect the clients, checkpoint, exit). Async jobs of sh ignore SIGINT; postgres installs
 # its own handler, so it still gets it
 FAST_STOP = 'trap \'kill -INT "$pg"\' TERM; "$@" & pg=$!; wait "$pg"; wait "$pg"'
-# a throwaway database: durability is not worth the fsyncs (seeding 100k files is 2x faster)
+# a throwaway database of one run: durability is not worth the fsyncs
 SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
             "max_connections": "100", "log_min_messages": "warning"}
 
@@ -63,13 +63,12 @@ class Postgres:
 
 def bin_dir() -> Path:
     """The newest PostgreSQL's server binaries (Debian keeps them out of PATH)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
-                   else 0)
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres")
+             if p.parts[-3].isdigit()]
     if not found:
         raise TestbedError("PostgreSQL is not installed (apt-get install postgresql; "
                            "scripts/setup.sh does)")
-    return found[-1].parent
+    return max(found, key=lambda b: int(b.parts[-2]))
 
 
 def _run(argv: list[str], what: str, stdin: str | None = None) -> None:
@@ -123,19 +122,23 @@ def start_postgres(sup: Supervisor, pdir: Path, timeout: float = 30) -> Postgres
     return pg
 
 
+def _tcp_url(port: int) -> str:
+    """Rucio's database as its role, the password left to $PGPASSWORD (not in any argv)."""
+    return f"postgresql://{ROLE}@127.0.0.1:{port}/{DATABASE}"
+
+
 def _client(pg: Postgres, tool: str, *args: str) -> None:
     """A libpq client tool (pg_dump, pg_restore) as Rucio's role, over TCP."""
-    url = f"postgresql://{ROLE}@127.0.0.1:{pg.port}/{DATABASE}"
-    r = subprocess.run([str(Path(pg.bin_dir) / tool), "-d", url, *args],
-                       env={**os.environ, "PGPASSWORD": pg.password},  # not in argv
+    r = subprocess.run([str(Path(pg.bin_dir) / tool), "-d", _tcp_url(pg.port), *args],
+                       env={**os.environ, "PGPASSWORD": pg.password},
                        capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise TestbedError(f"{tool} failed:\n{r.stderr[-3000:]}")
 
 
 def dump(pg: Postgres, path: Path) -> None:
-    """The whole database into ``path`` (pg_dump's custom format), owners left out: each run
-    has its own role."""
+    """The whole database into ``path`` (pg_dump's custom format), without owners and grants:
+    restore() runs as Rucio's role, which then owns everything."""
     tmp = path.with_suffix(".tmp")
     _client(pg, "pg_dump", "--format=custom", "--compress=1", "--no-owner", "--no-acl",
             "-f", str(tmp))
@@ -150,10 +153,9 @@ def restore(pg: Postgres, path: Path) -> None:
 
 def query(db: dict[str, Any], sql: str) -> list[list[str]]:
     """Rows of ``sql`` run as Rucio's role through psql, over TCP as Rucio connects."""
-    url = f"postgresql://{ROLE}@127.0.0.1:{db['port']}/{DATABASE}"
-    r = subprocess.run([str(Path(db["bin_dir"]) / "psql"), url, "-X", "-q", "-t", "-A", "-F",
-                        "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       env={**os.environ, "PGPASSWORD": db["password"]},  # not in argv
+    r = subprocess.run([str(Path(db["bin_dir"]) / "psql"), _tcp_url(db["port"]), "-X", "-q",
+                        "-t", "-A", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       env={**os.environ, "PGPASSWORD": db["password"]},
                        capture_output=True, text=True, check=False, timeout=60)
     if r.returncode != 0:
         raise TestbedError(f"psql: {r.stderr.strip()}")

@@ -3,7 +3,7 @@
 ``seed.py build SPEC`` creates the schema, RSEs, accounts, scopes and data (with real bytes in
 the origin RSE folders) under ``SPEC["base"]``, in the database of SPEC["config"] (SQLite or
 PostgreSQL); the result does not depend on the run, so testbed/rucio/__init__.py caches it
-(SQLite: a file to copy). ``seed.py finalize SPEC`` adapts a copy of it to one run:
+(SQLite: the file, PostgreSQL: a pg_dump). ``seed.py finalize SPEC`` adapts a copy to one run:
 RSE prefixes point at the run folder and every account gets this run's password.
 
 It talks to rucio.core directly (one process, one transaction per step, no HTTP, no permission
