@@ -7,6 +7,7 @@ import sys
 import time
 
 from .procs import TestbedError
+from .rucio import database_from_env
 from .state import default_run_dir, read_state
 from .testbed import down, up
 
@@ -18,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up", help="build what is missing and start the testbed")
     u.add_argument("--no-hub", action="store_true", help="only Kubernetes + interLink")
-    u.add_argument("--no-rucio", action="store_true", help="no Rucio server (DataLake)")
+    u.add_argument("--no-rucio", action="store_true",
+                   help="no Rucio server (DataLake); INTERTWIN_RUCIO_DB=postgresql runs it on "
+                        "PostgreSQL instead of SQLite")
     u.add_argument("--queue-seconds", type=float, default=0.0,
                    help="hold each offloaded job this long in the emulated batch queue")
     sub.add_parser("down", help="stop every process of the testbed")
@@ -29,14 +32,15 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             state = up(a.run_dir, hub=not a.no_hub, queue_seconds=a.queue_seconds,
                        progress=lambda m: print(f"[testbed] {m}", flush=True),
-                       rucio=not a.no_rucio)
+                       rucio=not a.no_rucio, rucio_db=database_from_env())
             print(f"[testbed] up in {time.monotonic() - t0:.1f} s; state in "
                   f"{a.run_dir / 'testbed.json'}")
             if state.get("hub"):
                 print(f"[testbed] JupyterHub: {state['hub']['url']}")
             if state.get("rucio"):
                 print(f"[testbed] Rucio: {state['rucio']['url']} "
-                      f"(conveyor {state['rucio']['conveyor_url']})")
+                      f"(conveyor {state['rucio']['conveyor_url']}, "
+                      f"{state['rucio']['database']['kind']})")
         elif a.cmd == "down":
             n = down(a.run_dir)
             print(f"[testbed] stopped {n} processes")

@@ -25,7 +25,7 @@ from .interlink import (
 )
 from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, wait_until
-from .rucio import start_rucio
+from .rucio import Database, start_rucio
 from .state import REPO, read_state, write_state
 
 # stop order: the hub first (it must not see its servers vanish), control plane last
@@ -44,9 +44,10 @@ def node_ready(kube: Kube, name: str) -> bool:
 def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
        progress: Callable[[str], None] = lambda m: None,
        catalogue_path: str | None = None,
-       rucio: bool | dict[str, Any] = True) -> dict[str, Any]:
-    """``rucio``: True starts a Rucio server for this run (pumping transfers every 2 s), a dict
-    is a Rucio someone else started and stops (the test session's), False: none."""
+       rucio: bool | dict[str, Any] = True, rucio_db: Database = "sqlite") -> dict[str, Any]:
+    """``rucio``: True starts a Rucio server for this run (pumping transfers every 2 s) on
+    ``rucio_db``, a dict is a Rucio someone else started and stops (the test session's),
+    False: none."""
     old = read_state(run_dir)
     if old is not None and any(alive(p) for p in Supervisor(run_dir).pids().values()):
         raise TestbedError(f"a testbed is already running from {run_dir}; "
@@ -63,7 +64,8 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
             rucio_state = rucio
         elif rucio:
             progress("starting Rucio (server, conveyor sidecar)")
-            rucio_state = start_rucio(sup, run_dir, pump_interval=2.0, progress=progress)
+            rucio_state = start_rucio(sup, run_dir, pump_interval=2.0, progress=progress,
+                                      database=rucio_db)
         progress("starting etcd and the Kubernetes control plane")
         cp = start_control_plane(sup, bins, [s.node.name for s in catalogue])
         progress(f"kube-apiserver ready at {cp.api_url} ({time.monotonic() - t0:.1f} s)")

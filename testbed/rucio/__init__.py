@@ -1,4 +1,5 @@
-"""A real Rucio server for the testbed: the pip-installed server (Flask app) on SQLite, seeded
+"""A real Rucio server for the testbed: the pip-installed server (Flask app) on SQLite (or on
+PostgreSQL: ``start_rucio(database="postgresql")``, INTERTWIN_RUCIO_DB=postgresql), seeded
 with the interTwin RSEs, two user accounts and data, plus a conveyor sidecar that finishes
 replication rules with Rucio's mock transfer tool while WE copy the bytes (standing in for FTS).
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -18,12 +20,13 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from intertwin_hub.sites import load_catalogue
 
 from ..binaries import cache_dir
 from ..procs import Proc, Supervisor, TestbedError, free_port, http_ok, log_tail, wait_until
+from . import postgres
 
 RUCIO_VERSION = "41.5.1"
 HERE = Path(__file__).resolve().parent
@@ -34,6 +37,17 @@ ORIGIN_RSES = {"DESY-DCACHE": "DESY", "EODC": "EODC"}
 QUOTA = {"rse": "KBFI-TEAPOT", "bytes": 10_000}
 SERVER, CONVEYOR = "rucio-server", "rucio-conveyor"
 Progress = Callable[[str], None]
+Database = Literal["sqlite", "postgresql"]
+DATABASES: tuple[Database, ...] = ("sqlite", "postgresql")
+DATABASE_ENV = "INTERTWIN_RUCIO_DB"
+
+
+def database_from_env() -> Database:
+    """The database the testbed CLI (and so the demo) gives Rucio: $INTERTWIN_RUCIO_DB."""
+    value = os.environ.get(DATABASE_ENV, "sqlite").strip().lower() or "sqlite"
+    if value not in DATABASES:
+        raise TestbedError(f"{DATABASE_ENV}={value!r}: expected one of {', '.join(DATABASES)}")
+    return cast(Database, value)
 
 
 def rucio_home() -> Path:
@@ -45,7 +59,8 @@ def venv_python() -> Path:
 
 
 def ensure_venv(progress: Progress) -> None:
-    if (rucio_home() / ".complete").exists():
+    # .postgresql: the driver, added by the build script to venvs built before it
+    if all((rucio_home() / m).exists() for m in (".complete", ".postgresql")):
         return
     progress(f"installing Rucio {RUCIO_VERSION} into {rucio_home()} (1-2 min, once)")
     r = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, check=False)
@@ -63,7 +78,11 @@ def rse_sites() -> dict[str, str]:
     return out
 
 
-def rucio_cfg(rdir: Path, port: int, root: dict[str, str]) -> str:
+def sqlite_url(rdir: Path) -> str:
+    return f"sqlite:///{rdir}/rucio.db"
+
+
+def rucio_cfg(rdir: Path, port: int, root: dict[str, str], db_url: str) -> str:
     venv = rucio_home() / "venv"
     url = f"http://127.0.0.1:{port}"
     return f"""# written by testbed/rucio for one testbed run: server, daemons and clients share it
@@ -82,7 +101,7 @@ account = {root["account"]}
 request_retries = 1
 
 [database]
-default = sqlite:///{rdir}/rucio.db
+default = {db_url}
 
 [bootstrap]
 userpass_identity = {root["username"]}
@@ -106,12 +125,12 @@ tracedir = {rdir}/logs/trace
 """
 
 
-def alembic_ini(rdir: Path) -> str:
+def alembic_ini(db_url: str) -> str:
     site = next((rucio_home() / "venv" / "lib").glob("python3*/site-packages"))
     # the logging sections are required: without them bootstrap dies after creating tables
     template = (rucio_home() / "venv" / "rucio" / "etc" / "alembic.ini.template").read_text()
     logging_part = template[template.index("[loggers]"):]
-    return (f"[alembic]\nsqlalchemy.url = sqlite:///{rdir}/rucio.db\n"
+    return (f"[alembic]\nsqlalchemy.url = {db_url}\n"
             f"script_location = {site}/rucio/db/sqla/migrate_repo/\n\n{logging_part}")
 
 
@@ -127,8 +146,6 @@ def run_seed(cmd: str, spec: dict[str, Any], rdir: Path) -> dict[str, Any]:
     spec_path = rdir / f"seed-{cmd}.json"
     spec_path.write_text(json.dumps(spec))
     spec_path.chmod(0o600)
-    import os
-
     env = dict(os.environ, **venv_env(rdir))
     r = subprocess.run([str(venv_python()), str(HERE / "seed.py"), cmd, str(spec_path)],
                        capture_output=True, text=True, env=env, check=False, cwd=rdir)
@@ -147,44 +164,87 @@ def seed_key(rses: dict[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
+def cached_seed(base: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The seed cached in ``base`` (its seed.json), or ``build()`` it now (then True)."""
+    done = base / "seed.json"
+    if not done.exists():
+        # test sessions and testbeds start concurrently: one seeds, the others wait and reuse
+        with open(rucio_home() / "seed.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                out = build()
+                done.write_text(json.dumps(out))  # written last: a half-seeded base is rebuilt
+                return out, True
+    return dict(json.loads(done.read_text())), False
+
+
 def seeded_base(rses: dict[str, str], progress: Progress) -> tuple[Path, dict[str, Any]]:
-    """A seeded DB + origin files for this seed code, built once and cached (the 100k-file
-    dataset makes a fresh seed take a couple of minutes)."""
+    """A seeded SQLite DB + origin files for this seed code, built once and cached (the
+    100k-file dataset makes a fresh seed take a minute)."""
     base = rucio_home() / f"seed-{seed_key(rses)}"
-    done = base / "seed.json"
-    if done.exists():
-        return base, dict(json.loads(done.read_text()))
-    # test sessions and testbeds start concurrently: one seeds, the others wait and reuse it
-    with open(rucio_home() / "seed.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if done.exists():
-            return base, dict(json.loads(done.read_text()))
-        return _seed(base, rses, progress)
+
+    def build() -> dict[str, Any]:
+        progress("seeding the Rucio database (RSEs, accounts, 100k-file dataset; cached after)")
+        return _seed(base, rses, sqlite_url(base))
+
+    return base, cached_seed(base, build)[0]
 
 
-def _seed(base: Path, rses: dict[str, str], progress: Progress) -> tuple[Path, dict[str, Any]]:
-    done = base / "seed.json"
-    progress("seeding the Rucio database (RSEs, accounts, 100k-file dataset; cached after)")
+def _seed(base: Path, rses: dict[str, str], db_url: str) -> dict[str, Any]:
+    """Seed the database at ``db_url``, origin files and configs under ``base``."""
+    key = seed_key(rses)
     for old in base.parent.glob("seed-*"):  # half-built, or seeds of older seeding code
-        shutil.rmtree(old, ignore_errors=True)
+        if old == base or not old.name.startswith(f"seed-{key}"):
+            shutil.rmtree(old, ignore_errors=True)
     for d in ("etc", "logs/trace", "rses"):
         (base / d).mkdir(parents=True)
     # a throwaway root password: finalize() replaces every identity per run
     root = {"account": "root", "username": "root", "password": secrets.token_urlsafe(16)}
-    (base / "etc" / "rucio.cfg").write_text(rucio_cfg(base, 0, root))
-    (base / "etc" / "alembic.ini").write_text(alembic_ini(base))
+    for name, text in (("rucio.cfg", rucio_cfg(base, 0, root, db_url)),
+                       ("alembic.ini", alembic_ini(db_url))):
+        (base / "etc" / name).write_text(text)
+        (base / "etc" / name).chmod(0o600)
     spec = {"base": str(base), "config": str(base / "etc" / "rucio.cfg"), "quota": QUOTA,
             "rses": {name: {"site": site, "kind": "origin" if name in ORIGIN_RSES else "scratch"}
                      for name, site in rses.items()}}
     t = time.monotonic()
     out = run_seed("build", spec, base)
     out["timings"]["total"] = round(time.monotonic() - t, 2)
-    done.write_text(json.dumps(out))  # written last: a half-seeded base is rebuilt
-    return base, out
+    return out
+
+
+def seed_postgres(pg: postgres.Postgres, rses: dict[str, str], rdir: Path,
+                  progress: Progress) -> dict[str, Any]:
+    """Seed the run's (empty) PostgreSQL database: restore the dump cached for this seed code
+    and PostgreSQL version, or, the first time, seed it with seed.py (as on SQLite) and dump it
+    for the runs after (pg_restore takes seconds, seeding 100k files a minute)."""
+    base = rucio_home() / f"seed-{seed_key(rses)}-pg{pg.major}"
+    dump = base / "rucio.pgdump"
+
+    def build() -> dict[str, Any]:
+        progress("seeding Rucio's PostgreSQL database (RSEs, accounts, 100k-file dataset; "
+                 "a dump of it is cached)")
+        out = _seed(base, rses, pg.sqlalchemy_url)
+        t = time.monotonic()
+        postgres.dump(pg, dump)
+        out["timings"]["dump"] = round(time.monotonic() - t, 2)
+        return out
+
+    seeded, fresh = cached_seed(base, build)
+    if not fresh:  # seeded by an earlier run: the database comes from its dump
+        t = time.monotonic()
+        postgres.restore(pg, dump)
+        seeded["timings"]["restore"] = round(time.monotonic() - t, 2)
+    link_files(base, rdir)
+    return seeded
 
 
 def copy_base(base: Path, rdir: Path) -> None:
     shutil.copy2(base / "rucio.db", rdir / "rucio.db")
+    link_files(base, rdir)
+
+
+def link_files(base: Path, rdir: Path) -> None:
     # hard links: the origin files are never written in place (replicas are new files), and
     # linking 100k files is much faster than copying them
     r = subprocess.run(["cp", "-al", str(base / "rses"), str(rdir / "rses")],
@@ -194,36 +254,58 @@ def copy_base(base: Path, rdir: Path) -> None:
 
 
 def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None = 2.0,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: Progress | None = None,
+                database: Database = "sqlite") -> dict[str, Any]:
     """Start Rucio for a run under ``run_dir/rucio``; returns what clients need (also written
-    to ``run_dir/rucio/rucio.json``, mode 0600)."""
+    to ``run_dir/rucio/rucio.json``, mode 0600). ``database="postgresql"``: a PostgreSQL
+    server of this run (tracked by ``sup``) instead of an SQLite file."""
+    if database not in DATABASES:
+        raise TestbedError(f"unknown Rucio database {database!r}")
     say = progress or (lambda m: None)
     t0 = time.monotonic()
     ensure_venv(say)
     rses = rse_sites()
-    base, seeded = seeded_base(rses, say)
     rdir = run_dir / "rucio"
     if rdir.exists():
         shutil.rmtree(rdir)
     for d in ("etc", "logs/trace"):
         (rdir / d).mkdir(parents=True)
-    t = time.monotonic()
-    copy_base(base, rdir)
-    timings: dict[str, float] = {"copy_seed": time.monotonic() - t}
-
+    timings: dict[str, float] = {}
     port, conveyor_port = free_port(), free_port()
     root = {"account": "root", "username": "root", "password": secrets.token_urlsafe(16)}
     accounts = {u: {"account": u, "username": u, "password": secrets.token_urlsafe(16)}
                 for u in ("alice", "bob")}
     cfg = rdir / "etc" / "rucio.cfg"
-    cfg.write_text(rucio_cfg(rdir, port, root))
-    cfg.chmod(0o600)
-    (rdir / "etc" / "alembic.ini").write_text(alembic_ini(rdir))
+
+    def write_config(db_url: str) -> None:
+        cfg.write_text(rucio_cfg(rdir, port, root, db_url))
+        cfg.chmod(0o600)
+        (rdir / "etc" / "alembic.ini").write_text(alembic_ini(db_url))
+        (rdir / "etc" / "alembic.ini").chmod(0o600)
+
+    t = time.monotonic()
+    if database == "postgresql":
+        say("starting PostgreSQL for Rucio")
+        pg = postgres.start_postgres(sup, rdir / "postgres")
+        timings["postgres_start"] = time.monotonic() - t
+        db: dict[str, Any] = pg.to_json()
+        write_config(pg.sqlalchemy_url)
+        t = time.monotonic()
+        seeded = seed_postgres(pg, rses, rdir, say)
+        timings["seed"] = time.monotonic() - t
+    else:
+        base, seeded = seeded_base(rses, say)
+        t = time.monotonic()
+        copy_base(base, rdir)
+        timings["copy_seed"] = time.monotonic() - t
+        db = {"kind": "sqlite", "url": sqlite_url(rdir), "path": str(rdir / "rucio.db")}
+        write_config(db["url"])
+
     rse_info = {name: {"path": f"{rdir / 'rses' / name}/", "site": site,
                        "kind": "origin" if name in ORIGIN_RSES else "scratch"}
                 for name, site in rses.items()}
     t = time.monotonic()
-    run_seed("finalize", {"config": str(cfg), "db": str(rdir / "rucio.db"),
+    run_seed("finalize", {"config": str(cfg), "sqlite_db": db.get("path"),
                           "rses": rse_info, "accounts": {"root": root, **accounts}}, rdir)
     timings["finalize"] = time.monotonic() - t
 
@@ -246,6 +328,7 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
         "run_dir": str(run_dir),
         "python": str(venv_python()),
         "pump_interval": pump_interval,
+        "database": db,
         "seed_timings": seeded["timings"],
     }
     # both import Rucio for seconds: start them side by side
@@ -303,9 +386,10 @@ def rucio_server_running(state: dict[str, Any]) -> bool:
 
 
 def stop_rucio(state: dict[str, Any]) -> None:
-    """Stop the conveyor and the server (by pid, through the run's Supervisor)."""
+    """Stop the conveyor, the server and its PostgreSQL if any (by pid, through the run's
+    Supervisor), clients of the database first."""
     sup = Supervisor(Path(state["run_dir"]))
-    for name in (CONVEYOR, SERVER):
+    for name in (CONVEYOR, SERVER, postgres.NAME):
         sup.stop(name)
 
 
@@ -329,6 +413,7 @@ def set_pump_interval(state: dict[str, Any], seconds: float | None) -> None:
 
 
 __all__ = [
-    "QUOTA", "RUCIO_VERSION", "conveyor_step", "rucio_server_running", "set_pump_interval",
-    "start_rucio", "start_rucio_server", "stop_rucio", "stop_rucio_server",
+    "DATABASES", "QUOTA", "RUCIO_VERSION", "Database", "conveyor_step", "database_from_env",
+    "rucio_server_running", "set_pump_interval", "start_rucio", "start_rucio_server",
+    "stop_rucio", "stop_rucio_server",
 ]

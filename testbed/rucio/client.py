@@ -65,6 +65,13 @@ def expired_token(state: dict[str, Any], account: str) -> str:
     moved into the past in the database before its first use (the server caches a token's
     lifetime from its first validation on)."""
     tok = token(state, account)
+    db = state.get("database", {"kind": "sqlite"})
+    if db["kind"] == "postgresql":
+        from .postgres import query
+
+        literal = tok.replace("'", "''")
+        query(db, f"UPDATE tokens SET expired_at = '2000-01-01' WHERE token = '{literal}'")
+        return tok
     con = sqlite3.connect(Path(state["dir"]) / "rucio.db", timeout=30)
     try:
         con.execute("UPDATE tokens SET expired_at = ? WHERE token = ?",

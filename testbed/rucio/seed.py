@@ -1,8 +1,9 @@
 """Fill the testbed's Rucio database: runs INSIDE the Rucio venv (not .venv), by path.
 
 ``seed.py build SPEC`` creates the schema, RSEs, accounts, scopes and data (with real bytes in
-the origin RSE folders) under ``SPEC["base"]``; the result does not depend on the run, so
-testbed/rucio/__init__.py caches it. ``seed.py finalize SPEC`` adapts a copy of it to one run:
+the origin RSE folders) under ``SPEC["base"]``, in the database of SPEC["config"] (SQLite or
+PostgreSQL); the result does not depend on the run, so testbed/rucio/__init__.py caches it
+(SQLite: the file, PostgreSQL: a pg_dump). ``seed.py finalize SPEC`` adapts a copy to one run:
 RSE prefixes point at the run folder and every account gets this run's password.
 
 It talks to rucio.core directly (one process, one transaction per step, no HTTP, no permission
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import sys
 import time
 import zlib
@@ -258,10 +258,14 @@ def finalize(spec: dict[str, Any]) -> dict[str, Any]:
                                  InternalAccount(acc["account"]),
                                  f"{acc['account']}@testbed.invalid",
                                  default=True, password=acc["password"], session=s)
-    # readers (server threads) and the conveyor's writer do not block each other
-    con = sqlite3.connect(spec["db"])
-    con.execute("PRAGMA journal_mode=WAL")
-    con.close()
+    if spec.get("sqlite_db"):
+        # readers (server threads) and the conveyor's writer do not block each other
+        # (PostgreSQL's MVCC does this anyway)
+        import sqlite3
+
+        con = sqlite3.connect(spec["sqlite_db"])
+        con.execute("PRAGMA journal_mode=WAL")
+        con.close()
     return {}
 
 
