@@ -112,21 +112,46 @@ def alive(pid: int) -> bool:
         waited, _ = os.waitpid(pid, os.WNOHANG)
         return waited == 0
     except ChildProcessError:
+        pass
+    # so does somebody else's zombie: after `testbed up` exits its processes belong to init,
+    # which may reap them seconds later (this sandbox's init does so about every 2 s)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
         return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group ``pgid`` is still running (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def stop_pid(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM the process group led by ``pid``, SIGKILL it after ``grace`` seconds."""
+    """SIGTERM the process group led by ``pid``, SIGKILL it after ``grace`` seconds; return
+    once every process of the group is gone."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        whole_group = True
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
             return
         except PermissionError:
             os.kill(pid, sig)
+            whole_group = False
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not alive(pid):
+            alive(pid)  # reaps the leader when it is a child of ours
+            if not (group_alive(pid) if whole_group else alive(pid)):
                 return
             time.sleep(0.05)
 
