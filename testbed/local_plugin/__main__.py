@@ -15,6 +15,7 @@ import tornado.ioloop
 
 from .app import make_app
 from .runner import ACTIVE_STATES, Runner
+from .slurm import Slurm
 
 TICK_MS = 250
 
@@ -33,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="hold every job this long in the emulated batch queue")
     p.add_argument("--gpus", type=int, default=None,
                    help="fake GPUs of this site; without it GPU limits are ignored")
+    p.add_argument("--slurm-conf", type=Path, default=None,
+                   help="queue every job in this real Slurm cluster (slurm.conf of "
+                        "testbed.slurm) instead of the emulated queue; containers run as "
+                        "steps of the job")
     p.add_argument("--log-level", default="INFO", help="DEBUG also logs every status call")
     p.add_argument("--cancel-all", action="store_true",
                    help="kill every job under --root and exit (jobs outlive the plugin, as "
@@ -68,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s %(levelname)s local-plugin[{args.site}] %(message)s")
     if args.gpus is not None and args.gpus < 0:
         sys.exit("--gpus must be >= 0")
-    runner = Runner(args.root.resolve(), args.site, args.queue_seconds, args.gpus)
+    slurm = Slurm(args.slurm_conf.resolve()) if args.slurm_conf else None
+    runner = Runner(args.root.resolve(), args.site, args.queue_seconds, args.gpus, slurm)
     if args.cancel_all:
         for line in asyncio.run(runner.cancel_all()):
             print(line, end="")

@@ -69,11 +69,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .slurm import ENDED, Slurm, SlurmJobState, SubmitError, pod_flags, pod_limits
+
 log = logging.getLogger("testbed.local_plugin")
 
 JSON = dict[str, Any]
 
 POD_IP_ANNOTATION = "interlink.eu/pod-ip"
+SLURM_FLAGS_ANNOTATION = "slurm-job.vk.io/flags"
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_POD_IP = "127.0.0.1"
 FIRST_JOB_ID = 1001
@@ -361,6 +364,8 @@ class Job:
     gpus: list[int] = field(default_factory=list)
     config_error: str | None = None
     containers: list[ContainerRecord] = field(default_factory=list)
+    # with a real Slurm queue: why Slurm keeps the job pending (Resources, BeginTime...)
+    batch_reason: str | None = None
 
     @classmethod
     def from_json(cls, data: JSON) -> Job:
@@ -514,11 +519,13 @@ class Runner:
     and is called periodically and before every answer."""
 
     def __init__(self, root: Path, site: str, queue_seconds: float = 0.0,
-                 gpus: int | None = None) -> None:
+                 gpus: int | None = None, slurm: Slurm | None = None) -> None:
         self.root = root
         self.site = site
         self.queue_seconds = max(0.0, queue_seconds)
         self.gpus = gpus
+        self.slurm = slurm
+        self._slurm_states: dict[str, SlurmJobState] = {}
         self.jobs: dict[str, Job] = {}
         self._requests: dict[str, JSON] = {}
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -606,8 +613,10 @@ class Runner:
         annotations = meta.get("annotations") or {}
         pod_ip = str(annotations.get(POD_IP_ANNOTATION) or DEFAULT_POD_IP)
         now = time.time()
-        job = Job(uid=uid, name=name, namespace=namespace, jid=self._next_jid(), pod_ip=pod_ip,
-                  submitted_at=now, queue_until=now + self.queue_seconds)
+        # with Slurm the queue is Slurm's (queue_seconds becomes sbatch --begin) and so is the id
+        job = Job(uid=uid, name=name, namespace=namespace,
+                  jid="" if self.slurm else self._next_jid(), pod_ip=pod_ip, submitted_at=now,
+                  queue_until=now if self.slurm else now + self.queue_seconds)
         job.containers = ([ContainerRecord(str(c["name"]), True) for c in inits]
                           + [ContainerRecord(str(c["name"]), False) for c in ctrs])
         pdir = self.pod_dir(job)
@@ -621,6 +630,8 @@ class Runner:
         except (ConfigError, OSError) as e:
             job.config_error = str(e)
             log.warning("pod %s/%s: %s", namespace, name, e)
+        if self.slurm is not None:
+            self._submit(job, pod, annotations)
         self.jobs[uid] = job
         self.save(job)
         if req.get("jobScript"):
@@ -630,6 +641,19 @@ class Runner:
                  self.site, pod_ip)
         self.tick()
         return job
+
+    def _submit(self, job: Job, pod: JSON, annotations: JSON) -> None:
+        assert self.slurm is not None
+        try:
+            flags = pod_flags(str(annotations.get(SLURM_FLAGS_ANNOTATION) or ""))
+            cpus, mem_mib = pod_limits(pod)
+            job.jid = self.slurm.submit(self.pod_dir(job), f"{job.namespace}-{job.name}", flags,
+                                        cpus, mem_mib, self.queue_seconds)
+        except SubmitError as e:
+            job.jid = "none"
+            self._never_started(job, "SlurmSubmitFailed", f"{self.site} refused the job: {e}",
+                                START_FAILURE_EXIT_CODE)
+            self._finish(job)
 
     def _prepare_volumes(self, job: Job, pod: JSON, objs: PodObjects) -> None:
         pdir = self.pod_dir(job)
@@ -733,6 +757,11 @@ class Runner:
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
                 del self._children[pid]
+        if self.slurm is not None:
+            # one squeue for every live job of this site (cached for a moment inside)
+            live = [j.jid for j in self.jobs.values()
+                    if j.state in (QUEUED, INIT, RUNNING) and j.jid.isdigit()]
+            self._slurm_states = self.slurm.states(live) if live else {}
         for job in list(self.jobs.values()):
             try:
                 if self._advance(job):
@@ -749,6 +778,25 @@ class Runner:
             if rec.state == CTR_RUNNING:
                 changed |= self._refresh(job, rec)
         now = time.time()
+        if job.state == QUEUED and self.slurm is not None:
+            st = self._slurm_states.get(job.jid)
+            if st is None:
+                return changed
+            if st.state in ENDED:
+                self._never_started(job, f"Slurm{st.state.title().replace('_', '')}",
+                                    f"Slurm job {job.jid} ended {st.state} before the pod "
+                                    f"started ({st.reason})", START_FAILURE_EXIT_CODE)
+                self._finish(job)
+                return True
+            if st.state != "RUNNING":
+                if job.batch_reason != st.reason:
+                    job.batch_reason = st.reason
+                    changed = True
+                return changed
+            # Slurm allocated the node and its GPUs: srun hands them to each step
+            job.state, job.started_at, job.batch_reason = INIT, now, None
+            log.info("Slurm job %s (pod %s/%s) is running", job.jid, job.namespace, job.name)
+            changed = True
         if job.state == QUEUED:
             if now < job.queue_until:
                 return changed
@@ -790,6 +838,9 @@ class Runner:
     def _finish(self, job: Job) -> None:
         job.state, job.finished_at = FINISHED, time.time()
         codes = ", ".join(f"{r.name}={r.exit_code}" for r in job.containers)
+        if self.slurm is not None:
+            ok = all(r.exit_code == 0 for r in job.mains)
+            self.slurm.release(self.pod_dir(job), 0 if ok else 1)
         log.info("job %s (pod %s/%s) finished: %s", job.jid, job.namespace, job.name, codes)
 
     def _never_started(self, job: Job, reason: str, message: str, code: int) -> None:
@@ -926,6 +977,11 @@ class Runner:
         elif not os.access(exe, os.X_OK):
             self._fail(job, rec, "StartError", f"exec: {exe!r}: not an executable file", 126)
             return
+        step: list[str] = []
+        if self.slurm is not None:
+            # a step of the pod's Slurm job: Slurm runs it, gives it the job's GPUs, kills it
+            step = self.slurm.step_argv(job.jid, workdir)
+            env["SLURM_CONF"] = str(self.slurm.conf)
         prefix = pdir / rec.name
         for suffix in (".status", ".status.tmp"):
             prefix.with_name(rec.name + suffix).unlink(missing_ok=True)
@@ -933,7 +989,7 @@ class Runner:
             prefix.with_name(rec.name + suffix).touch()
         with open(prefix.with_name(rec.name + ".wrapper"), "ab") as werr:
             child = subprocess.Popen(
-                ["/bin/sh", "-c", WRAPPER_SCRIPT, "local-plugin-wrapper", str(prefix),
+                [*step, "/bin/sh", "-c", WRAPPER_SCRIPT, "local-plugin-wrapper", str(prefix),
                  sys.executable, PUMP_SOURCE, exe, *argv[1:]],
                 cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=werr,
                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
@@ -981,6 +1037,12 @@ class Runner:
             rec.reason = "Completed" if rec.exit_code == 0 else "Error"
             if rec.pid is not None and group_members(rec.pid):
                 rec.teardown_at = time.time() + TEARDOWN_SECONDS
+        st = self._slurm_states.get(job.jid) if self.slurm is not None else None
+        if self.slurm is not None and (st is None or st.state not in ENDED):
+            # the step ended but was the job ended under it (scancel, time limit)?
+            st = self.slurm.states([job.jid], fresh=True).get(job.jid)
+        if st is not None and st.state in ENDED and rec.exit_code != 0:
+            rec.message = f"Slurm ended job {job.jid}: {st.state}"
         log.info("job %s (pod %s/%s) container %s exited with code %s", job.jid,
                  job.namespace, job.name, rec.name, rec.exit_code)
         return True
@@ -1012,6 +1074,9 @@ class Runner:
         self.tick()
         job.state = DELETING
         self.save(job)
+        if self.slurm is not None and job.jid.isdigit():
+            # scancel signals every step (the containers) and ends the allocation
+            self.slurm.cancel(job.jid)
         pod = self.request(job)["pod"]
         tgps = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
         grace = min(float(DEFAULT_GRACE_SECONDS if tgps is None else tgps), MAX_GRACE_SECONDS)
@@ -1080,7 +1145,11 @@ class Runner:
             if rec.pid is not None:
                 st["containerID"] = f"local://{job.jid}/{rec.name}"
             if rec.state == WAITING:
-                if job.state == QUEUED:
+                if job.state == QUEUED and self.slurm is not None:
+                    why = f": {job.batch_reason}" if job.batch_reason else ""
+                    state = {"reason": "Queued",
+                             "message": f"queued at {self.site} (Slurm job {job.jid}{why})"}
+                elif job.state == QUEUED:
                     state = {"reason": "Queued",
                              "message": f"queued at {self.site} (job {job.jid})"}
                 elif job.state == INIT:
@@ -1117,7 +1186,8 @@ class Runner:
         counts: dict[str, int] = {}
         for j in self.jobs.values():
             counts[j.state] = counts.get(j.state, 0) + 1
-        out: JSON = {"status": "ok", "site": self.site, "jobs": counts}
+        out: JSON = {"status": "ok", "site": self.site, "jobs": counts,
+                     "batch": "slurm" if self.slurm is not None else "emulated"}
         if self.gpus is not None:
             out["resources"] = {"accelerators": [
                 {"resourceType": GPU_RESOURCE, "available": str(self.gpus)}]}

@@ -1,0 +1,169 @@
+"""A real single-node Slurm cluster for the testbed's Slurm sites (Vega, PSNC): Debian's
+``slurm-wlm`` daemons (slurmctld, slurmd) with everything under the run folder, on 127.0.0.1
+with free ports. Optional (``testbed up --slurm``): the local plugins of the sites whose
+catalogue entry says ``batch.system: slurm`` then queue their pods here instead of in the
+emulated queue (see :mod:`testbed.local_plugin.slurm`).
+
+What is real: sbatch/squeue/scontrol/scancel/srun, the scheduler (PENDING with Slurm's reason,
+backfill, partitions from the catalogue, ``--gres=gpu:N`` against the node's GPUs, ``--begin``),
+job steps and their signals. What is not: the node is this machine, declared with the site's
+size (``SlurmdParameters=config_overrides``); its GPUs are device nodes that point at
+``/dev/null`` (Slurm only hands out their indices); there is no accounting database (``sacct``
+needs slurmdbd + MariaDB), so finished jobs are read with ``scontrol`` and the job completion log
+(``jobcomp/filetxt``); authentication is ``auth/none``, for loopback only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from intertwin_hub.sites import Site
+
+from .local_plugin.slurm import memory_mib
+from .procs import Supervisor, TestbedError, free_port, wait_until
+
+NODE = "testbed-slurm"
+DAEMONS = ("slurmctld", "slurmd")
+
+
+@dataclass
+class SlurmCluster:
+    conf: str
+    partitions: list[str]
+    gpus: int
+    jobcomp: str
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, SLURM_CONF=self.conf)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def slurm_sites(catalogue: Iterable[Site]) -> list[Site]:
+    return [s for s in catalogue if s.offload and s.batch is not None
+            and s.batch.system == "slurm"]
+
+
+def slurm_conf(folder: Path, partitions: list[str], gpus: int, cpus: int, mem_mib: int,
+               ctld_port: int, d_port: int) -> str:
+    """slurm.conf of the testbed cluster (pure: the text only)."""
+    lines = [
+        "# intertwin-hub testbed: one node standing for the Slurm sites' GPU nodes",
+        "ClusterName=intertwin-testbed",
+        f"SlurmctldHost={socket.gethostname()}(127.0.0.1)",
+        f"SlurmctldPort={ctld_port}",
+        f"SlurmdPort={d_port}",
+        # loopback only; munge would need a system daemon and a key in /etc
+        "AuthType=auth/none",
+        "CredType=cred/none",
+        "SlurmUser=root",
+        "SlurmdUser=root",
+        f"StateSaveLocation={folder}/state",
+        f"SlurmdSpoolDir={folder}/spool",
+        f"SlurmctldPidFile={folder}/slurmctld.pid",
+        f"SlurmdPidFile={folder}/slurmd.pid",
+        f"SlurmctldLogFile={folder}/slurmctld.log",
+        f"SlurmdLogFile={folder}/slurmd.log",
+        # no cgroups here (no systemd, no delegation): processes are tracked through /proc
+        "ProctrackType=proctrack/linuxproc",
+        "TaskPlugin=task/none",
+        "MpiDefault=none",
+        "ReturnToService=2",
+        "SchedulerType=sched/backfill",
+        "SelectType=select/cons_tres",
+        "SelectTypeParameters=CR_Core_Memory",
+        "GresTypes=gpu",
+        # the node is declared with a site's size, not this machine's
+        "SlurmdParameters=config_overrides",
+        # a cancelled step gets SIGTERM, then SIGKILL this many seconds later
+        "KillWait=5",
+        "MinJobAge=300",
+        "JobCompType=jobcomp/filetxt",
+        f"JobCompLoc={folder}/jobcomp.txt",
+        "AccountingStorageType=accounting_storage/none",
+        "JobAcctGatherType=jobacct_gather/none",
+        f"NodeName={NODE} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 "
+        f"CPUs={cpus} RealMemory={mem_mib} Gres=gpu:{gpus} State=UNKNOWN",
+    ]
+    lines += [f"PartitionName={p} Nodes={NODE} MaxTime=INFINITE State=UP" for p in partitions]
+    return "\n".join(lines) + "\n"
+
+
+def start_slurm(sup: Supervisor, sites: list[Site],
+                progress: Callable[[str], None] = lambda m: None) -> SlurmCluster:
+    missing = [d for d in (*DAEMONS, "sbatch", "srun") if shutil.which(d) is None
+               and not Path(f"/usr/sbin/{d}").exists()]
+    if missing:
+        raise TestbedError(f"Slurm is not installed ({', '.join(missing)} missing): "
+                           "apt-get install slurm-wlm (scripts/setup.sh does)")
+    if os.geteuid() != 0:
+        raise TestbedError("the testbed's Slurm runs its daemons as root (SlurmUser=root); "
+                           "start the testbed as root or without --slurm")
+    folder = sup.run_dir / "slurm"
+    for sub in ("state", "spool", "dev"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    partitions = [p.slug for s in sites for p in s.partitions]
+    if len(set(partitions)) != len(partitions):
+        raise TestbedError(f"Slurm partitions of the sites must be unique: {partitions}")
+    gpus = max((p.max_gpus for s in sites for p in s.partitions), default=0)
+    cpus = max(int(float(s.node.cpu)) for s in sites)
+    mem_mib = max(memory_mib(s.node.memory) for s in sites)
+    # Slurm's gres/gpu needs a device file per GPU: character devices that are /dev/null
+    for i in range(gpus):
+        dev = folder / "dev" / f"gpu{i}"
+        if not dev.exists():
+            os.mknod(dev, 0o600 | 0o020000, os.makedev(1, 3))
+    conf = folder / "slurm.conf"
+    conf.write_text(slurm_conf(folder, partitions, gpus, cpus, mem_mib, free_port(),
+                               free_port()))
+    (folder / "gres.conf").write_text(
+        f"NodeName={NODE} Name=gpu File={folder}/dev/gpu[0-{max(gpus - 1, 0)}]\n"
+        if gpus else "")
+    cluster = SlurmCluster(str(conf), partitions, gpus, str(folder / "jobcomp.txt"))
+    env = {"SLURM_CONF": str(conf)}
+    # -i: ignore state left by an earlier run of this folder
+    ctld = sup.start("slurmctld", ["slurmctld", "-D", "-i"], env=env, cwd=folder)
+    wait_until(lambda: _ok(cluster, "scontrol", "ping"), "slurmctld", 30, ctld)
+    slurmd = sup.start("slurmd", ["slurmd", "-D", "-N", NODE], env=env, cwd=folder)
+    wait_until(lambda: node_state(cluster) == "idle", f"Slurm node {NODE} idle", 30, slurmd)
+    progress(f"Slurm ready: partitions {', '.join(partitions)}, {gpus} GPUs on node {NODE}")
+    return cluster
+
+
+def _ok(cluster: SlurmCluster, *argv: str) -> bool:
+    r = subprocess.run(argv, env=cluster.env(), capture_output=True, text=True, timeout=10,
+                       check=False)
+    return r.returncode == 0
+
+
+def node_state(cluster: SlurmCluster) -> str:
+    r = subprocess.run(["sinfo", "--noheader", "--Node", "--format=%T", f"--nodes={NODE}"],
+                       env=cluster.env(), capture_output=True, text=True, timeout=10,
+                       check=False)
+    return r.stdout.strip().splitlines()[0] if r.returncode == 0 and r.stdout.strip() else ""
+
+
+def cancel_all(conf: str, timeout: float = 30.0) -> None:
+    """scancel every job and wait until Slurm has ended them (their steps are the notebooks),
+    before the daemons are stopped: slurmstepd would outlive slurmd."""
+    env = dict(os.environ, SLURM_CONF=conf)
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10,
+                              check=False)
+
+    if run("scancel", "--user=root").returncode != 0:
+        return  # slurmctld is not answering: nothing to wait for through it
+    try:
+        wait_until(lambda: not run("squeue", "--noheader", "--states=PD,R,CG,S").stdout.strip(),
+                   "Slurm jobs cancelled", timeout)
+    except TestbedError:
+        pass
