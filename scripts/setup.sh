@@ -14,6 +14,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v chromium >/dev/null || need_apt+=(chromium)
 # Rucio on PostgreSQL (INTERTWIN_RUCIO_DB=postgresql): the testbed runs its own server binaries
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
+# the optional real Slurm queue of the Slurm sites (testbed up --slurm) and its tests
+command -v slurmctld >/dev/null || [ -x /usr/sbin/slurmctld ] || need_apt+=(slurm-wlm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

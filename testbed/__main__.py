@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
                         "PostgreSQL instead of SQLite")
     u.add_argument("--queue-seconds", type=float, default=0.0,
                    help="hold each offloaded job this long in the emulated batch queue")
+    u.add_argument("--slurm", action="store_true",
+                   help="queue the Slurm sites' (Vega, PSNC) pods in a real Slurm cluster "
+                        "(Debian's slurm-wlm, run as root) instead of the emulated queue")
     sub.add_parser("down", help="stop every process of the testbed")
     sub.add_parser("status", help="print the running testbed's endpoints")
     a = p.parse_args(argv)
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             state = up(a.run_dir, hub=not a.no_hub, queue_seconds=a.queue_seconds,
                        progress=lambda m: print(f"[testbed] {m}", flush=True),
-                       rucio=not a.no_rucio, rucio_db=database_from_env())
+                       rucio=not a.no_rucio, rucio_db=database_from_env(),
+                       slurm=a.slurm)
             print(f"[testbed] up in {time.monotonic() - t0:.1f} s; state in "
                   f"{a.run_dir / 'testbed.json'}")
             if state.get("hub"):

@@ -54,7 +54,7 @@ def _yaml(obj: object) -> str:
 
 
 def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, cidr: str,
-               queue_seconds: float = 0.0) -> SiteStack:
+               queue_seconds: float = 0.0, slurm_conf: str | None = None) -> SiteStack:
     root = sup.run_dir / "sites" / site.slug
     root.mkdir(parents=True, exist_ok=True)
     node = site.node.name
@@ -63,7 +63,10 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
     plugin_argv = [sys.executable, "-m", "testbed.local_plugin", "--host", "127.0.0.1",
                    "--port", str(plugin_port), "--root", str(root / "jobs"),
                    "--site", site.name]
-    if site.node.gpu:
+    if slurm_conf:
+        # a real Slurm queue decides when pods run and which GPUs they get
+        plugin_argv += ["--slurm-conf", slurm_conf]
+    elif site.node.gpu:
         plugin_argv += ["--gpus", str(site.node.gpu.count)]
     if queue_seconds and site.offload:
         plugin_argv += ["--queue-seconds", str(queue_seconds)]

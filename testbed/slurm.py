@@ -78,6 +78,8 @@ def slurm_conf(folder: Path, partitions: list[str], gpus: int, cpus: int, mem_mi
         "MpiDefault=none",
         "ReturnToService=2",
         "SchedulerType=sched/backfill",
+        # look at pending jobs every 2 s (default 60 s): a freed GPU is used at once
+        "SchedulerParameters=sched_interval=2,bf_interval=2",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core_Memory",
         "GresTypes=gpu",

@@ -26,6 +26,8 @@ from .interlink import (
 from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, wait_until
 from .rucio import Database, start_rucio
+from .slurm import cancel_all as cancel_slurm_jobs
+from .slurm import slurm_sites, start_slurm
 from .state import REPO, read_state, write_state
 
 # stop order: the hub first (it must not see its servers vanish), control plane last
@@ -44,10 +46,12 @@ def node_ready(kube: Kube, name: str) -> bool:
 def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
        progress: Callable[[str], None] = lambda m: None,
        catalogue_path: str | None = None,
-       rucio: bool | dict[str, Any] = True, rucio_db: Database = "sqlite") -> dict[str, Any]:
+       rucio: bool | dict[str, Any] = True, rucio_db: Database = "sqlite",
+       slurm: bool = False) -> dict[str, Any]:
     """``rucio``: True starts a Rucio server for this run (pumping transfers every 2 s) on
     ``rucio_db``, a dict is a Rucio someone else started and stops (the test session's),
-    False: none."""
+    False: none. ``slurm``: queue the Slurm sites' pods in a real Slurm cluster of this run
+    (:mod:`testbed.slurm`) instead of the plugins' emulated queue."""
     old = read_state(run_dir)
     if old is not None and any(alive(p) for p in Supervisor(run_dir).pids().values()):
         raise TestbedError(f"a testbed is already running from {run_dir}; "
@@ -66,6 +70,11 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
             progress("starting Rucio (server, conveyor sidecar)")
             rucio_state = start_rucio(sup, run_dir, pump_interval=2.0, progress=progress,
                                       database=rucio_db)
+        slurm_conf: str | None = None
+        if slurm:
+            progress("starting Slurm (slurmctld, slurmd)")
+            cluster = start_slurm(sup, slurm_sites(catalogue), progress=progress)
+            slurm_conf = cluster.conf
         progress("starting etcd and the Kubernetes control plane")
         cp = start_control_plane(sup, bins, [s.node.name for s in catalogue])
         progress(f"kube-apiserver ready at {cp.api_url} ({time.monotonic() - t0:.1f} s)")
@@ -73,7 +82,9 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         base = pod_cidr_base()
         for i, site in enumerate(catalogue):
             progress(f"starting interLink for {site.slug} (node {site.node.name})")
-            stacks.append(start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds))
+            on_slurm = slurm_conf if site in slurm_sites(catalogue) else None
+            stacks.append(start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds,
+                                     slurm_conf=on_slurm))
         ensure_pod_controllers(sup, stacks, progress=progress)
         kube = cp.kube()
         progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
@@ -90,6 +101,8 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         }
         if rucio_state is not None:
             state["rucio"] = rucio_state
+        if slurm:
+            state["slurm"] = cluster.to_json()
         if hub:
             progress("starting configurable-http-proxy and JupyterHub")
             h = start_hub(sup, cp, rucio=rucio_state)
@@ -106,6 +119,10 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
 def down(run_dir: Path) -> int:
     sup = Supervisor(run_dir)
     n = len(sup.pids())
+    slurm_conf = run_dir / "slurm" / "slurm.conf"
+    if "slurmctld" in sup.pids() and slurm_conf.exists():
+        # the notebooks are Slurm job steps: end them through Slurm while it still answers
+        cancel_slurm_jobs(str(slurm_conf))
     sup.stop_all(STOP_ORDER)
     # notebooks and jobs run in sessions of their own: the plugins keep them across plugin
     # restarts on purpose, so the testbed cancels them explicitly

@@ -1146,7 +1146,8 @@ class Runner:
                 st["containerID"] = f"local://{job.jid}/{rec.name}"
             if rec.state == WAITING:
                 if job.state == QUEUED and self.slurm is not None:
-                    why = f": {job.batch_reason}" if job.batch_reason else ""
+                    reason = job.batch_reason
+                    why = f": {reason}" if reason and reason != "None" else ""
                     state = {"reason": "Queued",
                              "message": f"queued at {self.site} (Slurm job {job.jid}{why})"}
                 elif job.state == QUEUED:

@@ -1,0 +1,89 @@
+"""``testbed up --slurm``: the hub's Vega sessions go through Kubernetes, the interLink virtual
+kubelet and API, and the local plugin into a real Slurm queue. What the scientist sees (the
+spawn progress) carries Slurm's job id, a session waits while Slurm has no free GPU, and
+stopping a session ends its Slurm job."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from testbed.procs import Supervisor, group_alive
+from testbed.testbed import down, up
+
+from ..conftest import QUEUE_SECONDS
+from .hubapi import follow, spawn, start, stop
+
+pytestmark = pytest.mark.testbed
+
+
+@pytest.fixture(scope="module")
+def slurm_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    run_dir = tmp_path_factory.mktemp("slurm-testbed")
+    # Slurm holds each job QUEUE_SECONDS (sbatch --begin), so the hub sees it queued
+    state = up(run_dir, hub=True, queue_seconds=QUEUE_SECONDS, rucio=False, slurm=True,
+               progress=lambda m: print(f"[slurm testbed] {m}"))
+    pids = Supervisor(run_dir).pids()
+    try:
+        yield state
+    finally:
+        down(run_dir)
+        left = [n for n, p in pids.items() if group_alive(p)]
+        assert not left, f"left running after down: {left}"
+        steps = subprocess.run(["pgrep", "-f", "slurmstepd"], capture_output=True, text=True)
+        assert not steps.stdout.strip(), "slurmstepd left running after down"
+
+
+def squeue(state: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Jobs by name: Slurm's id, state, partition and GPUs."""
+    env = {"SLURM_CONF": state["slurm"]["conf"], "PATH": "/usr/bin:/bin:/usr/sbin"}
+    out = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%j|%i|%T|%P|%b"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        name, jid, st, part, gres = line.split("|")
+        jobs[name] = {"id": jid, "state": st, "partition": part, "gres": gres}
+    return jobs
+
+
+@pytest.mark.asyncio
+async def test_vega_sessions_queue_in_slurm(slurm_testbed: dict[str, Any]) -> None:
+    hub = slurm_testbed["hub"]
+    api = hub["api_url"]
+    async with aiohttp.ClientSession(
+            headers={"Authorization": f"token {hub['service_token']}"}) as s:
+        # all four GPUs of the Slurm node
+        events = await spawn(s, api, "alice", "big", {"profile": "vega", "gpus": "gpu-4"})
+        assert events[-1].get("ready"), events
+        jobs = squeue(slurm_testbed)
+        big = jobs["intertwin-jupyter-alice--big"]
+        assert (big["state"], big["partition"], big["gres"]) == ("RUNNING", "gpu", "gres:gpu:4")
+        messages = [e.get("message", "") for e in events]
+        assert f"queued at Vega (batch job {big['id']})" in messages, messages
+
+        # a second session needs a GPU: Slurm keeps it pending until the first one stops
+        status, text = await start(s, api, "alice", "small", {"profile": "vega",
+                                                              "gpus": "gpu-1"})
+        assert status in (201, 202), text
+        following = asyncio.create_task(follow(s, api, "alice", "small"))
+        await asyncio.sleep(10)
+        small = squeue(slurm_testbed)["intertwin-jupyter-alice--small"]
+        assert small["state"] == "PENDING", small
+        assert not following.done()
+
+        await stop(s, api, "alice", "big")
+        events = await following
+        assert events[-1].get("ready"), events
+        assert any(re.fullmatch(rf"queued at Vega \(batch job {small['id']}\)",
+                                e.get("message", "")) for e in events), events
+        jobs = squeue(slurm_testbed)
+        assert jobs["intertwin-jupyter-alice--big"]["state"] == "CANCELLED"
+        assert jobs["intertwin-jupyter-alice--small"]["state"] == "RUNNING"
+        await stop(s, api, "alice", "small")
+
