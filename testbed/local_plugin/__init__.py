@@ -12,6 +12,9 @@ volumes written as files, fake GPU indices, and two stand-ins for container isol
 paths re-rooted under a per-pod folder, and the wildcard address 0.0.0.0 rewritten to the
 pod's own IP (see :mod:`testbed.local_plugin.runner`).
 
+With ``--slurm-conf`` the queue is not emulated: each pod is a job of a real Slurm cluster and
+its containers run as that job's steps (:mod:`testbed.local_plugin.slurm`).
+
 Run: ``python -m testbed.local_plugin --host 127.0.0.1 --port P --root DIR --site NAME
-[--queue-seconds S] [--gpus N]``.
+[--queue-seconds S] [--gpus N] [--slurm-conf FILE]``.
 """
