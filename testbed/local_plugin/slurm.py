@@ -119,8 +119,13 @@ class Slurm:
         self._states_at = 0.0
 
     def _run(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        try:
+            return subprocess.run(argv, env=self.env, capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            # slurmctld not answering: callers treat it as any failed command
+            return subprocess.CompletedProcess(
+                argv, 124, "", f"{argv[0]}: error: Slurm did not answer within {timeout:.0f} s")
 
     def submit(self, pod_dir: Path, name: str, flags: list[str], cpus: int, mem_mib: int,
                begin_seconds: float) -> str:
