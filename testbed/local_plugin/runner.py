@@ -77,6 +77,8 @@ JSON = dict[str, Any]
 
 POD_IP_ANNOTATION = "interlink.eu/pod-ip"
 SLURM_FLAGS_ANNOTATION = "slurm-job.vk.io/flags"
+KILLED_OUTSIDE = ("the container's processes were killed outside the plugin; no exit code "
+                  "was recorded")
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_POD_IP = "127.0.0.1"
 FIRST_JOB_ID = 1001
@@ -364,8 +366,10 @@ class Job:
     gpus: list[int] = field(default_factory=list)
     config_error: str | None = None
     containers: list[ContainerRecord] = field(default_factory=list)
-    # with a real Slurm queue: why Slurm keeps the job pending (Resources, BeginTime...)
+    # with a real Slurm queue: why Slurm keeps the job pending (Resources, BeginTime...), and
+    # the job's final state once Slurm has one
     batch_reason: str | None = None
+    slurm_state: str | None = None
 
     @classmethod
     def from_json(cls, data: JSON) -> Job:
@@ -759,8 +763,8 @@ class Runner:
                 del self._children[pid]
         if self.slurm is not None:
             # one squeue for every live job of this site (cached for a moment inside)
-            live = [j.jid for j in self.jobs.values()
-                    if j.state in (QUEUED, INIT, RUNNING) and j.jid.isdigit()]
+            live = [j.jid for j in self.jobs.values() if j.jid.isdigit() and (
+                j.state in (QUEUED, INIT, RUNNING) or j.slurm_state is None)]
             self._slurm_states = self.slurm.states(live) if live else {}
         for job in list(self.jobs.values()):
             try:
@@ -771,7 +775,7 @@ class Runner:
                               job.name)
 
     def _advance(self, job: Job) -> bool:
-        changed = self._teardown(job)
+        changed = self._teardown(job) | self._slurm_ended(job)
         if job.state in (FINISHED, DELETING, DELETED):
             return changed
         for rec in job.containers:
@@ -834,6 +838,25 @@ class Runner:
                 self._finish(job)
                 changed = True
         return changed
+
+    def _slurm_ended(self, job: Job) -> bool:
+        """Record the Slurm job's final state; when the site ended it (scancel, time limit,
+        node failure) the containers it killed say so."""
+        if self.slurm is None or job.slurm_state is not None or not job.jid.isdigit():
+            return False
+        st = self._slurm_states.get(job.jid)
+        if st is None or (st.state not in ENDED and st.state != "UNKNOWN"):
+            return False
+        if any(rec.state == CTR_RUNNING for rec in job.containers):
+            return False  # Slurm is done with the job; the plugin sees its steps end next
+        job.slurm_state = st.state
+        if st.state not in ("COMPLETED", "FAILED", "UNKNOWN"):
+            # COMPLETED/FAILED: the plugin released the job itself when the containers ended
+            for rec in job.containers:
+                if rec.state == TERMINATED and rec.exit_code and \
+                        rec.message in (None, KILLED_OUTSIDE):
+                    rec.message = f"Slurm ended job {job.jid}: {st.state}"
+        return True
 
     def _finish(self, job: Job) -> None:
         job.state, job.finished_at = FINISHED, time.time()
@@ -1030,19 +1053,12 @@ class Runner:
         if status is None:
             rec.exit_code, rec.finished_at = 137, time.time()
             rec.reason = "Error"
-            rec.message = ("the container's processes were killed outside the plugin; "
-                           "no exit code was recorded")
+            rec.message = KILLED_OUTSIDE
         else:
             rec.exit_code, rec.finished_at = status
             rec.reason = "Completed" if rec.exit_code == 0 else "Error"
             if rec.pid is not None and group_members(rec.pid):
                 rec.teardown_at = time.time() + TEARDOWN_SECONDS
-        st = self._slurm_states.get(job.jid) if self.slurm is not None else None
-        if self.slurm is not None and (st is None or st.state not in ENDED):
-            # the step ended but was the job ended under it (scancel, time limit)?
-            st = self.slurm.states([job.jid], fresh=True).get(job.jid)
-        if st is not None and st.state in ENDED and rec.exit_code != 0:
-            rec.message = f"Slurm ended job {job.jid}: {st.state}"
         log.info("job %s (pod %s/%s) container %s exited with code %s", job.jid,
                  job.namespace, job.name, rec.name, rec.exit_code)
         return True

@@ -152,10 +152,10 @@ class Slurm:
         self._states_at = 0.0
         return jid
 
-    def states(self, jids: list[str], fresh: bool = False) -> dict[str, SlurmJobState]:
+    def states(self, jids: list[str]) -> dict[str, SlurmJobState]:
         """State and reason of these jobs, at most every STATE_CACHE_SECONDS (one squeue)."""
         now = time.monotonic()
-        if jids and (fresh or now - self._states_at > STATE_CACHE_SECONDS
+        if jids and (now - self._states_at > STATE_CACHE_SECONDS
                      or any(j not in self._states for j in jids)):
             r = self._run("squeue", "--noheader", "--states=all", "--format=%i|%T|%r",
                           f"--jobs={','.join(jids)}")

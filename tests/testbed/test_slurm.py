@@ -101,7 +101,7 @@ def test_queue_run_gpus_and_scancel(plugin: Plugin, slurm: SlurmCluster,
     # deleting the first pod cancels its Slurm job: its process dies, the second one starts
     code, text = plugin.delete(first)
     assert code == 200, text
-    assert scontrol(slurm, jid)["JobState"] == "CANCELLED"
+    wait_for(lambda: scontrol(slurm, jid)["JobState"] == "CANCELLED", "job 1 CANCELLED", 15)
     wait_for(lambda: not list(
         p for p in Path("/proc").glob("[0-9]*/cmdline")
         if str(stop_first).encode() in _read(p)), "the first notebook's process gone", 15)
@@ -159,7 +159,9 @@ def test_site_cancel_ends_the_pod_with_slurms_word(plugin: Plugin, slurm: SlurmC
     subprocess.run(["scancel", jid], env=slurm.env(), check=True)
     term = plugin.wait_state(pod, "notebook", "terminated", timeout=30)["state"]["terminated"]
     assert term["exitCode"] != 0
-    assert term["message"] == f"Slurm ended job {jid}: CANCELLED"
+    # Slurm says CANCELLED once the job has finished COMPLETING (its steps are gone)
+    wait_for(lambda: plugin.container(pod, "notebook")["state"]["terminated"].get("message")
+             == f"Slurm ended job {jid}: CANCELLED", "Slurm's word on the pod", 15)
 
 
 def test_queue_seconds_is_slurms_begin_time(slurm: SlurmCluster, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from testbed.testbed import down, up
 
 from ..conftest import QUEUE_SECONDS
 from .hubapi import follow, spawn, start, stop
+from .test_teardown import processes_under
 
 pytestmark = pytest.mark.testbed
 
@@ -36,8 +37,8 @@ def slurm_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         down(run_dir)
         left = [n for n, p in pids.items() if group_alive(p)]
         assert not left, f"left running after down: {left}"
-        steps = subprocess.run(["pgrep", "-f", "slurmstepd"], capture_output=True, text=True)
-        assert not steps.stdout.strip(), "slurmstepd left running after down"
+        # the notebooks ran as Slurm job steps: none may outlive the testbed
+        assert not processes_under(run_dir)
 
 
 def squeue(state: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -83,7 +84,7 @@ async def test_vega_sessions_queue_in_slurm(slurm_testbed: dict[str, Any]) -> No
         assert any(re.fullmatch(rf"queued at Vega \(batch job {small['id']}\)",
                                 e.get("message", "")) for e in events), events
         jobs = squeue(slurm_testbed)
-        assert jobs["intertwin-jupyter-alice--big"]["state"] == "CANCELLED"
+        assert jobs["intertwin-jupyter-alice--big"]["state"] in ("COMPLETING", "CANCELLED")
         assert jobs["intertwin-jupyter-alice--small"]["state"] == "RUNNING"
         await stop(s, api, "alice", "small")
 
