@@ -21,6 +21,16 @@ _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 
 
+_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_bytes(q: str) -> int:
+    """A Kubernetes memory quantity ("16Gi") in bytes, as KubeSpawner's mem traits want."""
+    num = q.rstrip("kKMGTi")
+    return int(float(num) * _UNITS[q[len(num):]])
+
+
 class CatalogueError(ValueError):
     """The site catalogue is malformed; the message names the key at fault."""
 

@@ -115,25 +115,33 @@ def alive(pid: int) -> bool:
         pass
     # so does somebody else's zombie: after `testbed up` exits its processes belong to init,
     # which may reap them seconds later (this sandbox's init does so about every 2 s)
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks) of a process, None if gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    rest = raw[raw.rfind(")") + 2:].split()
+    try:
+        return rest[0], int(rest[2]), int(rest[19])
+    except (IndexError, ValueError):
+        return None
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group ``pgid`` is still running (zombies do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
             continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
+        st = proc_stat(int(entry.name))
+        if st is not None and st[1] == pgid and st[0] not in ("Z", "X"):
+            out.append(int(entry.name))
+    return out
 
 
 def stop_pid(pid: int, grace: float = 10.0) -> None:
@@ -150,8 +158,8 @@ def stop_pid(pid: int, grace: float = 10.0) -> None:
             whole_group = False
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            alive(pid)  # reaps the leader when it is a child of ours
-            if not (group_alive(pid) if whole_group else alive(pid)):
+            leader = alive(pid)  # also reaps the leader when it is a child of ours
+            if not (group_members(pid) if whole_group else leader):
                 return
             time.sleep(0.05)
 

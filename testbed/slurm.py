@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 from intertwin_hub.sites import Site
 
-from .local_plugin.slurm import memory_mib
+from .local_plugin.slurm import Slurm, memory_mib
 from .procs import Supervisor, TestbedError, free_port, wait_until
 
 NODE = "testbed-slurm"
@@ -130,42 +129,32 @@ def start_slurm(sup: Supervisor, sites: list[Site],
         f"NodeName={NODE} Name=gpu File={folder}/dev/gpu[0-{max(gpus - 1, 0)}]\n"
         if gpus else "")
     cluster = SlurmCluster(str(conf), partitions, gpus, str(folder / "jobcomp.txt"))
+    slurm = Slurm(conf)
     env = {"SLURM_CONF": str(conf)}
     # -i: ignore state left by an earlier run of this folder
     ctld = sup.start("slurmctld", ["slurmctld", "-D", "-i"], env=env, cwd=folder)
-    wait_until(lambda: _ok(cluster, "scontrol", "ping"), "slurmctld", 30, ctld)
+    wait_until(lambda: slurm.run("scontrol", "ping", timeout=10).returncode == 0, "slurmctld",
+               30, ctld)
     slurmd = sup.start("slurmd", ["slurmd", "-D", "-N", NODE], env=env, cwd=folder)
-    wait_until(lambda: node_state(cluster) == "idle", f"Slurm node {NODE} idle", 30, slurmd)
+    wait_until(lambda: node_state(slurm) == "idle", f"Slurm node {NODE} idle", 30, slurmd)
     progress(f"Slurm ready: partitions {', '.join(partitions)}, {gpus} GPUs on node {NODE}")
     return cluster
 
 
-def _ok(cluster: SlurmCluster, *argv: str) -> bool:
-    r = subprocess.run(argv, env=cluster.env(), capture_output=True, text=True, timeout=10,
-                       check=False)
-    return r.returncode == 0
-
-
-def node_state(cluster: SlurmCluster) -> str:
-    r = subprocess.run(["sinfo", "--noheader", "--Node", "--format=%T", f"--nodes={NODE}"],
-                       env=cluster.env(), capture_output=True, text=True, timeout=10,
-                       check=False)
+def node_state(slurm: Slurm) -> str:
+    r = slurm.run("sinfo", "--noheader", "--Node", "--format=%T", f"--nodes={NODE}")
     return r.stdout.strip().splitlines()[0] if r.returncode == 0 and r.stdout.strip() else ""
 
 
 def cancel_all(conf: str, timeout: float = 30.0) -> None:
     """scancel every job and wait until Slurm has ended them (their steps are the notebooks),
     before the daemons are stopped: slurmstepd would outlive slurmd."""
-    env = dict(os.environ, SLURM_CONF=conf)
-
-    def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10,
-                              check=False)
-
-    if run("scancel", "--user=root").returncode != 0:
+    slurm = Slurm(Path(conf))
+    if slurm.run("scancel", "--user=root", timeout=10).returncode != 0:
         return  # slurmctld is not answering: nothing to wait for through it
     try:
-        wait_until(lambda: not run("squeue", "--noheader", "--states=PD,R,CG,S").stdout.strip(),
+        wait_until(lambda: not slurm.run("squeue", "--noheader", "--states=PD,R,CG,S",
+                                         timeout=10).stdout.strip(),
                    "Slurm jobs cancelled", timeout)
     except TestbedError:
         pass

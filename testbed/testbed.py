@@ -26,8 +26,8 @@ from .interlink import (
 from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, wait_until
 from .rucio import Database, start_rucio
+from .slurm import SlurmCluster, slurm_sites, start_slurm
 from .slurm import cancel_all as cancel_slurm_jobs
-from .slurm import slurm_sites, start_slurm
 from .state import REPO, read_state, write_state
 
 # stop order: the hub first (it must not see its servers vanish), control plane last
@@ -70,11 +70,11 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
             progress("starting Rucio (server, conveyor sidecar)")
             rucio_state = start_rucio(sup, run_dir, pump_interval=2.0, progress=progress,
                                       database=rucio_db)
-        slurm_conf: str | None = None
-        if slurm:
+        queued_in_slurm = slurm_sites(catalogue) if slurm else []
+        cluster: SlurmCluster | None = None
+        if queued_in_slurm:
             progress("starting Slurm (slurmctld, slurmd)")
-            cluster = start_slurm(sup, slurm_sites(catalogue), progress=progress)
-            slurm_conf = cluster.conf
+            cluster = start_slurm(sup, queued_in_slurm, progress=progress)
         progress("starting etcd and the Kubernetes control plane")
         cp = start_control_plane(sup, bins, [s.node.name for s in catalogue])
         progress(f"kube-apiserver ready at {cp.api_url} ({time.monotonic() - t0:.1f} s)")
@@ -82,9 +82,9 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         base = pod_cidr_base()
         for i, site in enumerate(catalogue):
             progress(f"starting interLink for {site.slug} (node {site.node.name})")
-            on_slurm = slurm_conf if site in slurm_sites(catalogue) else None
+            conf = cluster.conf if cluster and site in queued_in_slurm else None
             stacks.append(start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds,
-                                     slurm_conf=on_slurm))
+                                     slurm_conf=conf))
         ensure_pod_controllers(sup, stacks, progress=progress)
         kube = cp.kube()
         progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
@@ -101,7 +101,7 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         }
         if rucio_state is not None:
             state["rucio"] = rucio_state
-        if slurm:
+        if cluster is not None:
             state["slurm"] = cluster.to_json()
         if hub:
             progress("starting configurable-http-proxy and JupyterHub")

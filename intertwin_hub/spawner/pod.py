@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sites import Site
+from ..sites import Site, quantity_bytes
 from .options import Selection
 
 INTERLINK_TAINT = "virtual-node.interlink/no-schedule"
@@ -90,16 +90,6 @@ def plan(sel: Selection) -> PodPlan:
         offload=site.offload,
         env=site_env(site),
     )
-
-
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def quantity_bytes(q: str) -> int:
-    """A Kubernetes memory quantity ("16Gi") in bytes, as KubeSpawner's mem traits want."""
-    num = q.rstrip("kKMGTi")
-    return int(float(num) * _UNITS[q[len(num):]])
 
 
 def site_env(site: Site, mount_path: str | None = None) -> dict[str, str]:

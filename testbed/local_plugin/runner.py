@@ -69,6 +69,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..procs import group_members, proc_stat
 from .slurm import ENDED, Slurm, SlurmJobState, SubmitError, pod_flags, pod_limits
 
 log = logging.getLogger("testbed.local_plugin")
@@ -292,19 +293,6 @@ def name_of(obj: JSON) -> str:
 # processes (Linux /proc)
 
 
-def proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks) of a process, None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError):
-        return None
-    rest = raw[raw.rfind(")") + 2:].split()
-    try:
-        return rest[0], int(rest[2]), int(rest[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
     """The process exists, is not a zombie, and (if known) is the one started at start_ticks,
     not a later process that reused the pid."""
@@ -312,18 +300,6 @@ def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
     if st is None or st[0] in ("Z", "X"):
         return False
     return start_ticks is None or st[2] == start_ticks
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    out = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        st = proc_stat(int(entry.name))
-        if st is not None and st[1] == pgid and st[0] not in ("Z", "X"):
-            out.append(int(entry.name))
-    return out
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -861,7 +837,7 @@ class Runner:
     def _finish(self, job: Job) -> None:
         job.state, job.finished_at = FINISHED, time.time()
         codes = ", ".join(f"{r.name}={r.exit_code}" for r in job.containers)
-        if self.slurm is not None:
+        if self.slurm is not None and job.jid.isdigit():
             ok = all(r.exit_code == 0 for r in job.mains)
             self.slurm.release(self.pod_dir(job), 0 if ok else 1)
         log.info("job %s (pod %s/%s) finished: %s", job.jid, job.namespace, job.name, codes)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shlex
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from intertwin_hub.sites import quantity_bytes
 
 # The batch script: hold the allocation until the plugin writes the pod's overall exit code
 # (all containers ended) into job.done, then end with it (COMPLETED for 0, FAILED otherwise).
@@ -77,36 +78,35 @@ def pod_flags(annotation: str) -> list[str]:
     return out
 
 
-_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_BYTES = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20,
-          "Gi": 2**30, "Ti": 2**40}
-
-
-def _quantity(value: Any, cpu: bool) -> float:
-    m = _QUANTITY.match(str(value or "").strip())
-    if not m:
+def _cpus(value: Any) -> float:
+    """A Kubernetes CPU quantity ("4", "500m") in CPUs; 0 when absent or malformed."""
+    text = str(value or "").strip()
+    try:
+        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
         return 0.0
-    number, unit = float(m.group(1)), m.group(2)
-    if cpu:
-        return number / 1000 if unit == "m" else number
-    return number * _BYTES.get(unit, 0)
 
 
 def memory_mib(value: Any) -> int:
-    """A Kubernetes memory quantity ("16Gi", "64G", "512Mi") in MiB, rounded up."""
-    return math.ceil(_quantity(value, cpu=False) / 2**20)
+    """A Kubernetes memory quantity ("16Gi", "64G", "512Mi") in MiB, rounded up; 0 when absent
+    or malformed."""
+    try:
+        return math.ceil(quantity_bytes(str(value).strip()) / 2**20) if value else 0
+    except (KeyError, ValueError):
+        return 0
 
 
 def pod_limits(pod: dict[str, Any]) -> tuple[int, int]:
     """(CPUs, memory in MiB) the pod's main containers ask for together: limits, else requests,
     rounded up, as the interLink Slurm plugin turns them into --cpus-per-task and --mem."""
-    cpus = mem = 0.0
+    cpus = 0.0
+    mem = 0
     for ctr in (pod.get("spec") or {}).get("containers") or []:
         res = ctr.get("resources") or {}
         limits, requests = res.get("limits") or {}, res.get("requests") or {}
-        cpus += _quantity(limits.get("cpu", requests.get("cpu")), cpu=True)
-        mem += _quantity(limits.get("memory", requests.get("memory")), cpu=False)
-    return math.ceil(cpus), math.ceil(mem / 2**20)
+        cpus += _cpus(limits.get("cpu", requests.get("cpu")))
+        mem += memory_mib(limits.get("memory", requests.get("memory")))
+    return math.ceil(cpus), mem
 
 
 class Slurm:
@@ -118,7 +118,7 @@ class Slurm:
         self._states: dict[str, SlurmJobState] = {}
         self._states_at = 0.0
 
-    def _run(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    def run(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(argv, env=self.env, capture_output=True, text=True,
                                   timeout=timeout, check=False)
@@ -141,7 +141,7 @@ class Slurm:
             argv.append(f"--mem={mem_mib}M")
         if begin_seconds > 0:
             argv.append(f"--begin=now+{max(1, round(begin_seconds))}")
-        r = self._run(*argv, str(script), str(pod_dir))
+        r = self.run(*argv, str(script), str(pod_dir))
         if r.returncode != 0:
             lines = [ln.removeprefix("sbatch: error: ").strip()
                      for ln in r.stderr.splitlines() if ln.strip()]
@@ -157,7 +157,7 @@ class Slurm:
         now = time.monotonic()
         if jids and (now - self._states_at > STATE_CACHE_SECONDS
                      or any(j not in self._states for j in jids)):
-            r = self._run("squeue", "--noheader", "--states=all", "--format=%i|%T|%r",
+            r = self.run("squeue", "--noheader", "--states=all", "--format=%i|%T|%r",
                           f"--jobs={','.join(jids)}")
             if r.returncode == 0:
                 self._states = {}
@@ -173,7 +173,7 @@ class Slurm:
         return {j: self._states[j] for j in jids if j in self._states}
 
     def _scontrol_state(self, jid: str) -> SlurmJobState:
-        r = self._run("scontrol", "--oneliner", "show", "job", jid)
+        r = self.run("scontrol", "--oneliner", "show", "job", jid)
         fields = dict(w.split("=", 1) for w in r.stdout.split() if "=" in w)
         if r.returncode != 0 or "JobState" not in fields:
             return SlurmJobState("UNKNOWN", "the job is not known to Slurm any more")
@@ -191,5 +191,5 @@ class Slurm:
         done.with_suffix(".tmp").replace(done)
 
     def cancel(self, jid: str) -> None:
-        self._run("scancel", jid)
+        self.run("scancel", jid)
         self._states_at = 0.0

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from intertwin_hub.sites import load_catalogue
-from testbed.procs import Supervisor, group_alive
+from testbed.procs import Supervisor, group_members
 from testbed.slurm import SlurmCluster, cancel_all, slurm_sites, start_slurm
 from tests.testbed.test_local_plugin import Plugin, create_body, ctr, make_pod, wait_for
 
@@ -33,7 +33,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
         cancel_all(cluster.conf)
         pids = sup.pids()
         sup.stop_all()
-        left = [n for n, p in pids.items() if group_alive(p)]
+        left = [n for n, p in pids.items() if group_members(p)]
         assert not left, f"Slurm daemons left running: {left}"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from testbed.procs import Supervisor, group_alive
+from testbed.procs import Supervisor, group_members
 from testbed.testbed import down, up
 
 from ..conftest import QUEUE_SECONDS
@@ -35,7 +35,7 @@ def slurm_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         yield state
     finally:
         down(run_dir)
-        left = [n for n, p in pids.items() if group_alive(p)]
+        left = [n for n, p in pids.items() if group_members(p)]
         assert not left, f"left running after down: {left}"
         # the notebooks ran as Slurm job steps: none may outlive the testbed
         assert not processes_under(run_dir)
