@@ -188,7 +188,8 @@ def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> N
                     "name": "intertwin-hub-nodes"},
         "subjects": [{"kind": "User", "name": ids["hub"].user}],
     })
-    # interLink's virtual-kubelet role (interlink.md §2, "VK RBAC")
+    # interLink's virtual-kubelet role as in interLink's e2e set-up
+    # (https://github.com/interlink-hq/interLink/tree/main/ci)
     kube.ensure(f"{rbac}/clusterroles", {
         "metadata": {"name": "interlink-virtual-kubelet"},
         "rules": [

@@ -1,7 +1,9 @@
 """Pure builders: what a validated selection means for the notebook pod. No I/O, so every rule
 is unit-testable.
 
-interLink's rules for offloaded pods (reference/interlink.md §0, §3): toleration of the
+interLink's rules for offloaded pods
+(https://interlink-hq.github.io/interLink/docs/guides/pod-annotations and
+https://github.com/interlink-hq/interlink-slurm-plugin): toleration of the
 virtual-node taint with ``operator: Exists``, long not-ready/unreachable tolerations so a short
 interLink outage does not evict a notebook, explicit CPU and memory requests and limits (Slurm
 otherwise asks for 1 MB), GPUs as ``nvidia.com/gpu`` requests and limits plus ``--gres``, no
@@ -42,7 +44,8 @@ def slurm_flags(sel: Selection) -> str:
     if sel.partition:
         flags.append(f"--partition={sel.partition.slug}")
     if sel.gpus:
-        # the Slurm plugin does not turn nvidia.com/gpu limits into --gres (interlink.md §7)
+        # the Slurm plugin does not turn nvidia.com/gpu limits into --gres:
+        # https://github.com/interlink-hq/interlink-slurm-plugin (flavors select on GPU count only)
         flags.append(f"--gres=gpu:{sel.gpus}")
     batch = sel.site.batch
     if batch and batch.time:
@@ -72,7 +75,9 @@ def plan(sel: Selection) -> PodPlan:
     site = sel.site
     annotations: dict[str, str] = {}
     if site.offload:
-        # each offloaded pod gets its own address from the node's PodCIDR (interlink.md §6)
+        # each offloaded pod gets its own address from the node's PodCIDR
+        # (interlink.eu/pod-vpn:
+        # https://interlink-hq.github.io/interLink/docs/guides/pod-annotations)
         annotations["interlink.eu/pod-vpn"] = "true"
     if site.batch and site.batch.system == "slurm":
         annotations["slurm-job.vk.io/flags"] = slurm_flags(sel)
@@ -138,7 +143,8 @@ def rucio_env(site: Site, instance: dict[str, str], access_token: str | None,
         "RUCIO_NAME": "intertwin",
         "RUCIO_DISPLAY_NAME": "interTwin DataLake",
         "RUCIO_MODE": "replica",
-        # '1' is what rucio-jupyterlab means by enabled (interTwin images invert it: rucio.md)
+        # '1' is what rucio-jupyterlab means by enabled (interTwin's images compare
+        # the variable with '0', which inverts it)
         "RUCIO_WILDCARD_ENABLED": "1",
         "RUCIO_DEFAULT_AUTH_TYPE": "oidc",
         "RUCIO_OIDC_AUTH": "env",

@@ -35,7 +35,9 @@ class InterTwinSpawner(KubeSpawner):
 
     Profile-dependent settings are applied after KubeSpawner's own profile overrides (in
     ``load_user_options`` and ``get_pod_manifest``), so neither a profile nor a group override
-    can undo a site rule (hook order: reference/jupyterhub.md §3).
+    can undo a site rule: KubeSpawner applies profile overrides in ``load_user_options``, inside
+    ``_start``, after JupyterHub's ``pre_spawn_hook``
+    (https://github.com/jupyterhub/kubespawner/blob/main/kubespawner/spawner.py).
     """
 
     site_catalogue_path = Unicode(
@@ -133,7 +135,8 @@ class InterTwinSpawner(KubeSpawner):
         limits.pop(podplan.GPU_RESOURCE, None)
         guarantees.pop(podplan.GPU_RESOURCE, None)
         if plan.gpus:
-            # requests too: a GPU limit without a request can hang at Vega (interlink.md §7)
+            # requests too: a GPU limit without a request can hang at Vega (Vega's
+            # interLink pods set GPU requests equal to limits)
             limits[podplan.GPU_RESOURCE] = str(plan.gpus)
             guarantees[podplan.GPU_RESOURCE] = str(plan.gpus)
         self.extra_resource_limits = limits
@@ -145,7 +148,8 @@ class InterTwinSpawner(KubeSpawner):
                 # server is up (Apptainer pulls inside the job), so allow the same time again
                 self.http_timeout = max(self.http_timeout, site.start_timeout)
         if plan.offload:
-            # only ConfigMap, Secret and emptyDir travel to a site (D5.2 §3.1.1)
+            # only ConfigMap, Secret and emptyDir travel to a site: interLink's plugins ship
+            # only these volume kinds to the batch job
             self.storage_pvc_ensure = False
             self.volumes = _without_pvc(self.volumes)
             self.volume_mounts = _mounts_of(self.volume_mounts, self.volumes)

@@ -81,7 +81,7 @@ def write_file(rse_dir: Path, scope: str, name: str, size: int,
 
 def protocol(prefix: str) -> dict[str, Any]:
     # file on lan AND wan: the mock transfer tool only handles file/mock, and rucio-jupyterlab
-    # resolves paths from the wan domain (reference §1.3, §3.5)
+    # resolves paths from the wan domain (a davs-only wan protocol would give it no local path)
     return {
         "scheme": "file", "hostname": "localhost", "port": 0, "prefix": prefix,
         "impl": "rucio.rse.protocols.posix.Default",

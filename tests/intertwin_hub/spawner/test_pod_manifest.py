@@ -72,7 +72,8 @@ async def test_kbfi_arc_has_no_gpu_and_no_slurm_flags() -> None:
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "kbfi-vk"}
     res = resources(pod)
     assert "nvidia.com/gpu" not in res["limits"]
-    # the ARC plugin takes memory from the requests (interlink.md §8)
+    # the ARC plugin takes memory from the requests (its xRSL has a memory
+    # attribute and no CPU count)
     assert res["requests"]["memory"] == str(8 * 2**30)
     assert "slurm-job.vk.io/flags" not in pod["metadata"]["annotations"]
 
