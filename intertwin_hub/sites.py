@@ -94,6 +94,11 @@ class Scratch:
     mount_path: str
 
 
+# How the hub reaches an offloaded notebook: "pod-vpn" where the site routes the virtual
+# node's PodCIDR to the hub's cluster, "wstunnel" through interLink's tunnel.
+REACH_MODES = ("pod-vpn", "wstunnel")
+
+
 @dataclass(frozen=True)
 class Site:
     slug: str
@@ -112,6 +117,7 @@ class Site:
     partitions: tuple[Partition, ...] = ()
     gpu_choices: tuple[int, ...] = ()
     gpu_label: str = "GPU"
+    reach: Literal["pod-vpn", "wstunnel"] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -315,6 +321,17 @@ def _site(r: _Reader) -> Site:
         batch = Batch(system, br.text("account", required=False), br.text("time", required=False))
         br.done()
 
+    reach = r.text("reach", required=False)
+    if kind == "offload" and reach not in REACH_MODES:
+        got = "" if reach is None else f", got {reach!r}"
+        raise CatalogueError(
+            f"{r.path('reach')}: an offload site must say how the hub reaches its notebooks: "
+            f"'pod-vpn' (the site routes the virtual node's PodCIDR) or 'wstunnel' "
+            f"(interLink's tunnel){got}")
+    if kind == "cloud" and reach is not None:
+        raise CatalogueError(f"{r.path('reach')}: only for offload sites (a cloud site's "
+                             "pods are on the hub's own pod network)")
+
     vos = r.items("allowed_vos", required=False)
     if not all(isinstance(v, str) and v for v in vos):
         raise CatalogueError(f"{r.path('allowed_vos')}: must be a list of VO names")
@@ -336,6 +353,7 @@ def _site(r: _Reader) -> Site:
         partitions=tuple(partitions),
         gpu_choices=gpu_choices,
         gpu_label=gpu_label,
+        reach=reach,
     )
     r.done()
     return site

@@ -13,6 +13,7 @@ import secrets
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from .binaries import Binaries
 from .kube import Kube
@@ -158,34 +159,26 @@ def start_control_plane(sup: Supervisor, bins: Binaries, node_names: list[str]) 
     )
 
 
+# The hub Role of the Zero to JupyterHub chart 4.4.0, rule for rule
+# (jupyterhub/templates/hub/rbac.yaml): the hub gets exactly what it gets in production, so a
+# verb the spawner needs and the chart does not grant (update, patch) fails here too.
+Z2JH_HUB_ROLE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+     "verbs": ["get", "watch", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+]
+
+
 def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> None:
-    """The hub gets the Zero to JupyterHub hub Role in its namespace plus read access to nodes
-    (site health and GPU capacity); each virtual kubelet gets interLink's own VK role."""
+    """The hub gets the Zero to JupyterHub hub Role in its namespace and nothing else; each
+    virtual kubelet gets interLink's own VK role."""
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     kube.ensure("/api/v1/namespaces", {"metadata": {"name": HUB_NAMESPACE}})
     kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/roles", {
-        "metadata": {"name": "hub"},
-        "rules": [
-            {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets",
-                                              "services", "configmaps"],
-             "verbs": ["get", "watch", "list", "create", "delete", "patch"]},
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
-            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-        ],
-    })
+        "metadata": {"name": "hub"}, "rules": Z2JH_HUB_ROLE_RULES})
     kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/rolebindings", {
         "metadata": {"name": "hub"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-        "subjects": [{"kind": "User", "name": ids["hub"].user}],
-    })
-    kube.ensure(f"{rbac}/clusterroles", {
-        "metadata": {"name": "intertwin-hub-nodes"},
-        "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}],
-    })
-    kube.ensure(f"{rbac}/clusterrolebindings", {
-        "metadata": {"name": "intertwin-hub-nodes"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "intertwin-hub-nodes"},
         "subjects": [{"kind": "User", "name": ids["hub"].user}],
     })
     # interLink's virtual-kubelet role as in interLink's e2e set-up

@@ -46,6 +46,9 @@ def hub_config(cp: ControlPlane, run: Path, port: int, hub_port: int, proxy_api:
     venv_bin = str(Path(sys.executable).parent)
     vo_members = [u for u, groups in DEMO_USERS.items() if DEV_VO in groups]
     as_root = os.geteuid() == 0
+    from intertwin_hub.sites import load_catalogue
+
+    reach = {site.slug: "pod-vpn" for site in load_catalogue().sites if site.offload}
     return f"""# written by testbed/hub.py for one testbed run
 c = get_config()  # noqa
 c.JupyterHub.ip = "127.0.0.1"
@@ -85,6 +88,9 @@ c.KubeSpawner.http_timeout = 90
 c.KubeSpawner.events_enabled = True
 # the testbed's cloud node is a virtual kubelet too: pod-vpn gives each pod its own address
 c.KubeSpawner.extra_annotations = {{"interlink.eu/pod-vpn": "true"}}
+# every testbed node's PodCIDR is a loopback /24 the hub reaches directly: the sites' pods are
+# reached by pod-vpn here (the shipped catalogue says wstunnel, which needs an ingress)
+c.InterTwinSpawner.site_reach = {reach!r}
 c.KubeSpawner.automount_service_account_token = False
 """ + (rucio_config(rucio) if rucio else "")
 

@@ -27,6 +27,17 @@ GPU_RESOURCE = "nvidia.com/gpu"
 LABEL_SITE = "intertwin.eu/site"
 LABEL_WORKLOAD = "intertwin.eu/workload"
 ANNOTATION_IMAGE_OTHER = "intertwin.eu/other-image"
+# How the hub reaches an offloaded notebook, as the interLink virtual kubelet reads it (CreatePod
+# and shouldCreateWstunnel in https://github.com/interlink-hq/interLink/blob/9ed14a4/pkg/
+# virtualkubelet/virtualkubelet.go):
+# with pod-vpn the VK gives the pod an address of the node's PodCIDR (which the site must route),
+# and any pod-vpn annotation, whatever its value, turns the VK's wstunnel exposure off.
+ANNOTATION_POD_VPN = "interlink.eu/pod-vpn"
+# wstunnel: the VK (with Network.EnableTunnel) exposes every containerPort of a pod without
+# pod-vpn through a wstunnel server Deployment + Service + Ingress in the hub's cluster and waits
+# this long (Go duration, default 30s) for that server's pod IP before giving up on the pod
+ANNOTATION_WSTUNNEL_TIMEOUT = "interlink.virtual-kubelet.io/wstunnel-timeout"
+WSTUNNEL_TIMEOUT = "5m"
 
 
 def offload_tolerations() -> list[dict[str, Any]]:
@@ -71,14 +82,10 @@ class PodPlan:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def plan(sel: Selection) -> PodPlan:
+def plan(sel: Selection, reach: str | None = None) -> PodPlan:
+    """``reach``: how this deployment reaches the site's notebooks, if not the catalogue's."""
     site = sel.site
-    annotations: dict[str, str] = {}
-    if site.offload:
-        # each offloaded pod gets its own address from the node's PodCIDR
-        # (interlink.eu/pod-vpn:
-        # https://interlink-hq.github.io/interLink/docs/guides/pod-annotations)
-        annotations["interlink.eu/pod-vpn"] = "true"
+    annotations = reach_annotations(reach or site.reach)
     if site.batch and site.batch.system == "slurm":
         annotations["slurm-job.vk.io/flags"] = slurm_flags(sel)
     if sel.other_image:
@@ -97,6 +104,28 @@ def plan(sel: Selection) -> PodPlan:
     )
 
 
+def reach_annotations(reach: str | None) -> dict[str, str]:
+    """The annotations that tell a site's virtual kubelet how the hub reaches the notebook
+    (the catalogue's ``reach``), and only those: see ``conflicting_reach_annotations``."""
+    if reach == "pod-vpn":
+        return {ANNOTATION_POD_VPN: "true"}
+    if reach == "wstunnel":
+        # the VK exposes the notebook's containerPort (KubeSpawner declares it); the server
+        # pod of the tunnel may be pulled first, so wait longer than the VK's 30 s
+        return {ANNOTATION_WSTUNNEL_TIMEOUT: WSTUNNEL_TIMEOUT}
+    return {}
+
+
+def conflicting_reach_annotations(reach: str | None) -> tuple[str, ...]:
+    """Annotations that would switch the site's VK to the other mode, to be removed even when
+    the hub configuration (``extra_annotations``) adds them for every pod."""
+    if reach == "wstunnel":
+        return (ANNOTATION_POD_VPN,)
+    if reach == "pod-vpn":
+        return (ANNOTATION_WSTUNNEL_TIMEOUT,)
+    return ()
+
+
 def site_env(site: Site, mount_path: str | None = None) -> dict[str, str]:
     """What the session knows about where it runs (read by the lab server extension);
     ``mount_path`` where this deployment mounts the site's scratch, if not the catalogue's."""
@@ -110,9 +139,18 @@ def site_env(site: Site, mount_path: str | None = None) -> dict[str, str]:
     return env
 
 
-# Credentials never sit in the pod spec. interLink ships Secrets only as volumes (the VK does
-# not resolve env secretKeyRef), so they travel as files of a Secret volume and a tiny shell
-# prelude exports them before exec'ing the real command.
+# Credentials never sit in the pod spec. interLink ships Secrets only as volumes: the VK fetches
+# the Secrets of secret volumes and passes the pod spec on as it is, and the Slurm plugin writes
+# only literal env values into the job's env-file (createEnvFile in
+# https://github.com/interlink-hq/interlink-slurm-plugin/blob/main/pkg/slurm/prepare.go), so an
+# env secretKeyRef would arrive empty. jupyterhub-singleuser reads its token only from
+# $JUPYTERHUB_API_TOKEN (init_hub_auth in
+# https://github.com/jupyterhub/jupyterhub/blob/main/jupyterhub/singleuser/mixins.py).
+# So the credentials travel as files of a Secret volume and a tiny shell prelude exports them,
+# then execs the notebook command. The prelude goes into the
+# container's args (the image's CMD), never its command (the image's ENTRYPOINT): the
+# entrypoint (tini + start.sh in docker-stacks images, an Apptainer runscript) runs first and
+# execs it, as it would the notebook command.
 SECRET_ENV_DIR = "/var/run/intertwin/env"
 SECRET_ENV_VOLUME = "intertwin-env"
 _SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$")
@@ -125,9 +163,14 @@ def is_secret_env(name: str) -> bool:
 
 
 def secret_env_command(command: list[str], args: list[str]) -> tuple[list[str], list[str]]:
-    """Wrap ``command``/``args`` so the secret files become env vars, then the real program
-    runs (with no command, the args are the program, as KubeSpawner starts notebooks)."""
-    return ["/bin/sh", "-c", ENV_PRELUDE, "intertwin-env"], [*command, *args]
+    """``command``/``args`` of a container that exports the secret files as env vars before its
+    program runs. With no command (as KubeSpawner starts notebooks: ``cmd`` becomes args), the
+    image's entrypoint stays and the prelude wraps the args; a command set by the hub
+    configuration already replaces the entrypoint, so the prelude wraps command and args."""
+    prelude = ["/bin/sh", "-c", ENV_PRELUDE, "intertwin-env"]
+    if command:
+        return prelude, [*command, *args]
+    return [], [*prelude, *args]
 
 
 def rucio_env(site: Site, instance: dict[str, str], access_token: str | None,

@@ -13,7 +13,7 @@ from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets import Dict, Float, Unicode, default
 
-from ..sites import Catalogue, load_catalogue
+from ..sites import REACH_MODES, Catalogue, load_catalogue
 from . import pod as podplan
 from .options import OptionsError, Selection, validate, vos_of
 from .profiles import profile_list
@@ -75,8 +75,22 @@ class InterTwinSpawner(KubeSpawner):
         catalogue.""",
     )
 
+    site_reach = Dict(
+        {},
+        config=True,
+        help="""How this deployment reaches the notebooks of an offload site, by site slug:
+        ``"pod-vpn"`` (the site routes the virtual node's PodCIDR to this cluster; the pod gets
+        ``interlink.eu/pod-vpn``) or ``"wstunnel"`` (interLink's tunnel: the virtual kubelet,
+        with ``Network.EnableTunnel``, exposes the notebook port through an Ingress). Overrides
+        the catalogue's ``reach`` (the local testbed routes its loopback PodCIDRs). Sites not
+        listed use the catalogue.""",
+    )
+
     selection: Selection | None = None
     _access_token: str | None = None
+    # the env Secret's data, built with the pod and created once the pod exists
+    _env_secret_data: dict[str, str] | None = None
+    _env_secret_labels: dict[str, str] | None = None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -123,7 +137,20 @@ class InterTwinSpawner(KubeSpawner):
         # KubeSpawner knows the profile by slug; our option keys are its option names
         self.user_options = {**(self.user_options or {}), "profile": sel.site.slug}
         await super().load_user_options()
-        self._apply(podplan.plan(sel))
+        self._apply(podplan.plan(sel, self.reach_of(sel.site)))
+
+    def reach_of(self, site: Any) -> str | None:
+        """How the hub reaches this site's notebooks: this deployment's word, else the
+        catalogue's (None for cloud sites)."""
+        if not site.offload:
+            return None
+        reach = self.site_reach.get(site.slug, site.reach)
+        if reach not in REACH_MODES:
+            raise SpawnException(
+                f"The hub configuration says {site.title} is reached by {reach!r}, which is "
+                f"neither of {', '.join(REACH_MODES)}. Please tell the hub operators.",
+                reason="bad_reach", status_code=500)
+        return str(reach)
 
     def _apply(self, plan: podplan.PodPlan) -> None:
         site = self.selection.site if self.selection else None
@@ -169,9 +196,15 @@ class InterTwinSpawner(KubeSpawner):
         pod = await super().get_pod_manifest()
         if self.selection is None:
             return pod
-        plan = podplan.plan(self.selection)
+        reach = self.reach_of(self.selection.site)
+        plan = podplan.plan(self.selection, reach)
         pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
-        pod.metadata.annotations = {**(pod.metadata.annotations or {}), **plan.annotations}
+        # a pod-vpn annotation from the hub-wide extra_annotations would switch a wstunnel
+        # site's VK to pod-vpn (any value does), and the notebook would be unreachable
+        dropped = podplan.conflicting_reach_annotations(reach)
+        pod.metadata.annotations = {
+            **{k: v for k, v in (pod.metadata.annotations or {}).items() if k not in dropped},
+            **plan.annotations}
         await self._move_secrets_out_of_the_spec(pod)
         if plan.offload:
             pod.spec.node_selector = plan.node_selector
@@ -192,15 +225,15 @@ class InterTwinSpawner(KubeSpawner):
 
     async def _move_secrets_out_of_the_spec(self, pod: Any) -> None:
         """Put credential env vars (the hub API token first) into a Secret mounted as files,
-        so no token is readable from the pod object by anyone who may list pods."""
+        so no token is readable from the pod object by anyone who may list pods. The Secret
+        itself is created right after the pod (``_make_create_pod_request``)."""
         from kubernetes_asyncio.client import (
             V1EnvVar,
-            V1ObjectMeta,
-            V1Secret,
             V1SecretVolumeSource,
             V1Volume,
             V1VolumeMount,
         )
+        self._env_secret_data = None
         secret: dict[str, str] = {}
         for c in pod.spec.containers:
             kept = []
@@ -222,12 +255,53 @@ class InterTwinSpawner(KubeSpawner):
         pod.spec.volumes = [*(pod.spec.volumes or []), V1Volume(
             name=podplan.SECRET_ENV_VOLUME,
             secret=V1SecretVolumeSource(secret_name=self.env_secret_name, default_mode=0o400))]
-        await self.create_env_secret(V1Secret(
+        self._env_secret_data = secret
+        self._env_secret_labels = dict(pod.metadata.labels or {})
+
+    def get_env_secret_manifest(self, pod_uid: str) -> Any:
+        """The env Secret, owned by the pod (uid ``pod_uid``): Kubernetes' garbage collector
+        deletes it with the pod, even when the hub is not there to do it."""
+        from kubernetes_asyncio.client import V1ObjectMeta, V1OwnerReference, V1Secret
+
+        owner = V1OwnerReference(
+            api_version="v1", kind="Pod", name=self.pod_name, uid=pod_uid,
+            # blockOwnerDeletion would need "update" on pods/finalizers where the
+            # OwnerReferencesPermissionEnforcement admission plugin runs; the Zero to
+            # JupyterHub hub Role has no such rule, and the Secret needs no foreground deletion
+            block_owner_deletion=False, controller=False)
+        return V1Secret(
             metadata=V1ObjectMeta(name=self.env_secret_name,
-                                  labels=dict(pod.metadata.labels or {})),
-            string_data=secret, type="Opaque"))
+                                  labels=dict(self._env_secret_labels or {}),
+                                  owner_references=[owner]),
+            string_data=dict(self._env_secret_data or {}), type="Opaque")
+
+    async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
+        """KubeSpawner's pod creation, then the env Secret, owned by the new pod (an owner
+        reference needs the pod's uid, which exists only once the pod does).
+
+        The pod mounts a Secret that does not exist yet for a moment: the interLink virtual
+        kubelet waits for a missing Secret of a secret volume (it retries every 2 s for 5 min:
+        remoteExecutionHandleVolumes in https://github.com/interlink-hq/interLink/blob/9ed14a4/
+        pkg/virtualkubelet/execute.go), as a kubelet does. A
+        leftover Secret of the same name (a hub that died mid-spawn, an older hub) is deleted
+        first so it can never reach the new pod."""
+        if self._env_secret_data is None:
+            return bool(await super()._make_create_pod_request(pod, request_timeout))
+        await self._delete_env_secret()
+        if not await super()._make_create_pod_request(pod, request_timeout):
+            return False
+        try:
+            created = await self.api.read_namespaced_pod(self.pod_name, self.namespace)
+            await self.create_env_secret(self.get_env_secret_manifest(created.metadata.uid))
+        except Exception:
+            # as KubeSpawner does when its own post-pod objects fail: no half-made server
+            await self.stop(now=True)
+            raise
+        return True
 
     async def create_env_secret(self, body: Any) -> None:
+        """Create the env Secret; one already there is deleted and the Secret created again
+        (the hub Role of Zero to JupyterHub may create and delete Secrets, not update them)."""
         from kubernetes_asyncio.client.exceptions import ApiException
 
         try:
@@ -235,7 +309,9 @@ class InterTwinSpawner(KubeSpawner):
         except ApiException as e:
             if e.status != 409:
                 raise
-            await self.api.replace_namespaced_secret(self.env_secret_name, self.namespace, body)
+            self.log.info("replacing leftover Secret %s", self.env_secret_name)
+            await self._delete_env_secret()
+            await self.api.create_namespaced_secret(self.namespace, body)
 
     async def _delete_env_secret(self) -> None:
         from kubernetes_asyncio.client.exceptions import ApiException
@@ -407,7 +483,8 @@ def _pod_message(site: str, pod: Any) -> str | None:
     if status.get("phase") == "Failed":
         return f"{site} refused the session: {status.get('reason') or ''} " \
                f"{status.get('message') or ''}".strip()
-    if statuses and node and status.get("phase") != "Pending" and all(
+    # the VK's own phase "Initializing" (a secret volume's Secret not there yet) is not running
+    if statuses and node and status.get("phase") == "Running" and all(
             (cs.get("state") or {}).get("running") is not None for cs in statuses):
         return f"running on {node}"
     m = _JOB_ID.search(waiting_text) or _JOB_ID.search(f"job {annotations.get('JobID', '')}")

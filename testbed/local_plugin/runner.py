@@ -30,11 +30,14 @@ processes here share one filesystem and one network namespace:
 
 More of the fake:
 
-* argv is ``command`` + ``args`` with K8s ``$(VAR)`` expansion; the executable is looked up
-  in the plugin's own PATH (this machine plays the image). No ``command`` means the image's
-  entrypoint: the plugin plays the exec-style entrypoint of Jupyter images (``tini -g --``),
-  which runs ``args`` as given (this is how KubeSpawner starts notebooks). With neither
-  command nor args the container ends with "ImageEntrypointUnsupported".
+* argv is what a container runtime would run, with K8s ``$(VAR)`` expansion: ``command`` +
+  ``args``, or without ``command`` the image's ENTRYPOINT + (``args`` or its CMD), from the
+  plugin's image map (:mod:`testbed.local_plugin.images`: the Jupyter docker-stacks images run
+  a stand-in of their ``start.sh``). The executable is looked up in the plugin's own PATH
+  (this machine plays the image). For an image not in the map, no ``command`` means the
+  exec-style entrypoint of Jupyter images (``tini -g --``), which runs ``args`` as given (this
+  is how KubeSpawner starts notebooks); with neither command nor args the container ends with
+  "ImageEntrypointUnsupported".
 * Env: the plugin's PATH, HOME=<pod>/home, HOSTNAME=<pod name>, then envFrom, then env
   (literal values, secretKeyRef/configMapKeyRef from the objects sent with the pod, the
   fieldRefs the VK left unresolved), then POD_IP, INTERLINK_ROOTFS, INTERLINK_SITE,
@@ -70,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from ..procs import group_members, proc_stat
+from .images import container_argv
 from .slurm import ENDED, Slurm, SlurmJobState, SubmitError, pod_flags, pod_limits
 
 log = logging.getLogger("testbed.local_plugin")
@@ -914,7 +918,8 @@ class Runner:
             return
         command = [str(a) for a in ctr.get("command") or []]
         args = [str(a) for a in ctr.get("args") or []]
-        if not command and not args:
+        argv0 = container_argv(str(ctr.get("image") or ""), command, args)
+        if not argv0:
             self._fail(job, rec, "ImageEntrypointUnsupported",
                        f"container {rec.name} has neither command nor args: the local plugin "
                        f"cannot run the default command of image {ctr.get('image', '')!r} "
@@ -959,9 +964,9 @@ class Runner:
         if rec.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in rec.gpus)
         argv = [rewrite_wildcard(reroot(expand_k8s_vars(a, env), mounts, rootfs), job.pod_ip)
-                for a in command + args]
+                for a in argv0]
         exe = argv[0]
-        first = (command + args)[0]
+        first = argv0[0]
         if exe != first and not os.path.exists(exe) and os.path.exists(first):
             # a program of the "image" (this machine) under a mount path: keep the real one
             exe = first

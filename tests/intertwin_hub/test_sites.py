@@ -62,6 +62,11 @@ def broken(edit: Any) -> str:
      "sites[3].scratch.mount_path: must be an absolute path"),
     (lambda d: d["sites"][2].update(slug="vega"), "sites[2].slug: duplicate 'vega'"),
     (lambda d: d["sites"][1].pop("batch"), "sites[1].batch: required"),
+    (lambda d: d["sites"][2].pop("reach"),
+     "sites[2].reach: an offload site must say how the hub reaches its notebooks: 'pod-vpn' "
+     "(the site routes the virtual node's PodCIDR) or 'wstunnel' (interLink's tunnel)"),
+    (lambda d: d["sites"][3].update(reach="vpn"), "(interLink's tunnel), got 'vpn'"),
+    (lambda d: d["sites"][0].update(reach="wstunnel"), "sites[0].reach: only for offload sites"),
     (lambda d: d["sites"][3].update(partitions=[
         {"slug": "gpu", "label": "gpu", "gpu_choices": [1], "max_gpus": 1}]),
      "sites[3].node.gpu: GPUs are offered but the node has none"),
@@ -93,10 +98,11 @@ def test_adding_a_site_is_a_yaml_edit(tmp_path: Path) -> None:
                         "gpu_choices": [1, 4], "max_gpus": 4}],
         "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
         "scratch": {"rse": "CINECA-LEONARDO", "mount_path": "/leonardo_scratch/intertwin"},
-        "start_timeout": 1200,
+        "start_timeout": 1200, "reach": "pod-vpn",
     })
     path = tmp_path / "sites.yaml"
     path.write_text(yaml.safe_dump(data))
     c = load_catalogue(path)
     leo = c.get("leonardo")
     assert leo is not None and leo.offload and c.by_node("leonardo-vk") is leo
+    assert leo.reach == "pod-vpn" and c.get("vega").reach == "wstunnel"  # type: ignore[union-attr]

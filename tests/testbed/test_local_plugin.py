@@ -384,6 +384,30 @@ def test_exit_code_and_missing_command(plugin: Plugin) -> None:
     assert term["reason"] == "CreateContainerConfigError" and "absent" in term["message"]
 
 
+def test_an_images_entrypoint_runs_as_a_container_runtime_runs_it(plugin: Plugin) -> None:
+    """Docker-stacks images declare ENTRYPOINT (tini + start.sh) and CMD: args replace the CMD
+    only, a command replaces the ENTRYPOINT, neither runs ENTRYPOINT + CMD."""
+    image = {"image": "quay.io/jupyter/minimal-notebook:2026-10-20"}
+    script = "import os; print('session', os.environ.get('JUPYTER_DOCKER_STACKS_ENTRYPOINT'))"
+    args_only = make_pod("ds-args", [ctr("main", None, PY, "-c", script, **image)])
+    command = make_pod("ds-command", [ctr("main", script, **image)])
+    neither = make_pod("ds-neither", [ctr("main", None, **image)])
+    for pod in (args_only, command, neither):
+        plugin.create(create_body(pod))
+    # start.sh ran first, then exec'd the args: the session sees what it set
+    assert wait_for(lambda: plugin.logs(args_only, "main")[1], "logs") == b"session ran\n"
+    home = plugin.root / f"jhub-{args_only['metadata']['uid']}" / "home"
+    trace = (home / "docker-stacks-start.txt").read_text()
+    assert trace.startswith("start.sh ran for NB_USER=jovyan\nthen exec: ")
+    assert f"then exec: {PY} -c" in trace
+    # a command replaces the entrypoint
+    assert wait_for(lambda: plugin.logs(command, "main")[1], "logs") == b"session None\n"
+    # ENTRYPOINT + CMD: start.sh execs the image's CMD, which is not a program of this machine
+    term = plugin.wait_state(neither, "main", "terminated")["state"]["terminated"]
+    assert term["exitCode"] == 127
+    assert b"start-notebook.py" in plugin.logs(neither, "main")[1]
+
+
 def test_init_containers_run_first(plugin: Plugin) -> None:
     mount = [{"name": "work", "mountPath": "/scratch"}]
     env = [{"name": "WORK", "value": "/scratch"}]

@@ -34,13 +34,18 @@ class FakeUser:
         return f"/user/{self.name}/"
 
 
+POD_UID = "0b4c5d6e-pod-uid"
+
+
 class OfflineSpawner(InterTwinSpawner):
-    """Builds pods without a cluster: the env Secret is kept here instead of created."""
+    """Builds pods without a cluster: the env Secret the spawner would create after the pod
+    (owned by a pod of uid ``POD_UID``) is kept here instead."""
 
-    created_secrets: list[Any]
-
-    async def create_env_secret(self, body: Any) -> None:
-        self.created_secrets = [*getattr(self, "created_secrets", []), body]
+    @property
+    def created_secrets(self) -> list[Any]:
+        if self._env_secret_data is None:
+            return []
+        return [self.get_env_secret_manifest(POD_UID)]
 
 
 def spawner(groups: tuple[str, ...] = (DEV,), auth_state: dict[str, Any] | None = None,
@@ -64,4 +69,4 @@ async def build(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
     pod = await s.get_pod_manifest()
     api = ApiClient()
     return (api.sanitize_for_serialization(pod),
-            [api.sanitize_for_serialization(b) for b in getattr(s, "created_secrets", [])])
+            [api.sanitize_for_serialization(b) for b in s.created_secrets])

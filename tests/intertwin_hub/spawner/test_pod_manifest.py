@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from jupyterhub.spawner import SpawnException
 
-from .helpers import DEV, build, manifest, spawner
+from .helpers import DEV, POD_UID, build, manifest, spawner
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,7 +46,7 @@ async def test_vega_with_two_a100() -> None:
     ann = pod["metadata"]["annotations"]
     assert ann["slurm-job.vk.io/flags"] == (
         "--partition=gpu --gres=gpu:2 --time=04:00:00 --account=intertwin")
-    assert ann["interlink.eu/pod-vpn"] == "true"
+    assert "interlink.eu/pod-vpn" not in ann  # the shipped catalogue: Vega is reached by wstunnel
     labels = pod["metadata"]["labels"]
     assert labels["intertwin.eu/site"] == "vega"
     assert labels["intertwin.eu/workload"] == "notebook"
@@ -110,8 +110,75 @@ async def test_no_token_in_the_pod_spec(profile: str) -> None:
     assert vol["secret"]["secretName"] == "jupyter-alice-env"
     assert {"name": "intertwin-env", "mountPath": "/var/run/intertwin/env",
             "readOnly": True} in c["volumeMounts"]
+    # the prelude is the container's args (the image's CMD): the image's ENTRYPOINT still runs
+    assert not c.get("command")
+    assert c["args"][:2] == ["/bin/sh", "-c"]
+    assert c["args"][4].endswith("jupyterhub-singleuser")
+    # owned by the pod, so Kubernetes deletes it with the pod even if the hub cannot
+    assert secret["metadata"]["ownerReferences"] == [{
+        "apiVersion": "v1", "kind": "Pod", "name": "jupyter-alice", "uid": POD_UID,
+        "blockOwnerDeletion": False, "controller": False}]
+
+
+async def test_a_command_set_by_the_hub_config_is_wrapped_with_its_args() -> None:
+    """A command (from the hub configuration) already replaces the entrypoint: the prelude
+    runs it with its args."""
+    pod, _ = await build({"profile": "vega"}, api_token="t",
+                         extra_container_config={"command": ["tini", "--"]})
+    c = container(pod)
     assert c["command"][:2] == ["/bin/sh", "-c"]
-    assert c["args"][0].endswith("jupyterhub-singleuser")
+    assert c["args"][:3] == ["tini", "--", "jupyterhub-singleuser"]
+
+
+async def test_the_prelude_exports_the_secret_files_then_execs_the_command(
+        tmp_path: Any) -> None:
+    import asyncio
+
+    from intertwin_hub.spawner.pod import secret_env_command
+
+    (tmp_path / "JUPYTERHUB_API_TOKEN").write_text("tok 1")
+    (tmp_path / "RUCIO_ACCESS_TOKEN").write_text("rucio'2")
+    show = 'echo "$JUPYTERHUB_API_TOKEN|$RUCIO_ACCESS_TOKEN|$0"'
+    command, args = secret_env_command([], ["sh", "-c", show, "x"])
+    proc = await asyncio.create_subprocess_exec(
+        *command, *args, stdout=asyncio.subprocess.PIPE,
+        env={"INTERTWIN_SECRET_ENV_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    out, _ = await proc.communicate()
+    assert (proc.returncode, out) == (0, b"tok 1|rucio'2|x\n")
+
+
+@pytest.mark.parametrize(("reach", "present", "absent"), [
+    ("pod-vpn", {"interlink.eu/pod-vpn": "true"},
+     "interlink.virtual-kubelet.io/wstunnel-timeout"),
+    ("wstunnel", {"interlink.virtual-kubelet.io/wstunnel-timeout": "5m"},
+     "interlink.eu/pod-vpn"),
+])
+async def test_the_sites_reach_mode_sets_its_annotations_only(
+        reach: str, present: dict[str, str], absent: str) -> None:
+    # the hub-wide extra_annotations carry both; only the site's mode may reach the VK
+    extra = {"interlink.eu/pod-vpn": "true",
+             "interlink.virtual-kubelet.io/wstunnel-timeout": "1s", "team": "x"}
+    pod = await manifest({"profile": "vega"}, site_reach={"vega": reach},
+                         extra_annotations=extra)
+    ann = pod["metadata"]["annotations"]
+    assert ann.items() >= present.items()
+    assert absent not in ann
+    assert ann["team"] == "x"
+    # wstunnel exposes the pod's containerPorts: the notebook port must be declared
+    assert container(pod)["ports"][0]["containerPort"] == 8888
+
+
+async def test_the_shipped_catalogue_reaches_offload_sites_through_wstunnel() -> None:
+    for profile in ("vega", "psnc", "kbfi"):
+        ann = (await manifest({"profile": profile}))["metadata"]["annotations"]
+        assert "interlink.eu/pod-vpn" not in ann, profile
+        assert ann["interlink.virtual-kubelet.io/wstunnel-timeout"] == "5m"
+
+
+async def test_an_unknown_reach_in_the_hub_config_is_a_sentence() -> None:
+    with pytest.raises(SpawnException) as e:
+        await manifest({"profile": "vega"}, site_reach={"vega": "vpn"})
+    assert "Offload to Vega HPC - dev VO is reached by 'vpn'" in str(e.value)
 
 
 async def test_a_profile_override_cannot_undo_site_rules() -> None:
@@ -191,7 +258,7 @@ async def test_a_site_added_to_the_catalogue_is_offered_and_routed(tmp_path: Any
                         "max_gpus": 4}],
         "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
         "scratch": {"rse": "JSC-TEAPOT", "mount_path": "/p/scratch/intertwin"},
-        "start_timeout": 1800,
+        "start_timeout": 1800, "reach": "pod-vpn",
     })
     path = tmp_path / "sites.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -37,6 +37,8 @@ def test_the_vks_optimistic_running_while_pending_is_not_running() -> None:
     assert _pod_message("Vega", pod("Pending", {"running": {}})) is None
     assert _pod_message("Vega", pod("Pending", {"running": {}}, job="1003")) == \
         "queued at Vega (batch job 1003)"
+    # the VK waits for the env Secret (created right after the pod) in its phase Initializing
+    assert _pod_message("Vega", pod("Initializing", {"running": {}})) is None
 
 
 def test_ended_and_refused() -> None:
