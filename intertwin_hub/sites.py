@@ -18,6 +18,8 @@ import yaml
 
 DEFAULT_CATALOGUE = "sites.yaml"
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+# a PFN prefix: scheme://host[:port]/path/
+_PFN_PREFIX = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s]*/\S*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 
 
@@ -90,8 +92,20 @@ class Batch:
 
 @dataclass(frozen=True)
 class Scratch:
+    """Where "make available here" puts data and where the compute node sees it.
+
+    A replica's local path is its PFN on the RSE with a leading part removed, joined to
+    ``mount_path``: by default the prefix of the RSE protocol that produced the PFN (right when
+    the site mounts the RSE's root), else ``pfn_prefix`` (an explicit PFN prefix, e.g.
+    ``davs://dcache.example.org:2880/pnfs/example.org/data/intertwin/``) or ``path_begins_at``
+    (the number of leading path components of the PFN to drop, rucio-jupyterlab's setting).
+    Both are needed for RSEs that expose only ``davs``/``root`` with a namespace that differs
+    from the mount."""
+
     rse: str | None
     mount_path: str
+    pfn_prefix: str | None = None
+    path_begins_at: int | None = None
 
 
 # How the hub reaches an offloaded notebook: "pod-vpn" where the site routes the virtual
@@ -307,9 +321,16 @@ def _site(r: _Reader) -> Site:
 
     sr = r.child("scratch")
     assert sr is not None
-    scratch = Scratch(sr.text("rse", required=False), sr.text("mount_path"))
+    begins = (sr.integer("path_begins_at")
+              if sr.raw("path_begins_at", required=False) is not None else None)
+    scratch = Scratch(sr.text("rse", required=False), sr.text("mount_path"),
+                      sr.text("pfn_prefix", required=False, pattern=_PFN_PREFIX),
+                      begins)
     if not scratch.mount_path.startswith("/"):
         raise CatalogueError(f"{sr.path('mount_path')}: must be an absolute path")
+    if scratch.pfn_prefix is not None and scratch.path_begins_at is not None:
+        raise CatalogueError(f"{sr.path('pfn_prefix')}: give pfn_prefix or path_begins_at, "
+                             "not both")
     sr.done()
 
     batch = None

@@ -198,6 +198,12 @@ def rucio_env(site: Site, instance: dict[str, str], access_token: str | None,
     if site.scratch.rse:
         env["RUCIO_DESTINATION_RSE"] = site.scratch.rse
         env["RUCIO_RSE_MOUNT_PATH"] = mount_path or site.scratch.mount_path
+        # how a PFN maps onto the mount (RSEs without a file protocol): rucio-jupyterlab's
+        # RUCIO_PATH_BEGINS_AT, or our explicit prefix
+        if site.scratch.path_begins_at is not None:
+            env["RUCIO_PATH_BEGINS_AT"] = str(site.scratch.path_begins_at)
+        if site.scratch.pfn_prefix:
+            env["INTERTWIN_RUCIO_PFN_PREFIX"] = site.scratch.pfn_prefix
     if access_token:
         env["RUCIO_ACCESS_TOKEN"] = access_token
     return env

@@ -107,6 +107,16 @@ export interface IRule {
   error: string | null;
 }
 
+/**
+ * Whether the site's Rucio lets this account extend / delete its rules (learned by the server;
+ * null: not known yet, so the action is offered), and why not.
+ */
+export interface IRulePermissions {
+  extend: boolean | null;
+  delete: boolean | null;
+  reason: string | null;
+}
+
 /** A notebook attachment, in rucio-jupyterlab's exact format. */
 export interface IRucioAttachment {
   did: string;

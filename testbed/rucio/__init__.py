@@ -35,7 +35,16 @@ BUILD_SCRIPT = HERE.parent / "build" / "build-rucio.sh"
 ORIGIN_RSES = {"DESY-DCACHE": "DESY", "EODC": "EODC"}
 # the scratch RSE where each user has a small quota, so "quota exceeded" can be tested
 QUOTA = {"rse": "KBFI-TEAPOT", "bytes": 10_000}
+# scratch RSEs exposed over WebDAV only, as many dCache scratch areas are: their PFNs are
+# davs://<door>:2880/<dCache namespace>/..., a namespace that is not the folder behind them, so
+# a local path needs the catalogue's mapping rule (PSNC's `path_begins_at: 4`)
+DAVS_ONLY = {"PSNC-DCACHE": {"hostname": "dcache.psnc.testbed.invalid", "port": 2880,
+                             "prefix": "/pnfs/psnc.pl/data/intertwin/"}}
 SERVER, CONVEYOR = "rucio-server", "rucio-conveyor"
+# who may extend and delete a rule: "intertwin" (testbed/rucio/policy: owners may, as on the
+# interTwin DataLake) or Rucio's stock "generic" policy (only root and admin accounts may)
+Policy = Literal["intertwin", "generic"]
+POLICIES: tuple[Policy, ...] = ("intertwin", "generic")
 Progress = Callable[[str], None]
 Database = Literal["sqlite", "postgresql"]
 DATABASES: tuple[Database, ...] = ("sqlite", "postgresql")
@@ -118,7 +127,8 @@ lfn2pfn_algorithm_default = hash
 
 [conveyor]
 transfertool = mock
-scheme = file,mock
+# davs: the sidecar lets the mock tool take WebDAV transfers too (FTS does), for davs-only RSEs
+scheme = file,mock,davs
 
 [trace]
 tracedir = {rdir}/logs/trace
@@ -134,12 +144,13 @@ def alembic_ini(db_url: str) -> str:
             f"script_location = {site}/rucio/db/sqla/migrate_repo/\n\n{logging_part}")
 
 
-def venv_env(rdir: Path) -> dict[str, str]:
-    return {"RUCIO_CONFIG": str(rdir / "etc" / "rucio.cfg"),
-            "RUCIO_HOME": str(rdir),
-            # server and daemons only: clients reading the same rucio.cfg must not need it
-            "RUCIO_POLICY_PACKAGE": "intertwin_rucio_policy",
-            "PYTHONPATH": str(HERE / "policy")}
+def venv_env(rdir: Path, policy: Policy = "intertwin") -> dict[str, str]:
+    env = {"RUCIO_CONFIG": str(rdir / "etc" / "rucio.cfg"), "RUCIO_HOME": str(rdir)}
+    if policy == "intertwin":
+        # server and daemons only: clients reading the same rucio.cfg must not need it
+        env.update(RUCIO_POLICY_PACKAGE="intertwin_rucio_policy",
+                   PYTHONPATH=str(HERE / "policy"))
+    return env
 
 
 def run_seed(cmd: str, spec: dict[str, Any], rdir: Path) -> dict[str, Any]:
@@ -160,7 +171,7 @@ def seed_key(rses: dict[str, str]) -> str:
     """The cache key of a seeded DB: the seeding code, the Rucio version and the RSE list."""
     h = hashlib.sha256()
     h.update((HERE / "seed.py").read_bytes())
-    h.update(json.dumps([RUCIO_VERSION, sorted(rses.items()), QUOTA]).encode())
+    h.update(json.dumps([RUCIO_VERSION, sorted(rses.items()), QUOTA, DAVS_ONLY]).encode())
     return h.hexdigest()[:16]
 
 
@@ -205,7 +216,8 @@ def _seed(base: Path, rses: dict[str, str], db_url: str) -> dict[str, Any]:
         (base / "etc" / name).write_text(text)
         (base / "etc" / name).chmod(0o600)
     spec = {"base": str(base), "config": str(base / "etc" / "rucio.cfg"), "quota": QUOTA,
-            "rses": {name: {"site": site, "kind": "origin" if name in ORIGIN_RSES else "scratch"}
+            "rses": {name: {"site": site, "kind": "origin" if name in ORIGIN_RSES else "scratch",
+                            "davs": DAVS_ONLY.get(name)}
                      for name, site in rses.items()}}
     t = time.monotonic()
     out = run_seed("build", spec, base)
@@ -255,12 +267,16 @@ def link_files(base: Path, rdir: Path) -> None:
 
 def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None = 2.0,
                 progress: Progress | None = None,
-                database: Database = "sqlite") -> dict[str, Any]:
+                database: Database = "sqlite", policy: Policy = "intertwin") -> dict[str, Any]:
     """Start Rucio for a run under ``run_dir/rucio``; returns what clients need (also written
     to ``run_dir/rucio/rucio.json``, mode 0600). ``database="postgresql"``: a PostgreSQL
-    server of this run (tracked by ``sup``) instead of an SQLite file."""
+    server of this run (tracked by ``sup``) instead of an SQLite file. ``policy="generic"``:
+    Rucio's stock permission policy, under which only root may extend or delete rules."""
     if database not in DATABASES:
         raise TestbedError(f"unknown Rucio database {database!r}")
+    if policy not in POLICIES:
+        raise TestbedError(f"unknown Rucio policy {policy!r}: expected one of "
+                           f"{', '.join(POLICIES)}")
     say = progress or (lambda m: None)
     t0 = time.monotonic()
     ensure_venv(say)
@@ -302,7 +318,10 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
         write_config(db["url"])
 
     rse_info = {name: {"path": f"{rdir / 'rses' / name}/", "site": site,
-                       "kind": "origin" if name in ORIGIN_RSES else "scratch"}
+                       "kind": "origin" if name in ORIGIN_RSES else "scratch",
+                       "davs": DAVS_ONLY.get(name),
+                       "schemes": ["davs"] if name in DAVS_ONLY else (
+                           ["file", "davs"] if name in ORIGIN_RSES else ["file"])}
                 for name, site in rses.items()}
     t = time.monotonic()
     run_seed("finalize", {"config": str(cfg), "sqlite_db": db.get("path"),
@@ -329,6 +348,7 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
         "python": str(venv_python()),
         "pump_interval": pump_interval,
         "database": db,
+        "policy": policy,
         "seed_timings": seeded["timings"],
     }
     # both import Rucio for seconds: start them side by side
@@ -350,7 +370,7 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
 def _launch_server(sup: Supervisor, state: dict[str, Any]) -> Proc:
     rdir = Path(state["dir"])
     return sup.start(SERVER, [state["python"], str(HERE / "serve.py"), str(state["port"])],
-                     env=venv_env(rdir), cwd=rdir)
+                     env=venv_env(rdir, state.get("policy", "intertwin")), cwd=rdir)
 
 
 def _wait_server(state: dict[str, Any], proc: Proc, timeout: float = 60) -> None:
@@ -363,7 +383,8 @@ def _launch_conveyor(sup: Supervisor, state: dict[str, Any]) -> Proc:
     argv = [state["python"], str(HERE / "conveyor.py"), "--port", str(state["conveyor_port"])]
     if state["pump_interval"] is not None:
         argv += ["--interval", str(state["pump_interval"])]
-    return sup.start(CONVEYOR, argv, env=venv_env(rdir), cwd=rdir)
+    return sup.start(CONVEYOR, argv, env=venv_env(rdir, state.get("policy", "intertwin")),
+                     cwd=rdir)
 
 
 def _wait_conveyor(state: dict[str, Any], proc: Proc, timeout: float = 60) -> None:
@@ -413,7 +434,7 @@ def set_pump_interval(state: dict[str, Any], seconds: float | None) -> None:
 
 
 __all__ = [
-    "DATABASES", "QUOTA", "RUCIO_VERSION", "Database", "conveyor_step", "database_from_env",
+    "DATABASES", "DAVS_ONLY", "POLICIES", "QUOTA", "RUCIO_VERSION", "Database", "Policy", "conveyor_step", "database_from_env",
     "rucio_server_running", "set_pump_interval", "start_rucio", "start_rucio_server",
     "stop_rucio", "stop_rucio_server",
 ]

@@ -115,6 +115,31 @@ def generated(scope: str, name: str, size: int, adler32: str | None) -> bytes | 
     return data if adler32 == f"{zlib.adler32(data) & 0xFFFFFFFF:08x}" else None
 
 
+def folder_roots(s: Any) -> list[tuple[str, str, str]]:
+    """(scheme, PFN path prefix, folder) of every protocol of every RSE: where the bytes of a
+    PFN are on this machine. A davs-only RSE's PFNs name a dCache namespace, not its folder
+    (the RSE attribute ``testbed_dir`` that the seed sets)."""
+    from rucio.db.sqla import models
+    from sqlalchemy import select
+
+    dirs = dict(s.execute(select(models.RSEAttrAssociation.rse_id,
+                                 models.RSEAttrAssociation.value)
+                          .where(models.RSEAttrAssociation.key == "testbed_dir")).all())
+    rows = s.execute(select(models.RSEProtocol.rse_id, models.RSEProtocol.scheme,
+                            models.RSEProtocol.prefix)).all()
+    return [(scheme, "/" + (prefix or "").strip("/"), str(dirs[rse_id]))
+            for rse_id, scheme, prefix in rows if rse_id in dirs]
+
+
+def local_file(url: str, roots: list[tuple[str, str, str]]) -> Path:
+    """The file behind a PFN (a file:// PFN is its path already)."""
+    u = urlparse(url)
+    for scheme, prefix, folder in roots:
+        if u.scheme == scheme and (u.path == prefix or u.path.startswith(prefix + "/")):
+            return Path(folder) / u.path[len(prefix):].lstrip("/")
+    return Path(u.path)
+
+
 def copy_bytes() -> tuple[int, int]:
     """For each SUBMITTED request, copy an existing source file to the destination path.
     Returns (copied, without a readable source)."""
@@ -125,6 +150,7 @@ def copy_bytes() -> tuple[int, int]:
 
     copied = missing = 0
     with db_session(DatabaseOperationType.READ) as s:
+        roots = folder_roots(s)
         reqs = s.execute(select(models.Request.id, models.Request.dest_url,
                                 models.Request.scope, models.Request.name,
                                 models.Request.bytes, models.Request.adler32)
@@ -133,14 +159,14 @@ def copy_bytes() -> tuple[int, int]:
             urls = s.execute(select(models.Source.url)
                              .where(models.Source.request_id == req_id)).scalars().all()
             # the submitter may rank a source that has no bytes: take one that exists
-            src = next((Path(urlparse(u).path) for u in urls
-                        if Path(urlparse(u).path).is_file()), None)
+            src = next((local_file(u, roots) for u in urls
+                        if local_file(u, roots).is_file()), None)
             data = None if src else generated(scope.external, name, int(size or 0), adler32)
             if not dest_url or (src is None and data is None):
                 missing += 1
                 log.warning("request %s: no readable source among %s", req_id, urls)
                 continue
-            dest = Path(urlparse(dest_url).path)
+            dest = local_file(dest_url, roots)
             dest.parent.mkdir(parents=True, exist_ok=True)
             if src is not None:
                 shutil.copyfile(src, dest)
@@ -230,6 +256,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("rucio", "sqlalchemy", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # FTS copies davs to davs; the mock tool stands in for it, so it takes davs transfers too
+    # (it moves no bytes for any scheme: copy_bytes does)
+    from rucio.transfertool.mock import MockTransfertool
+
+    MockTransfertool.supported_schemes = {"mock", "file", "davs"}
     pump = Pump(a.interval)
     pump.step()  # import the daemons and warm up before reporting healthy
     threading.Thread(target=pump.loop, daemon=True).start()

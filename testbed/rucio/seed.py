@@ -91,6 +91,38 @@ def protocol(prefix: str) -> dict[str, Any]:
     }
 
 
+def davs_protocol(hostname: str, port: int, prefix: str, full: bool) -> dict[str, Any]:
+    """A WebDAV door. ``full``: the RSE's only protocol (reads on lan and wan, writes, third
+    party copies); otherwise a second door of an origin, a source for third-party copies to
+    davs-only RSEs (Rucio pairs davs destinations with davs/https sources only)."""
+    n = 1 if full else 0
+    return {
+        "scheme": "davs", "hostname": hostname, "port": port, "prefix": prefix,
+        "impl": "rucio.rse.protocols.webdav.Default",
+        "domains": {"lan": {"read": n, "write": n, "delete": n},
+                    "wan": {"read": 1 if full else 2, "write": n, "delete": n,
+                            "third_party_copy_read": 1 if full else 2,
+                            "third_party_copy_write": n}},
+    }
+
+
+# the davs door of every origin RSE (its prefix is the origin's folder, set per run)
+ORIGIN_DAVS = {"hostname": "localhost", "port": 2880}
+
+
+def protocols(r: dict[str, Any], folder: str) -> list[dict[str, Any]]:
+    """The protocols of one RSE of the spec: a davs-only scratch RSE has its WebDAV door and
+    nothing else; the others a ``file`` protocol on their folder, origins also a davs door."""
+    davs = r.get("davs")
+    if davs:
+        return [davs_protocol(davs["hostname"], davs["port"], davs["prefix"], full=True)]
+    out = [protocol(folder)]
+    if r["kind"] == "origin":
+        out.append(davs_protocol(ORIGIN_DAVS["hostname"], ORIGIN_DAVS["port"], folder,
+                                 full=False))
+    return out
+
+
 def add_new_replicas(rse_id: str, files: list[dict[str, Any]], account: Any, s: Any) -> None:
     """What rucio.core.replica.add_replicas does for files that do not exist yet (file DIDs,
     AVAILABLE replicas without tombstone, the RSE's usage counter), minus the lookups."""
@@ -136,7 +168,8 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
         ids = {}
         for name, r in rses.items():
             ids[name] = rse.add_rse(name, deterministic=True, session=s)
-            rse.add_protocol(ids[name], protocol(str(base / "rses" / name) + "/"), session=s)
+            for p in protocols(r, str(base / "rses" / name) + "/"):
+                rse.add_protocol(ids[name], p, session=s)
             rse.add_rse_attribute(ids[name], "site", r["site"], session=s)
             rse.add_rse_attribute(ids[name], "kind", r["kind"], session=s)
             account_limit.set_local_account_limit(root, ids[name], -1, session=s)
@@ -246,8 +279,14 @@ def finalize(spec: dict[str, Any]) -> dict[str, Any]:
     with db_session(DatabaseOperationType.WRITE) as s:
         for name, r in spec["rses"].items():
             rse_id = rse.get_rse_id(name, session=s)
-            rse.update_protocols(rse_id, "file", {"prefix": r["path"]}, "localhost", 0,
-                                 session=s)
+            if not r.get("davs"):  # a davs-only RSE keeps its dCache namespace
+                rse.update_protocols(rse_id, "file", {"prefix": r["path"]}, "localhost", 0,
+                                     session=s)
+            if r["kind"] == "origin":
+                rse.update_protocols(rse_id, "davs", {"prefix": r["path"]},
+                                     ORIGIN_DAVS["hostname"], ORIGIN_DAVS["port"], session=s)
+            # the folder behind the RSE, for the conveyor sidecar (PFNs need not name it)
+            rse.add_rse_attribute(rse_id, "testbed_dir", r["path"], session=s)
         # identities of a previous run (the cached DB holds none but root's) are replaced
         s.query(models.IdentityAccountAssociation).filter_by(
             identity_type=IdentityType.USERPASS).delete()

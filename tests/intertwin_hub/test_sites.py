@@ -60,6 +60,12 @@ def broken(edit: Any) -> str:
      "sites[1].other_image.allowed_patterns[3]: bad pattern"),
     (lambda d: d["sites"][3]["scratch"].update(mount_path="relative/path"),
      "sites[3].scratch.mount_path: must be an absolute path"),
+    (lambda d: d["sites"][2]["scratch"].update(path_begins_at=-1),
+     "sites[2].scratch.path_begins_at: must be an integer >= 0"),
+    (lambda d: d["sites"][2]["scratch"].update(pfn_prefix="/pnfs/psnc.pl/"),
+     "sites[2].scratch.pfn_prefix: '/pnfs/psnc.pl/' does not match"),
+    (lambda d: d["sites"][2]["scratch"].update(pfn_prefix="davs://door:2880/pnfs/"),
+     "sites[2].scratch.pfn_prefix: give pfn_prefix or path_begins_at, not both"),
     (lambda d: d["sites"][2].update(slug="vega"), "sites[2].slug: duplicate 'vega'"),
     (lambda d: d["sites"][1].pop("batch"), "sites[1].batch: required"),
     (lambda d: d["sites"][2].pop("reach"),
@@ -106,3 +112,16 @@ def test_adding_a_site_is_a_yaml_edit(tmp_path: Path) -> None:
     leo = c.get("leonardo")
     assert leo is not None and leo.offload and c.by_node("leonardo-vk") is leo
     assert leo.reach == "pod-vpn" and c.get("vega").reach == "wstunnel"  # type: ignore[union-attr]
+
+
+def test_scratch_pfn_mapping_rules() -> None:
+    """How a PFN maps onto the mount is a per-site fact: PSNC's dCache is davs-only."""
+    psnc = parse_catalogue(SHIPPED).get("psnc")
+    assert psnc is not None
+    assert (psnc.scratch.path_begins_at, psnc.scratch.pfn_prefix) == (4, None)
+    data = copy.deepcopy(SHIPPED)
+    data["sites"][2]["scratch"].pop("path_begins_at")
+    data["sites"][2]["scratch"]["pfn_prefix"] = "davs://door.psnc.pl:2880/pnfs/psnc.pl/data/"
+    psnc = parse_catalogue(data).get("psnc")
+    assert psnc is not None and psnc.scratch.pfn_prefix == data["sites"][2]["scratch"][
+        "pfn_prefix"] and psnc.scratch.path_begins_at is None

@@ -31,6 +31,8 @@ def test_the_datalake_notebook_reads_a_replica_where_it_runs(rucio: dict[str, An
            "RUCIO_OIDC_ENV_NAME": "RUCIO_ACCESS_TOKEN", "RUCIO_ACCESS_TOKEN": token,
            "RUCIO_DESTINATION_RSE": SITE_RSE,
            "RUCIO_RSE_MOUNT_PATH": rucio["rses"][SITE_RSE]["path"],
+           # PSNC's scratch is davs-only: the catalogue's PFN rule
+           "RUCIO_PATH_BEGINS_AT": "4",
            "RUCIO_SITE_NAME": rucio["rses"][SITE_RSE]["site"],
            "INTERTWIN_SITE_TITLE": "Offload to PSNC - dev VO"}
     nb = nbformat.read(NOTEBOOK, as_version=4)

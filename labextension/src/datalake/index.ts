@@ -8,7 +8,7 @@ import { Widget } from '@lumino/widgets';
 import { ATTACHMENTS_KEY, DATALAKE_PLUGIN_ID, IRucioAttachment } from '../tokens';
 import { errorMessage } from '../request';
 import { DataLakePanel } from './components/DataLakePanel';
-import { injectAttachments } from './injection';
+import { answerResolveDids, injectAttachments } from './injection';
 import { DataLakeModel, IDataLakeHost, INotebookHandle } from './model';
 
 const DATALAKE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
@@ -74,8 +74,12 @@ function watchKernel(widget: Widget): void {
   const inject = (): void => {
     const handle = notebookHandle(widget);
     const kernel = nb.sessionContext?.session?.kernel;
+    if (!kernel) {
+      return;
+    }
+    answerResolveDids(kernel, inject);
     const attachments = handle?.getAttachments() ?? [];
-    if (!kernel || attachments.length === 0) {
+    if (attachments.length === 0) {
       return;
     }
     injectAttachments(kernel, attachments).catch(e =>

@@ -6,6 +6,25 @@ import { IRucioAttachment } from '../tokens';
 /** rucio-jupyterlab's comm, so its kernel extension (in existing images) answers too. */
 export const KERNEL_COMM = 'rucio-jupyterlab:kernel';
 
+/**
+ * The frontend's comm target of rucio-jupyterlab: `resolve_dids()` in the kernel (ours or
+ * rucio-jupyterlab's) sends `request-inject` on it; rucio-jupyterlab's kernel side also sends
+ * its `ack-inject` there.
+ */
+export const FRONTEND_COMM = 'rucio-jupyterlab:frontend';
+
+/** Answer `resolve_dids()` from `kernel` by calling `inject` (idempotent per kernel). */
+export function answerResolveDids(kernel: Kernel.IKernelConnection, inject: () => void): void {
+  kernel.registerCommTarget(FRONTEND_COMM, comm => {
+    comm.onMsg = msg => {
+      const data = msg.content.data as { action?: string };
+      if (data.action === 'request-inject') {
+        inject();
+      }
+    };
+  });
+}
+
 /** Our kernel side; silent, and harmless where it is missing (rucio-jupyterlab's may be there). */
 const LOAD_KERNEL_EXTENSION = [
   'try:',

@@ -9,6 +9,7 @@ import {
   IDid,
   IDidDetails,
   IRule,
+  IRulePermissions,
   IRucioAttachment,
   TypeFilter
 } from '../tokens';
@@ -95,6 +96,8 @@ export class DataLakeModel {
   /** whether `content` lists local paths (a replica is here) or just the files */
   contentHasPaths = false;
   rules: IRule[] | null = null;
+  /** what Rucio lets this account do with its rules (from GET rules) */
+  rulePermissions: IRulePermissions = { extend: null, delete: null, reason: null };
   rulesStatus: Status = { kind: 'idle' };
   /** the last make-available / rule action */
   actionStatus: Status = { kind: 'idle' };
@@ -256,8 +259,9 @@ export class DataLakeModel {
       this._emit();
     }
     try {
-      const res = await datalakeAPI<{ rules: IRule[] }>('rules');
+      const res = await datalakeAPI<{ rules: IRule[]; permissions?: IRulePermissions }>('rules');
       this.rules = res.rules;
+      this.rulePermissions = res.permissions ?? this.rulePermissions;
       this.rulesStatus = { kind: 'ready' };
     } catch (e) {
       this.rulesStatus = statusOf(e);

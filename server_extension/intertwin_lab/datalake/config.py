@@ -48,8 +48,23 @@ class DataLake(Configurable):
     rse_mount_path = Unicode(
         None, allow_none=True, config=True,
         help="Where the destination RSE is mounted on the compute node (default: "
-             "$RUCIO_RSE_MOUNT_PATH). A replica's local path is its file-protocol PFN path "
-             "minus the RSE protocol prefix, joined to this directory.")
+             "$RUCIO_RSE_MOUNT_PATH). A replica's local path is its PFN minus the RSE "
+             "protocol prefix (or as pfn_prefix / path_begins_at say), joined to this "
+             "directory.")
+
+    path_begins_at = Int(
+        None, allow_none=True, config=True,
+        help="How a replica's PFN maps onto rse_mount_path when the site's catalogue says so: "
+             "drop this many leading path components of the PFN and join the rest to the mount "
+             "(rucio-jupyterlab's setting; default: $RUCIO_PATH_BEGINS_AT). None: drop the "
+             "prefix of the RSE protocol that made the PFN (any scheme: file, davs, root).")
+
+    pfn_prefix = Unicode(
+        None, allow_none=True, config=True,
+        help="An explicit PFN prefix (e.g. davs://door.example.org:2880/pnfs/example.org/"
+             "data/intertwin/) that stands for rse_mount_path: a PFN starting with it is the "
+             "mount path plus the rest (default: $INTERTWIN_RUCIO_PFN_PREFIX). Takes "
+             "precedence over path_begins_at.")
 
     site_name = Unicode(
         config=True,
@@ -154,6 +169,15 @@ class DataLake(Configurable):
     def _default_mount(self) -> str | None:
         return _env("RUCIO_RSE_MOUNT_PATH") or None
 
+    @default("path_begins_at")
+    def _default_path_begins_at(self) -> int | None:
+        n = _env_int("RUCIO_PATH_BEGINS_AT", -1)
+        return n if n >= 0 else None
+
+    @default("pfn_prefix")
+    def _default_pfn_prefix(self) -> str | None:
+        return _env("INTERTWIN_RUCIO_PFN_PREFIX") or None
+
     @default("site_name")
     def _default_site(self) -> str:
         return _env("RUCIO_SITE_NAME")
@@ -208,7 +232,7 @@ class DataLake(Configurable):
     def _strip_slash(self, proposal: Any) -> str:
         return str(proposal["value"]).rstrip("/")
 
-    @validate("destination_rse", "rse_mount_path")
+    @validate("destination_rse", "rse_mount_path", "pfn_prefix")
     def _empty_is_none(self, proposal: Any) -> str | None:
         return proposal["value"] or None
 

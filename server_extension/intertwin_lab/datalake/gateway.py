@@ -276,22 +276,23 @@ class RucioGateway:
                 return frozenset()
         return self._static.get(("expr", expression), load)
 
-    def file_prefix_sync(self, rse: str) -> str | None:
-        """The path prefix of the RSE's ``file`` protocol (lan read first)."""
-        def load() -> str | None:
+    def protocol_prefixes_sync(self, rse: str) -> dict[str, str]:
+        """The path prefix of each of the RSE's protocols, by scheme (lan read first when a
+        scheme has several): what is cut from a PFN of that scheme to get its path under the
+        mount."""
+        def load() -> dict[str, str]:
             info = self.client().get_rse(rse)
-            best: tuple[int, str] | None = None
+            best: dict[str, tuple[int, str]] = {}
             for p in info.get("protocols") or []:
-                if p.get("scheme") != "file":
-                    continue
                 domains = p.get("domains") or {}
                 lan = (domains.get("lan") or {}).get("read")
                 wan = (domains.get("wan") or {}).get("read")
-                rank = 0 if lan is not None else (1 if wan is not None else 2)
-                if best is None or rank < best[0]:
-                    best = (rank, str(p.get("prefix") or "/"))
-            return best[1] if best else None
-        return self._static.get(("prefix", rse), load)
+                rank = 0 if lan else (1 if wan else 2)
+                scheme = str(p.get("scheme"))
+                if scheme not in best or rank < best[scheme][0]:
+                    best[scheme] = (rank, str(p.get("prefix") or "/"))
+            return {k: v[1] for k, v in best.items()}
+        return self._static.get(("prefixes", rse), load)
 
     # -- DIDs ---------------------------------------------------------------------------------
     def scopes_sync(self) -> list[str]:
@@ -355,15 +356,15 @@ class RucioGateway:
 
     def local_replicas_sync(self, files: list[Mapping[str, Any]], rse: str,
                             site: str | None) -> dict[tuple[str, str], dict[str, Any]]:
-        """``POST /replicas/list`` for files on the site's RSE, file scheme, lan domain (the
-        PFNs valid on the compute node), all states; keyed by (scope, name)."""
+        """``POST /replicas/list`` for files on the site's RSE, lan domain (the PFNs valid on
+        the compute node), every scheme the RSE has (many scratch RSEs have no ``file``
+        protocol), all states; keyed by (scope, name)."""
         c = self.client()
         out: dict[tuple[str, str], dict[str, Any]] = {}
         dids = [{"scope": f["scope"], "name": f["name"]} for f in files]
         location = {"site": site} if site else None
         for i in range(0, len(dids), REPLICA_CHUNK):
-            for row in c.list_replicas(dids[i:i + REPLICA_CHUNK], schemes=["file"],
-                                       rse_expression=rse, client_location=location,
+            for row in c.list_replicas(dids[i:i + REPLICA_CHUNK], rse_expression=rse, client_location=location,
                                        domain="lan", all_states=True,
                                        resolve_archives=False):
                 out[(row["scope"], row["name"])] = row
@@ -406,6 +407,15 @@ class RucioGateway:
             grouping="DATASET", lifetime=lifetime_s, account=self.account_sync(),
             comment="interTwin DataLake panel: make available here")
         return str(ids[0])
+
+    def is_admin_sync(self) -> bool:
+        """Whether the account has Rucio's ``admin`` attribute (every stock policy lets admins
+        manage any rule)."""
+        for group in self.client().list_account_attributes(self.account_sync()):
+            for attr in group if isinstance(group, list) else [group]:
+                if attr.get("key") == "admin" and str(attr.get("value")).lower() == "true":
+                    return True
+        return False
 
     def update_lifetime_sync(self, rule_id: str, lifetime_s: int) -> None:
         self.client().update_replication_rule(rule_id, {"lifetime": lifetime_s})

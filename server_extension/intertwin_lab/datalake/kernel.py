@@ -10,6 +10,10 @@ so notebooks and images made for rucio-jupyterlab keep working::
 A file becomes a ``str`` (its local path), a collection a ``list`` of them. A DID not yet
 available at the session's site becomes a placeholder that says so when used, rather than a
 path that does not exist.
+
+``resolve_dids()`` (rucio-jupyterlab's helper, put in the user's namespace as it does) asks the
+panel over the ``rucio-jupyterlab:frontend`` comm to set the notebook's attached DIDs again;
+they are set when the running cell ends (the kernel handles the panel's answer then).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 COMM_TARGET = "rucio-jupyterlab:kernel"
+# the frontend's comm target, which rucio-jupyterlab's resolve_dids() asks for injections on
+FRONTEND_COMM_TARGET = "rucio-jupyterlab:frontend"
 
 
 class DIDNotAvailableError(RuntimeError):
@@ -86,11 +92,36 @@ def variables(dids: list[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _frontend_comm() -> Any:
+    try:
+        from comm import create_comm  # ipykernel >= 6.22 makes this a kernel comm
+    except ImportError:  # older ipykernel
+        from ipykernel.comm import Comm
+        return Comm(target_name=FRONTEND_COMM_TARGET)
+    return create_comm(target_name=FRONTEND_COMM_TARGET)
+
+
+def make_resolve_dids() -> Any:
+    """rucio-jupyterlab's ``resolve_dids()``: ask the panel to set the attached DIDs again."""
+    state: dict[str, Any] = {}
+
+    def resolve_dids() -> None:
+        """Ask the DataLake panel to set this notebook's attached DIDs as variables again (with
+        the paths where they are now); they are set when this cell has finished."""
+        if state.get("comm") is None:
+            state["comm"] = _frontend_comm()
+        state["comm"].send({"action": "request-inject"})
+
+    return resolve_dids
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the comm target; the panel opens a comm, sends ``inject``, gets ``ack-inject``."""
+    """Register the comm target; the panel opens a comm, sends ``inject``, gets ``ack-inject``.
+    Also give the user rucio-jupyterlab's ``resolve_dids()``."""
     kernel = getattr(ipython, "kernel", None)
     if kernel is None:  # a terminal IPython: no frontend to talk to
         return
+    ipython.push({"resolve_dids": make_resolve_dids()})
 
     def opened(comm: Any, _open_msg: Mapping[str, Any]) -> None:
         @comm.on_msg

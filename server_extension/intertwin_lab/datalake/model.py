@@ -21,8 +21,19 @@ _SCOPE = re.compile(r"^[A-Za-z0-9_.\-]{1,25}$")
 _NAME = re.compile(r"^[^\s*%]{1,500}$")
 _NAME_PATTERN = re.compile(r"^[^\s%]{1,500}$")
 _RULE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
-# the operators of a filter text, longest first so '>=' is not read as '>'
-_OPERATORS = ((">=", "gte"), ("<=", "lte"), ("!=", "ne"), ("=", ""), (">", "gt"), ("<", "lt"))
+# the operators of a filter text (ours, Rucio's and rucio-jupyterlab's spellings) and the key
+# suffix Rucio's filter engine uses for each
+_OPERATORS = {">=": "gte", "≥": "gte", "<=": "lte", "≤": "lte", "!=": "ne", "≠": "ne",
+              "==": "", "=": "", ">": "gt", "<": "lt"}
+# longest first, so '>=' is not read as '>' then '='
+_OPERATOR_RE = re.compile("(" + "|".join(re.escape(o) for o in
+                                         sorted(_OPERATORS, key=len, reverse=True)) + ")")
+# a range `low < key < high` is `key > low` and `key < high`: the left operator turned round
+_TURNED = {"gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte"}
+FILTER_SYNTAX = (
+    "Write filters as key<operator>value, e.g. datatype=climate or run_number>=2020, with "
+    "the operators = == != ≠ > >= ≥ < <= ≤; a range as low<key<high (or with <=, ≤, or "
+    "high>key>low), e.g. 2019<run_number<=2021; ',' for AND and ';' for OR.")
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 
 # Rucio rule states (GET /rules/{id} spells them out) and the "here" state each one means
@@ -96,10 +107,13 @@ def parse_type(value: str | None) -> str:
 
 
 def parse_filters(text: str | None, name: str = "*") -> list[dict[str, Any]]:
-    """rucio-jupyterlab's metadata filter text → Rucio's ``filters`` (a list of OR-ed dicts of
-    AND-ed conditions). ``,`` is AND, ``;`` is OR, operators ``= != > >= < <=``:
-    ``"datatype=climate,run_number>3"`` → ``[{"name": "*", "datatype": "climate",
-    "run_number.gt": "3"}]``. Rucio types the values itself (numbers, dates, booleans)."""
+    """A metadata filter text → Rucio's ``filters`` (a list of OR-ed dicts of AND-ed
+    conditions), in rucio-jupyterlab's syntax (its ``parse_did_filter_from_string_fe``):
+    ``,`` is AND, ``;`` is OR, operators ``= == != ≠ > >= ≥ < <= ≤``, ranges
+    ``low < key < high``: ``"datatype=climate,2019<run_number≤2021"`` →
+    ``[{"name": "*", "datatype": "climate", "run_number.gt": "2019",
+    "run_number.lte": "2021"}]``. Rucio types the values itself (numbers, dates, booleans).
+    Anything else is a 400 that shows the accepted syntax."""
     groups: list[dict[str, Any]] = []
     for raw_group in (text or "").split(";"):
         group: dict[str, Any] = {}
@@ -107,25 +121,34 @@ def parse_filters(text: str | None, name: str = "*") -> list[dict[str, Any]]:
             cond = cond.strip()
             if not cond:
                 continue
-            found = next(((op, sfx) for op, sfx in _OPERATORS if op in cond), None)
-            if found is None:
-                raise bad_request("filters", f"The filter '{cond}' has no operator; write it as "
-                                             "key=value (or !=, >, >=, <, <=).")
-            op, suffix = found
-            key, value = (s.strip() for s in cond.split(op, 1))
-            if not _FILTER_KEY.match(key) or not value or any(o in value for o in "<>=!"):
-                raise bad_request("filters", f"The filter '{cond}' is not key<operator>value, "
-                                             "e.g. datatype=climate or run_number>3.")
-            if key == "name":
-                if suffix:
-                    raise bad_request("filters", "A name filter only supports '='.")
-                group["name"] = value
-                continue
-            full = f"{key}.{suffix}" if suffix else key
-            if full in group:
-                raise bad_request("filters", f"The key '{key}' appears twice with the same "
-                                             "operator in one AND group.")
-            group[full] = value
+            tokens = [t.strip() for t in _OPERATOR_RE.split(cond)]
+            if len(tokens) == 3:  # key op value
+                key, op, value = tokens
+                conditions = [(key, _OPERATORS[op], value)]
+            elif len(tokens) == 5:  # low op key op high
+                low, op1, key, op2, high = tokens
+                s1, s2 = _OPERATORS[op1], _OPERATORS[op2]
+                if s1 not in _TURNED or s2 not in _TURNED or s1[:2] != s2[:2]:
+                    raise bad_request("filters", f"The range '{cond}' must use < or <= (or > "
+                                                 f"or >=) on both sides. {FILTER_SYNTAX}")
+                conditions = [(key, _TURNED[s1], low), (key, s2, high)]
+            else:
+                what = "has no operator" if len(tokens) == 1 else "is not a condition"
+                raise bad_request("filters", f"The filter '{cond}' {what}. {FILTER_SYNTAX}")
+            for key, suffix, value in conditions:
+                if not _FILTER_KEY.match(key) or not value:
+                    raise bad_request("filters", f"The filter '{cond}' is not "
+                                                 f"key<operator>value. {FILTER_SYNTAX}")
+                if key == "name":
+                    if suffix:
+                        raise bad_request("filters", "A name filter only supports '='.")
+                    group["name"] = value
+                    continue
+                full = f"{key}.{suffix}" if suffix else key
+                if full in group:
+                    raise bad_request("filters", f"The key '{key}' appears twice with the same "
+                                                 "operator in one AND group.")
+                group[full] = value
         if group or not groups:
             group.setdefault("name", name)
             groups.append(group)
@@ -307,39 +330,56 @@ def file_replicas(row: Mapping[str, Any], sites: Mapping[str, str | None]) -> li
     return out
 
 
-def local_path(pfn: str | None, prefix: str | None, mount_path: str | None) -> str | None:
-    """A ``file://`` PFN on the site's RSE → the file's path on this compute node: the PFN path
-    minus the RSE protocol prefix, joined to the mount path (where the site mounts the RSE)."""
+def local_path(pfn: str | None, prefix: str | None, mount_path: str | None, *,
+               pfn_prefix: str | None = None,
+               path_begins_at: int | None = None) -> str | None:
+    """A PFN on the site's RSE (any scheme: ``file``, ``davs``, ``root``...) → the file's path
+    on this compute node, joined to the mount path (where the site mounts the RSE). What is
+    cut from the PFN, in order of precedence: ``pfn_prefix`` (the site's explicit PFN prefix),
+    ``path_begins_at`` (that many leading path components, rucio-jupyterlab's rule), else
+    ``prefix`` (the path prefix of the RSE protocol that made the PFN). None when the PFN does
+    not fit the rule: a wrong path is worse than none."""
     if not pfn or not mount_path:
         return None
-    parsed = urlparse(pfn)
-    if parsed.scheme not in ("file", ""):
-        return None
-    path = unquote(parsed.path)
-    root = "/" + (prefix or "").strip("/")
-    if root != "/" and not (path == root or path.startswith(root + "/")):
-        return None
-    rel = path[len(root):].lstrip("/") if root != "/" else path.lstrip("/")
+    if pfn_prefix:
+        root = pfn_prefix.rstrip("/") + "/"
+        if not pfn.startswith(root):
+            return None
+        rel = unquote(urlparse(pfn).path)[len(unquote(urlparse(root).path)):]
+    else:
+        # root:// PFNs write the path after a double slash (root://host:1094//eos/...)
+        path = re.sub(r"/+", "/", unquote(urlparse(pfn).path))
+        if path_begins_at is not None:
+            parts = [p for p in path.split("/") if p]
+            if len(parts) <= path_begins_at:
+                return None
+            rel = "/".join(parts[path_begins_at:])
+        else:
+            root = "/" + (prefix or "").strip("/")
+            if root != "/" and not (path == root or path.startswith(root + "/")):
+                return None
+            rel = path[len(root):] if root != "/" else path
+    rel = rel.strip("/")
     if not rel or ".." in rel.split("/"):
         return None
     return posixpath.join(mount_path, rel)
 
 
-def pick_file_pfn(row: Mapping[str, Any], rse: str) -> str | None:
-    """The best ``file://`` PFN of a ``list_replicas`` row on ``rse`` (lan first)."""
-    best: tuple[int, int, str] | None = None
+def pick_pfn(row: Mapping[str, Any], rse: str) -> str | None:
+    """The best PFN of a ``list_replicas`` row on ``rse``: ``file`` first (a path valid on the
+    node as it is), then the lan domain, then Rucio's priority."""
+    best: tuple[int, int, int, str] | None = None
     for pfn, info in (row.get("pfns") or {}).items():
-        if info.get("rse") != rse or not str(pfn).startswith("file:"):
+        if info.get("rse") != rse:
             continue
-        rank = (0 if info.get("domain") == "lan" else 1, int(info.get("priority") or 0), pfn)
+        rank = (0 if str(pfn).startswith("file:") else 1,
+                0 if info.get("domain") == "lan" else 1, int(info.get("priority") or 0), pfn)
         if best is None or rank < best:
             best = rank
     if best is not None:
-        return best[2]
-    for pfn in (row.get("rses") or {}).get(rse) or []:
-        if str(pfn).startswith("file:"):
-            return str(pfn)
-    return None
+        return best[3]
+    pfns = [str(p) for p in (row.get("rses") or {}).get(rse) or []]
+    return next((p for p in pfns if p.startswith("file:")), pfns[0] if pfns else None)
 
 
 def page_slice(total_known: int, offset: int, limit: int) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,15 +22,35 @@ from .model import (
     ends_soon,
     file_replicas,
     here_state,
+    iso,
     json_value,
     local_path,
     metadata,
-    pick_file_pfn,
+    pick_pfn,
     rule_json,
     rule_rank,
 )
 
 DAY = 86400
+# a rule that lives at least this much longer may be probed (its lifetime re-set to what is
+# left) to learn whether Rucio lets this account change lifetimes
+PROBE_MIN_SECONDS = 600
+
+
+def _refused(cfg: DataLake, action: str, rule: Mapping[str, Any] | None = None) -> str:
+    """What the site's Rucio does not allow (``action``: extend, delete or both), for a 403
+    and for the panel's disabled buttons."""
+    rucio = cfg.rucio_base_url or "the DataLake's Rucio"
+    what = {"extend": "change the lifetime of replication rules",
+            "delete": "delete replication rules",
+            "both": "extend or delete replication rules"}[action]
+    ends = iso((rule or {}).get("expires_at"))
+    after = (f"The rule ends by itself when its lifetime runs out ({ends}); ask the DataLake "
+             "operators if it must change sooner." if ends else
+             "Rules end by themselves when their lifetime runs out; ask the DataLake operators "
+             "if one must change sooner.")
+    return (f"The DataLake's Rucio ({rucio}) does not let your account {what}: its permission "
+            f"policy leaves that to Rucio administrators. {after}")
 
 
 def _no_scratch(cfg: DataLake) -> str:
@@ -51,6 +72,10 @@ class DataLakeService:
         # rules deleted from this server: Rucio deletes softly (the rule expires within the
         # hour, then its cleaner removes it), so they are hidden here meanwhile
         self._deleted: set[str] = set()
+        # whether Rucio lets this account extend / delete its own rules: None until learned
+        # (Rucio has no "may I?" call: from the account's admin attribute, a harmless probe of
+        # a lifetime change, or a refusal); the stock `generic` policy allows neither
+        self._may: dict[str, bool | None] = {"extend": None, "delete": None}
 
     # -- config and scopes ----------------------------------------------------------------
     async def config(self) -> dict[str, Any]:
@@ -224,17 +249,17 @@ class DataLakeService:
         rows = await self._rows(listing, offset, limit, what=what)
         r = self.rucio
         files = [x for x in rows if x["type"] == "file"]
-        found, prefix = await asyncio.gather(
+        found, prefixes = await asyncio.gather(
             r.call(r.local_replicas_sync, files, rse, self.cfg.site_name or None, what=what),
-            r.call(r.file_prefix_sync, rse, what=f"The RSE {rse}"))
-        items = [self._path_item(x, found.get((x["scope"], x["name"])), rse, prefix)
+            r.call(r.protocol_prefixes_sync, rse, what=f"The RSE {rse}"))
+        items = [self._path_item(x, found.get((x["scope"], x["name"])), rse, prefixes)
                  for x in rows]
         page = self._page(listing, did, items, offset, limit)
         page.update(rse=rse, mount_path=self.cfg.rse_mount_path)
         return page
 
     def _path_item(self, row: Row, rep: Mapping[str, Any] | None, rse: str,
-                   prefix: str | None) -> dict[str, Any]:
+                   prefixes: Mapping[str, str]) -> dict[str, Any]:
         state = "NOT_AVAILABLE"
         pfn = path = None
         if row["type"] != "file":
@@ -242,8 +267,11 @@ class DataLakeService:
         elif rep:
             state = str((rep.get("states") or {}).get(rse) or "NOT_AVAILABLE").rsplit(".")[-1]
             if state == "AVAILABLE":
-                pfn = pick_file_pfn(rep, rse)
-                path = local_path(pfn, prefix, self.cfg.rse_mount_path)
+                pfn = pick_pfn(rep, rse)
+                scheme = (pfn or "").split(":", 1)[0]
+                path = local_path(pfn, prefixes.get(scheme), self.cfg.rse_mount_path,
+                                  pfn_prefix=self.cfg.pfn_prefix,
+                                  path_begins_at=self.cfg.path_begins_at)
         return {"scope": row["scope"], "name": row["name"], "bytes": row.get("bytes"),
                 "state": state, "pfn": pfn, "path": path}
 
@@ -291,10 +319,53 @@ class DataLakeService:
         self._did_info.pop(("content", scope, name), None)
 
     async def rules(self) -> dict[str, Any]:
-        rules = await self.rucio.call(self.rucio.my_rules_sync)
-        out = [rule_json(x) for x in rules if x.get("id") not in self._deleted]
+        rules = [x for x in await self.rucio.call(self.rucio.my_rules_sync)
+                 if x.get("id") not in self._deleted]
+        out = [rule_json(x) for x in rules]
         out.sort(key=lambda x: x["created_at"] or "", reverse=True)
-        return {"rules": out}
+        return {"rules": out, "permissions": await self.permissions(rules)}
+
+    async def permissions(self, rules: list[dict[str, Any]]) -> dict[str, Any]:
+        """May this account extend / delete its rules (``None``: not known yet, try)? And a
+        sentence when it may not."""
+        if None in self._may.values():
+            try:
+                await self.rucio.call(self._learn_sync, rules)
+            except DataLakeError:
+                pass  # the actions themselves answer with the reason
+        ext, dele = self._may["extend"] is False, self._may["delete"] is False
+        action = "both" if ext and dele else "extend" if ext else "delete" if dele else None
+        return {"extend": self._may["extend"], "delete": self._may["delete"],
+                "reason": _refused(self.cfg, action) if action else None}
+
+    def _learn_sync(self, rules: list[dict[str, Any]]) -> None:
+        from rucio.common.exception import AccessDenied
+
+        r = self.rucio
+        if r.is_admin_sync():
+            self._may = {"extend": True, "delete": True}
+            return
+        if self._may["extend"] is not None:
+            return
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for rule in rules:
+            expires = iso(rule.get("expires_at"))
+            if expires is None:
+                continue
+            left = int((datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ") - now).total_seconds())
+            if left < PROBE_MIN_SECONDS or ends_soon(rule):
+                continue
+            try:  # the same lifetime again: Rucio checks the permission, nothing changes
+                r.update_lifetime_sync(str(rule["id"]), left)
+            except AccessDenied:
+                self._may["extend"] = False
+                # Rucio cannot be asked about deletion without deleting; a policy that keeps
+                # lifetimes from owners (generic) keeps deletion from them too
+                if self._may["delete"] is None:
+                    self._may["delete"] = False
+                return
+            self._may["extend"] = True
+            return
 
     def _not_deleted(self, rule_id: str) -> None:
         if rule_id in self._deleted:
@@ -309,16 +380,32 @@ class DataLakeService:
     async def extend_rule(self, rule_id: str, lifetime_days: int) -> dict[str, Any]:
         r = self.rucio
         self._not_deleted(rule_id)
-        await r.call(r.my_rule_sync, rule_id)
-        await r.call(r.update_lifetime_sync, rule_id, lifetime_days * DAY,
-                     param="lifetime_days")
+        rule = await r.call(r.my_rule_sync, rule_id)
+        try:
+            await r.call(r.update_lifetime_sync, rule_id, lifetime_days * DAY,
+                         param="lifetime_days")
+        except DataLakeError as e:
+            if e.status == 403:
+                self._may["extend"] = False
+                raise DataLakeError(403, "forbidden", _refused(self.cfg, "extend", rule),
+                                    action="extend") from e
+            raise
+        self._may["extend"] = True
         return rule_json(await r.call(r.rule_sync, rule_id))
 
     async def delete_rule(self, rule_id: str) -> None:
         r = self.rucio
         self._not_deleted(rule_id)
         rule = await r.call(r.my_rule_sync, rule_id)
-        await r.call(r.delete_rule_sync, rule_id)
+        try:
+            await r.call(r.delete_rule_sync, rule_id)
+        except DataLakeError as e:
+            if e.status == 403:
+                self._may["delete"] = False
+                raise DataLakeError(403, "forbidden", _refused(self.cfg, "delete", rule),
+                                    action="delete") from e
+            raise
+        self._may["delete"] = True
         self._deleted.add(rule_id)
         self._forget(str(rule.get("scope")), str(rule.get("name")))
 

@@ -14,7 +14,7 @@ RUCIO_VARS = ("RUCIO_BASE_URL", "RUCIO_AUTH_URL", "RUCIO_DESTINATION_RSE", "RUCI
               "RUCIO_SITE_NAME", "RUCIO_REPLICATION_RULE_LIFETIME_DAYS", "RUCIO_OIDC_AUTH",
               "RUCIO_OIDC_ENV_NAME", "RUCIO_OIDC_FILE_NAME", "RUCIO_ACCOUNT", "RUCIO_AUTH_TYPE",
               "RUCIO_DEFAULT_AUTH_TYPE", "RUCIO_USERNAME", "RUCIO_PASSWORD", "RUCIO_VO",
-              "INTERTWIN_SITE_TITLE")
+              "INTERTWIN_SITE_TITLE", "RUCIO_PATH_BEGINS_AT", "INTERTWIN_RUCIO_PFN_PREFIX")
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +54,17 @@ def test_explicit_env_and_config(monkeypatch: pytest.MonkeyPatch) -> None:
     c.DataLake.default_lifetime_days = 0
     cfg = DataLake(config=c)
     assert cfg.destination_rse == "PSNC-DCACHE" and cfg.lifetime_days == 7
+
+
+def test_the_sites_pfn_rule_reaches_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    psnc = next(s for s in load_catalogue().sites if s.slug == "psnc")
+    env = rucio_env(psnc, {"RUCIO_BASE_URL": "https://rucio.example"}, None)
+    assert env["RUCIO_PATH_BEGINS_AT"] == "4" and "INTERTWIN_RUCIO_PFN_PREFIX" not in env
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    cfg = DataLake()
+    assert cfg.path_begins_at == 4 and cfg.pfn_prefix is None
+    monkeypatch.setenv("INTERTWIN_RUCIO_PFN_PREFIX", "davs://door:2880/pnfs/x/")
+    monkeypatch.setenv("RUCIO_PATH_BEGINS_AT", "")
+    cfg = DataLake()
+    assert cfg.path_begins_at is None and cfg.pfn_prefix == "davs://door:2880/pnfs/x/"

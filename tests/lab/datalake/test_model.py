@@ -7,13 +7,14 @@ from datetime import datetime
 import pytest
 from intertwin_lab.datalake.errors import DataLakeError
 from intertwin_lab.datalake.model import (
+    FILTER_SYNTAX,
     aggregate_replicas,
     here_state,
     local_path,
     parse_did,
     parse_filters,
     parse_lifetime_days,
-    pick_file_pfn,
+    pick_pfn,
     rule_json,
     rule_state,
 )
@@ -28,12 +29,32 @@ def test_filters_like_rucio_jupyterlab() -> None:
     assert parse_filters(" name = ds* , version=v1") == [{"name": "ds*", "version": "v1"}]
 
 
+def test_rucio_jupyterlab_operators_and_ranges() -> None:
+    """rucio-jupyterlab's filter box writes ≥ ≤ ≠ == and ranges (its
+    parse_did_filter_from_string_fe)."""
+    assert parse_filters("run_number≥2020,version==v1;datatype≠climate,run_number≤7") == [
+        {"name": "*", "run_number.gte": "2020", "version": "v1"},
+        {"name": "*", "datatype.ne": "climate", "run_number.lte": "7"}]
+    assert parse_filters("2019<run_number≤2021") == [
+        {"name": "*", "run_number.gt": "2019", "run_number.lte": "2021"}]
+    assert parse_filters("2021 >= run_number > 2019") == [
+        {"name": "*", "run_number.lte": "2021", "run_number.gt": "2019"}]
+
+
 @pytest.mark.parametrize("text", ["datatype", "=climate", "a=", "run_number>>3", "a b=1",
-                                  "x=1,x=2"])
+                                  "x=1,x=2", "2019<run_number>2021", "1<a<2<3", "a=1=2",
+                                  "x≥1,x>=2"])
 def test_bad_filters_name_the_parameter(text: str) -> None:
     with pytest.raises(DataLakeError) as e:
         parse_filters(text)
     assert e.value.status == 400 and e.value.extra["param"] == "filters"
+
+
+@pytest.mark.parametrize("text", ["datatype", "run_number>>3", "2019<run_number>2021"])
+def test_a_bad_filter_shows_the_accepted_syntax(text: str) -> None:
+    with pytest.raises(DataLakeError) as e:
+        parse_filters(text)
+    assert FILTER_SYNTAX in e.value.message and "≥" in FILTER_SYNTAX
 
 
 def test_did_and_lifetime_validation() -> None:
@@ -58,18 +79,39 @@ def test_local_path_strips_the_protocol_prefix() -> None:
         "/dcache/intertwin/intertwin/ab/cd/f.dat"
     assert local_path("file:///data/x/f", "/data/x", "/m") == "/m/f"
     assert local_path(pfn, "/elsewhere/", "/m") is None  # not under the prefix: no guess
-    assert local_path("davs://h:443/data/x/f", "/data/x", "/m") is None
     assert local_path(pfn, "/data/rses/VEGA-DCACHE/", None) is None
     assert local_path("file:///data/x/../../etc/passwd", "/data/x", "/m") is None
 
 
-def test_lan_file_pfn_preferred() -> None:
-    row = {"pfns": {"davs://h/x/f": {"rse": "R", "domain": "wan", "priority": 1},
+DAVS = "davs://door.psnc.pl:2880/pnfs/psnc.pl/data/intertwin/intertwin/ab/cd/f.dat"
+
+
+def test_local_path_of_a_pfn_of_any_scheme() -> None:
+    """Scratch RSEs that expose only davs/root still give local paths: by the protocol
+    prefix, by rucio-jupyterlab's path_begins_at, or by an explicit PFN prefix."""
+    want = "/mnt/dcache/intertwin/intertwin/ab/cd/f.dat"
+    assert local_path(DAVS, "/pnfs/psnc.pl/data/intertwin/", "/mnt/dcache/intertwin") == want
+    assert local_path("root://eos.x:1094//eos/itw/s/f", "/eos/itw", "/m") == "/m/s/f"
+    assert local_path(DAVS, None, "/mnt/dcache/intertwin", path_begins_at=4) == want
+    assert local_path(DAVS, None, "/m", path_begins_at=0) == \
+        "/m/pnfs/psnc.pl/data/intertwin/intertwin/ab/cd/f.dat"
+    assert local_path(DAVS, None, "/m", path_begins_at=9) is None  # fewer components
+    prefix = "davs://door.psnc.pl:2880/pnfs/psnc.pl/data/intertwin"
+    assert local_path(DAVS, "/wrong/", "/mnt/dcache/intertwin", pfn_prefix=prefix) == want
+    assert local_path(DAVS, None, "/m", pfn_prefix="davs://other:2880/pnfs/") is None
+    assert local_path(DAVS.replace("ab/cd", "../.."), None, "/m", path_begins_at=4) is None
+
+
+def test_file_pfn_preferred_then_lan() -> None:
+    row = {"pfns": {"davs://h/x/f": {"rse": "R", "domain": "lan", "priority": 1},
                     "file://localhost/wan/f": {"rse": "R", "domain": "wan", "priority": 1},
                     "file://localhost/lan/f": {"rse": "R", "domain": "lan", "priority": 2},
-                    "file://localhost/other/f": {"rse": "S", "domain": "lan", "priority": 1}}}
-    assert pick_file_pfn(row, "R") == "file://localhost/lan/f"
-    assert pick_file_pfn(row, "T") is None
+                    "file://localhost/other/f": {"rse": "S", "domain": "lan", "priority": 1},
+                    "root://h//t/f": {"rse": "T", "domain": "wan", "priority": 1},
+                    "davs://h/t/f": {"rse": "T", "domain": "lan", "priority": 2}}}
+    assert pick_pfn(row, "R") == "file://localhost/lan/f"
+    assert pick_pfn(row, "T") == "davs://h/t/f"  # no file protocol: lan first
+    assert pick_pfn(row, "U") is None
 
 
 def test_rule_json_and_progress() -> None:

@@ -17,6 +17,7 @@ function when(iso: string | null): string {
 function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
   const { rule, model } = props;
   const [days, setDays] = useState(model.config?.default_lifetime_days ?? 7);
+  const may = model.rulePermissions;
   const { ok, replicating, stuck } = rule.locks;
   const total = ok + replicating + stuck;
   const pct =
@@ -49,6 +50,9 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
       </div>
       {rule.error && <div className="itw-dl-rule-error">{rule.error}</div>}
       <div className="itw-dl-rule-actions">
+        {/* hidden when the site's Rucio does not allow them (the reason is above the list) */}
+        {may.extend !== false && (
+          <>
         <HTMLSelect
           aria-label="New lifetime"
           value={String(days)}
@@ -61,6 +65,9 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
         <Button small minimal data-testid="itw-dl-extend" onClick={() => void model.extendRule(rule.id, days)}>
           Extend
         </Button>
+          </>
+        )}
+        {may.delete !== false && (
         <Button
           small
           minimal
@@ -80,6 +87,7 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
           <deleteIcon.react tag="span" elementPosition="left" />
           Delete
         </Button>
+        )}
       </div>
     </li>
   );
@@ -99,6 +107,11 @@ export function RulesView(props: { model: DataLakeModel }): JSX.Element {
       </header>
       {model.actionStatus.kind === 'error' && (
         <ErrorBanner message={model.actionStatus.message} testid="itw-dl-action-error" />
+      )}
+      {model.rulePermissions.reason && (
+        <div className="itw-dl-muted" data-testid="itw-dl-rule-permissions">
+          {model.rulePermissions.reason}
+        </div>
       )}
       {rulesStatus.kind === 'error' || (rulesStatus.kind === 'loading' && !rules) ? (
         <StatusLine status={rulesStatus} loading="Asking Rucio for your rules…" onRetry={() => void model.loadRules()} />
