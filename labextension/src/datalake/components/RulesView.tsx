@@ -53,40 +53,40 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
         {/* hidden when the site's Rucio does not allow them (the reason is above the list) */}
         {may.extend !== false && (
           <>
-        <HTMLSelect
-          aria-label="New lifetime"
-          value={String(days)}
-          onChange={e => setDays(Number(e.currentTarget.value))}
-          options={lifetimeChoices(model.config?.default_lifetime_days ?? 7, model.config?.max_lifetime_days).map(d => ({
-            value: String(d),
-            label: `${d} day${d === 1 ? '' : 's'}`
-          }))}
-        />
-        <Button small minimal data-testid="itw-dl-extend" onClick={() => void model.extendRule(rule.id, days)}>
-          Extend
-        </Button>
+            <HTMLSelect
+              aria-label="New lifetime"
+              value={String(days)}
+              onChange={e => setDays(Number(e.currentTarget.value))}
+              options={lifetimeChoices(model.config?.default_lifetime_days ?? 7, model.config?.max_lifetime_days).map(d => ({
+                value: String(d),
+                label: `${d} day${d === 1 ? '' : 's'}`
+              }))}
+            />
+            <Button small minimal data-testid="itw-dl-extend" onClick={() => void model.extendRule(rule.id, days)}>
+              Extend
+            </Button>
           </>
         )}
         {may.delete !== false && (
-        <Button
-          small
-          minimal
-          data-testid="itw-dl-delete"
-          title="Delete this rule (Rucio may then remove the replica)"
-          onClick={async () => {
-            const res = await showDialog({
-              title: 'Delete the replication rule?',
-              body: `${rule.did} at ${rule.rse_expression}: Rucio may remove the replica once no rule keeps it.`,
-              buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
-            });
-            if (res.button.accept) {
-              await model.deleteRule(rule.id);
-            }
-          }}
-        >
-          <deleteIcon.react tag="span" elementPosition="left" />
-          Delete
-        </Button>
+          <Button
+            small
+            minimal
+            data-testid="itw-dl-delete"
+            title="Delete this rule (Rucio may then remove the replica)"
+            onClick={async () => {
+              const res = await showDialog({
+                title: 'Delete the replication rule?',
+                body: `${rule.did} at ${rule.rse_expression}: Rucio may remove the replica once no rule keeps it.`,
+                buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+              });
+              if (res.button.accept) {
+                await model.deleteRule(rule.id);
+              }
+            }}
+          >
+            <deleteIcon.react tag="span" elementPosition="left" />
+            Delete
+          </Button>
         )}
       </div>
     </li>
