@@ -52,8 +52,11 @@ def rucio_jupyterlab() -> Path:
     home = cache_dir() / "rucio-jupyterlab" / RUCIO_JUPYTERLAB
     if not (home / "rucio_jupyterlab" / "kernels" / "ipython" / "__init__.py").exists():
         home.mkdir(parents=True, exist_ok=True)
+        # no build isolation: pip reads the sdist's metadata with .venv's hatchling and
+        # hatch-nodejs-version (scripts/setup.sh installs them) instead of building its build
+        # requirements (jupyterlab among them) from source
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                        "--no-binary", ":all:", "-d", str(home),
+                        "--no-binary", ":all:", "--no-build-isolation", "-d", str(home),
                         f"rucio-jupyterlab=={RUCIO_JUPYTERLAB}"], check=True, timeout=300)
         sdist = next(home.glob("rucio_jupyterlab-*.tar.gz"))
         with tarfile.open(sdist) as tar:
