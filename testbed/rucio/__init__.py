@@ -41,6 +41,8 @@ QUOTA = {"rse": "KBFI-TEAPOT", "bytes": 10_000}
 DAVS_ONLY = {"PSNC-DCACHE": {"hostname": "dcache.psnc.testbed.invalid", "port": 2880,
                              "prefix": "/pnfs/psnc.pl/data/intertwin/"}}
 SERVER, CONVEYOR = "rucio-server", "rucio-conveyor"
+# a cached seed of other seeding code is removed once unused for this long
+STALE_SEED_SECONDS = 2 * 86400
 # who may extend and delete a rule: "intertwin" (testbed/rucio/policy: owners may, as on the
 # interTwin DataLake) or Rucio's stock "generic" policy (only root and admin accounts may)
 Policy = Literal["intertwin", "generic"]
@@ -186,6 +188,7 @@ def cached_seed(base: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict[s
                 out = build()
                 done.write_text(json.dumps(out))  # written last: a half-seeded base is rebuilt
                 return out, True
+    os.utime(base)  # in use: not stale for other seeding code's clean-up
     return dict(json.loads(done.read_text())), False
 
 
@@ -204,8 +207,11 @@ def seeded_base(rses: dict[str, str], progress: Progress) -> tuple[Path, dict[st
 def _seed(base: Path, rses: dict[str, str], db_url: str) -> dict[str, Any]:
     """Seed the database at ``db_url``, origin files and configs under ``base``."""
     key = seed_key(rses)
-    for old in base.parent.glob("seed-*"):  # half-built, or seeds of older seeding code
-        if old == base or not old.name.startswith(f"seed-{key}"):
+    for old in base.parent.glob("seed-*"):
+        # a half-built seed of this code; seeds of other seeding code once unused for a while
+        # (worktrees and branches with other seed code share this cache and run concurrently)
+        if old == base or (not old.name.startswith(f"seed-{key}")
+                           and time.time() - old.stat().st_mtime > STALE_SEED_SECONDS):
             shutil.rmtree(old, ignore_errors=True)
     for d in ("etc", "logs/trace", "rses"):
         (base / d).mkdir(parents=True)
