@@ -409,11 +409,11 @@ class RucioGateway:
         return str(ids[0])
 
     def is_admin_sync(self) -> bool:
-        """Whether the account has Rucio's ``admin`` attribute (every stock policy lets admins
-        manage any rule)."""
+        """Whether the account has Rucio's ``admin`` attribute (the stock policy lets admins
+        manage any rule; like Rucio, any value counts)."""
         for group in self.client().list_account_attributes(self.account_sync()):
             for attr in group if isinstance(group, list) else [group]:
-                if attr.get("key") == "admin" and str(attr.get("value")).lower() == "true":
+                if attr.get("key") == "admin":
                     return True
         return False
 
