@@ -440,7 +440,8 @@ def set_pump_interval(state: dict[str, Any], seconds: float | None) -> None:
 
 
 __all__ = [
-    "DATABASES", "DAVS_ONLY", "POLICIES", "QUOTA", "RUCIO_VERSION", "Database", "Policy", "conveyor_step", "database_from_env",
+    "DATABASES", "DAVS_ONLY", "POLICIES", "QUOTA", "RUCIO_VERSION", "Database", "Policy",
+    "conveyor_step", "database_from_env",
     "rucio_server_running", "set_pump_interval", "start_rucio", "start_rucio_server",
     "stop_rucio", "stop_rucio_server",
 ]

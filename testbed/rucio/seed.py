@@ -107,7 +107,7 @@ def davs_protocol(hostname: str, port: int, prefix: str, full: bool) -> dict[str
 
 
 # the davs door of every origin RSE (its prefix is the origin's folder, set per run)
-ORIGIN_DAVS = {"hostname": "localhost", "port": 2880}
+ORIGIN_DAVS_HOST, ORIGIN_DAVS_PORT = "localhost", 2880
 
 
 def protocols(r: dict[str, Any], folder: str) -> list[dict[str, Any]]:
@@ -118,7 +118,7 @@ def protocols(r: dict[str, Any], folder: str) -> list[dict[str, Any]]:
         return [davs_protocol(davs["hostname"], davs["port"], davs["prefix"], full=True)]
     out = [protocol(folder)]
     if r["kind"] == "origin":
-        out.append(davs_protocol(ORIGIN_DAVS["hostname"], ORIGIN_DAVS["port"], folder,
+        out.append(davs_protocol(ORIGIN_DAVS_HOST, ORIGIN_DAVS_PORT, folder,
                                  full=False))
     return out
 
@@ -284,7 +284,7 @@ def finalize(spec: dict[str, Any]) -> dict[str, Any]:
                                      session=s)
             if r["kind"] == "origin":
                 rse.update_protocols(rse_id, "davs", {"prefix": r["path"]},
-                                     ORIGIN_DAVS["hostname"], ORIGIN_DAVS["port"], session=s)
+                                     ORIGIN_DAVS_HOST, ORIGIN_DAVS_PORT, session=s)
             # the folder behind the RSE, for the conveyor sidecar (PFNs need not name it)
             rse.add_rse_attribute(rse_id, "testbed_dir", r["path"], session=s)
         # identities of a previous run (the cached DB holds none but root's) are replaced

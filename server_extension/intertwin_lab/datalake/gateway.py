@@ -364,7 +364,8 @@ class RucioGateway:
         dids = [{"scope": f["scope"], "name": f["name"]} for f in files]
         location = {"site": site} if site else None
         for i in range(0, len(dids), REPLICA_CHUNK):
-            for row in c.list_replicas(dids[i:i + REPLICA_CHUNK], rse_expression=rse, client_location=location,
+            for row in c.list_replicas(dids[i:i + REPLICA_CHUNK], rse_expression=rse,
+                                       client_location=location,
                                        domain="lan", all_states=True,
                                        resolve_archives=False):
                 out[(row["scope"], row["name"])] = row

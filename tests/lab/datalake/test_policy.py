@@ -79,7 +79,7 @@ async def test_an_admin_account_may_under_the_stock_policy(
     try:
         service = DataLakeService(DataLake(**datalake_config(generic_rucio, "bob")))
         jp_serverapp.web_app.settings[SETTINGS_KEY] = service
-        code, body = await api("GET", "rules")
+        _, body = await api("GET", "rules")
         assert body["permissions"] == {"extend": True, "delete": True, "reason": None}
     finally:
         await asyncio.to_thread(root.delete_account_attribute, "bob", "admin")
