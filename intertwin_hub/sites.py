@@ -21,6 +21,8 @@ _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 # a PFN prefix: scheme://host[:port]/path/
 _PFN_PREFIX = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s]*/\S*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+# a Slurm partition name as it goes into --partition= (Leonardo's boost_usr_prod)
+_BATCH_PARTITION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -28,9 +30,14 @@ _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
 
 
 def quantity_bytes(q: str) -> int:
-    """A Kubernetes memory quantity ("16Gi") in bytes, as KubeSpawner's mem traits want."""
+    """A Kubernetes memory quantity ("16Gi") in bytes, as KubeSpawner's mem traits want.
+    Raises ValueError for anything else, "512m" included: Kubernetes' "m" is milli, which
+    means thousandths of a byte for memory."""
     num = q.rstrip("kKMGTi")
-    return int(float(num) * _UNITS[q[len(num):]])
+    unit = q[len(num):]
+    if unit not in _UNITS or not re.fullmatch(r"[0-9]+(\.[0-9]+)?", num):
+        raise ValueError(f"{q!r} is not a memory size such as 512Mi, 16Gi or 1T")
+    return int(float(num) * _UNITS[unit])
 
 
 class CatalogueError(ValueError):
@@ -65,6 +72,12 @@ class Partition:
     label: str
     gpu_choices: tuple[int, ...]
     max_gpus: int
+    # the batch system's own partition name (slugs forbid "_", Slurm names need not)
+    name: str = ""
+
+    @property
+    def batch_name(self) -> str:
+        return self.name or self.slug
 
 
 @dataclass(frozen=True)
@@ -225,6 +238,17 @@ def _quantity(r: _Reader, key: str) -> str:
     return s
 
 
+def _memory(r: _Reader, key: str) -> str:
+    s = _quantity(r, key)
+    try:
+        quantity_bytes(s)
+    except ValueError:
+        raise CatalogueError(
+            f"{r.path(key)}: {s!r} is not a memory size; write it with a byte unit such as "
+            "512Mi, 16Gi or 1T (Kubernetes' \"m\" means thousandths)") from None
+    return s
+
+
 def _unique(items: Sequence[Any], where: str) -> None:
     seen: set[str] = set()
     for i in items:
@@ -257,7 +281,7 @@ def _site(r: _Reader) -> Site:
     node = VirtualNode(
         name=nr.text("name", pattern=re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")),
         cpu=_quantity(nr, "cpu"),
-        memory=_quantity(nr, "memory"),
+        memory=_memory(nr, "memory"),
         gpu=gpu,
     )
     nr.done()
@@ -269,7 +293,7 @@ def _site(r: _Reader) -> Site:
         if isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu <= 0:
             raise CatalogueError(f"{rr.path('cpu')}: must be a positive number")
         resources.append(Resource(rr.text("slug", pattern=_SLUG), rr.text("label"), float(cpu),
-                                  _quantity(rr, "memory")))
+                                  _memory(rr, "memory")))
         rr.done()
     if not resources:
         raise CatalogueError(f"{r.path('resources')}: at least one choice is required")
@@ -278,8 +302,10 @@ def _site(r: _Reader) -> Site:
     partitions = []
     for i, item in enumerate(r.items("partitions", required=False)):
         pr = _Reader(item, f"{r.path('partitions')}[{i}]")
-        p = Partition(pr.text("slug", pattern=_SLUG), pr.text("label"),
-                      _int_list(pr, "gpu_choices", True), pr.integer("max_gpus"))
+        slug_ = pr.text("slug", pattern=_SLUG)
+        p = Partition(slug_, pr.text("label"), _int_list(pr, "gpu_choices", True),
+                      pr.integer("max_gpus"),
+                      pr.text("name", required=False, pattern=_BATCH_PARTITION, default=slug_))
         if any(g > p.max_gpus for g in p.gpu_choices):
             raise CatalogueError(f"{pr.path('gpu_choices')}: a choice exceeds max_gpus")
         pr.done()

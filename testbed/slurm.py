@@ -111,7 +111,8 @@ def start_slurm(sup: Supervisor, sites: list[Site],
     folder = sup.run_dir / "slurm"
     for sub in ("state", "spool", "dev"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    partitions = [p.slug for s in sites for p in s.partitions]
+    # the batch system's names; two slugs of one site may share a partition
+    partitions = [n for s in sites for n in dict.fromkeys(p.batch_name for p in s.partitions)]
     if len(set(partitions)) != len(partitions):
         raise TestbedError(f"Slurm partitions of the sites must be unique: {partitions}")
     gpus = max((p.max_gpus for s in sites for p in s.partitions), default=0)

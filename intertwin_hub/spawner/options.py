@@ -39,6 +39,19 @@ class Selection:
     image: str
     other_image: bool
 
+    def user_options(self) -> dict[str, str]:
+        """The selection as canonical ``user_options`` (catalogue slugs and keys only), so
+        KubeSpawner's own profile lookups see exactly what was validated, never the raw text
+        ("minimal\n", the number 1) that validation tolerated."""
+        opts = {"profile": self.site.slug, RESOURCES: self.resource.slug}
+        if gpu_choices(self.site):
+            opts[GPUS] = gpu_choice_key(self.partition, self.gpus)
+        if self.other_image:
+            opts[OTHER_IMAGE] = self.image
+        else:
+            opts[IMAGE] = next(i.slug for i in self.site.images if i.image == self.image)
+        return opts
+
 
 def vos_of(groups: Iterable[str]) -> frozenset[str]:
     """VO names from JupyterHub group names: EGI entitlements map to their VO, any other group
@@ -145,7 +158,8 @@ def _check_gpu_limit(site: Site, raw: str | None) -> None:
     if not raw:
         return
     part, _, count = raw.rpartition("-") if site.partitions else ("", "", raw)
-    if not count.isdigit():
+    # ASCII digits only: str.isdigit() accepts "²", which int() then refuses
+    if not (count.isascii() and count.isdigit()):
         return
     wanted = int(count)
     if site.partitions:

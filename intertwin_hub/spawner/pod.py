@@ -53,7 +53,7 @@ def offload_tolerations() -> list[dict[str, Any]]:
 def slurm_flags(sel: Selection) -> str:
     flags = []
     if sel.partition:
-        flags.append(f"--partition={sel.partition.slug}")
+        flags.append(f"--partition={sel.partition.batch_name}")
     if sel.gpus:
         # the Slurm plugin does not turn nvidia.com/gpu limits into --gres:
         # https://github.com/interlink-hq/interlink-slurm-plugin (flavors select on GPU count only)
@@ -153,7 +153,10 @@ def site_env(site: Site, mount_path: str | None = None) -> dict[str, str]:
 # execs it, as it would the notebook command.
 SECRET_ENV_DIR = "/var/run/intertwin/env"
 SECRET_ENV_VOLUME = "intertwin-env"
-_SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$")
+# TOKEN, *_API_KEY, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, ...: a credential-looking last word,
+# or SECRET/PASSWORD anywhere in the name
+_SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|KEY|"
+                          r"APIKEY)$|(^|_)(SECRET|PASSWORD|PASSWD)(_|$)", re.IGNORECASE)
 ENV_PRELUDE = ('for f in "$INTERTWIN_SECRET_ENV_DIR"/*; do '
                '[ -f "$f" ] && export "${f##*/}=$(cat "$f")"; done; exec "$@"')
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
-from traitlets import Dict, Float, Unicode, default
+from traitlets import Dict, Float, TraitError, Unicode, default
+from traitlets import validate as validate_trait
 
-from ..sites import REACH_MODES, Catalogue, load_catalogue
+from ..sites import REACH_MODES, Catalogue, CatalogueError, load_catalogue
 from . import pod as podplan
 from .options import OptionsError, Selection, validate, vos_of
 from .profiles import profile_list
@@ -35,8 +36,9 @@ class InterTwinSpawner(KubeSpawner):
 
     Profile-dependent settings are applied after KubeSpawner's own profile overrides (in
     ``load_user_options`` and ``get_pod_manifest``), so neither a profile nor a group override
-    can undo a site rule: KubeSpawner applies profile overrides in ``load_user_options``, inside
-    ``_start``, after JupyterHub's ``pre_spawn_hook``
+    can undo a site rule: JupyterHub runs group overrides, then ``apply_user_options`` (where
+    the options are validated), then ``start()``, and KubeSpawner applies profile overrides in
+    ``load_user_options``, inside ``_start``
     (https://github.com/jupyterhub/kubespawner/blob/main/kubespawner/spawner.py).
     """
 
@@ -48,6 +50,14 @@ class InterTwinSpawner(KubeSpawner):
         intertwin-hub (UKRI, Vega, PSNC, KBFI). Adding a site is an edit of this file; it is
         validated when the hub starts.""",
     )
+
+    @validate_trait("site_catalogue_path")
+    def _valid_catalogue(self, proposal: Any) -> Any:
+        try:
+            catalogue_at(proposal.value)
+        except CatalogueError as e:
+            raise TraitError(f"InterTwinSpawner.site_catalogue_path: {e}") from None
+        return proposal.value
 
     progress_poll_interval = Float(
         0.5,
@@ -91,6 +101,12 @@ class InterTwinSpawner(KubeSpawner):
     # the env Secret's data, built with the pod and created once the pod exists
     _env_secret_data: dict[str, str] | None = None
     _env_secret_labels: dict[str, str] | None = None
+    _configured_http_timeout: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._progress_sent = {}
+        self._story = []
 
     @property
     def catalogue(self) -> Catalogue:
@@ -118,8 +134,10 @@ class InterTwinSpawner(KubeSpawner):
 
     @default("apply_user_options")
     def _default_apply_user_options(self) -> Any:
-        # options are applied in load_user_options; this silences "unhandled user_options"
-        return lambda spawner, user_options: None
+        # JupyterHub runs this before start() and answers its SpawnException with a 400,
+        # so a refused choice never creates anything, and the site's start_timeout is in
+        # force when the hub reads it right after start() returns
+        return lambda spawner, user_options: spawner.apply_catalogue_options()
 
     def select(self) -> Selection:
         """Validate the user's options against the catalogue and their VOs."""
@@ -128,14 +146,28 @@ class InterTwinSpawner(KubeSpawner):
         except OptionsError as e:
             raise SpawnException(str(e), reason="invalid_options", status_code=400) from None
 
-    async def load_user_options(self) -> None:
+    def apply_catalogue_options(self) -> Selection:
+        """Validate ``user_options``, replace them with the canonical selection (what
+        KubeSpawner's profile code then reads) and apply the site's timeouts. Idempotent:
+        ``load_user_options`` runs it again, for hubs configured with their own
+        ``apply_user_options``."""
         sel = self.select()
         self.selection = sel
+        self.user_options = sel.user_options()
+        if self._configured_http_timeout is None:
+            self._configured_http_timeout = self.http_timeout
+        self.start_timeout = sel.site.start_timeout
+        # a batch job is "running" before its container image is pulled and the server is up
+        # (Apptainer pulls inside the job), so an offload site gets the same time again
+        self.http_timeout = (max(self._configured_http_timeout, sel.site.start_timeout)
+                             if sel.site.offload else self._configured_http_timeout)
+        return sel
+
+    async def load_user_options(self) -> None:
+        sel = self.apply_catalogue_options()
         auth_state = await self.user.get_auth_state() if hasattr(
             self.user, "get_auth_state") else None
         self._access_token = (auth_state or {}).get("access_token")
-        # KubeSpawner knows the profile by slug; our option keys are its option names
-        self.user_options = {**(self.user_options or {}), "profile": sel.site.slug}
         await super().load_user_options()
         self._apply(podplan.plan(sel, self.reach_of(sel.site)))
 
@@ -153,7 +185,6 @@ class InterTwinSpawner(KubeSpawner):
         return str(reach)
 
     def _apply(self, plan: podplan.PodPlan) -> None:
-        site = self.selection.site if self.selection else None
         self.image = plan.image
         self.cpu_limit = self.cpu_guarantee = plan.cpu
         self.mem_limit = self.mem_guarantee = plan.memory
@@ -168,12 +199,6 @@ class InterTwinSpawner(KubeSpawner):
             guarantees[podplan.GPU_RESOURCE] = str(plan.gpus)
         self.extra_resource_limits = limits
         self.extra_resource_guarantees = guarantees
-        if site is not None:
-            self.start_timeout = site.start_timeout
-            if site.offload:
-                # a batch job is "running" before its container image is pulled and the
-                # server is up (Apptainer pulls inside the job), so allow the same time again
-                self.http_timeout = max(self.http_timeout, site.start_timeout)
         if plan.offload:
             # only ConfigMap, Secret and emptyDir travel to a site: interLink's plugins ship
             # only these volume kinds to the batch job
@@ -335,7 +360,15 @@ class InterTwinSpawner(KubeSpawner):
         # opened late (the REST API answers only after slow_spawn_timeout)
         watcher = asyncio.ensure_future(self._record_story())
         try:
-            return await super()._start()
+            url = await super()._start()
+            # KubeSpawner saw the pod running: the story says so even when the pod went from
+            # queued to ready between two looks, and the watching progress pages get that
+            # line before start() returns (JupyterHub stops reading progress once the server
+            # is up)
+            watcher.cancel()
+            self._note_story(started=True)
+            await self._progress_caught_up()
+            return url
         except BaseException as e:
             await self._delete_env_secret()
             if not isinstance(e, TimeoutError):
@@ -354,16 +387,23 @@ class InterTwinSpawner(KubeSpawner):
 
     _story: list[str]
     _story_changed: asyncio.Event
+    # open progress streams: how many story lines each has handed over
+    _progress_sent: dict[object, int]
 
-    def _note_story(self) -> None:
-        """Add what the pod and its events say now to the spawn story, once per message."""
+    def _note_story(self, started: bool = False) -> None:
+        """Add what the pod and its events say now to the spawn story, once per message;
+        ``started``: KubeSpawner found the pod running, so the story ends with the node."""
         site = self.selection.site if self.selection else None
         if site is None:
             return
         messages = [m for ev in (self.events if self.events_enabled else [])
                     if (m := _event_message(site.name, ev))]
         reflector = self.pod_reflector
-        state = _pod_message(site.name, reflector.pods.get(self._pod_key()) if reflector else None)
+        pod = reflector.pods.get(self._pod_key()) if reflector else None
+        state = _pod_message(site.name, pod)
+        if started:
+            node = ((pod or {}).get("spec") or {}).get("nodeName") or site.node.name
+            state = f"running on {node}"
         if state:
             messages.append(state)
         for m in messages:
@@ -393,29 +433,44 @@ class InterTwinSpawner(KubeSpawner):
         sent, progress = 0, 10
         t0 = time.monotonic()
         last_patience = 0.0
-        while True:
-            done = self._start_future is not None and self._start_future.done()
-            story = getattr(self, "_story", [])
-            for m in story[sent:]:
-                progress += (90 - progress) // 3
-                yield {"progress": progress, "message": m}
-            sent = len(story)
-            if done:
-                return
-            elapsed = time.monotonic() - t0
-            if elapsed >= 30 and elapsed - last_patience >= 30:
-                last_patience = elapsed
-                yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
-                                  f"(the limit is {site.start_timeout} s)"}
+        reader = object()
+        self._progress_sent[reader] = 0
+        try:
+            while True:
+                done = self._start_future is not None and self._start_future.done()
+                story = getattr(self, "_story", [])
+                for m in story[sent:]:
+                    progress += (90 - progress) // 3
+                    sent += 1
+                    # counted before the yield hands the line over: _start waits on this
+                    self._progress_sent[reader] = sent
+                    yield {"progress": progress, "message": m}
+                if done:
+                    return
+                elapsed = time.monotonic() - t0
+                if elapsed >= 30 and elapsed - last_patience >= 30:
+                    last_patience = elapsed
+                    # the limit in force: the site's, applied before start()
+                    yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
+                                      f"(the limit is {self.start_timeout} s)"}
             # wake at once when the story grows: JupyterHub stops reading progress as soon as
             # the server is up, so the last words must not wait for a poll
-            changed = getattr(self, "_story_changed", None)
-            if changed is None:
-                await asyncio.sleep(self.progress_poll_interval)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), self.progress_poll_interval)
-            changed.clear()
+                changed = getattr(self, "_story_changed", None)
+                if changed is None:
+                    await asyncio.sleep(self.progress_poll_interval)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self.progress_poll_interval)
+                changed.clear()
+        finally:
+            self._progress_sent.pop(reader, None)
+
+    async def _progress_caught_up(self, limit: float = 5.0) -> None:
+        """Wait (briefly) until every open progress stream has handed over the whole story."""
+        deadline = time.monotonic() + limit
+        while any(n < len(self._story) for n in self._progress_sent.values()) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def _pod_key(self) -> str:
         return f"{self.namespace}/{self.pod_name}"
@@ -493,3 +548,30 @@ def _pod_message(site: str, pod: Any) -> str | None:
     if waiting_text:
         return f"preparing the session at {site}: {waiting_text}"
     return None
+
+
+def check_hub_catalogue() -> None:
+    """Parse the configured site catalogue when JupyterHub loads this spawner class.
+
+    A spawner is only instantiated per user, so without this a broken catalogue would show at
+    the first spawn form. JupyterHub loads ``spawner_class`` in ``initialize()``, after reading
+    its configuration, and stops with exit code 1 on an exception there: the operator reads the
+    key at fault in the hub's log."""
+    try:
+        from jupyterhub.app import JupyterHub
+    except ImportError:
+        return
+    if not JupyterHub.initialized():
+        return
+    hub = JupyterHub.instance()
+    path = hub.config.InterTwinSpawner.get("site_catalogue_path")
+    try:
+        catalogue = catalogue_at(path)
+    except CatalogueError as e:
+        hub.log.critical("The site catalogue is broken, so the hub cannot start: %s", e)
+        raise
+    hub.log.info("Site catalogue %s: %s", path or "(shipped)",
+                 ", ".join(s.slug for s in catalogue))
+
+
+check_hub_catalogue()
