@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from jupyterhub.utils import iterate_until
+from kubespawner import KubeSpawner
+
 from intertwin_hub.spawner.spawner import _event_message, _pod_message
+
+from .helpers import spawner
 
 
 def pod(phase: str, state: dict[str, Any] | None, job: str | None = None,
@@ -60,3 +68,64 @@ def test_scheduler_events() -> None:
                                    "Successfully assigned intertwin/jupyter-a to vega-vk"}) \
         == "submitted to Vega (node vega-vk)"
     assert _event_message("Vega", {"reason": "Pulled", "message": "x"}) is None
+
+
+# --- the story as a progress page reads it, through JupyterHub's own progress plumbing ----------
+
+
+def site_pod(node: str, statuses: list[dict[str, Any]], phase: str = "Running",
+             job: str = "7") -> dict[str, Any]:
+    return {"metadata": {"annotations": {"JobID": job}, "uid": "u"},
+            "spec": {"nodeName": node},
+            "status": {"phase": phase, "podIP": "127.0.0.9", "containerStatuses": statuses}}
+
+
+QUEUED = [{"name": "notebook", "ready": False,
+           "state": {"waiting": {"reason": "Queued", "message": "queued at Vega (job 7)"}}}]
+RUNNING = [{"name": "notebook", "ready": True, "state": {"running": {}}}]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("final", [RUNNING, []], ids=["containers-running", "no-statuses"])
+@pytest.mark.parametrize("page_delay", [0.0, 0.05], ids=["fast-page", "slow-page"])
+async def test_the_running_step_reaches_the_page_when_ready_follows_queued_at_once(
+        monkeypatch: pytest.MonkeyPatch, final: list[dict[str, Any]],
+        page_delay: float) -> None:
+    """The pod goes from queued to ready between two looks, and the server answers at once:
+    the page still reads "running on vega-vk" before JupyterHub stops reading progress, also
+    when the page takes its time to receive each line (``page_delay``, a slow connection).
+    KubeSpawner's pod start and reflector are stood in for (no cluster in unit tests; the
+    testbed tests run the real ones); the hub side is JupyterHub's own iterate_until and
+    _generate_progress, as its progress API handler drives them."""
+    s = spawner(progress_poll_interval=0.05, events_enabled=False)
+    s.user_options = {"profile": "vega"}
+    s.apply_catalogue_options()
+    reflector = SimpleNamespace(pods={})
+    monkeypatch.setitem(KubeSpawner.reflectors, s._get_reflector_key("pods"), reflector)
+    key = f"{s.namespace}/{s.pod_name}"
+    messages: list[str] = []
+
+    async def kubespawner_start(self: KubeSpawner) -> str:
+        reflector.pods[key] = site_pod("vega-vk", QUEUED)
+        # the site keeps it queued until the page has shown that
+        while not any(m.startswith("queued at Vega") for m in messages):
+            await asyncio.sleep(0.01)
+        # ready as KubeSpawner judges it (phase Running, pod IP, every container ready)
+        reflector.pods[key] = site_pod("vega-vk", final)
+        assert self.is_pod_running(reflector.pods[key])
+        return "http://127.0.0.9:8888"
+
+    monkeypatch.setattr(KubeSpawner, "_start", kubespawner_start)
+    s._spawn_pending = True
+
+    async def hub_spawn() -> None:
+        # JupyterHub: wait for start(), then the server answers at once
+        await s.start()
+
+    spawn_future = asyncio.ensure_future(hub_spawn())
+    async for event in iterate_until(spawn_future, s._generate_progress()):
+        messages.append(event.get("message"))
+        await asyncio.sleep(page_delay)  # the progress handler's write and flush
+    await spawn_future
+    queued = messages.index("queued at Vega (batch job 7)")
+    assert "running on vega-vk" in messages[queued + 1:], messages
