@@ -64,9 +64,17 @@ async def build(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
                 **config: Any) -> tuple[dict[str, Any], list[Any]]:
     """The pod manifest and the Secrets the spawner would create with it."""
     s = spawner(groups, auth_state, **config)
-    s.user_options = options
-    await s.load_user_options()
-    pod = await s.get_pod_manifest()
+    pod = await hub_path(s, options)
     api = ApiClient()
     return (api.sanitize_for_serialization(pod),
             [api.sanitize_for_serialization(b) for b in s.created_secrets])
+
+
+async def hub_path(s: InterTwinSpawner, options: Any) -> Any:
+    """What JupyterHub (User.spawn) and KubeSpawner (_start) run with a user's options, up to
+    the pod manifest: set user_options, the apply_user_options hook (through JupyterHub's own
+    runner, which turns errors into HTTP 400), then load_user_options and get_pod_manifest."""
+    s.user_options = options
+    await s._run_apply_user_options(s.user_options)
+    await s.load_user_options()
+    return await s.get_pod_manifest()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jupyterhub.spawner import SpawnException
+from kubernetes_asyncio.client import ApiClient
 
-from intertwin_hub.sites import load_catalogue
+from intertwin_hub.sites import load_catalogue, quantity_bytes
+from intertwin_hub.spawner import InterTwinSpawner
 from intertwin_hub.spawner.options import (
     OptionsError,
     Selection,
@@ -15,6 +19,8 @@ from intertwin_hub.spawner.options import (
     validate,
     vos_of,
 )
+
+from .helpers import hub_path, spawner
 
 CATALOGUE = load_catalogue()
 DEV = "urn:mace:egi.eu:group:dev.intertwin.eu:role=member#aai.egi.eu"
@@ -25,6 +31,9 @@ REAL = sorted({s.slug for s in CATALOGUE} | {r.slug for s in CATALOGUE for r in 
               | {i.slug for s in CATALOGUE for i in s.images} | {"gpu-8", "gpu-0", "5", "-1"})
 texts = st.one_of(
     st.sampled_from(REAL),
+    # what crashed KubeSpawner after validation, and digits int() refuses
+    st.sampled_from([1, 0, 2, " large ", "minimal\n", "²", "gpu-²", "١", "gpu-١", " gpu-1",
+                     "\tsmall", "itwinai ", "0 "]),
     st.sampled_from(REAL).map(lambda v: v.upper()),
     st.sampled_from(REAL).map(lambda v: f" {v}\n"),
     st.text(max_size=40),
@@ -76,6 +85,84 @@ def test_no_crafted_options_escape_the_catalogue(opts: dict[str, Any], grps: lis
         assert len(msg) > 20 and msg.endswith("."), msg
         return
     assert_within_catalogue(sel, vos)
+
+
+LOOP = asyncio.new_event_loop()
+
+
+async def _api_client() -> ApiClient:
+    return ApiClient()  # its HTTP connector wants a running loop; only its serializer is used
+
+
+API = LOOP.run_until_complete(_api_client())
+
+
+async def hub_spawn(s: InterTwinSpawner, opts: Any) -> dict[str, Any] | SpawnException:
+    """The pod the hub would create for ``opts``, or the refusal the user would read."""
+    try:
+        pod = await hub_path(s, opts)
+    except SpawnException as e:
+        return e
+    return API.sanitize_for_serialization(pod)  # type: ignore[no-any-return]
+
+
+def assert_pod_is_the_selection(pod: dict[str, Any], sel: Selection) -> None:
+    c = pod["spec"]["containers"][0]
+    assert c["image"] == sel.image
+    limits = c["resources"]["limits"]
+    assert float(limits["cpu"]) == sel.resource.cpu
+    assert int(limits["memory"]) == quantity_bytes(sel.resource.memory)
+    assert int(limits.get("nvidia.com/gpu", 0)) == sel.gpus
+    assert c["resources"]["requests"] == limits
+    site = sel.site
+    if site.offload:
+        assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": site.node.name}
+    flags = pod["metadata"]["annotations"].get("slurm-job.vk.io/flags", "")
+    if sel.partition:
+        assert f"--partition={sel.partition.batch_name}" in flags.split()
+    assert pod["metadata"]["labels"]["intertwin.eu/site"] == site.slug
+
+
+# what the hub tells a user who sent bad options; anything else (JupyterHub's generic
+# "Invalid user options", a 500) means a crash the user cannot act on
+def assert_refusal_is_a_sentence(e: SpawnException) -> None:
+    assert e.status_code == 400, e
+    msg = e.log_message or ""
+    assert len(msg) > 20 and msg.endswith("."), msg
+
+
+@settings(max_examples=10_000, deadline=None)
+@given(options, groups, options)
+def test_the_hub_spawns_exactly_what_was_validated_or_refuses_with_a_sentence(
+        opts: dict[str, Any], grps: list[str], later: dict[str, Any]) -> None:
+    """The whole path the hub runs with user_options (JupyterHub's apply_user_options runner,
+    KubeSpawner's load_user_options with its profile lookups, get_pod_manifest): every
+    crafted input is a 400 with a sentence, or a pod of exactly the validated selection.
+    JupyterHub keeps one spawner per server across starts, so a second start on the same
+    spawner must build what a fresh one would."""
+    LOOP.run_until_complete(two_starts(opts, grps, later))
+
+
+async def two_starts(opts: dict[str, Any], grps: list[str], later: dict[str, Any]) -> None:
+    vos = vos_of(grps)
+    s = spawner(tuple(grps))
+    for attempt in (opts, later):
+        try:
+            sel = validate(CATALOGUE, vos, attempt)
+        except OptionsError as e:
+            refused = await hub_spawn(s, attempt)
+            assert isinstance(refused, SpawnException), refused
+            assert_refusal_is_a_sentence(refused)
+            assert refused.log_message == str(e)
+            continue
+        pod = await hub_spawn(s, attempt)
+        assert not isinstance(pod, SpawnException), (attempt, pod)
+        assert_within_catalogue(sel, vos)
+        assert s.user_options == sel.user_options()
+        assert_pod_is_the_selection(pod, sel)
+        assert s.start_timeout == sel.site.start_timeout
+        if attempt is later:
+            assert pod == await hub_spawn(spawner(tuple(grps)), attempt)
 
 
 def test_vo_from_entitlements() -> None:
