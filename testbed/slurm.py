@@ -98,6 +98,16 @@ def slurm_conf(folder: Path, partitions: list[str], gpus: int, cpus: int, mem_mi
     return "\n".join(lines) + "\n"
 
 
+def slurm_partitions(sites: list[Site]) -> list[str]:
+    """The partitions of the run's one Slurm cluster: the catalogue's batch system names
+    (``partitions[].name``), not the user-facing slugs. Two slugs of one site may share a
+    partition; two sites may not, since they share the cluster."""
+    names = [n for s in sites for n in dict.fromkeys(p.batch_name for p in s.partitions)]
+    if len(set(names)) != len(names):
+        raise TestbedError(f"Slurm partitions of the sites must be unique: {names}")
+    return names
+
+
 def start_slurm(sup: Supervisor, sites: list[Site],
                 progress: Callable[[str], None] = lambda m: None) -> SlurmCluster:
     missing = [d for d in (*DAEMONS, "sbatch", "srun") if shutil.which(d) is None
@@ -111,10 +121,7 @@ def start_slurm(sup: Supervisor, sites: list[Site],
     folder = sup.run_dir / "slurm"
     for sub in ("state", "spool", "dev"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    # the batch system's names; two slugs of one site may share a partition
-    partitions = [n for s in sites for n in dict.fromkeys(p.batch_name for p in s.partitions)]
-    if len(set(partitions)) != len(partitions):
-        raise TestbedError(f"Slurm partitions of the sites must be unique: {partitions}")
+    partitions = slurm_partitions(sites)
     gpus = max((p.max_gpus for s in sites for p in s.partitions), default=0)
     cpus = max(int(float(s.node.cpu)) for s in sites)
     mem_mib = max(memory_mib(s.node.memory) for s in sites)

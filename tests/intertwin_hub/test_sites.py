@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from intertwin_hub.sites import CatalogueError, load_catalogue, parse_catalogue
+from intertwin_hub.sites import CatalogueError, load_catalogue, parse_catalogue, quantity_bytes
+from testbed.slurm import slurm_partitions
 
 SHIPPED = yaml.safe_load(
     (Path(__file__).parents[2] / "intertwin_hub" / "sites.yaml").read_text())
@@ -125,3 +126,42 @@ def test_scratch_pfn_mapping_rules() -> None:
     psnc = parse_catalogue(data).get("psnc")
     assert psnc is not None and psnc.scratch.pfn_prefix == data["sites"][2]["scratch"][
         "pfn_prefix"] and psnc.scratch.path_begins_at is None
+
+
+def test_a_partition_has_a_batch_system_name_apart_from_its_slug() -> None:
+    data = copy.deepcopy(SHIPPED)
+    data["sites"][1]["partitions"][0]["name"] = "boost_usr_prod"
+    vega = parse_catalogue(data).get("vega")
+    assert vega is not None
+    assert [(p.slug, p.batch_name) for p in vega.partitions] == [
+        ("gpu", "boost_usr_prod"), ("cpu", "cpu")]
+    # the testbed's Slurm cluster is made of the batch names
+    assert slurm_partitions(list(parse_catalogue(data))) == [
+        "boost_usr_prod", "cpu", "proxima", "standard"]
+    assert slurm_partitions(list(load_catalogue())) == ["gpu", "cpu", "proxima", "standard"]
+
+
+@pytest.mark.parametrize("name", ["boost usr", "--output=/etc/passwd", "_x", "a" * 65, 7])
+def test_a_partition_name_slurm_cannot_take_is_refused(name: object) -> None:
+    message = broken(lambda d: d["sites"][1]["partitions"][0].update(name=name))
+    assert message.startswith("sites[1].partitions[0].name: "), message
+
+
+@pytest.mark.parametrize(("where", "edit"), [
+    ("sites[0].resources[1].memory", lambda d: d["sites"][0]["resources"][1].update(
+        memory="512m")),
+    ("sites[2].node.memory", lambda d: d["sites"][2]["node"].update(memory="1000m")),
+])
+def test_memory_in_milli_units_is_refused_with_the_key(where: str, edit: Any) -> None:
+    # "m" is a valid Kubernetes quantity suffix, but milli-bytes are no memory size
+    message = broken(edit)
+    assert message.startswith(f"{where}: "), message
+    assert "is not a memory size" in message and "Gi" in message
+
+
+def test_the_quantity_parser_refuses_what_the_schema_refuses() -> None:
+    assert quantity_bytes("16Gi") == 16 * 2**30
+    assert quantity_bytes("1.5G") == 1_500_000_000
+    for bad in ("512m", "lots", "16GiB", ""):
+        with pytest.raises(ValueError, match="not a memory size"):
+            quantity_bytes(bad)
