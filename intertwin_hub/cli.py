@@ -14,6 +14,10 @@ from . import __version__
 from .sites import CatalogueError, Site, load_catalogue
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def _summary(site: Site) -> str:
     where = "cloud" if not site.offload else f"offload via {site.node.name}"
     batch = f", {site.batch.system}" if site.batch else ""
@@ -21,7 +25,7 @@ def _summary(site: Site) -> str:
     gpus = f", {site.node.gpu.count} x {site.node.gpu.model}" if site.node.gpu else ""
     vos = ", ".join(site.allowed_vos) or "every user"
     return (f"  {site.slug}: {site.title} ({where}{batch}{gpus}); "
-            f"{len(site.resources)} sizes, {len(site.images)} images"
+            f"{_count(len(site.resources), 'size')}, {_count(len(site.images), 'image')}"
             + (f", partitions {parts}" if parts else "")
             + f"; start timeout {site.start_timeout} s; open to {vos}")
 

@@ -20,6 +20,9 @@ DEMO_PASSWORD = "intertwin-demo"
 # alice is in the dev VO (sees Vega and PSNC), bob is not, oper is the hub operator
 DEMO_USERS = {"alice": [DEV_VO], "bob": [], "oper": [DEV_VO]}
 ADMINS = ["oper"]
+# named servers a user may have at once (stopped ones count until deleted), above what any
+# test holds at a time
+NAMED_SERVER_LIMIT = 10
 
 
 @dataclass
@@ -62,6 +65,7 @@ c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = {NAMED_SERVER_LIMIT}
 c.JupyterHub.authenticator_class = "dummy"
 # demo only: production uses GenericOAuthenticator against EGI Check-in (helm-values/)
 c.DummyAuthenticator.password = {DEMO_PASSWORD!r}

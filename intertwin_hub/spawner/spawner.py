@@ -21,6 +21,8 @@ from .profiles import profile_list
 
 _JOB_ID = re.compile(r"\bjob (?:id )?(\d+)\b", re.IGNORECASE)
 _catalogues: dict[str | None, Catalogue] = {}
+# how often progress says the site still keeps the user waiting, and how long it allows
+PATIENCE_SECONDS = 30.0
 
 
 def catalogue_at(path: str | None) -> Catalogue:
@@ -106,6 +108,7 @@ class InterTwinSpawner(KubeSpawner):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._progress_sent = {}
+        self._progress_moved = asyncio.Event()
         self._story = []
 
     @property
@@ -387,8 +390,9 @@ class InterTwinSpawner(KubeSpawner):
 
     _story: list[str]
     _story_changed: asyncio.Event
-    # open progress streams: how many story lines each has handed over
+    # open progress streams: how many story lines each has handed over, and a wake-up call
     _progress_sent: dict[object, int]
+    _progress_moved: asyncio.Event
 
     def _note_story(self, started: bool = False) -> None:
         """Add what the pod and its events say now to the spawn story, once per message;
@@ -444,11 +448,12 @@ class InterTwinSpawner(KubeSpawner):
                     sent += 1
                     # counted before the yield hands the line over: _start waits on this
                     self._progress_sent[reader] = sent
+                    self._progress_moved.set()
                     yield {"progress": progress, "message": m}
                 if done:
                     return
                 elapsed = time.monotonic() - t0
-                if elapsed >= 30 and elapsed - last_patience >= 30:
+                if elapsed >= PATIENCE_SECONDS and elapsed - last_patience >= PATIENCE_SECONDS:
                     last_patience = elapsed
                     # the limit in force: the site's, applied before start()
                     yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
@@ -464,13 +469,19 @@ class InterTwinSpawner(KubeSpawner):
                 changed.clear()
         finally:
             self._progress_sent.pop(reader, None)
+            self._progress_moved.set()
 
     async def _progress_caught_up(self, limit: float = 5.0) -> None:
-        """Wait (briefly) until every open progress stream has handed over the whole story."""
+        """Wait (briefly: a stalled page must not hold the spawn) until every open progress
+        stream has handed over the whole story."""
         deadline = time.monotonic() + limit
-        while any(n < len(self._story) for n in self._progress_sent.values()) \
-                and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        while any(n < len(self._story) for n in self._progress_sent.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._progress_moved.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress_moved.wait(), left)
 
     def _pod_key(self) -> str:
         return f"{self.namespace}/{self.pod_name}"

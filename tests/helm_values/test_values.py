@@ -44,3 +44,13 @@ def test_the_schema_check_catches_a_typo() -> None:
     values = yaml.safe_load((REPO / "helm-values" / "ukri.yaml").read_text())
     values["hub"]["extraConfg"] = {}
     assert any("extraConfg" in e for e in errors(values))
+
+
+def test_named_servers_are_capped() -> None:
+    values = yaml.safe_load((REPO / "helm-values" / "ukri.yaml").read_text())
+    hub = values["hub"]["config"]["JupyterHub"]
+    assert hub["allow_named_servers"] is True
+    assert isinstance(hub["named_server_limit_per_user"], int)
+    assert 0 < hub["named_server_limit_per_user"] <= 10
+    # the chart's own key would be a second, conflicting place to set it
+    assert "namedServerLimitPerUser" not in values["hub"]

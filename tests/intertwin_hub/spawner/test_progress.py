@@ -10,6 +10,7 @@ import pytest
 from jupyterhub.utils import iterate_until
 from kubespawner import KubeSpawner
 
+from intertwin_hub.spawner import spawner as spawner_module
 from intertwin_hub.spawner.spawner import _event_message, _pod_message
 
 from .helpers import spawner
@@ -104,12 +105,12 @@ async def test_the_running_step_reaches_the_page_when_ready_follows_queued_at_on
     monkeypatch.setitem(KubeSpawner.reflectors, s._get_reflector_key("pods"), reflector)
     key = f"{s.namespace}/{s.pod_name}"
     messages: list[str] = []
+    page_read_queued = asyncio.Event()
 
     async def kubespawner_start(self: KubeSpawner) -> str:
         reflector.pods[key] = site_pod("vega-vk", QUEUED)
         # the site keeps it queued until the page has shown that
-        while not any(m.startswith("queued at Vega") for m in messages):
-            await asyncio.sleep(0.01)
+        await page_read_queued.wait()
         # ready as KubeSpawner judges it (phase Running, pod IP, every container ready)
         reflector.pods[key] = site_pod("vega-vk", final)
         assert self.is_pod_running(reflector.pods[key])
@@ -125,7 +126,43 @@ async def test_the_running_step_reaches_the_page_when_ready_follows_queued_at_on
     spawn_future = asyncio.ensure_future(hub_spawn())
     async for event in iterate_until(spawn_future, s._generate_progress()):
         messages.append(event.get("message"))
+        if messages[-1].startswith("queued at Vega"):
+            page_read_queued.set()
         await asyncio.sleep(page_delay)  # the progress handler's write and flush
     await spawn_future
     queued = messages.index("queued at Vega (batch job 7)")
     assert "running on vega-vk" in messages[queued + 1:], messages
+
+
+@pytest.mark.asyncio
+async def test_the_patience_note_gives_the_sites_limit_in_force(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub's own start_timeout is 180 s; KBFI allows 1800 s, and that is what the hub waits
+    for (applied before start()) and what the user reads."""
+    monkeypatch.setattr(spawner_module, "PATIENCE_SECONDS", 0.2)
+    s = spawner(progress_poll_interval=0.05, events_enabled=False, start_timeout=180)
+    s.user_options = {"profile": "kbfi"}
+    await s._run_apply_user_options(s.user_options)
+    assert s.start_timeout == 1800
+    reflector = SimpleNamespace(pods={})
+    monkeypatch.setitem(KubeSpawner.reflectors, s._get_reflector_key("pods"), reflector)
+    messages: list[str] = []
+    page_read_note = asyncio.Event()
+
+    async def kubespawner_start(self: KubeSpawner) -> str:
+        reflector.pods[f"{s.namespace}/{s.pod_name}"] = site_pod("kbfi-vk", QUEUED)
+        await page_read_note.wait()
+        reflector.pods[f"{s.namespace}/{s.pod_name}"] = site_pod("kbfi-vk", RUNNING)
+        return "http://127.0.0.9:8888"
+
+    monkeypatch.setattr(KubeSpawner, "_start", kubespawner_start)
+    s._spawn_pending = True
+    spawn_future = asyncio.ensure_future(s.start())
+    async for event in iterate_until(spawn_future, s._generate_progress()):
+        messages.append(event.get("message"))
+        if messages[-1].startswith("still waiting for KBFI"):
+            page_read_note.set()
+    await spawn_future
+    note = next(m for m in messages if m.startswith("still waiting for KBFI"))
+    assert note.endswith("(the limit is 1800 s)"), note
+    assert messages[-1] == "running on kbfi-vk", messages
