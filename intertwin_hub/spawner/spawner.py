@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import time
 from collections.abc import AsyncIterator
@@ -561,20 +562,8 @@ def _pod_message(site: str, pod: Any) -> str | None:
     return None
 
 
-def check_hub_catalogue() -> None:
-    """Parse the configured site catalogue when JupyterHub loads this spawner class.
-
-    A spawner is only instantiated per user, so without this a broken catalogue would show at
-    the first spawn form. JupyterHub loads ``spawner_class`` in ``initialize()``, after reading
-    its configuration, and stops with exit code 1 on an exception there: the operator reads the
-    key at fault in the hub's log."""
-    try:
-        from jupyterhub.app import JupyterHub
-    except ImportError:
-        return
-    if not JupyterHub.initialized():
-        return
-    hub = JupyterHub.instance()
+def check_catalogue_of(hub: Any) -> Catalogue:
+    """The catalogue a hub's configuration names, parsed; logs and raises when broken."""
     path = hub.config.InterTwinSpawner.get("site_catalogue_path")
     try:
         catalogue = catalogue_at(path)
@@ -583,6 +572,36 @@ def check_hub_catalogue() -> None:
         raise
     hub.log.info("Site catalogue %s: %s", path or "(shipped)",
                  ", ".join(s.slug for s in catalogue))
+    return catalogue
 
 
-check_hub_catalogue()
+def check_catalogue_at_hub_start() -> None:
+    """Make JupyterHub parse the configured catalogue every time it starts.
+
+    A spawner is only instantiated per user, so a broken catalogue would otherwise show at the
+    first spawn form. JupyterHub imports every installed spawner class while it is constructed,
+    before it reads its configuration, so nothing in this module can see the configuration at
+    import. The check therefore runs first thing in ``JupyterHub.init_users``, which
+    ``initialize()`` awaits at every start, after reading the configuration and before
+    serving; an exception there stops the hub with exit code 1, the key at fault in its log.
+    It acts only when the hub's spawner is this one."""
+    try:
+        from jupyterhub.app import JupyterHub
+    except ImportError:
+        return
+    original = JupyterHub.init_users
+    if getattr(original, "checks_intertwin_catalogue", False):
+        return
+
+    @functools.wraps(original)
+    async def init_users(hub: Any) -> Any:
+        if isinstance(hub.spawner_class, type) and issubclass(hub.spawner_class,
+                                                              InterTwinSpawner):
+            check_catalogue_of(hub)
+        return await original(hub)
+
+    init_users.checks_intertwin_catalogue = True  # type: ignore[attr-defined]
+    JupyterHub.init_users = init_users
+
+
+check_catalogue_at_hub_start()

@@ -42,7 +42,8 @@ c.InterTwinSpawner.site_catalogue_path = {str(catalogue) if catalogue else None!
 def start(folder: Path, cfg: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([JUPYTERHUB, "-f", str(cfg)], cwd=folder, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                 "CONFIGPROXY_AUTH_TOKEN": "unit-test"})
 
 
 def test_a_broken_catalogue_stops_the_hub_with_the_key_path(tmp_path: Path) -> None:
