@@ -459,8 +459,8 @@ class InterTwinSpawner(KubeSpawner):
                     # the limit in force: the site's, applied before start()
                     yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
                                       f"(the limit is {self.start_timeout} s)"}
-            # wake at once when the story grows: JupyterHub stops reading progress as soon as
-            # the server is up, so the last words must not wait for a poll
+                # wake at once when the story grows: JupyterHub stops reading progress as soon
+                # as the server is up, so the last words must not wait for a poll
                 changed = getattr(self, "_story_changed", None)
                 if changed is None:
                     await asyncio.sleep(self.progress_poll_interval)
