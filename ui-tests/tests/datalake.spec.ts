@@ -200,6 +200,25 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   await panel.getByTestId('itw-dl-tab-replicas').click();
   const rule = panel.locator('[data-testid="itw-dl-rule"]', { hasText: `intertwin:${DATASET}` });
   await expect(rule).toHaveAttribute('data-state', 'OK', { timeout: 30_000 });
+
+  // an Extend that fails (Rucio down) is retried by its Retry: the rule gets the new lifetime
+  const facts = rule.locator('.itw-dl-rule-facts');
+  const factsBefore = (await facts.textContent()) ?? '';
+  const lifetime = rule.getByLabel('New lifetime');
+  const choices = await lifetime.locator('option').count();
+  await lifetime.selectOption({ index: choices - 1 });
+  const actionError = panel.getByTestId('itw-dl-action-error');
+  await rucio('stop');
+  try {
+    await rule.getByTestId('itw-dl-extend').click();
+    await expect(actionError).toBeVisible({ timeout: 60_000 });
+    await expect(actionError).toContainText(/Rucio/i);
+  } finally {
+    await rucio('start');
+  }
+  await actionError.getByTestId('itw-dl-retry').click();
+  await expect(actionError).toHaveCount(0, { timeout: 60_000 });
+  await expect(facts).not.toHaveText(factsBefore, { timeout: 30_000 });
   await panel.getByTestId('itw-dl-tab-explore').click();
 
   // the 100k-file dataset pages as it scrolls, with a bounded DOM
@@ -220,9 +239,10 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     await page.waitForTimeout(300);
     expect(await details.getByTestId('itw-dl-row').count()).toBeLessThanOrEqual(200);
   }
+  // the server reads Rucio's stream only as far as asked: the last page waits for all of it
   await expect(details.locator('[data-testid="itw-dl-row"][data-index="99999"]')).toContainText(
     'big.100k.099999.dat',
-    { timeout: 30_000 }
+    { timeout: 120_000 }
   );
 
   // Rucio stops: the panel says so, with the server's sentence and a Retry that recovers

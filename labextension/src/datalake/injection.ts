@@ -60,7 +60,9 @@ export async function resolveAttachment(a: IRucioAttachment): Promise<IInjection
     while (offset !== null) {
       const page: IPathsPage = await datalakeAPI<IPathsPage>(`${didPath(scope, name)}/paths`, {
         offset,
-        limit: PAGE
+        limit: PAGE,
+        // every page in order: the server streams one replica listing of the whole DID
+        whole: 'true'
       });
       for (const item of page.items) {
         if (item.state === 'NOT_A_FILE') {

@@ -2,6 +2,7 @@ import { Kernel } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { datalakeAPI, didPath, errorMessage } from '../request';
+import { pollDelay } from './poll';
 import {
   IContentItem,
   IContentPage,
@@ -68,8 +69,6 @@ export interface INotebookHandle {
 /** States in which the session's site holds (or is getting) a replica: paths are worth asking. */
 const HERE_STATES = new Set(['AVAILABLE', 'PARTIAL', 'REPLICATING', 'STUCK']);
 
-/** Seconds between polls of a replicating DID and of the rules view. */
-export const POLL_MS = 2500;
 
 /**
  * The DataLake panel's state: config, search, the opened DID with its content and local
@@ -101,6 +100,10 @@ export class DataLakeModel {
   rulesStatus: Status = { kind: 'idle' };
   /** the last make-available / rule action */
   actionStatus: Status = { kind: 'idle' };
+  /** what the Retry of a failed action does again: that same action */
+  get canRetryAction(): boolean {
+    return this._lastAction !== null;
+  }
 
   /** Load config and scopes (the first thing the panel does; Retry does it again). */
   async start(): Promise<void> {
@@ -167,6 +170,8 @@ export class DataLakeModel {
     this.selected = { scope, name };
     this.details = null;
     this.actionStatus = { kind: 'idle' };
+    this._lastAction = null;
+    this._pollAttempt = 0;
     this._setContent(null, false);
     await this.reloadDetails(true);
   }
@@ -235,6 +240,7 @@ export class DataLakeModel {
     if (!sel) {
       return;
     }
+    this._lastAction = () => this.makeAvailable(lifetimeDays);
     this.actionStatus = { kind: 'loading' };
     this._emit();
     try {
@@ -243,13 +249,45 @@ export class DataLakeModel {
         body: JSON.stringify({ did: `${sel.scope}:${sel.name}`, lifetime_days: lifetimeDays })
       });
       this.actionStatus = { kind: 'ready' };
+      this._lastAction = null;
       // the rule may need a moment before Rucio reports it at the RSE: keep looking
       this._watchUntil = Date.now() + 20_000;
+      this._pollAttempt = 0;
       await this.reloadDetails();
       this._startPoll();
     } catch (e) {
       this.actionStatus = statusOf(e);
       this._emit();
+    }
+  }
+
+  /** Retry: the action that failed (make available, extend or delete), as it was asked. */
+  async retryAction(): Promise<void> {
+    const again = this._lastAction;
+    if (again) {
+      await again();
+    }
+  }
+
+  /**
+   * Whether the panel is on screen. A hidden (collapsed or closed) panel asks Rucio nothing;
+   * shown again, it looks once at once and polls again if something still replicates.
+   */
+  setActive(active: boolean): void {
+    if (active === this._active) {
+      return;
+    }
+    this._active = active;
+    if (!active) {
+      this._stopPoll();
+      return;
+    }
+    this._pollAttempt = 0;
+    if (this.selected && this.details) {
+      void this.reloadDetails();
+    }
+    if (this.view === 'replicas' && this.rules) {
+      void this.loadRules(false);
     }
   }
 
@@ -273,6 +311,7 @@ export class DataLakeModel {
   }
 
   async extendRule(id: string, lifetimeDays: number): Promise<void> {
+    this._lastAction = () => this.extendRule(id, lifetimeDays);
     await this._ruleAction(() =>
       datalakeAPI(`rules/${encodeURIComponent(id)}`, {}, {
         method: 'PATCH',
@@ -282,6 +321,7 @@ export class DataLakeModel {
   }
 
   async deleteRule(id: string): Promise<void> {
+    this._lastAction = () => this.deleteRule(id);
     await this._ruleAction(() =>
       datalakeAPI(`rules/${encodeURIComponent(id)}`, {}, { method: 'DELETE' })
     );
@@ -369,6 +409,8 @@ export class DataLakeModel {
     try {
       await call();
       this.actionStatus = { kind: 'ready' };
+      this._lastAction = null;
+      this._pollAttempt = 0;
     } catch (e) {
       this.actionStatus = statusOf(e);
     }
@@ -399,16 +441,20 @@ export class DataLakeModel {
     }
   }
 
+  /** Poll while something replicates, less and less often (`pollDelay`), never while the
+   * panel is hidden. */
   private _startPoll(): void {
-    if (this._timer !== null) {
+    if (this._timer !== null || !this._active) {
       return;
     }
-    this._timer = window.setInterval(() => {
-      // a hidden browser tab asks Rucio nothing; the next tick after it shows catches up
-      if (this._polling || document.hidden) {
+    const delay = pollDelay(this._pollAttempt++);
+    this._timer = window.setTimeout(() => {
+      this._timer = null;
+      // a hidden browser tab asks Rucio nothing; the poll after it shows catches up
+      if (document.hidden) {
+        this._startPoll();
         return;
       }
-      this._polling = true;
       const jobs: Promise<void>[] = [];
       const watching = Date.now() < this._watchUntil;
       if (this.selected && (this.details?.here?.state === 'REPLICATING' || watching)) {
@@ -418,21 +464,22 @@ export class DataLakeModel {
         jobs.push(this.loadRules(false));
       }
       void Promise.all(jobs).finally(() => {
-        this._polling = false;
         const busy =
           Date.now() < this._watchUntil ||
           this.details?.here?.state === 'REPLICATING' ||
           (this.view === 'replicas' && this.rules?.some(r => r.state === 'REPLICATING'));
-        if (!busy) {
+        if (busy) {
+          this._startPoll();
+        } else {
           this._stopPoll();
         }
       });
-    }, POLL_MS);
+    }, delay);
   }
 
   private _stopPoll(): void {
     if (this._timer !== null) {
-      window.clearInterval(this._timer);
+      window.clearTimeout(this._timer);
       this._timer = null;
     }
   }
@@ -442,7 +489,9 @@ export class DataLakeModel {
   }
 
   private _timer: number | null = null;
-  private _polling = false;
+  private _pollAttempt = 0;
+  private _active = true;
+  private _lastAction: (() => Promise<void>) | null = null;
   private _watchUntil = 0;
   private _visible: [number, number] = [0, 199];
   private _changed = new Signal<this, void>(this);

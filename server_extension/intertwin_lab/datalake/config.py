@@ -145,6 +145,23 @@ class DataLake(Configurable):
         help="How many listings (collection contents, search results) are kept in memory at "
              "once; the least recently used is dropped first.")
 
+    listing_window_rows = Int(
+        10_000, config=True,
+        help="Most rows of one listing kept in memory. Rucio streams a listing from its start "
+             "(it has no offsets), so paging further drops the oldest rows, and asking for a "
+             "dropped row reads the stream again up to it. Bounds memory whatever the size of "
+             "a collection or of a wildcard search.")
+
+    listing_readahead_rows = Int(
+        2_000, config=True,
+        help="How far a listing reads past the furthest row asked for, so the next page is "
+             "ready; it then waits (Rucio's stream is not read further until asked).")
+
+    listing_idle_seconds = Float(
+        60.0, config=True,
+        help="A waiting listing nobody asks anything of for this long closes its Rucio "
+             "stream (a later page reads it again).")
+
     deep_replicas_max_files = Int(
         10_000, config=True,
         help="When Rucio has no collection-replica summary for a dataset, count its replicas "

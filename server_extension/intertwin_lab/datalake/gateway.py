@@ -371,6 +371,44 @@ class RucioGateway:
                 out[(row["scope"], row["name"])] = row
         return out
 
+    def path_rows(self, scope: str, name: str, kind: str, length: int | None, rse: str,
+                  site: str | None) -> Iterator[dict[str, Any]]:
+        """Blocking generator (run in a listing thread) of the replicas at ``rse`` of every
+        file of a DID: one streamed ``POST /replicas/list`` of the DID itself (Rucio resolves
+        the collection), every scheme the RSE has, ``lan`` domain (the PFNs valid on the
+        compute node), all states. Files with no replica at ``rse`` are not in that stream:
+        when fewer rows came than the DID has files, they follow as ``{"missing": True}``."""
+        c = self.client()
+        location = {"site": site} if site else None
+
+        def replicas() -> Iterator[dict[str, Any]]:
+            return iter(c.list_replicas([{"scope": scope, "name": name}],
+                                        rse_expression=rse, client_location=location,
+                                        domain="lan", all_states=True,
+                                        resolve_archives=False))
+
+        count = 0
+        for row in replicas():
+            count += 1
+            yield row
+        if kind == "file":
+            expected = 1
+        elif kind == "dataset" and length is not None:
+            expected = int(length)
+        else:  # a container's stored length counts its children, not its files
+            expected = int(c.get_did(scope, name, dynamic_depth="FILE").get("length") or 0)
+        if count >= expected:
+            return
+        if kind == "file":
+            yield {"scope": scope, "name": name, "bytes": None, "missing": True}
+            return
+        # rare (a partial replica): the names seen are needed once, to find the others
+        seen = {(x["scope"], x["name"]) for x in replicas()}
+        for f in c.list_files(scope, name):
+            if (f["scope"], f["name"]) not in seen:
+                yield {"scope": f["scope"], "name": f["name"], "bytes": f.get("bytes"),
+                       "missing": True}
+
     # -- rules ----------------------------------------------------------------------------
     def rule_sync(self, rule_id: str) -> dict[str, Any]:
         return dict(self.client().get_replication_rule(rule_id))

@@ -127,7 +127,9 @@ class PathsHandler(DataLakeHandler):
     @tornado.web.authenticated
     async def get(self, scope: str, name: str) -> None:
         offset, limit = self.page_args()
-        self.answer(await self.datalake.paths(*self.did_args(scope, name), offset, limit))
+        whole = (self.arg("whole") or "").lower() in ("1", "true", "yes")
+        self.answer(await self.datalake.paths(*self.did_args(scope, name), offset, limit,
+                                              whole))
 
 
 class RulesHandler(DataLakeHandler):

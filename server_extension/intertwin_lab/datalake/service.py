@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,7 +66,11 @@ class DataLakeService:
     def __init__(self, cfg: DataLake, gateway: RucioGateway | None = None) -> None:
         self.cfg = cfg
         self.rucio = gateway or RucioGateway(cfg)
-        self.listings = ListingCache(cfg.listing_cache_entries, cfg.listing_cache_seconds)
+        self.listings = ListingCache(cfg.listing_cache_entries, cfg.listing_cache_seconds,
+                                     window=max(cfg.listing_window_rows,
+                                                cfg.max_page_size + 1 + cfg.listing_readahead_rows),
+                                     readahead=cfg.listing_readahead_rows,
+                                     idle=cfg.listing_idle_seconds)
         # DID facts per listing key (type, length, bytes), read once per listing
         self._did_info: dict[Any, tuple[float, dict[str, Any]]] = {}
         # rules deleted from this server: Rucio deletes softly (the rule expires within the
@@ -108,19 +112,31 @@ class DataLakeService:
         key = ("search", scope, did_type, repr(filters))
         if fresh:  # a new search reads Rucio again; a cursor pages the same result
             self.listings.drop(key)
-        listing = self.listings.get(
-            key, lambda: self.rucio.search_rows(scope, filters, did_type), did_row)
-        rows = await self._rows(listing, offset, limit + 1, param="filters",
-                                what=f"The scope '{scope}'")
+        _, rows = await self._rows(
+            key, lambda: self.rucio.search_rows(scope, filters, did_type), did_row, offset,
+            limit + 1, param="filters", what=f"The scope '{scope}'")
         more = len(rows) > limit
         return {"items": rows[:limit], "next": str(offset + limit) if more else None}
 
-    async def _rows(self, listing: Listing, offset: int, count: int, param: str | None = None,
-                    what: str | None = None) -> list[Row]:
-        await listing.wait_for(offset + count)
-        if listing.error is not None and len(listing.rows) < offset + count:
-            raise translate(listing.error, param=param, what=what)
-        return listing.rows[offset:offset + count]
+    async def _rows(self, key: Any, source: Callable[[], Iterable[Any]],
+                    convert: Callable[[Any], Row], offset: int, count: int,
+                    param: str | None = None, what: str | None = None
+                    ) -> tuple[Listing, list[Row]]:
+        """Rows ``offset`` .. ``offset + count - 1`` of the listing ``key`` (a listing that
+        dropped them, or stopped before them, is replaced by one resuming the stream)."""
+        failed: Listing | None = None
+        for _ in range(3):
+            listing = self.listings.get(key, source, convert, offset, replace=failed)
+            rows = await listing.read(offset, count)
+            if listing.error is not None and listing.count < offset + count:
+                raise translate(listing.error, param=param, what=what)
+            if rows is not None and (not listing.stopped or listing.count >= offset + count):
+                return listing, rows
+            # the listing stopped before these rows (left idle, or replaced by one for rows
+            # further back): read them from a new one
+            failed = listing
+        raise DataLakeError(503, "rucio_unavailable",
+                            "The DataLake listing was interrupted several times; try again.")
 
     # -- one DID --------------------------------------------------------------------------
     async def _did(self, scope: str, name: str, cache_key: Any = None) -> dict[str, Any]:
@@ -178,15 +194,12 @@ class DataLakeService:
                 "here": here}
 
     # -- content and local paths ----------------------------------------------------------
-    def _content(self, scope: str, name: str, did: Mapping[str, Any]) -> tuple[Any, Listing]:
-        kind = did_type_of(did)
-        if kind == "file":
-            key = ("self", scope, name)
+    def _content_source(self, scope: str, name: str, did: Mapping[str, Any]
+                        ) -> tuple[Any, Callable[[], Iterable[Any]]]:
+        if did_type_of(did) == "file":
             row = {"scope": scope, "name": name, "type": "FILE", "bytes": did.get("bytes")}
-            return key, self.listings.get(key, lambda: [row], content_row)
-        key = ("content", scope, name)
-        return key, self.listings.get(key, lambda: self.rucio.content_rows(scope, name),
-                                      content_row)
+            return ("self", scope, name), lambda: [row]
+        return ("content", scope, name), lambda: self.rucio.content_rows(scope, name)
 
     async def content(self, scope: str, name: str, offset: int, limit: int,
                       refresh: bool) -> dict[str, Any]:
@@ -195,12 +208,12 @@ class DataLakeService:
             self.listings.drop(key)
             self._did_info.pop(key, None)
         did = await self._did_and_listing(scope, name, key)
-        key, listing = self._content(scope, name, did)
+        key, source = self._content_source(scope, name, did)
         what = f"The data identifier {scope}:{name}"
         if did_type_of(did) == "container":
-            # a container's children are few datasets: read them all, so the total is exact
-            await self._rows(listing, 0, sys.maxsize, what=what)
-        rows = await self._rows(listing, offset, limit, what=what)
+            # a container's children are few datasets: count them all, so the total is exact
+            await self._rows(key, source, content_row, 0, sys.maxsize, what=what)
+        listing, rows = await self._rows(key, source, content_row, offset, limit, what=what)
         return self._page(listing, did, rows, offset, limit)
 
     async def _did_and_listing(self, scope: str, name: str, key: Any) -> dict[str, Any]:
@@ -216,37 +229,84 @@ class DataLakeService:
     def _page(self, listing: Listing, did: Mapping[str, Any], rows: list[Row], offset: int,
               limit: int) -> dict[str, Any]:
         """A page; until the listing has been read to its end, the totals are the DID's."""
-        complete = listing.done and listing.error is None
+        complete = listing.done and listing.error is None and not listing.stopped
         if did_type_of(did) == "file":
             total: int = 1
         elif complete:
-            total = len(listing.rows)
+            total = listing.count
         else:
-            total = max(int(did.get("length") or 0), len(listing.rows))
+            total = max(int(did.get("length") or 0), listing.count)
         total_bytes = did.get("bytes")
-        if complete and all(x.get("bytes") is not None for x in listing.rows):
-            total_bytes = sum(int(x["bytes"]) for x in listing.rows)
+        if complete and listing.bytes_known:
+            total_bytes = listing.bytes_sum
         nxt = offset + len(rows)
         more = nxt < total or (not complete and len(rows) == limit)
         return {"items": rows, "offset": offset, "limit": limit, "total": total,
                 "total_bytes": total_bytes, "complete": complete,
                 "next_offset": nxt if more and rows else None}
 
-    async def paths(self, scope: str, name: str, offset: int, limit: int) -> dict[str, Any]:
-        """The local path (on this compute node) of each file of a DID, a page at a time."""
+    async def paths(self, scope: str, name: str, offset: int, limit: int,
+                    whole: bool = False) -> dict[str, Any]:
+        """The local path (on this compute node) of each file of a DID, a page at a time.
+
+        ``whole``: the caller reads every page in order (what "Add to notebook" does), so the
+        pages come from one streamed ``list_replicas`` of the DID itself, in Rucio's replica
+        order: about 2.5x cheaper per file for Rucio than looking files up by name. Otherwise
+        (the panel's list, which jumps and refreshes) a page is the ``content`` page at that
+        offset with its files looked up."""
         rse = self.cfg.destination_rse
         if rse is None:
             raise DataLakeError(409, "no_scratch", _no_scratch(self.cfg))
+        r = self.rucio
+        if whole:
+            did, prefixes = await asyncio.gather(
+                self._did(scope, name, cache_key=("content", scope, name)),
+                r.call(r.protocol_prefixes_sync, rse, what=f"The RSE {rse}"))
+            page = await self._streamed_paths(scope, name, did, offset, limit, rse, prefixes)
+        else:
+            page = await self._looked_up_paths(scope, name, offset, limit, rse)
+        page.update(rse=rse, mount_path=self.cfg.rse_mount_path)
+        return page
+
+    async def _streamed_paths(self, scope: str, name: str, did: Mapping[str, Any],
+                              offset: int, limit: int, rse: str,
+                              prefixes: Mapping[str, str]) -> dict[str, Any]:
+        r = self.rucio
+        kind = did_type_of(did)
+        site = self.cfg.site_name or None
+
+        def source() -> Iterable[Any]:
+            return r.path_rows(scope, name, kind, did.get("length"), rse, site)
+
+        def convert(rep: Any) -> Row:
+            row = {"scope": rep["scope"], "name": rep["name"], "bytes": rep.get("bytes"),
+                   "type": "file"}
+            return self._path_item(row, None if rep.get("missing") else rep, rse, prefixes)
+
+        key = ("paths", scope, name)
+        old = self.listings.peek(key)
+        if old is not None and offset < old.served:
+            # read again from an earlier page (a new "Add to notebook", a kernel restart):
+            # states may have changed since, so Rucio is asked again
+            self.listings.drop(key)
+        listing, items = await self._rows(key, source, convert, offset, limit,
+                                          what=f"The data identifier {scope}:{name}")
+        listing.served = max(listing.served, offset + len(items))
+        return self._page(listing, did, items, offset, limit)
+
+    async def _looked_up_paths(self, scope: str, name: str, offset: int, limit: int,
+                               rse: str) -> dict[str, Any]:
         what = f"The data identifier {scope}:{name}"
         key = ("content", scope, name)
         did = await self._did_and_listing(scope, name, key)
+        source: Callable[[], Iterable[Any]]
+        convert: Callable[[Any], Row] = content_row
         if did_type_of(did) == "container":
-            key = ("files", scope, name)
-            listing = self.listings.get(key, lambda: self.rucio.file_rows(scope, name),
-                                        lambda x: {**content_row(x), "type": "file"})
+            key, source = ("files", scope, name), lambda: self.rucio.file_rows(scope, name)
+            convert = lambda x: {**content_row(x), "type": "file"}  # noqa: E731
         else:
-            key, listing = self._content(scope, name, did)
-        rows = await self._rows(listing, offset, limit, what=what)
+            key, source = self._content_source(scope, name, did)
+        listing, rows = await self._rows(key, source, convert, offset, limit, what=what)
         r = self.rucio
         files = [x for x in rows if x["type"] == "file"]
         found, prefixes = await asyncio.gather(
@@ -254,9 +314,7 @@ class DataLakeService:
             r.call(r.protocol_prefixes_sync, rse, what=f"The RSE {rse}"))
         items = [self._path_item(x, found.get((x["scope"], x["name"])), rse, prefixes)
                  for x in rows]
-        page = self._page(listing, did, items, offset, limit)
-        page.update(rse=rse, mount_path=self.cfg.rse_mount_path)
-        return page
+        return self._page(listing, did, items, offset, limit)
 
     def _path_item(self, row: Row, rep: Mapping[str, Any] | None, rse: str,
                    prefixes: Mapping[str, str]) -> dict[str, Any]:
@@ -317,6 +375,7 @@ class DataLakeService:
 
     def _forget(self, scope: str, name: str) -> None:
         self._did_info.pop(("content", scope, name), None)
+        self.listings.drop(("paths", scope, name))
 
     async def rules(self) -> dict[str, Any]:
         rules = [x for x in await self.rucio.call(self.rucio.my_rules_sync)

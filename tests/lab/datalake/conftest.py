@@ -116,6 +116,8 @@ def api(jp_fetch: Any, openapi: OpenAPI) -> Api:
         elif method in ("POST", "PATCH", "PUT"):
             kwargs["body"] = "{}"
         kwargs["allow_nonstandard_methods"] = True
+        # tornado's 20 s default is short for a page of 1,000 replicas on a loaded 2-core box
+        kwargs["request_timeout"] = 180
         try:
             r = await jp_fetch("intertwin", "datalake", *path.split("/"), **kwargs)
             code, raw = r.code, r.body

@@ -172,6 +172,73 @@ async def test_pages_through_the_100k_dataset(api: Api, rucio: dict[str, Any]) -
     assert len(names) == len(set(names)) == 100_000
 
 
+async def test_a_wide_search_holds_bounded_memory_and_pages_on(
+        api: Api, use_datalake: Any) -> None:
+    """``big.100k.*`` matches 100,000 files: the server reads Rucio's stream only a little past
+    the page asked for, holds at most its window of rows, and still pages truthfully (a next
+    cursor, the same rows when paging back)."""
+    window, readahead = 2_000, 500
+    service = use_datalake(listing_window_rows=window, listing_readahead_rows=readahead)
+    params: dict[str, Any] = {"scope": "intertwin", "name": "big.100k.*", "type": "file",
+                              "limit": 1000}
+
+    async def paused() -> None:
+        deadline = time.monotonic() + 120
+        while not all(x.waiting or x.done for x in service.listings.all()):
+            assert time.monotonic() < deadline, "the listing never stopped reading"
+            await asyncio.sleep(0.05)
+
+    code, page = await api("GET", "dids", params=params)
+    assert code == 200 and len(page["items"]) == 1000 and page["next"] == "1000"
+    first = [x["name"] for x in page["items"]]
+    await paused()
+    (listing,) = service.listings.all()
+    assert listing.count <= 1001 + readahead + 1 and not listing.done  # not the 100,000
+    code, page = await api("GET", "dids", params={**params, "cursor": "60000"})
+    assert code == 200 and len(page["items"]) == 1000 and page["next"] == "61000"
+    await paused()
+    assert service.listings.held() <= window * 5 // 4
+    code, page = await api("GET", "dids", params={**params, "cursor": "0"})
+    assert [x["name"] for x in page["items"]] == first  # read again from the top, same rows
+    await paused()
+    assert service.listings.held() <= window * 5 // 4
+
+
+async def test_every_local_path_of_the_100k_dataset(api: Api, rucio: dict[str, Any],
+                                                   use_datalake: Any) -> None:
+    """What "Add to notebook" does for the 100,000-file dataset, at the RSE that holds it:
+    one streamed replica listing paged through, every path under the mount, distinct."""
+    service = use_datalake(rse="DESY-DCACHE")
+    big = rucio["big_dataset"]
+    mount = rucio["rses"]["DESY-DCACHE"]["path"]
+    t = time.monotonic()
+    paths: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        code, page = await api("GET", did_path(big, "paths"),
+                               params={"offset": offset, "limit": 1000, "whole": "true"},
+                               check=offset == 0)
+        assert code == 200, page
+        assert all(x["state"] == "AVAILABLE" for x in page["items"]), page["items"][:3]
+        paths += [x["path"] for x in page["items"]]
+        offset = page["next_offset"]
+        assert service.listings.held() <= service.listings.window * 5 // 4
+    print(f"\nall 100,000 local paths of {big}: {time.monotonic() - t:.1f} s")
+    assert page["complete"] and page["total"] == 100_000
+    assert len(paths) == len(set(paths)) == 100_000
+    assert all(p.startswith(mount) for p in paths)
+    assert await asyncio.to_thread(Path(paths[0]).is_file)
+
+
+async def test_paths_of_data_not_here_say_so(api: Api, use_datalake: Any) -> None:
+    use_datalake(rse="DESY-DCACHE")  # ERA5 is at EODC only
+    for whole in ("false", "true"):  # looked up by name, or streamed for the whole DID
+        code, page = await api("GET", did_path(ERA5, "paths"), params={"whole": whole})
+        assert code == 200 and page["total"] == 4 and page["complete"], page
+        assert {(x["state"], x["path"]) for x in page["items"]} == {("NOT_AVAILABLE", None)}
+        assert len({x["name"] for x in page["items"]}) == 4
+
+
 async def test_make_available_replicates_and_the_file_is_readable(
         api: Api, rucio: dict[str, Any]) -> None:
     code, body = await api("POST", "rules", body={"did": ERA5, "lifetime_days": 2})

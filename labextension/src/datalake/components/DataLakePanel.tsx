@@ -134,9 +134,15 @@ export class DataLakePanel extends ReactWidget {
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
+    this.model.setActive(true);
     if (this.model.configStatus.kind === 'idle') {
       void this.model.start();
     }
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.setActive(false); // a closed panel does not poll Rucio
   }
 
   dispose(): void {

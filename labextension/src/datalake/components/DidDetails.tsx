@@ -281,7 +281,7 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
                       details.here.rule.locks.stuck
                     } files there`
                   : ''}{' '}
-                — checking every few seconds…
+                — checking again now and then (at least every 30 s)…
               </div>
             ) : null
           ) : (
@@ -294,7 +294,7 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
             <ErrorBanner
               message={model.actionStatus.message}
               testid="itw-dl-action-error"
-              onRetry={() => void model.makeAvailable(days)}
+              onRetry={model.canRetryAction ? () => void model.retryAction() : undefined}
             />
           )}
           <div className="itw-dl-actions">

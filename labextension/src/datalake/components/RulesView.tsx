@@ -106,7 +106,11 @@ export function RulesView(props: { model: DataLakeModel }): JSX.Element {
         </Button>
       </header>
       {model.actionStatus.kind === 'error' && (
-        <ErrorBanner message={model.actionStatus.message} testid="itw-dl-action-error" />
+        <ErrorBanner
+          message={model.actionStatus.message}
+          testid="itw-dl-action-error"
+          onRetry={model.canRetryAction ? () => void model.retryAction() : undefined}
+        />
       )}
       {model.rulePermissions.reason && (
         <div className="itw-dl-muted" data-testid="itw-dl-rule-permissions">

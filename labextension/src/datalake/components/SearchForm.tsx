@@ -45,7 +45,7 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
         <InputGroup
           className="itw-dl-name"
           type="text"
-          placeholder="name, * and ? as wildcards"
+          placeholder="name, * as wildcard"
           aria-label="DID name"
           data-testid="itw-dl-query"
           value={search.name}
