@@ -204,6 +204,7 @@ async def test_a_wide_search_holds_bounded_memory_and_pages_on(
     assert service.listings.held() <= window * 5 // 4
 
 
+@pytest.mark.timeout(900)  # Rucio resolves 100,000 replicas: minutes on a loaded 2-core box
 async def test_every_local_path_of_the_100k_dataset(api: Api, rucio: dict[str, Any],
                                                    use_datalake: Any) -> None:
     """What "Add to notebook" does for the 100,000-file dataset, at the RSE that holds it:
