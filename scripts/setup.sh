@@ -9,6 +9,30 @@ CACHE=${INTERTWIN_CACHE:-$HOME/.cache/intertwin-hub}
 export INTERTWIN_CACHE=$CACHE
 step() { printf '\n== %s\n' "$*"; }
 
+# What this script cannot install by itself: stop now with a sentence naming it, rather than
+# fail deep inside a build.
+missing=()
+if [ ! -x .venv/bin/python ]; then
+  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    missing+=("Python 3.11 or newer as python3 (found: $(python3 --version 2>&1 || echo none))")
+  elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    missing+=("Python's venv module (Debian: apt-get install python3-venv)")
+  fi
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=("Node.js 18 or newer with npm, for the lab extension build, the browser tests and configurable-http-proxy (Debian: apt-get install nodejs npm)")
+elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)'; then
+  missing+=("Node.js 18 or newer (found $(node --version)) (https://nodejs.org)")
+fi
+for b in testbed/build/build-k8s.sh testbed/build/build-interlink.sh; do
+  if ! msg=$("$b" --check 2>&1 >/dev/null); then missing+=("$msg"); break; fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "scripts/setup.sh cannot set up this machine; please install first:" >&2
+  printf ' - %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v chromium >/dev/null || need_apt+=(chromium)

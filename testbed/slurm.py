@@ -16,6 +16,7 @@ needs slurmdbd + MariaDB), so finished jobs are read with ``scontrol`` and the j
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 from collections.abc import Callable, Iterable
@@ -108,16 +109,29 @@ def slurm_partitions(sites: list[Site]) -> list[str]:
     return names
 
 
-def start_slurm(sup: Supervisor, sites: list[Site],
-                progress: Callable[[str], None] = lambda m: None) -> SlurmCluster:
+def require_slurm() -> None:
+    """Raise, with what to do, when this machine or user cannot run the testbed's Slurm:
+    checked before anything of a run starts."""
+    if os.geteuid() != 0:
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = f"uid {os.geteuid()}"
+        raise TestbedError(
+            "The testbed's real Slurm queue (testbed up --slurm, and the tests in "
+            "tests/testbed/test_slurm.py and test_slurm_testbed.py) runs slurmctld and slurmd "
+            f"as root, and this runs as {user}: run it as root (e.g. with sudo), or start the "
+            "testbed without --slurm.")
     missing = [d for d in (*DAEMONS, "sbatch", "srun") if shutil.which(d) is None
                and not Path(f"/usr/sbin/{d}").exists()]
     if missing:
         raise TestbedError(f"Slurm is not installed ({', '.join(missing)} missing): "
                            "apt-get install slurm-wlm (scripts/setup.sh does)")
-    if os.geteuid() != 0:
-        raise TestbedError("the testbed's Slurm runs its daemons as root (SlurmUser=root); "
-                           "start the testbed as root or without --slurm")
+
+
+def start_slurm(sup: Supervisor, sites: list[Site],
+                progress: Callable[[str], None] = lambda m: None) -> SlurmCluster:
+    require_slurm()
     folder = sup.run_dir / "slurm"
     for sub in ("state", "spool", "dev"):
         (folder / sub).mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from .interlink import (
 from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, wait_until
 from .rucio import Database, start_rucio
-from .slurm import SlurmCluster, slurm_sites, start_slurm
+from .slurm import SlurmCluster, require_slurm, slurm_sites, start_slurm
 from .slurm import cancel_all as cancel_slurm_jobs
 from .state import REPO, read_state, write_state
 
@@ -56,6 +56,8 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
     if old is not None and any(alive(p) for p in Supervisor(run_dir).pids().values()):
         raise TestbedError(f"a testbed is already running from {run_dir}; "
                            "stop it with `python -m testbed down` first")
+    if slurm:
+        require_slurm()  # before minutes of start-up, not after
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     progress("checking the Go-built binaries (a cold build takes about 11 minutes on 2 cores)")
