@@ -8,7 +8,9 @@ a scratch folder, so the project's own cache under ``~/.cache/intertwin-hub`` is
 - cached: the binaries present (what every later ``scripts/setup.sh`` does).
 
 Peak memory is the largest sum of RSS over the build's whole process tree (go, compile, link),
-sampled every 0.2 s. Usage: ``.venv/bin/python bench/build.py [--only k8s|interlink]``.
+sampled every 0.2 s. Usage: ``.venv/bin/python bench/build.py [--only k8s|interlink]``;
+``--smoke`` times only the cached case against the project's own cache (what the test suite
+runs: the scripts still work and a set-up machine skips the builds).
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run(script: Path, env: dict[str, str], log: Path) -> tuple[float, int]:
+def run(script: Path, env: dict[str, str], log: Path, *args: str) -> tuple[float, int]:
     """Run one build script; return (wall seconds, peak tree RSS bytes). Raises on failure."""
     start = time.monotonic()
     peak = 0
     with log.open("ab") as out:
-        proc = subprocess.Popen([str(script)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(script), *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
         ps = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
@@ -59,11 +62,30 @@ def run(script: Path, env: dict[str, str], log: Path) -> tuple[float, int]:
     return time.monotonic() - start, peak
 
 
+def smoke(only: str | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="intertwin-build-smoke-") as tmp:
+        for name, script in SCRIPTS.items():
+            if only and name != only:
+                continue
+            # --check: a cached build exits at once all the same; an uncached one stops after
+            # checking Go instead of building
+            wall, _ = run(script, dict(os.environ), Path(tmp) / "build.log", "--check")
+            log = (Path(tmp) / "build.log").read_text()
+            if "cached in" not in (log.splitlines() or [""])[-1]:
+                raise SystemExit(f"{name}: not cached, so scripts/setup.sh has not run:\n{log}")
+            print(f"{name}: cached {wall:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--only", choices=sorted(SCRIPTS), help="measure one build only")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--smoke", action="store_true",
+                    help="only the cached case, on the project's cache (seconds, no build)")
     args = ap.parse_args()
+    if args.smoke:
+        smoke(args.only)
+        return
 
     scratch = Path(tempfile.mkdtemp(prefix="intertwin-build-bench-"))
     log = scratch / "build.log"

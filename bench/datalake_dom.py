@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/datalake_dom.py [--step-screens 3]
     .venv/bin/python bench/datalake_dom.py --serve     # keep Rucio + JupyterLab up (development)
+    .venv/bin/python bench/datalake_dom.py --smoke     # the 5-file dataset: the bench still works
 
 Starts the testbed's real Rucio (testbed/rucio: the seeded `intertwin:big.100k` dataset) and a
 plain `jupyter lab` from .venv whose DataLake is configured the way the hub configures a Vega
@@ -71,9 +72,10 @@ def start_lab(sup: Supervisor, rucio: dict[str, Any], root: Path) -> str:
     return f"{url}/lab?token={token}"
 
 
-def run_spec(lab_url: str, out: Path, step_screens: float) -> dict[str, Any]:
+def run_spec(lab_url: str, out: Path, step_screens: float,
+             dataset: str = "big.100k") -> dict[str, Any]:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    env = {**os.environ, "LAB_URL": lab_url, "CHROMIUM": chromium, "DATALAKE_BENCH": "1",
+    env = {**os.environ, "BENCH_DATASET": dataset, "LAB_URL": lab_url, "CHROMIUM": chromium, "DATALAKE_BENCH": "1",
            "BENCH_OUTPUT": str(out), "BENCH_STEP_SCREENS": str(step_screens),
            "UI_OUTPUT_DIR": str(out.parent / "results"), "CI": "1"}
     r = subprocess.run([str(UI / "node_modules" / ".bin" / "playwright"), "test",
@@ -90,6 +92,8 @@ def main() -> int:
                     help="how many screens each scroll step moves (default 3)")
     ap.add_argument("--serve", action="store_true",
                     help="start Rucio and JupyterLab, print the URL and wait (Ctrl-C stops)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="scroll a 5-file dataset instead: check that the bench runs")
     args = ap.parse_args()
     # stop cleanly on SIGTERM too (a background --serve ignores Ctrl-C's SIGINT)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -106,7 +110,8 @@ def main() -> int:
             print(f"LAB_URL={lab}\nrun dir {run} (serve.json)", flush=True)
             while True:
                 time.sleep(3600)
-        res = run_spec(lab, run / "dom.json", args.step_screens)
+        res = run_spec(lab, run / "dom.json", args.step_screens,
+                       "physics.virgo.o3" if args.smoke else "big.100k")
     except KeyboardInterrupt:
         return 0
     finally:

@@ -1,0 +1,54 @@
+"""Every benchmark in bench/ compiles and runs at smoke size (``--smoke``), so a change that
+breaks one shows here rather than on the day someone measures. Smoke runs check that the
+bench works, not what it measures."""
+from __future__ import annotations
+
+import os
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py"))
+# spawn.py needs Kubernetes, interLink and a hub: it uses the session's testbed (--state)
+ON_TESTBED = {"spawn.py"}
+
+
+def run_bench(script: str, *args: str, timeout: float = 300) -> str:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--smoke", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{script} --smoke failed:\n{proc.stdout[-3000:]}\n" \
+                                 f"{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def test_there_are_benches() -> None:
+    assert {"spawn.py", "lab_load.py", "build.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_compiles_and_has_a_smoke_flag(script: str, tmp_path: Path) -> None:
+    py_compile.compile(str(BENCH / script), cfile=str(tmp_path / "c.pyc"), doraise=True)
+    out = subprocess.run([sys.executable, str(BENCH / script), "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--smoke" in out.stdout
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s not in ON_TESTBED])
+def test_smoke(script: str) -> None:
+    run_bench(script)
+
+
+@pytest.mark.testbed
+def test_spawn_smoke(testbed: dict[str, Any]) -> None:
+    out = run_bench("spawn.py", "--state", testbed["run_dir"], timeout=600)
+    assert "POST -> pod created" in out and "pod Running -> server ready" in out
+    assert "2 concurrent Vega spawns: 2 ready, 0 failed" in out
