@@ -75,7 +75,8 @@ def start_lab(sup: Supervisor, rucio: dict[str, Any], root: Path) -> str:
 def run_spec(lab_url: str, out: Path, step_screens: float,
              dataset: str = "big.100k") -> dict[str, Any]:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    env = {**os.environ, "BENCH_DATASET": dataset, "LAB_URL": lab_url, "CHROMIUM": chromium, "DATALAKE_BENCH": "1",
+    env = {**os.environ, "BENCH_DATASET": dataset, "LAB_URL": lab_url, "CHROMIUM": chromium,
+           "DATALAKE_BENCH": "1",
            "BENCH_OUTPUT": str(out), "BENCH_STEP_SCREENS": str(step_screens),
            "UI_OUTPUT_DIR": str(out.parent / "results"), "CI": "1"}
     r = subprocess.run([str(UI / "node_modules" / ".bin" / "playwright"), "test",

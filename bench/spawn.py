@@ -259,8 +259,8 @@ def line(name: str, xs: list[float], ref: list[float] | None = None) -> str:
     return s
 
 
-async def compare(it: HubAPI, ks: HubAPI, times: PodTimes, rounds: int, timeout: float
-                  ) -> dict[str, Any]:
+async def compare(it: HubAPI, ks: HubAPI, times: PodTimes, rounds: int, timeout: float,
+                  pause: float = 5.0) -> dict[str, Any]:
     await it.users(["bench"], group=VO)
     await ks.users(["basebench"])
     p_it, p_ks = Parts(), Parts()
@@ -269,7 +269,7 @@ async def compare(it: HubAPI, ks: HubAPI, times: PodTimes, rounds: int, timeout:
         order = [(it, "bench", VEGA, p_it), (ks, "basebench", None, p_ks)]
         rng.shuffle(order)
         for hub, user, opts, parts in order:
-            await asyncio.sleep(rng.uniform(0, 5))
+            await asyncio.sleep(rng.uniform(0, pause))
             await one_spawn(hub, times, user, f"r{i}", opts, parts, timeout)
         print(f"  round {i + 1}: POST->pod {p_it.to_pod[-1] * 1000:.0f} / "
               f"{p_ks.to_pod[-1] * 1000:.0f} ms, Running->ready {p_it.to_ready[-1] * 1000:.0f} / "
@@ -352,11 +352,12 @@ async def main(args: argparse.Namespace) -> int:
         b = aiohttp.ClientSession(headers={"Authorization": f"token {base.service_token}"})
         async with a, b:
             it, ks = HubAPI(a, hub["api_url"]), HubAPI(b, base.api_url)
-            results = {"compare": await compare(it, ks, times, args.rounds, args.timeout),
+            results = {"compare": await compare(it, ks, times, args.rounds, args.timeout,
+                                                pause=0.0 if args.smoke else 5.0),
                        "crowd": await crowd(it, times, args.concurrent, alone_rounds,
                                             args.timeout)}
         if args.json:
-            Path(args.json).write_text(json.dumps(results))
+            await asyncio.to_thread(Path(args.json).write_text, json.dumps(results))
         return 1 if results["crowd"]["failed"] else 0
     finally:
         if watcher:

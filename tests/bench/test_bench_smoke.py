@@ -26,6 +26,7 @@ def run_bench(script: str, *args: str, timeout: float = 300) -> str:
                           env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{script} --smoke failed:\n{proc.stdout[-3000:]}\n" \
                                  f"{proc.stderr[-3000:]}"
+    print(proc.stdout)
     return proc.stdout
 
 
