@@ -221,9 +221,16 @@ class HubAPI:
         raise RuntimeError(f"servers still there {timeout:.0f} s after the stop")
 
     async def delete_users(self, names: Iterable[str]) -> None:
+        """Best effort, so a reused testbed is left as found: JupyterHub 6.1 sometimes answers
+        500 ("orm_spawner not found") just after a named server was removed."""
         for n in names:
-            async with self.s.delete(f"{self.api}/users/{n}") as r:
-                assert r.status in (204, 404), await r.text()
+            for _ in range(10):
+                async with self.s.delete(f"{self.api}/users/{n}") as r:
+                    if r.status in (204, 404):
+                        break
+                await asyncio.sleep(1)
+            else:
+                print(f"  (could not delete the bench user {n}: {r.status})")
 
 
 @dataclass
@@ -352,10 +359,13 @@ async def main(args: argparse.Namespace) -> int:
         b = aiohttp.ClientSession(headers={"Authorization": f"token {base.service_token}"})
         async with a, b:
             it, ks = HubAPI(a, hub["api_url"]), HubAPI(b, base.api_url)
-            results = {"compare": await compare(it, ks, times, args.rounds, args.timeout,
-                                                pause=0.0 if args.smoke else 5.0),
-                       "crowd": await crowd(it, times, args.concurrent, alone_rounds,
-                                            args.timeout)}
+            results: dict[str, Any] = {"crowd": {"failed": []}}
+            if "compare" in args.parts:
+                results["compare"] = await compare(it, ks, times, args.rounds, args.timeout,
+                                                   pause=0.0 if args.smoke else 5.0)
+            if "crowd" in args.parts:
+                results["crowd"] = await crowd(it, times, args.concurrent, alone_rounds,
+                                               args.timeout)
         if args.json:
             await asyncio.to_thread(Path(args.json).write_text, json.dumps(results))
         return 1 if results["crowd"]["failed"] else 0
@@ -379,6 +389,8 @@ if __name__ == "__main__":
     ap.add_argument("--timeout", type=float, default=900, help="seconds a spawn may take")
     ap.add_argument("--state", help="use the testbed running from this run folder")
     ap.add_argument("--json", help="also write every measurement to this file")
+    ap.add_argument("--parts", default="compare,crowd",
+                    help="which parts to run: compare, crowd or both (default)")
     ap.add_argument("--smoke", action="store_true",
                     help="1 round and 2 concurrent spawns: check that the bench runs")
     sys.exit(asyncio.run(main(ap.parse_args())))
