@@ -75,7 +75,7 @@ def p95(xs: list[float]) -> float:
 def baseline_config() -> str:
     """Plain KubeSpawner building InterTwinSpawner's Vega pod from static configuration."""
     sel = validate(load_catalogue(), {VO}, VEGA)
-    p = plan(sel)
+    p = plan(sel, reach="pod-vpn")  # as the testbed's hub (site_reach): its PodCIDRs are local
     return f"""
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 c.KubeSpawner.image = {p.image!r}
