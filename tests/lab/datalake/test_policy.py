@@ -6,6 +6,7 @@ buttons; under the interTwin policy (the session's Rucio) owners may do both."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,16 @@ async def test_an_admin_account_may_under_the_stock_policy(
         await asyncio.to_thread(root.delete_account_attribute, "bob", "admin")
 
 
-async def test_owners_may_under_the_intertwin_policy(api: Api, use_datalake: Any) -> None:
+async def test_owners_may_under_the_intertwin_policy(api: Api, rucio: dict[str, Any],
+                                                    use_datalake: Any) -> None:
+    from testbed.rucio.client import add_dataset
+
     use_datalake("alice")
-    code, body = await api("POST", "rules", body={"did": DID, "lifetime_days": 3})
+    # a dataset of its own: Rucio keeps a deleted rule for an hour, and the session's Rucio is
+    # shared with the UI tests, which need the seeded datasets not to be at Vega
+    ds = f"policy-test.{secrets.token_hex(4)}"
+    await asyncio.to_thread(add_dataset, rucio, "intertwin", ds, {f"{ds}.0.dat": b"x" * 16})
+    code, body = await api("POST", "rules", body={"did": f"intertwin:{ds}", "lifetime_days": 3})
     assert code == 201, body
     rule = body["rule"]
     try:
