@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -436,35 +436,33 @@ class DataLakeService:
         self._not_deleted(rule_id)
         return rule_json(await self.rucio.call(self.rucio.my_rule_sync, rule_id))
 
+    async def _as_permitted(self, action: str, rule: dict[str, Any],
+                            call: Awaitable[Any]) -> None:
+        """Run a rule change and remember whether the site's Rucio allows ``action``; a refusal
+        is a 403 with a sentence saying what it does not allow."""
+        try:
+            await call
+        except DataLakeError as e:
+            if e.status == 403:
+                self._may[action] = False
+                raise DataLakeError(403, "forbidden", _refused(self.cfg, action, rule),
+                                    action=action) from e
+            raise
+        self._may[action] = True
+
     async def extend_rule(self, rule_id: str, lifetime_days: int) -> dict[str, Any]:
         r = self.rucio
         self._not_deleted(rule_id)
         rule = await r.call(r.my_rule_sync, rule_id)
-        try:
-            await r.call(r.update_lifetime_sync, rule_id, lifetime_days * DAY,
-                         param="lifetime_days")
-        except DataLakeError as e:
-            if e.status == 403:
-                self._may["extend"] = False
-                raise DataLakeError(403, "forbidden", _refused(self.cfg, "extend", rule),
-                                    action="extend") from e
-            raise
-        self._may["extend"] = True
+        await self._as_permitted("extend", rule, r.call(
+            r.update_lifetime_sync, rule_id, lifetime_days * DAY, param="lifetime_days"))
         return rule_json(await r.call(r.rule_sync, rule_id))
 
     async def delete_rule(self, rule_id: str) -> None:
         r = self.rucio
         self._not_deleted(rule_id)
         rule = await r.call(r.my_rule_sync, rule_id)
-        try:
-            await r.call(r.delete_rule_sync, rule_id)
-        except DataLakeError as e:
-            if e.status == 403:
-                self._may["delete"] = False
-                raise DataLakeError(403, "forbidden", _refused(self.cfg, "delete", rule),
-                                    action="delete") from e
-            raise
-        self._may["delete"] = True
+        await self._as_permitted("delete", rule, r.call(r.delete_rule_sync, rule_id))
         self._deleted.add(rule_id)
         self._forget(str(rule.get("scope")), str(rule.get("name")))
 
