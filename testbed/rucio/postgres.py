@@ -149,6 +149,9 @@ def restore(pg: Postgres, path: Path) -> None:
     """A dump() into this (empty) database, owned by Rucio's role."""
     _client(pg, "pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
             str(path))
+    # pg_restore leaves the planner without statistics until autovacuum's first pass (up to a
+    # minute later); a production database has them, so the first queries should too
+    _client(pg, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "ANALYZE")
 
 
 def query(db: dict[str, Any], sql: str) -> list[list[str]]:
