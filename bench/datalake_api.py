@@ -161,12 +161,12 @@ def ours_list(sup: Supervisor, rucio: dict[str, Any], did: str, files: int) -> d
         first = time.perf_counter() - t
         assert code == 200 and len(page["items"]) == first_limit, page
         rows = len(page["items"])
-        offset = page["next_offset"]
-        while offset is not None:
-            code, page = srv.call("GET", f"{base}/content", {"offset": offset, "limit": 1000})
+        cursor = page["next"]
+        while cursor is not None:
+            code, page = srv.call("GET", f"{base}/content", {"cursor": cursor, "limit": 1000})
             assert code == 200, page
             rows += len(page["items"])
-            offset = page["next_offset"]
+            cursor = page["next"]
         full = time.perf_counter() - t
         assert rows == files and page["complete"], (rows, page["total"])
         t = time.perf_counter()
@@ -185,14 +185,15 @@ def ours_paths(sup: Supervisor, rucio: dict[str, Any], did: str, rse: str) -> di
     try:
         base = did_route(did)
         paths: list[str] = []
-        offset: int | None = 0
+        params: dict[str, Any] = {"limit": 1000, "whole": "true"}
         t = time.perf_counter()
-        while offset is not None:
-            code, page = srv.call("GET", f"{base}/paths",
-                                  {"offset": offset, "limit": 1000, "whole": "true"})
+        while True:
+            code, page = srv.call("GET", f"{base}/paths", params)
             assert code == 200, page
             paths += [x["path"] for x in page["items"] if x["path"]]
-            offset = page["next_offset"]
+            if page["next"] is None:
+                break
+            params["cursor"] = page["next"]
         return {"seconds": time.perf_counter() - t, "paths": sorted(paths)}
     finally:
         srv.stop()

@@ -81,7 +81,8 @@ export interface IContentPage<T> {
   total_bytes?: number | null;
   /** the whole listing has been read from Rucio (else total is the DID's length) */
   complete?: boolean;
-  next_offset?: number | null;
+  /** cursor of the next page; null at the end */
+  next?: string | null;
 }
 
 export interface IContentItem {

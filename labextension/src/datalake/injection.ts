@@ -44,7 +44,7 @@ export interface IInjection {
 
 interface IPathsPage {
   items: { name: string; state: string; path: string | null; pfn: string | null }[];
-  next_offset: number | null;
+  next: string | null;
 }
 
 const PAGE = 1000;
@@ -55,11 +55,11 @@ export async function resolveAttachment(a: IRucioAttachment): Promise<IInjection
   const name = rest.join(':');
   const files: { path: string; pfn: string | null }[] = [];
   let complete = true;
-  let offset: number | null = 0;
+  let cursor: string | null | undefined;
   try {
-    while (offset !== null) {
+    while (cursor !== null) {
       const page: IPathsPage = await datalakeAPI<IPathsPage>(`${didPath(scope, name)}/paths`, {
-        offset,
+        cursor,
         limit: PAGE,
         // every page in order: the server streams one replica listing of the whole DID
         whole: 'true'
@@ -74,7 +74,7 @@ export async function resolveAttachment(a: IRucioAttachment): Promise<IInjection
           complete = false;
         }
       }
-      offset = page.next_offset;
+      cursor = page.next;
     }
   } catch (e) {
     // a site without scratch has no local paths: the variable says "not available here"

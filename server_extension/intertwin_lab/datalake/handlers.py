@@ -16,6 +16,7 @@ from .model import (
     check_name,
     check_rule_id,
     check_scope,
+    parse_cursor,
     parse_did,
     parse_filters,
     parse_int,
@@ -61,13 +62,15 @@ class DataLakeHandler(IntertwinHandler):
         value = self.get_query_argument(name, None)
         return value.strip() if value is not None else None
 
-    def page_args(self, default_limit: int = 100) -> tuple[int, int]:
-        cfg = self.datalake.cfg
-        cursor = self.arg("cursor")
-        offset = parse_int(cursor if cursor else self.arg("offset"),
-                           "cursor" if cursor else "offset", 0)
-        limit = parse_int(self.arg("limit"), "limit", default_limit, 1, cfg.max_page_size)
-        return offset, limit
+    def page_args(self, *, offset: bool = True) -> tuple[int | None, int]:
+        """``(first row, limit)`` of the page asked for: from ``cursor`` (the ``next`` of the
+        page before), else from ``offset`` where a route also allows jumping to a row (None:
+        neither given, the first page)."""
+        start = parse_cursor(self.arg("cursor"))
+        if start is None and offset and self.arg("offset"):
+            start = parse_int(self.arg("offset"), "offset", 0)
+        limit = parse_int(self.arg("limit"), "limit", 100, 1, self.datalake.cfg.max_page_size)
+        return start, limit
 
     def did_args(self, scope: str, name: str) -> tuple[str, str]:
         return check_scope(unquote(scope)), check_name(unquote(name))
@@ -103,9 +106,10 @@ class SearchHandler(DataLakeHandler):
         check_name(name or "*", "name", pattern=True)
         did_type = parse_type(self.arg("type"))
         filters = parse_filters(self.arg("filters"), name or "*")
-        offset, limit = self.page_args(default_limit=100)
-        fresh = self.arg("cursor") is None
-        self.answer(await self.datalake.search(scope, filters, did_type, offset, limit, fresh))
+        start, limit = self.page_args(offset=False)
+        # without a cursor Rucio is searched again; a cursor pages the same result
+        self.answer(await self.datalake.search(scope, filters, did_type, start or 0, limit,
+                                               fresh=start is None))
 
 
 class DidHandler(DataLakeHandler):
@@ -117,18 +121,18 @@ class DidHandler(DataLakeHandler):
 class ContentHandler(DataLakeHandler):
     @tornado.web.authenticated
     async def get(self, scope: str, name: str) -> None:
-        offset, limit = self.page_args()
+        start, limit = self.page_args()
         refresh = (self.arg("refresh") or "").lower() in ("1", "true", "yes")
-        self.answer(await self.datalake.content(*self.did_args(scope, name), offset, limit,
+        self.answer(await self.datalake.content(*self.did_args(scope, name), start or 0, limit,
                                                 refresh))
 
 
 class PathsHandler(DataLakeHandler):
     @tornado.web.authenticated
     async def get(self, scope: str, name: str) -> None:
-        offset, limit = self.page_args()
+        start, limit = self.page_args()
         whole = (self.arg("whole") or "").lower() in ("1", "true", "yes")
-        self.answer(await self.datalake.paths(*self.did_args(scope, name), offset, limit,
+        self.answer(await self.datalake.paths(*self.did_args(scope, name), start or 0, limit,
                                               whole))
 
 

@@ -21,6 +21,8 @@ _SCOPE = re.compile(r"^[A-Za-z0-9_.\-]{1,25}$")
 _NAME = re.compile(r"^[^\s*%]{1,500}$")
 _NAME_PATTERN = re.compile(r"^[^\s%]{1,500}$")
 _RULE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+# a cursor is a row offset written in decimal (clients treat it as opaque)
+_CURSOR = re.compile(r"^[0-9]{1,18}$")
 # the operators of a filter text (ours, Rucio's and rucio-jupyterlab's spellings) and the key
 # suffix Rucio's filter engine uses for each
 _OPERATORS = {">=": "gte", "≥": "gte", "<=": "lte", "≤": "lte", "!=": "ne", "≠": "ne",
@@ -83,6 +85,22 @@ def parse_int(value: str | None, param: str, default: int, minimum: int = 0,
         top = f" and at most {maximum}" if maximum is not None else ""
         raise bad_request(param, f"'{param}' must be at least {minimum}{top}; got {n}.")
     return n
+
+
+def parse_cursor(value: str | None) -> int | None:
+    """A page's ``cursor`` (the ``next`` of the page before; opaque to clients) → the row the
+    page starts at; None without one."""
+    if value is None or value == "":
+        return None
+    if not _CURSOR.match(value):
+        raise bad_request("cursor", f"'{value}' is not a cursor: give the 'next' of the page "
+                                    "before.")
+    return int(value)
+
+
+def next_cursor(offset: int) -> str:
+    """The ``next`` of a page whose successor starts at row ``offset``."""
+    return str(offset)
 
 
 def parse_lifetime_days(value: Any, default: int, maximum: int,

@@ -26,6 +26,7 @@ from .model import (
     json_value,
     local_path,
     metadata,
+    next_cursor,
     pick_pfn,
     rule_json,
     rule_rank,
@@ -110,13 +111,13 @@ class DataLakeService:
     async def search(self, scope: str, filters: list[dict[str, Any]], did_type: str,
                      offset: int, limit: int, fresh: bool) -> dict[str, Any]:
         key = ("search", scope, did_type, repr(filters))
-        if fresh:  # a new search reads Rucio again; a cursor pages the same result
+        if fresh:
             self.listings.drop(key)
         _, rows = await self._rows(
             key, lambda: self.rucio.search_rows(scope, filters, did_type), did_row, offset,
             limit + 1, param="filters", what=f"The scope '{scope}'")
         more = len(rows) > limit
-        return {"items": rows[:limit], "next": str(offset + limit) if more else None}
+        return {"items": rows[:limit], "next": next_cursor(offset + limit) if more else None}
 
     async def _rows(self, key: Any, source: Callable[[], Iterable[Any]],
                     convert: Callable[[Any], Row], offset: int, count: int,
@@ -243,7 +244,7 @@ class DataLakeService:
         more = nxt < total or (not complete and len(rows) == limit)
         return {"items": rows, "offset": offset, "limit": limit, "total": total,
                 "total_bytes": total_bytes, "complete": complete,
-                "next_offset": nxt if more and rows else None}
+                "next": next_cursor(nxt) if more and rows else None}
 
     async def paths(self, scope: str, name: str, offset: int, limit: int,
                     whole: bool = False) -> dict[str, Any]:

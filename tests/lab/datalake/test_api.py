@@ -141,14 +141,23 @@ async def test_content_of_small_collections(api: Api) -> None:
 
     code, page = await api("GET", did_path(ERA5, "content"), params={"limit": 3})
     assert code == 200 and page["total"] == 4 and len(page["items"]) == 3
-    assert page["next_offset"] == 3 and page["total_bytes"] == 4 * 4096
+    assert page["next"] is not None and page["total_bytes"] == 4 * 4096
+    first = [x["name"] for x in page["items"]]
+    code, page = await api("GET", did_path(ERA5, "content"),
+                           params={"cursor": page["next"], "limit": 3})
+    assert code == 200 and page["offset"] == 3 and page["next"] is None
+    (last,) = [x["name"] for x in page["items"]]
+    assert len({*first, last}) == 4
     code, page = await api("GET", did_path(ERA5, "content"), params={"offset": 3})
-    assert code == 200 and len(page["items"]) == 1 and page["next_offset"] is None
+    assert code == 200 and [x["name"] for x in page["items"]] == [last]
+    assert page["next"] is None
 
     code, e = await api("GET", did_path("intertwin:nothing.here", "content"))
     assert code == 404 and e["error"] == "not_found"
     code, e = await api("GET", did_path(ERA5, "content"), params={"offset": "-1"})
     assert code == 400 and e["param"] == "offset"
+    code, e = await api("GET", did_path(ERA5, "content"), params={"cursor": "page two"})
+    assert code == 400 and e["param"] == "cursor"
 
 
 async def test_pages_through_the_100k_dataset(api: Api, rucio: dict[str, Any]) -> None:
@@ -160,13 +169,13 @@ async def test_pages_through_the_100k_dataset(api: Api, rucio: dict[str, Any]) -
     print(f"\nfirst page of {big}: {first * 1000:.0f} ms")
     assert first < 1.0  # goal 300 ms (bench/datalake_api.py); generous on a shared CI box
     names = [x["name"] for x in page["items"]]
-    offset = page["next_offset"]
-    while offset is not None:
+    cursor = page["next"]
+    while cursor is not None:
         code, page = await api("GET", did_path(big, "content"),
-                               params={"offset": offset, "limit": 1000}, check=False)
+                               params={"cursor": cursor, "limit": 1000}, check=False)
         assert code == 200
         names += [x["name"] for x in page["items"]]
-        offset = page["next_offset"]
+        cursor = page["next"]
     print(f"all {len(names)} rows: {time.monotonic() - t:.1f} s")
     assert page["complete"] and page["total"] == 100_000
     assert len(names) == len(set(names)) == 100_000
@@ -214,15 +223,16 @@ async def test_every_local_path_of_the_100k_dataset(api: Api, rucio: dict[str, A
     mount = rucio["rses"]["DESY-DCACHE"]["path"]
     t = time.monotonic()
     paths: list[str] = []
-    offset: int | None = 0
-    while offset is not None:
-        code, page = await api("GET", did_path(big, "paths"),
-                               params={"offset": offset, "limit": 1000, "whole": "true"},
-                               check=offset == 0)
+    params = {"limit": 1000, "whole": "true"}
+    while True:
+        code, page = await api("GET", did_path(big, "paths"), params=params,
+                               check="cursor" not in params)
         assert code == 200, page
         assert all(x["state"] == "AVAILABLE" for x in page["items"]), page["items"][:3]
         paths += [x["path"] for x in page["items"]]
-        offset = page["next_offset"]
+        if page["next"] is None:
+            break
+        params["cursor"] = page["next"]
         assert service.listings.held() <= service.listings.window * 5 // 4
     print(f"\nall 100,000 local paths of {big}: {time.monotonic() - t:.1f} s")
     assert page["complete"] and page["total"] == 100_000
