@@ -26,9 +26,10 @@ class ApiError(HTTPError):
     """
 
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        # tornado %-formats log_message with args when logging; escape so a "%" in a sentence
-        # (a filter such as "size%") cannot break the log line.
-        super().__init__(status, message.replace("%", "%%"))
+        # tornado %-formats an HTTPError's log message with its args: given as the one arg of
+        # "%s", the sentence is logged as it is whatever it holds (a "%" in a filter such as
+        # "size%" cannot break the log line), in every tornado version
+        super().__init__(status, "%s", message)
         self.status = status
         self.code = code
         self.message = message
@@ -43,17 +44,31 @@ def bad_request(param: str, message: str) -> ApiError:
     return ApiError(400, "bad_request", message, param=param)
 
 
+def _code(reason: str) -> str:
+    """An error code from an HTTP reason phrase: "Not Found" → ``not_found``."""
+    return reason.lower().replace(" ", "_") or "error"
+
+
+def _log_message(exc: HTTPError) -> str | None:
+    """The message an ``HTTPError`` was raised with, its ``%s`` placeholders filled in."""
+    get_message = getattr(exc, "get_message", None)
+    if get_message is not None:  # newer tornado (its log_message escapes "%" when unformatted)
+        return get_message()
+    if exc.log_message and exc.args:
+        return exc.log_message % exc.args
+    return exc.log_message
+
+
 def error_body(status_code: int, exc: BaseException | None, reason: str) -> dict[str, Any]:
     """The JSON body for an error answer: the ``ApiError``'s own, tornado's ``HTTPError`` as
-    ``{code from reason, its log message}``, anything else as a generic internal error."""
+    ``{code from reason, its message}``, anything else as a generic internal error."""
     if isinstance(exc, ApiError):
         return exc.to_json()
     if isinstance(exc, HTTPError):
-        code = reason.lower().replace(" ", "_") or "error"
-        return {"error": code, "message": exc.log_message or reason}
+        return {"error": _code(reason), "message": _log_message(exc) or reason}
     if status_code >= 500:
         return {"error": "internal_error", "message": INTERNAL_MESSAGE}
-    return {"error": reason.lower().replace(" ", "_") or "error", "message": reason}
+    return {"error": _code(reason), "message": reason}
 
 
 class JSONErrorsMixin(RequestHandler):
