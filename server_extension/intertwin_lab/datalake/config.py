@@ -34,16 +34,28 @@ class DataLake(Configurable):
         help="Base URL of the Rucio server, without a trailing slash "
              "(default: $RUCIO_BASE_URL). Empty: the DataLake panel says Rucio is not set up.")
 
+    @default("rucio_base_url")
+    def _default_base_url(self) -> str:
+        return _env("RUCIO_BASE_URL").rstrip("/")
+
     rucio_auth_url = Unicode(
         config=True,
         help="Base URL of Rucio's authentication server, used for userpass sign-in "
              "(default: $RUCIO_AUTH_URL, else the base URL).")
+
+    @default("rucio_auth_url")
+    def _default_auth_url(self) -> str:
+        return _env("RUCIO_AUTH_URL").rstrip("/")
 
     destination_rse = Unicode(
         None, allow_none=True, config=True,
         help="The scratch RSE of the site this session runs at: where 'make available here' "
              "replicates data (default: $RUCIO_DESTINATION_RSE). None: the site has no scratch "
              "RSE and make-available is disabled with a reason.")
+
+    @default("destination_rse")
+    def _default_rse(self) -> str | None:
+        return _env("RUCIO_DESTINATION_RSE") or None
 
     rse_mount_path = Unicode(
         None, allow_none=True, config=True,
@@ -52,12 +64,21 @@ class DataLake(Configurable):
              "protocol prefix (or as pfn_prefix / path_begins_at say), joined to this "
              "directory.")
 
+    @default("rse_mount_path")
+    def _default_mount(self) -> str | None:
+        return _env("RUCIO_RSE_MOUNT_PATH") or None
+
     path_begins_at = Int(
         None, allow_none=True, config=True,
         help="How a replica's PFN maps onto rse_mount_path when the site's catalogue says so: "
              "drop this many leading path components of the PFN and join the rest to the mount "
              "(rucio-jupyterlab's setting; default: $RUCIO_PATH_BEGINS_AT). None: drop the "
              "prefix of the RSE protocol that made the PFN (any scheme: file, davs, root).")
+
+    @default("path_begins_at")
+    def _default_path_begins_at(self) -> int | None:
+        n = _env_int("RUCIO_PATH_BEGINS_AT", -1)
+        return n if n >= 0 else None
 
     pfn_prefix = Unicode(
         None, allow_none=True, config=True,
@@ -66,21 +87,37 @@ class DataLake(Configurable):
              "mount path plus the rest (default: $INTERTWIN_RUCIO_PFN_PREFIX). Takes "
              "precedence over path_begins_at.")
 
+    @default("pfn_prefix")
+    def _default_pfn_prefix(self) -> str | None:
+        return _env("INTERTWIN_RUCIO_PFN_PREFIX") or None
+
     site_name = Unicode(
         config=True,
         help="Rucio site name of this session (the RSEs' `site` attribute, e.g. VEGA; default: "
              "$RUCIO_SITE_NAME). Sent as client_location so Rucio answers with lan PFNs.")
+
+    @default("site_name")
+    def _default_site(self) -> str:
+        return _env("RUCIO_SITE_NAME")
 
     site_title = Unicode(
         config=True,
         help="The site as users read it, e.g. 'Offload to Vega HPC - dev VO' (default: "
              "$INTERTWIN_SITE_TITLE, else the site name).")
 
+    @default("site_title")
+    def _default_site_title(self) -> str:
+        return _env("INTERTWIN_SITE_TITLE")
+
     default_lifetime_days = Int(
         config=True,
         help="Lifetime in days of a replication rule when the user does not choose one "
              "(default: $RUCIO_REPLICATION_RULE_LIFETIME_DAYS, else 7; 0 or less means 7: "
              "scratch space is never claimed forever from this panel).")
+
+    @default("default_lifetime_days")
+    def _default_lifetime(self) -> int:
+        return _env_int("RUCIO_REPLICATION_RULE_LIFETIME_DAYS", 7)
 
     max_lifetime_days = Int(
         90, config=True,
@@ -93,6 +130,11 @@ class DataLake(Configurable):
              "username/password and keeps the Rucio token in memory only (default: "
              "$RUCIO_AUTH_TYPE, else $RUCIO_DEFAULT_AUTH_TYPE, else 'oidc').")
 
+    @default("auth_type")
+    def _default_auth_type(self) -> str:
+        value = _env("RUCIO_AUTH_TYPE") or _env("RUCIO_DEFAULT_AUTH_TYPE") or "oidc"
+        return value if value in ("oidc", "userpass") else "oidc"
+
     oidc_auth = Enum(
         ["env", "file"], config=True,
         help="Where the token comes from with auth_type 'oidc': 'env' (the variable oidc_env_name "
@@ -100,36 +142,69 @@ class DataLake(Configurable):
              "the token, so a refresher can renew it without a restart). Default: "
              "$RUCIO_OIDC_AUTH, else 'env'.")
 
+    @default("oidc_auth")
+    def _default_oidc_auth(self) -> str:
+        value = _env("RUCIO_OIDC_AUTH", "env")
+        return value if value in ("env", "file") else "env"
+
     oidc_env_name = Unicode(
         config=True,
         help="Environment variable holding the token (default: $RUCIO_OIDC_ENV_NAME, else "
              "RUCIO_ACCESS_TOKEN).")
+
+    @default("oidc_env_name")
+    def _default_oidc_env(self) -> str:
+        return _env("RUCIO_OIDC_ENV_NAME", "RUCIO_ACCESS_TOKEN")
 
     oidc_file_name = Unicode(
         config=True,
         help="File holding the token (default: $RUCIO_OIDC_FILE_NAME). It should be readable by "
              "this user only.")
 
+    @default("oidc_file_name")
+    def _default_oidc_file(self) -> str:
+        return _env("RUCIO_OIDC_FILE_NAME")
+
     account = Unicode(
         config=True,
         help="The user's Rucio account (default: $RUCIO_ACCOUNT). Empty: asked from Rucio "
              "(whoami) with the user's token. Never a shared or root account.")
 
+    @default("account")
+    def _default_account(self) -> str:
+        return _env("RUCIO_ACCOUNT")
+
     username = Unicode(
         config=True, help="Rucio userpass identity, for auth_type 'userpass' (default: "
                           "$RUCIO_USERNAME, else the account).")
+
+    @default("username")
+    def _default_username(self) -> str:
+        return _env("RUCIO_USERNAME")
 
     password = Unicode(
         config=True, help="Rucio userpass password, for auth_type 'userpass' (default: "
                           "$RUCIO_PASSWORD). Kept in memory; never written to disk.")
 
+    @default("password")
+    def _default_password(self) -> str:
+        return _env("RUCIO_PASSWORD")
+
     vo = Unicode(
         config=True, help="Rucio VO for multi-VO servers (default: $RUCIO_VO, else 'def').")
+
+    @default("vo")
+    def _default_vo(self) -> str:
+        return _env("RUCIO_VO", "def")
 
     ca_cert = Unicode(
         config=True,
         help="CA bundle or directory to verify Rucio's TLS certificate (default: "
              "$RUCIO_CA_CERT; empty: the system's CA bundle).")
+
+    @default("ca_cert")
+    def _default_ca_cert(self) -> str:
+        return _env("RUCIO_CA_CERT")
 
     request_timeout = Float(
         30.0, config=True,
@@ -169,81 +244,6 @@ class DataLake(Configurable):
 
     max_page_size = Int(
         1000, config=True, help="Largest `limit` a client may ask for in one page.")
-
-    @default("rucio_base_url")
-    def _default_base_url(self) -> str:
-        return _env("RUCIO_BASE_URL").rstrip("/")
-
-    @default("rucio_auth_url")
-    def _default_auth_url(self) -> str:
-        return _env("RUCIO_AUTH_URL").rstrip("/")
-
-    @default("destination_rse")
-    def _default_rse(self) -> str | None:
-        return _env("RUCIO_DESTINATION_RSE") or None
-
-    @default("rse_mount_path")
-    def _default_mount(self) -> str | None:
-        return _env("RUCIO_RSE_MOUNT_PATH") or None
-
-    @default("path_begins_at")
-    def _default_path_begins_at(self) -> int | None:
-        n = _env_int("RUCIO_PATH_BEGINS_AT", -1)
-        return n if n >= 0 else None
-
-    @default("pfn_prefix")
-    def _default_pfn_prefix(self) -> str | None:
-        return _env("INTERTWIN_RUCIO_PFN_PREFIX") or None
-
-    @default("site_name")
-    def _default_site(self) -> str:
-        return _env("RUCIO_SITE_NAME")
-
-    @default("site_title")
-    def _default_site_title(self) -> str:
-        return _env("INTERTWIN_SITE_TITLE")
-
-    @default("default_lifetime_days")
-    def _default_lifetime(self) -> int:
-        return _env_int("RUCIO_REPLICATION_RULE_LIFETIME_DAYS", 7)
-
-    @default("auth_type")
-    def _default_auth_type(self) -> str:
-        value = _env("RUCIO_AUTH_TYPE") or _env("RUCIO_DEFAULT_AUTH_TYPE") or "oidc"
-        return value if value in ("oidc", "userpass") else "oidc"
-
-    @default("oidc_auth")
-    def _default_oidc_auth(self) -> str:
-        value = _env("RUCIO_OIDC_AUTH", "env")
-        return value if value in ("env", "file") else "env"
-
-    @default("oidc_env_name")
-    def _default_oidc_env(self) -> str:
-        return _env("RUCIO_OIDC_ENV_NAME", "RUCIO_ACCESS_TOKEN")
-
-    @default("oidc_file_name")
-    def _default_oidc_file(self) -> str:
-        return _env("RUCIO_OIDC_FILE_NAME")
-
-    @default("account")
-    def _default_account(self) -> str:
-        return _env("RUCIO_ACCOUNT")
-
-    @default("username")
-    def _default_username(self) -> str:
-        return _env("RUCIO_USERNAME")
-
-    @default("password")
-    def _default_password(self) -> str:
-        return _env("RUCIO_PASSWORD")
-
-    @default("vo")
-    def _default_vo(self) -> str:
-        return _env("RUCIO_VO", "def")
-
-    @default("ca_cert")
-    def _default_ca_cert(self) -> str:
-        return _env("RUCIO_CA_CERT")
 
     @validate("rucio_base_url", "rucio_auth_url")
     def _strip_slash(self, proposal: Any) -> str:
