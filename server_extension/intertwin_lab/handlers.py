@@ -9,25 +9,39 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
+from intertwin_hub.errors import ApiError, JSONErrorsMixin, bad_request
+
 from .site_context import site_context
 
 
-class IntertwinHandler(APIHandler):
-    """Errors as JSON ``{"error": code, "message": sentence}`` with a truthful status."""
+class IntertwinHandler(JSONErrorsMixin, APIHandler):
+    """The base of every handler of the extension: jupyter-server's ``APIHandler`` (its auth and
+    XSRF checks) answering errors as JSON ``{"error": code, "message": sentence}`` with a
+    truthful status (raise :class:`~intertwin_hub.errors.ApiError`)."""
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        code = getattr(exc, "error_code", None) or reason.lower().replace(" ", "_")
-        message = getattr(exc, "log_message", None) or reason
+    def json_body(self) -> dict[str, Any]:
+        """The request body, which must be a JSON object (an empty body is ``{}``)."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise bad_request("body", "The request body must be JSON.") from None
+        if not isinstance(body, dict):
+            raise bad_request("body", "The request body must be a JSON object.")
+        return body
+
+    def arg(self, name: str) -> str | None:
+        """A query argument without surrounding blanks; None when absent."""
+        value = self.get_query_argument(name, None)
+        return value.strip() if value is not None else None
+
+    def flag(self, name: str) -> bool:
+        """A yes/no query argument: ``1``, ``true`` or ``yes`` (any case) is yes."""
+        return (self.arg(name) or "").lower() in ("1", "true", "yes")
+
+    def answer(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": code, "message": message}))
-
-
-class ApiError(tornado.web.HTTPError):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, message)
-        self.error_code = code
+        self.finish(json.dumps(body))
 
 
 class SiteHandler(IntertwinHandler):
@@ -37,7 +51,7 @@ class SiteHandler(IntertwinHandler):
         if ctx is None:
             raise ApiError(404, "no_site", "This JupyterLab session was not started by the "
                                            "interTwin hub, so it has no site.")
-        self.finish(ctx.to_json())
+        self.answer(ctx.to_json())
 
 
 def setup_handlers(web_app: Any) -> None:

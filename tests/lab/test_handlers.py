@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -36,3 +37,19 @@ async def test_requests_without_a_token_are_refused(jp_fetch: Any) -> None:
     with pytest.raises(HTTPClientError) as e:
         await jp_fetch("intertwin", "site", headers={"Authorization": ""})
     assert e.value.code in (401, 403)
+
+
+async def test_a_percent_sign_reaches_the_client_and_the_log_intact(
+        jp_fetch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A sentence quoting what the user typed keeps its '%' in the answer and in the server's
+    log line (a filter is parsed before Rucio is asked, so no Rucio is needed here)."""
+    with caplog.at_level(logging.WARNING), pytest.raises(HTTPClientError) as e:
+        await jp_fetch("intertwin", "datalake", "dids",
+                       params={"scope": "intertwin", "filters": "size%=3"})
+    assert e.value.code == 400
+    body = json.loads(e.value.response.body)  # type: ignore[union-attr]
+    assert body["error"] == "bad_request" and body["param"] == "filters"
+    assert body["message"].startswith("The filter 'size%=3' is not key<operator>value.")
+    logged = [r.getMessage() for r in caplog.records]  # a broken %-format would raise here
+    (line,) = [x for x in logged if x.endswith(body["message"])]
+    assert line.startswith("400 GET ") and "/intertwin/datalake/dids" in line

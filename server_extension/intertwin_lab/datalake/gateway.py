@@ -1,33 +1,28 @@
 """Rucio access of the DataLake API: rucio-clients with the USER's credentials, in threads.
 
 rucio-clients is blocking, so every call runs in a thread pool; listings stream in their own
-threads (``listing.py``). Credentials never touch the disk: the client's token file cache is
-replaced by :class:`TokenSource` (memory only), which reads the user's token from the
-environment or a file, or signs in with userpass. Rucio's exceptions become
-:class:`DataLakeError` with a truthful status (:func:`translate`).
+threads (``listing.py``). The client takes the user's token from memory (``tokens.py``);
+Rucio's exceptions become the API's errors with a truthful status (``errors.translate``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import requests
+from cachetools import TTLCache, cachedmethod
 from rucio.client import Client
 from rucio.common import exception as rexc
 
-from .config import DataLake
-from .errors import RUCIO_UNAVAILABLE, TOKEN_EXPIRED, DataLakeError
-from .model import rucio_error_text
+from intertwin_hub.errors import ApiError
 
-log = logging.getLogger(__name__)
+from .config import DataLake
+from .errors import NOT_CONFIGURED, NOT_FOUND, translate
+from .tokens import TokenSource, UserClient
+
 T = TypeVar("T")
 
 # one pool per process (one server runs for one user); listings stream in their own threads
@@ -35,8 +30,10 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 # Rucio's SQL "OR" of many DIDs hits SQLite's expression depth limit beyond ~330
 REPLICA_CHUNK = 200
-# how long facts that rarely change (RSE attributes, protocols, expressions) are reused
+# how long facts that rarely change (RSE attributes, protocols, expressions) are reused, and
+# how many of each kind are kept (a DataLake has a few dozen RSEs)
 STATIC_TTL = 600.0
+STATIC_ENTRIES = 1024
 
 
 def executor() -> ThreadPoolExecutor:
@@ -47,164 +44,6 @@ def executor() -> ThreadPoolExecutor:
         return _EXECUTOR
 
 
-_UNAVAILABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError, rexc.ServerConnectionException,
-                rexc.ServiceUnavailable, rexc.ResourceTemporaryUnavailable,
-                rexc.DatabaseException, ConnectionError, TimeoutError)
-# what rucio-clients says when a proxy in front of Rucio answers 502/503/504 without a body
-_GATEWAY_DOWN = re.compile(r"http status code: 50[234]\b")
-_NOT_FOUND = (rexc.DataIdentifierNotFound, rexc.ScopeNotFound, rexc.RuleNotFound,
-              rexc.RSENotFound, rexc.AccountNotFound, rexc.ReplicaNotFound)
-_BAD_INPUT = (rexc.InvalidObject, rexc.InvalidValueForKey, rexc.InvalidType,
-              rexc.InvalidMetadata, rexc.KeyNotFound, rexc.DIDFilterSyntaxError,
-              rexc.DuplicateCriteriaInDIDFilter, rexc.FilterEngineGenericError,
-              rexc.InputValidationError, rexc.UnsupportedKeyType, rexc.UnsupportedValueType,
-              rexc.InvalidRSEExpression, rexc.UnsupportedOperation, rexc.NameTypeError)
-
-
-def translate(exc: BaseException, param: str | None = None,
-              what: str | None = None) -> DataLakeError:
-    """A Rucio (or network) failure → the API's error. ``param`` names the request parameter
-    a Rucio input error is about; ``what`` names the thing looked up (for 404s)."""
-    if isinstance(exc, DataLakeError):
-        return exc
-    text = rucio_error_text(exc)
-    if isinstance(exc, _UNAVAILABLE) or _GATEWAY_DOWN.search(text):
-        return DataLakeError(503, "rucio_unavailable", RUCIO_UNAVAILABLE)
-    if isinstance(exc, rexc.CannotAuthenticate | rexc.NoAuthInformation):
-        return DataLakeError(401, "token_expired", TOKEN_EXPIRED)
-    if isinstance(exc, rexc.AccessDenied | rexc.CannotAuthorize | rexc.ScopeAccessDenied):
-        return DataLakeError(403, "forbidden", f"Rucio refused this for your account: {text}")
-    if isinstance(exc, _NOT_FOUND):
-        return DataLakeError(404, "not_found", f"{what or 'That'} was not found in the "
-                                               f"DataLake ({text}).")
-    if isinstance(exc, rexc.InsufficientAccountLimit | rexc.RSEOverQuota):
-        return DataLakeError(507, "quota_exceeded",
-                             "Your Rucio quota at this site's scratch storage is too small for "
-                             f"this data. Free space by deleting replicas you no longer need, or "
-                             f"ask the site for a larger quota. (Rucio: {text})")
-    if isinstance(exc, rexc.DuplicateRule):
-        return DataLakeError(409, "duplicate_rule", "You already have a rule for this data at "
-                                                    "this site.")
-    if isinstance(exc, _BAD_INPUT):
-        err = DataLakeError(400, "bad_request", f"Rucio did not accept the request: {text}")
-        if param:
-            err.extra["param"] = param
-        return err
-    if isinstance(exc, rexc.RucioException):
-        return DataLakeError(502, "rucio_error", f"Rucio answered with an error: {text}")
-    if isinstance(exc, requests.exceptions.RequestException):
-        return DataLakeError(503, "rucio_unavailable", RUCIO_UNAVAILABLE)
-    log.exception("unexpected error talking to Rucio", exc_info=exc)
-    return DataLakeError(502, "rucio_error",
-                         f"Talking to Rucio failed unexpectedly: {exc.__class__.__name__}: {exc}")
-
-
-class TokenSource:
-    """The user's Rucio token, in memory: from the environment, from a file (re-read when Rucio
-    refuses it, so a refresher can renew it), or from a userpass sign-in."""
-
-    def __init__(self, cfg: DataLake) -> None:
-        self.cfg = cfg
-        self._token: str | None = None
-        self._lock = threading.Lock()
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._token = self._read()
-            return self._token
-
-    def renew(self, rejected: str) -> str:
-        """Rucio refused ``rejected``: read the token again (or sign in again); raise
-        CannotAuthenticate when nothing new is to be had."""
-        with self._lock:
-            if self._token is not None and self._token != rejected:
-                return self._token  # another thread renewed it already
-            fresh = self._read()
-            if self.cfg.auth_type != "userpass" and fresh == rejected:
-                raise rexc.CannotAuthenticate("the token was refused and no newer one exists")
-            self._token = fresh
-            return fresh
-
-    def _read(self) -> str:
-        cfg = self.cfg
-        if cfg.auth_type == "userpass":
-            return self._userpass()
-        if cfg.oidc_auth == "file":
-            if not cfg.oidc_file_name:
-                raise rexc.NoAuthInformation("RUCIO_OIDC_FILE_NAME is not set")
-            try:
-                with open(os.path.expanduser(cfg.oidc_file_name)) as f:
-                    token = f.read().strip()
-            except OSError as e:
-                raise rexc.NoAuthInformation(f"cannot read the token file: {e}") from e
-        else:
-            token = os.environ.get(cfg.oidc_env_name, "").strip()
-        if not token:
-            raise rexc.NoAuthInformation("no Rucio token in this session")
-        return token
-
-    def _userpass(self) -> str:
-        cfg = self.cfg
-        account = cfg.account or cfg.username
-        if not (cfg.username or account) or not cfg.password:
-            raise rexc.NoAuthInformation("no Rucio username/password configured")
-        headers = {"X-Rucio-Account": account, "X-Rucio-Username": cfg.username or account,
-                   "X-Rucio-Password": cfg.password, "X-Rucio-VO": cfg.vo,
-                   "X-Rucio-AppID": "intertwin-lab"}
-        r = requests.get(f"{cfg.auth_url}/auth/userpass", headers=headers,
-                         timeout=cfg.request_timeout, verify=cfg.ca_cert or True)
-        if r.status_code in (502, 503, 504):
-            raise rexc.ServerConnectionException(f"Rucio auth answered {r.status_code}")
-        token = r.headers.get("X-Rucio-Auth-Token")
-        if r.status_code != 200 or not token:
-            raise rexc.CannotAuthenticate(r.headers.get("ExceptionMessage") or r.text[:200])
-        return token
-
-
-class _UserClient(Client):
-    """rucio-clients' Client whose token comes from a :class:`TokenSource`: the client's own
-    token-file cache (under the shared temp directory) is never read nor written, and a
-    refused token is renewed from the source instead of starting an interactive login."""
-
-    def __init__(self, source: TokenSource, **kwargs: Any) -> None:
-        self._source = source
-        super().__init__(**kwargs)
-
-    # the private hooks of rucio.client.baseclient.BaseClient (name-mangled)
-    def _BaseClient__read_token(self) -> bool:
-        self.auth_token = self._source.token()
-        self.headers["X-Rucio-Auth-Token"] = self.auth_token
-        return True
-
-    def _BaseClient__write_token(self) -> None:
-        return None
-
-    def _BaseClient__get_token(self) -> None:
-        self.auth_token = self._source.renew(self.auth_token)
-        self.headers["X-Rucio-Auth-Token"] = self.auth_token
-
-
-class _Memo:
-    """A tiny thread-safe cache with expiry, for facts that rarely change."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._items: dict[Any, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, make: Callable[[], T]) -> T:
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is not None and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]
-        value = make()
-        with self._lock:
-            self._items[key] = (time.monotonic(), value)
-        return value
-
-
 class RucioGateway:
     """What the DataLake API asks of Rucio, as one user. Blocking methods (``*_sync``) run in
     threads; :meth:`call` runs one of them from the event loop."""
@@ -213,7 +52,11 @@ class RucioGateway:
         self.cfg = cfg
         self.tokens = TokenSource(cfg)
         self._local = threading.local()
-        self._static = _Memo(STATIC_TTL)
+        # facts that rarely change, shared by the pool's threads
+        self._sites: TTLCache[str, str | None] = TTLCache(STATIC_ENTRIES, STATIC_TTL)
+        self._expressions: TTLCache[str, frozenset[str]] = TTLCache(STATIC_ENTRIES, STATIC_TTL)
+        self._prefixes: TTLCache[str, dict[str, str]] = TTLCache(STATIC_ENTRIES, STATIC_TTL)
+        self._static_lock = threading.Lock()
         self._account: str | None = cfg.account or None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -222,16 +65,14 @@ class RucioGateway:
         c: Client | None = getattr(self._local, "client", None)
         if c is None:
             if not self.cfg.rucio_base_url:
-                raise DataLakeError(503, "not_configured",
-                                    "This session has no Rucio DataLake configured "
-                                    "(RUCIO_BASE_URL is not set).")
+                raise ApiError(503, "not_configured", NOT_CONFIGURED)
             # an account is passed even when unknown: without one the client looks for a
             # rucio.cfg, which a session need not have (Rucio then takes the token's account)
-            c = _UserClient(self.tokens, rucio_host=self.cfg.rucio_base_url,
-                            auth_host=self.cfg.auth_url, account=self.cfg.account or "-",
-                            ca_cert=self.cfg.ca_cert or None, auth_type="oidc", creds={},
-                            timeout=self.cfg.request_timeout, vo=self.cfg.vo,
-                            user_agent="intertwin-lab")
+            c = UserClient(self.tokens, rucio_host=self.cfg.rucio_base_url,
+                           auth_host=self.cfg.auth_url, account=self.cfg.account or "-",
+                           ca_cert=self.cfg.ca_cert or None, auth_type="oidc", creds={},
+                           timeout=self.cfg.request_timeout, vo=self.cfg.vo,
+                           user_agent="intertwin-lab")
             c.account = self.cfg.account or None
             c.request_retries = 1
             self._local.client = c
@@ -239,7 +80,7 @@ class RucioGateway:
 
     async def call(self, fn: Callable[..., T], *args: Any, param: str | None = None,
                    what: str | None = None) -> T:
-        """Run a blocking ``fn(*args)`` in the pool; errors come back as DataLakeError."""
+        """Run a blocking ``fn(*args)`` in the pool; errors come back as ApiError."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(executor(), lambda: fn(*args))
@@ -255,44 +96,41 @@ class RucioGateway:
             self._account = str(who["account"])
         return self._account
 
+    @cachedmethod(lambda self: self._sites, lock=lambda self: self._static_lock)
     def rse_site_sync(self, rse: str) -> str | None:
-        def load() -> str | None:
-            try:
-                attrs = self.client().list_rse_attributes(rse)
-            except rexc.RucioException:
-                return None
-            site = attrs.get("site")
-            return str(site) if site else None
-        return self._static.get(("site", rse), load)
+        try:
+            attrs = self.client().list_rse_attributes(rse)
+        except rexc.RucioException:
+            return None
+        site = attrs.get("site")
+        return str(site) if site else None
 
     def rse_sites_sync(self, rses: Iterable[str]) -> dict[str, str | None]:
         return {rse: self.rse_site_sync(rse) for rse in set(rses)}
 
+    @cachedmethod(lambda self: self._expressions, lock=lambda self: self._static_lock)
     def expression_rses_sync(self, expression: str) -> frozenset[str]:
-        def load() -> frozenset[str]:
-            try:
-                return frozenset(r["rse"] for r in self.client().list_rses(expression))
-            except rexc.RucioException:
-                return frozenset()
-        return self._static.get(("expr", expression), load)
+        try:
+            return frozenset(r["rse"] for r in self.client().list_rses(expression))
+        except rexc.RucioException:
+            return frozenset()
 
+    @cachedmethod(lambda self: self._prefixes, lock=lambda self: self._static_lock)
     def protocol_prefixes_sync(self, rse: str) -> dict[str, str]:
         """The path prefix of each of the RSE's protocols, by scheme (lan read first when a
         scheme has several): what is cut from a PFN of that scheme to get its path under the
         mount."""
-        def load() -> dict[str, str]:
-            info = self.client().get_rse(rse)
-            best: dict[str, tuple[int, str]] = {}
-            for p in info.get("protocols") or []:
-                domains = p.get("domains") or {}
-                lan = (domains.get("lan") or {}).get("read")
-                wan = (domains.get("wan") or {}).get("read")
-                rank = 0 if lan else (1 if wan else 2)
-                scheme = str(p.get("scheme"))
-                if scheme not in best or rank < best[scheme][0]:
-                    best[scheme] = (rank, str(p.get("prefix") or "/"))
-            return {k: v[1] for k, v in best.items()}
-        return self._static.get(("prefixes", rse), load)
+        info = self.client().get_rse(rse)
+        best: dict[str, tuple[int, str]] = {}
+        for p in info.get("protocols") or []:
+            domains = p.get("domains") or {}
+            lan = (domains.get("lan") or {}).get("read")
+            wan = (domains.get("wan") or {}).get("read")
+            rank = 0 if lan else (1 if wan else 2)
+            scheme = str(p.get("scheme"))
+            if scheme not in best or rank < best[scheme][0]:
+                best[scheme] = (rank, str(p.get("prefix") or "/"))
+        return {k: v[1] for k, v in best.items()}
 
     # -- DIDs ---------------------------------------------------------------------------------
     def scopes_sync(self) -> list[str]:
@@ -312,7 +150,7 @@ class RucioGateway:
         try:
             return dict(c.get_metadata(scope, name, plugin="ALL"))
         except (rexc.InvalidMetadata, rexc.UnsupportedMetadataPlugin, rexc.RucioException) as e:
-            if isinstance(e, _NOT_FOUND):
+            if isinstance(e, NOT_FOUND):
                 raise
             # JSON metadata needs PostgreSQL: the column metadata is all there is
             return dict(c.get_metadata(scope, name))
@@ -421,8 +259,7 @@ class RucioGateway:
         except (rexc.RuleNotFound, rexc.AccessDenied):
             rule = {}
         if not rule or rule.get("account") != self.account_sync():
-            raise DataLakeError(404, "not_found",
-                                f"You have no replication rule with id {rule_id}.")
+            raise ApiError(404, "not_found", f"You have no replication rule with id {rule_id}.")
         return rule
 
     def my_rules_sync(self) -> list[dict[str, Any]]:

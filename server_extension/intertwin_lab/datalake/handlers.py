@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
 from urllib.parse import unquote
 
 import tornado.web
 from jupyter_server.utils import url_path_join
 
+from intertwin_hub.errors import ApiError, bad_request
+
 from ..handlers import IntertwinHandler
-from .errors import DataLakeError, bad_request
 from .model import (
+    check_body_keys,
     check_name,
     check_rule_id,
     check_scope,
@@ -23,62 +23,29 @@ from .model import (
     parse_lifetime_days,
     parse_type,
 )
-from .service import DataLakeService, check_body_keys
+from .service import DataLakeService
 
 SETTINGS_KEY = "intertwin_datalake"
 
 
 class DataLakeHandler(IntertwinHandler):
-    """Base: the user's DataLakeService, JSON bodies, DataLakeError → JSON error answer."""
+    """Base of the DataLake routes: the user's :class:`DataLakeService`."""
 
     @property
     def datalake(self) -> DataLakeService:
         return self.settings[SETTINGS_KEY]
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, DataLakeError):
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(exc.to_json()))
-            return
-        if status_code >= 500 and not isinstance(exc, tornado.web.HTTPError):
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"error": "internal_error",
-                                    "message": "The DataLake API failed unexpectedly; the "
-                                               "server log has the details."}))
-            return
-        super().write_error(status_code, **kwargs)
-
-    def json_body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise bad_request("body", "The request body must be JSON.") from None
-        if not isinstance(body, dict):
-            raise bad_request("body", "The request body must be a JSON object.")
-        return body
-
-    def arg(self, name: str) -> str | None:
-        value = self.get_query_argument(name, None)
-        return value.strip() if value is not None else None
-
-    def page_args(self, *, offset: bool = True) -> tuple[int | None, int]:
+    def page_args(self, *, offset: bool = True) -> tuple[int, int]:
         """``(first row, limit)`` of the page asked for: from ``cursor`` (the ``next`` of the
-        page before), else from ``offset`` where a route also allows jumping to a row (None:
-        neither given, the first page)."""
+        page before), else from ``offset`` where a route also allows jumping to a row."""
         start = parse_cursor(self.arg("cursor"))
-        if start is None and offset and self.arg("offset"):
-            start = parse_int(self.arg("offset"), "offset", 0)
+        if start is None:
+            start = parse_int(self.arg("offset"), "offset", 0) if offset else 0
         limit = parse_int(self.arg("limit"), "limit", 100, 1, self.datalake.cfg.max_page_size)
         return start, limit
 
     def did_args(self, scope: str, name: str) -> tuple[str, str]:
         return check_scope(unquote(scope)), check_name(unquote(name))
-
-    def answer(self, body: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
 
 
 class ConfigHandler(DataLakeHandler):
@@ -108,8 +75,8 @@ class SearchHandler(DataLakeHandler):
         filters = parse_filters(self.arg("filters"), name or "*")
         start, limit = self.page_args(offset=False)
         # without a cursor Rucio is searched again; a cursor pages the same result
-        self.answer(await self.datalake.search(scope, filters, did_type, start or 0, limit,
-                                               fresh=start is None))
+        fresh = not self.arg("cursor")
+        self.answer(await self.datalake.search(scope, filters, did_type, start, limit, fresh))
 
 
 class DidHandler(DataLakeHandler):
@@ -121,19 +88,15 @@ class DidHandler(DataLakeHandler):
 class ContentHandler(DataLakeHandler):
     @tornado.web.authenticated
     async def get(self, scope: str, name: str) -> None:
-        start, limit = self.page_args()
-        refresh = (self.arg("refresh") or "").lower() in ("1", "true", "yes")
-        self.answer(await self.datalake.content(*self.did_args(scope, name), start or 0, limit,
-                                                refresh))
+        did = self.did_args(scope, name)
+        self.answer(await self.datalake.content(*did, *self.page_args(), self.flag("refresh")))
 
 
 class PathsHandler(DataLakeHandler):
     @tornado.web.authenticated
     async def get(self, scope: str, name: str) -> None:
-        start, limit = self.page_args()
-        whole = (self.arg("whole") or "").lower() in ("1", "true", "yes")
-        self.answer(await self.datalake.paths(*self.did_args(scope, name), start or 0, limit,
-                                              whole))
+        did = self.did_args(scope, name)
+        self.answer(await self.datalake.paths(*did, *self.page_args(), self.flag("whole")))
 
 
 class RulesHandler(DataLakeHandler):
@@ -184,7 +147,7 @@ class NotFoundHandler(DataLakeHandler):
     """Any other path under datalake/: a JSON 404, not Tornado's HTML page."""
 
     def prepare(self) -> None:  # type: ignore[override]
-        raise DataLakeError(404, "not_found", "There is no such DataLake API route.")
+        raise ApiError(404, "not_found", "There is no such DataLake API route.")
 
 
 def handlers(base_url: str) -> list[tuple[str, type[tornado.web.RequestHandler]]]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from cachetools import TTLCache
 
 Row = dict[str, Any]
 # a listing waits at most this long without news before it re-checks (belt and braces)
@@ -45,8 +46,6 @@ class Listing:
         # need a new listing
         self.stopped = False
         self.error: BaseException | None = None
-        self.started = time.monotonic()
-        self.finished: float | None = None
         self.served = 0  # the end of the furthest page answered from this listing
         self.window = max(window, 1)
         self.readahead = max(readahead, 0)
@@ -133,7 +132,6 @@ class Listing:
                     pass
             if self._cancelled:
                 self.stopped = True
-            self.finished = time.monotonic()
             self.done = True
             self._wake()
 
@@ -195,6 +193,22 @@ class Listing:
             self._cond.notify_all()
 
 
+class _Listings(TTLCache[Any, Listing]):
+    """Listings by key, least recently used evicted first, expired ``ttl`` seconds after they
+    started; a listing that leaves this way is cancelled (its stream closed)."""
+
+    def popitem(self) -> tuple[Any, Listing]:
+        key, listing = super().popitem()
+        listing.cancel()
+        return key, listing
+
+    def expire(self, time: float | None = None) -> list[tuple[Any, Listing]]:
+        expired = list(super().expire(time))
+        for _, listing in expired:
+            listing.cancel()
+        return expired
+
+
 class ListingCache:
     """The listings of one user, by key (least recently used dropped first, expired after
     ``ttl`` seconds, failed or stopped ones replaced so the next request reads again).
@@ -205,17 +219,10 @@ class ListingCache:
 
     def __init__(self, entries: int = 16, ttl: float = 300.0, *, window: int = 10_000,
                  readahead: int = 2_000, idle: float | None = 60.0) -> None:
-        self.entries = entries
-        self.ttl = ttl
         self.window = window
         self.readahead = readahead
         self.idle = idle
-        self._items: OrderedDict[Any, Listing] = OrderedDict()
-
-    def _new(self, rows: Callable[[], Iterable[Any]], convert: Callable[[Any], Row],
-             start: int) -> Listing:
-        return Listing(rows, convert, asyncio.get_running_loop(), start=start,
-                       window=self.window, readahead=self.readahead, idle=self.idle)
+        self._items = _Listings(entries, ttl)
 
     def get(self, key: Any, rows: Callable[[], Iterable[Any]],
             convert: Callable[[Any], Row], offset: int | None = None,
@@ -223,42 +230,35 @@ class ListingCache:
         """The listing of ``key``; with ``offset``, one that holds or can reach that row (a new
         one resuming the stream a little before it, when the row was dropped). ``replace``: a
         listing that could not serve a request, replaced if it is still the one cached."""
-        listing = self._items.get(key)
-        now = time.monotonic()
-        if listing is not None and (listing.error is not None or now - listing.started > self.ttl
+        self._items.expire()
+        listing = self._items.get(key)  # (as the most recently used)
+        if listing is not None and (listing.error is not None
                                     or (offset is not None and not listing.has(offset))
                                     or listing is replace):
-            listing.cancel()
-            del self._items[key]
+            self.drop(key)
             listing = None
         if listing is None:
             # resume half a window before the row asked for, so paging backwards does not
             # restart the stream at every page
             start = max(0, (offset or 0) - self.window // 2)
-            listing = self._new(rows, convert, start)
-            self._items[key] = listing
-            while len(self._items) > self.entries:
-                _, old = self._items.popitem(last=False)
-                old.cancel()
-        self._items.move_to_end(key)
+            listing = Listing(rows, convert, asyncio.get_running_loop(), start=start,
+                              window=self.window, readahead=self.readahead, idle=self.idle)
+            self._items[key] = listing  # evicts (and cancels) the least recently used
         return listing
 
     def peek(self, key: Any) -> Listing | None:
         return self._items.get(key)
 
     def drop(self, key: Any) -> None:
+        self._items.expire()
         listing = self._items.pop(key, None)
         if listing is not None:
             listing.cancel()
 
     def all(self) -> list[Listing]:
+        self._items.expire()
         return list(self._items.values())
 
     def held(self) -> int:
         """Rows held by all listings (what the memory bound is about)."""
-        return sum(x.held for x in self._items.values())
-
-    def clear(self) -> None:
-        for listing in self._items.values():
-            listing.cancel()
-        self._items.clear()
+        return sum(x.held for x in self.all())

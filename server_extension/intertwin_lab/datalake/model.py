@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .errors import DataLakeError, bad_request
+from intertwin_hub.errors import bad_request
 
 DID_TYPES = ("all", "collection", "container", "dataset", "file")
 # Rucio's scope and name rules (generic schema): no spaces, no wildcard in a scope
@@ -37,10 +37,6 @@ FILTER_SYNTAX = (
     "the operators = == != ≠ > >= ≥ < <= ≤; a range as low<key<high (or with <=, ≤, or "
     "high>key>low), e.g. 2019<run_number<=2021; ',' for AND and ';' for OR.")
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
-
-# Rucio rule states (GET /rules/{id} spells them out) and the "here" state each one means
-RULE_STATES = ("OK", "REPLICATING", "STUCK", "SUSPENDED", "WAITING_APPROVAL", "INJECT")
-HERE_STATES = ("AVAILABLE", "PARTIAL", "REPLICATING", "NOT_AVAILABLE", "STUCK")
 
 
 def check_scope(scope: str, param: str = "scope") -> str:
@@ -101,6 +97,13 @@ def parse_cursor(value: str | None) -> int | None:
 def next_cursor(offset: int) -> str:
     """The ``next`` of a page whose successor starts at row ``offset``."""
     return str(offset)
+
+
+def check_body_keys(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """400 naming the first field of a request body that is not one of ``allowed``."""
+    extra = sorted(set(body) - set(allowed))
+    if extra:
+        raise bad_request(extra[0], f"Unknown field '{extra[0]}' in the request body.")
 
 
 def parse_lifetime_days(value: Any, default: int, maximum: int,
@@ -398,19 +401,3 @@ def pick_pfn(row: Mapping[str, Any], rse: str) -> str | None:
         return best[3]
     pfns = [str(p) for p in (row.get("rses") or {}).get(rse) or []]
     return next((p for p in pfns if p.startswith("file:")), pfns[0] if pfns else None)
-
-
-def page_slice(total_known: int, offset: int, limit: int) -> tuple[int, int]:
-    return min(offset, total_known), min(offset + limit, total_known)
-
-
-def rucio_error_text(exc: BaseException) -> str:
-    """A Rucio exception's server message, without the class boilerplate."""
-    args = [str(a) for a in getattr(exc, "args", ()) if a]
-    text = " ".join(args) if args else str(exc)
-    return text.strip() or exc.__class__.__name__
-
-
-def require(cond: bool, error: DataLakeError) -> None:
-    if not cond:
-        raise error

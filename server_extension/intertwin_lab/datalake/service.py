@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cachetools import TTLCache
+
+from intertwin_hub.errors import ApiError
+
 from .config import DataLake
-from .errors import DataLakeError, bad_request
-from .gateway import RucioGateway, translate
+from .errors import translate
+from .gateway import RucioGateway
 from .listing import Listing, ListingCache, Row
 from .model import (
     aggregate_replicas,
@@ -23,7 +26,6 @@ from .model import (
     file_replicas,
     here_state,
     iso,
-    json_value,
     local_path,
     metadata,
     next_cursor,
@@ -73,7 +75,8 @@ class DataLakeService:
                                      readahead=cfg.listing_readahead_rows,
                                      idle=cfg.listing_idle_seconds)
         # DID facts per listing key (type, length, bytes), read once per listing
-        self._did_info: dict[Any, tuple[float, dict[str, Any]]] = {}
+        self._did_info: TTLCache[Any, dict[str, Any]] = TTLCache(
+            4 * cfg.listing_cache_entries, cfg.listing_cache_seconds)
         # rules deleted from this server: Rucio deletes softly (the rule expires within the
         # hour, then its cleaner removes it), so they are hidden here meanwhile
         self._deleted: set[str] = set()
@@ -89,7 +92,7 @@ class DataLakeService:
         if account is None and cfg.rucio_base_url:
             try:
                 account = await self.rucio.call(self.rucio.account_sync)
-            except DataLakeError:
+            except ApiError:
                 account = None  # the panel learns why from its first real call
         return {
             "site": cfg.site_name or None,
@@ -136,23 +139,18 @@ class DataLakeService:
             # the listing stopped before these rows (left idle, or replaced by one for rows
             # further back): read them from a new one
             failed = listing
-        raise DataLakeError(503, "rucio_unavailable",
-                            "The DataLake listing was interrupted several times; try again.")
+        raise ApiError(503, "rucio_unavailable",
+                       "The DataLake listing was interrupted several times; try again.")
 
     # -- one DID --------------------------------------------------------------------------
     async def _did(self, scope: str, name: str, cache_key: Any = None) -> dict[str, Any]:
         """get_did, reused for the life of the listing it describes (when given a key)."""
-        now = time.monotonic()
-        if cache_key is not None:
-            hit = self._did_info.get(cache_key)
-            if hit is not None and now - hit[0] < self.cfg.listing_cache_seconds:
-                return hit[1]
+        if cache_key is not None and cache_key in self._did_info:
+            return self._did_info[cache_key]
         did = await self.rucio.call(self.rucio.did_sync, scope, name,
                                     what=f"The data identifier {scope}:{name}")
         if cache_key is not None:
-            if len(self._did_info) > 4 * self.cfg.listing_cache_entries:
-                self._did_info.clear()
-            self._did_info[cache_key] = (now, did)
+            self._did_info[cache_key] = did
         return did
 
     async def details(self, scope: str, name: str) -> dict[str, Any]:
@@ -257,7 +255,7 @@ class DataLakeService:
         offset with its files looked up."""
         rse = self.cfg.destination_rse
         if rse is None:
-            raise DataLakeError(409, "no_scratch", _no_scratch(self.cfg))
+            raise ApiError(409, "no_scratch", _no_scratch(self.cfg))
         r = self.rucio
         if whole:
             did, prefixes = await asyncio.gather(
@@ -338,13 +336,13 @@ class DataLakeService:
     async def add_rule(self, scope: str, name: str, lifetime_days: int) -> dict[str, Any]:
         rse = self.cfg.destination_rse
         if rse is None:
-            raise DataLakeError(409, "no_scratch", _no_scratch(self.cfg))
+            raise ApiError(409, "no_scratch", _no_scratch(self.cfg))
         r = self.rucio
         what = f"The data identifier {scope}:{name}"
         try:
             rule_id = await r.call(r.add_rule_sync, scope, name, rse, lifetime_days * DAY,
                                    what=what)
-        except DataLakeError as e:
+        except ApiError as e:
             if e.code != "duplicate_rule":
                 raise
             existing = await self._existing_rule(scope, name, rse)
@@ -357,11 +355,11 @@ class DataLakeService:
                 self._deleted.discard(existing_id)
                 self._forget(scope, name)
                 return rule_json(await r.call(r.rule_sync, existing_id))
-            e.message = (f"You already asked for {scope}:{name} at {rse}"
-                         + (f" (rule {existing_id})" if existing_id else "")
-                         + ". Extend that rule's lifetime instead of adding another.")
-            e.extra["rule_id"] = existing_id
-            raise
+            raise ApiError(409, "duplicate_rule",
+                           f"You already asked for {scope}:{name} at {rse}"
+                           + (f" (rule {existing_id})" if existing_id else "")
+                           + ". Extend that rule's lifetime instead of adding another.",
+                           rule_id=existing_id) from e
         self._forget(scope, name)
         return rule_json(await r.call(r.rule_sync, rule_id))
 
@@ -369,7 +367,7 @@ class DataLakeService:
         r = self.rucio
         try:
             rules = await r.call(r.my_rules_for_sync, scope, name, rse)
-        except DataLakeError:
+        except ApiError:
             return None
         exact = [x for x in rules if x.get("rse_expression") == rse] or rules
         return sorted(exact, key=rule_rank)[0] if exact else None
@@ -391,7 +389,7 @@ class DataLakeService:
         if None in self._may.values():
             try:
                 await self.rucio.call(self._learn_sync, rules)
-            except DataLakeError:
+            except ApiError:
                 pass  # the actions themselves answer with the reason
         ext, dele = self._may["extend"] is False, self._may["delete"] is False
         action = "both" if ext and dele else "extend" if ext else "delete" if dele else None
@@ -427,14 +425,14 @@ class DataLakeService:
             self._may["extend"] = True
             return
 
-    def _not_deleted(self, rule_id: str) -> None:
+    def _raise_if_deleted(self, rule_id: str) -> None:
+        """404 for a rule deleted from this server (Rucio still has it for up to an hour)."""
         if rule_id in self._deleted:
-            raise DataLakeError(404, "not_found", f"The replication rule {rule_id} was deleted; "
-                                                  "Rucio removes it and its replicas within "
-                                                  "the hour.")
+            raise ApiError(404, "not_found", f"The replication rule {rule_id} was deleted; Rucio "
+                                             "removes it and its replicas within the hour.")
 
     async def rule(self, rule_id: str) -> dict[str, Any]:
-        self._not_deleted(rule_id)
+        self._raise_if_deleted(rule_id)
         return rule_json(await self.rucio.call(self.rucio.my_rule_sync, rule_id))
 
     async def _as_permitted(self, action: str, rule: dict[str, Any],
@@ -443,17 +441,17 @@ class DataLakeService:
         is a 403 with a sentence saying what it does not allow."""
         try:
             await call
-        except DataLakeError as e:
+        except ApiError as e:
             if e.status == 403:
                 self._may[action] = False
-                raise DataLakeError(403, "forbidden", _refused(self.cfg, action, rule),
-                                    action=action) from e
+                raise ApiError(403, "forbidden", _refused(self.cfg, action, rule),
+                               action=action) from e
             raise
         self._may[action] = True
 
     async def extend_rule(self, rule_id: str, lifetime_days: int) -> dict[str, Any]:
         r = self.rucio
-        self._not_deleted(rule_id)
+        self._raise_if_deleted(rule_id)
         rule = await r.call(r.my_rule_sync, rule_id)
         await self._as_permitted("extend", rule, r.call(
             r.update_lifetime_sync, rule_id, lifetime_days * DAY, param="lifetime_days"))
@@ -461,17 +459,8 @@ class DataLakeService:
 
     async def delete_rule(self, rule_id: str) -> None:
         r = self.rucio
-        self._not_deleted(rule_id)
+        self._raise_if_deleted(rule_id)
         rule = await r.call(r.my_rule_sync, rule_id)
         await self._as_permitted("delete", rule, r.call(r.delete_rule_sync, rule_id))
         self._deleted.add(rule_id)
         self._forget(str(rule.get("scope")), str(rule.get("name")))
-
-
-def check_body_keys(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    extra = sorted(set(body) - set(allowed))
-    if extra:
-        raise bad_request(extra[0], f"Unknown field '{extra[0]}' in the request body.")
-
-
-__all__ = ["DataLakeService", "check_body_keys", "json_value"]

@@ -55,7 +55,7 @@ async def test_the_reader_pulls_only_as_far_as_asked() -> None:
     await until(lambda: listing.waiting, "the reader to wait")
     assert stream.pulled <= 50 + 100 + 1 and not listing.done
     assert ids(listing.slice(0, 50)) == list(range(50))
-    cache.clear()
+    cache.drop("k")
     await until(lambda: listing.done and stream.closed == 1, "the cancelled stream to close")
 
 
@@ -76,7 +76,7 @@ async def test_memory_is_bounded_and_dropped_rows_are_read_again() -> None:
     assert again.done and not again.stopped and again.count == 300_000
     assert again.bytes_known and again.bytes_sum == 3_000_000
     assert again.held <= 1_250
-    cache.clear()
+    cache.drop("k")
 
 
 async def test_an_idle_stream_is_closed_and_read_again_when_asked() -> None:
@@ -91,7 +91,7 @@ async def test_an_idle_stream_is_closed_and_read_again_when_asked() -> None:
     assert fresh is not listing
     await fresh.wait_for(5_010)
     assert ids(fresh.slice(5_000, 10)) == list(range(5_000, 5_010))
-    cache.clear()
+    cache.drop("k")
 
 
 async def test_far_apart_requests_each_get_their_rows() -> None:
@@ -106,4 +106,32 @@ async def test_far_apart_requests_each_get_their_rows() -> None:
     await until(lambda: listing.done, "the end of the stream")
     assert listing.held <= 1_250 and stream.opened == 1
     assert await listing.read(10, 10) is None  # dropped long ago: the cache reads again
-    cache.clear()
+    cache.drop("k")
+
+
+async def test_the_least_recently_used_listing_is_evicted_and_closed() -> None:
+    streams = {k: Stream(100_000) for k in "abc"}
+    cache = ListingCache(entries=2, window=1_000, readahead=100, idle=None)
+    a = cache.get("a", streams["a"], dict)
+    b = cache.get("b", streams["b"], dict)
+    assert cache.get("a", streams["a"], dict) is a  # a is now the most recently used
+    await asyncio.gather(a.wait_for(10), b.wait_for(10))
+    c = cache.get("c", streams["c"], dict)  # one too many: b goes
+    assert cache.all() == [a, c] and cache.peek("b") is None
+    await until(lambda: b.done and streams["b"].closed == 1, "the evicted stream to close")
+    assert not a.done and streams["a"].closed == 0
+    cache.drop("a")
+    cache.drop("c")
+
+
+async def test_an_old_listing_expires_and_is_read_again() -> None:
+    stream = Stream(100_000)
+    cache = ListingCache(ttl=0.3, window=1_000, readahead=100, idle=None)
+    first = cache.get("k", stream, dict)
+    await first.wait_for(10)
+    assert cache.get("k", stream, dict) is first  # within its time to live: reused
+    await until(lambda: cache.peek("k") is None, "the listing to expire")
+    again = cache.get("k", stream, dict)
+    assert again is not first and stream.opened == 2
+    await until(lambda: first.done and stream.closed >= 1, "the expired stream to close")
+    cache.drop("k")

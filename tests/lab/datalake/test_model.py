@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from intertwin_lab.datalake.errors import DataLakeError
 from intertwin_lab.datalake.model import (
     FILTER_SYNTAX,
     aggregate_replicas,
     here_state,
     local_path,
+    next_cursor,
+    parse_cursor,
     parse_did,
     parse_filters,
     parse_lifetime_days,
@@ -18,6 +19,8 @@ from intertwin_lab.datalake.model import (
     rule_json,
     rule_state,
 )
+
+from intertwin_hub.errors import ApiError
 
 
 def test_filters_like_rucio_jupyterlab() -> None:
@@ -45,14 +48,14 @@ def test_rucio_jupyterlab_operators_and_ranges() -> None:
                                   "x=1,x=2", "2019<run_number>2021", "1<a<2<3", "a=1=2",
                                   "x≥1,x>=2"])
 def test_bad_filters_name_the_parameter(text: str) -> None:
-    with pytest.raises(DataLakeError) as e:
+    with pytest.raises(ApiError) as e:
         parse_filters(text)
     assert e.value.status == 400 and e.value.extra["param"] == "filters"
 
 
 @pytest.mark.parametrize("text", ["datatype", "run_number>>3", "2019<run_number>2021"])
 def test_a_bad_filter_shows_the_accepted_syntax(text: str) -> None:
-    with pytest.raises(DataLakeError) as e:
+    with pytest.raises(ApiError) as e:
         parse_filters(text)
     assert FILTER_SYNTAX in e.value.message and "≥" in FILTER_SYNTAX
 
@@ -61,16 +64,26 @@ def test_did_and_lifetime_validation() -> None:
     assert parse_did("intertwin:climate.era5.2020") == ("intertwin", "climate.era5.2020")
     assert parse_did("user.alice:a:b") == ("user.alice", "a:b")
     for bad in (None, "nocolon", "bad scope:x", "s:", "s:*"):
-        with pytest.raises(DataLakeError) as e:
+        with pytest.raises(ApiError) as e:
             parse_did(bad)
         assert e.value.extra["param"] == "did"
     assert parse_lifetime_days(None, 7, 30) == 7
     assert parse_lifetime_days(3, 7, 30) == 3
     assert parse_lifetime_days(3.0, 7, 30) == 3
     for bad in (0, -1, 31, 1.5, "3", True):
-        with pytest.raises(DataLakeError) as e:
+        with pytest.raises(ApiError) as e:
             parse_lifetime_days(bad, 7, 30)
         assert e.value.extra["param"] == "lifetime_days"
+
+
+def test_a_cursor_is_the_next_of_a_page() -> None:
+    assert parse_cursor(None) is None and parse_cursor("") is None
+    assert parse_cursor(next_cursor(0)) == 0
+    assert parse_cursor(next_cursor(61_000)) == 61_000
+    for bad in ("-1", "1.5", "page two", "²", "9" * 19):
+        with pytest.raises(ApiError) as e:
+            parse_cursor(bad)
+        assert e.value.status == 400 and e.value.extra["param"] == "cursor"
 
 
 def test_local_path_strips_the_protocol_prefix() -> None:
@@ -156,7 +169,7 @@ def test_container_replicas_are_summed_per_rse() -> None:
 
 def test_rucio_errors_become_truthful_statuses() -> None:
     import requests
-    from intertwin_lab.datalake.gateway import translate
+    from intertwin_lab.datalake.errors import translate
     from rucio.common import exception as rexc
 
     cases = [

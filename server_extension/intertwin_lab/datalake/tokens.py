@@ -1,0 +1,105 @@
+"""The user's Rucio credentials, in memory only.
+
+rucio-clients caches tokens in files under the shared temp directory and starts an interactive
+login when one is refused; a JupyterLab server of one user needs neither. :class:`TokenSource`
+reads the user's token from the environment or a file, or signs in with userpass, and
+:class:`UserClient` is rucio-clients' ``Client`` taking its token from it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import requests
+from rucio.client import Client
+from rucio.common import exception as rexc
+
+from .config import DataLake
+
+
+class TokenSource:
+    """The user's Rucio token, in memory: from the environment, from a file (re-read when Rucio
+    refuses it, so a refresher can renew it), or from a userpass sign-in."""
+
+    def __init__(self, cfg: DataLake) -> None:
+        self.cfg = cfg
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None:
+                self._token = self._read()
+            return self._token
+
+    def renew(self, rejected: str) -> str:
+        """Rucio refused ``rejected``: read the token again (or sign in again); raise
+        CannotAuthenticate when nothing new is to be had."""
+        with self._lock:
+            if self._token is not None and self._token != rejected:
+                return self._token  # another thread renewed it already
+            fresh = self._read()
+            if self.cfg.auth_type != "userpass" and fresh == rejected:
+                raise rexc.CannotAuthenticate("the token was refused and no newer one exists")
+            self._token = fresh
+            return fresh
+
+    def _read(self) -> str:
+        cfg = self.cfg
+        if cfg.auth_type == "userpass":
+            return self._userpass()
+        if cfg.oidc_auth == "file":
+            if not cfg.oidc_file_name:
+                raise rexc.NoAuthInformation("RUCIO_OIDC_FILE_NAME is not set")
+            try:
+                with open(os.path.expanduser(cfg.oidc_file_name)) as f:
+                    token = f.read().strip()
+            except OSError as e:
+                raise rexc.NoAuthInformation(f"cannot read the token file: {e}") from e
+        else:
+            token = os.environ.get(cfg.oidc_env_name, "").strip()
+        if not token:
+            raise rexc.NoAuthInformation("no Rucio token in this session")
+        return token
+
+    def _userpass(self) -> str:
+        cfg = self.cfg
+        account = cfg.account or cfg.username
+        if not (cfg.username or account) or not cfg.password:
+            raise rexc.NoAuthInformation("no Rucio username/password configured")
+        headers = {"X-Rucio-Account": account, "X-Rucio-Username": cfg.username or account,
+                   "X-Rucio-Password": cfg.password, "X-Rucio-VO": cfg.vo,
+                   "X-Rucio-AppID": "intertwin-lab"}
+        r = requests.get(f"{cfg.auth_url}/auth/userpass", headers=headers,
+                         timeout=cfg.request_timeout, verify=cfg.ca_cert or True)
+        if r.status_code in (502, 503, 504):
+            raise rexc.ServerConnectionException(f"Rucio auth answered {r.status_code}")
+        token = r.headers.get("X-Rucio-Auth-Token")
+        if r.status_code != 200 or not token:
+            raise rexc.CannotAuthenticate(r.headers.get("ExceptionMessage") or r.text[:200])
+        return token
+
+
+class UserClient(Client):
+    """rucio-clients' Client whose token comes from a :class:`TokenSource`: the client's own
+    token-file cache (under the shared temp directory) is never read nor written, and a
+    refused token is renewed from the source instead of starting an interactive login."""
+
+    def __init__(self, source: TokenSource, **kwargs: Any) -> None:
+        self._source = source
+        super().__init__(**kwargs)
+
+    # the private hooks of rucio.client.baseclient.BaseClient (name-mangled)
+    def _BaseClient__read_token(self) -> bool:
+        self.auth_token = self._source.token()
+        self.headers["X-Rucio-Auth-Token"] = self.auth_token
+        return True
+
+    def _BaseClient__write_token(self) -> None:
+        return None
+
+    def _BaseClient__get_token(self) -> None:
+        self.auth_token = self._source.renew(self.auth_token)
+        self.headers["X-Rucio-Auth-Token"] = self.auth_token
