@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from intertwin_hub.sites import load_catalogue  # noqa: E402
 from intertwin_hub.spawner.options import validate  # noqa: E402
-from intertwin_hub.spawner.pod import plan  # noqa: E402
+from intertwin_hub.spawner.pod import plan_pod  # noqa: E402
 from testbed.cluster import ControlPlane, Identity  # noqa: E402
 from testbed.hub import start_hub  # noqa: E402
 from testbed.procs import Supervisor  # noqa: E402
@@ -92,7 +92,7 @@ _ju.exponential_backoff = _ks.exponential_backoff = _steady
 def baseline_config() -> str:
     """Plain KubeSpawner building InterTwinSpawner's Vega pod from static configuration."""
     sel = validate(load_catalogue(), {VO}, VEGA)
-    p = plan(sel, reach="pod-vpn")  # as the testbed's hub (site_reach): its PodCIDRs are local
+    p = plan_pod(sel, reach="pod-vpn")  # as the testbed's hub (site_reach): its PodCIDRs are local
     return f"""
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 c.KubeSpawner.image = {p.image!r}

@@ -82,7 +82,7 @@ class PodPlan:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def plan(sel: Selection, reach: str | None = None) -> PodPlan:
+def plan_pod(sel: Selection, reach: str | None = None) -> PodPlan:
     """``reach``: how this deployment reaches the site's notebooks, if not the catalogue's."""
     site = sel.site
     annotations = reach_annotations(reach or site.reach)

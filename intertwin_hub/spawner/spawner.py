@@ -16,8 +16,19 @@ from traitlets import Dict, Float, TraitError, Unicode, default
 from traitlets import validate as validate_trait
 
 from ..sites import REACH_MODES, Catalogue, CatalogueError, load_catalogue
-from . import pod as podplan
 from .options import OptionsError, Selection, validate, vos_of
+from .pod import (
+    GPU_RESOURCE,
+    SECRET_ENV_DIR,
+    SECRET_ENV_VOLUME,
+    PodPlan,
+    conflicting_reach_annotations,
+    is_secret_env,
+    plan_pod,
+    rucio_env,
+    secret_env_command,
+    site_env,
+)
 from .profiles import profile_list
 
 _JOB_ID = re.compile(r"\bjob (?:id )?(\d+)\b", re.IGNORECASE)
@@ -110,7 +121,7 @@ class InterTwinSpawner(KubeSpawner):
         super().__init__(*args, **kwargs)
         self._progress_sent = {}
         self._progress_moved = asyncio.Event()
-        self._story = []
+        self._progress_lines = []
 
     @property
     def catalogue(self) -> Catalogue:
@@ -173,7 +184,7 @@ class InterTwinSpawner(KubeSpawner):
             self.user, "get_auth_state") else None
         self._access_token = (auth_state or {}).get("access_token")
         await super().load_user_options()
-        self._apply(podplan.plan(sel, self.reach_of(sel.site)))
+        self._apply(plan_pod(sel, self.reach_of(sel.site)))
 
     def reach_of(self, site: Any) -> str | None:
         """How the hub reaches this site's notebooks: this deployment's word, else the
@@ -188,19 +199,19 @@ class InterTwinSpawner(KubeSpawner):
                 reason="bad_reach", status_code=500)
         return str(reach)
 
-    def _apply(self, plan: podplan.PodPlan) -> None:
+    def _apply(self, plan: PodPlan) -> None:
         self.image = plan.image
         self.cpu_limit = self.cpu_guarantee = plan.cpu
         self.mem_limit = self.mem_guarantee = plan.memory
         limits = dict(self.extra_resource_limits)
         guarantees = dict(self.extra_resource_guarantees)
-        limits.pop(podplan.GPU_RESOURCE, None)
-        guarantees.pop(podplan.GPU_RESOURCE, None)
+        limits.pop(GPU_RESOURCE, None)
+        guarantees.pop(GPU_RESOURCE, None)
         if plan.gpus:
             # requests too: a GPU limit without a request can hang at Vega (Vega's
             # interLink pods set GPU requests equal to limits)
-            limits[podplan.GPU_RESOURCE] = str(plan.gpus)
-            guarantees[podplan.GPU_RESOURCE] = str(plan.gpus)
+            limits[GPU_RESOURCE] = str(plan.gpus)
+            guarantees[GPU_RESOURCE] = str(plan.gpus)
         self.extra_resource_limits = limits
         self.extra_resource_guarantees = guarantees
         if plan.offload:
@@ -216,8 +227,8 @@ class InterTwinSpawner(KubeSpawner):
         if self.selection is not None:
             site = self.selection.site
             mount = self.scratch_mount_paths.get(site.slug)
-            env.update(podplan.site_env(site, mount))
-            env.update(podplan.rucio_env(site, dict(self.rucio_instance), self._access_token,
+            env.update(site_env(site, mount))
+            env.update(rucio_env(site, dict(self.rucio_instance), self._access_token,
                                          mount))
         return env
 
@@ -226,11 +237,11 @@ class InterTwinSpawner(KubeSpawner):
         if self.selection is None:
             return pod
         reach = self.reach_of(self.selection.site)
-        plan = podplan.plan(self.selection, reach)
+        plan = plan_pod(self.selection, reach)
         pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
         # a pod-vpn annotation from the hub-wide extra_annotations would switch a wstunnel
         # site's VK to pod-vpn (any value does), and the notebook would be unreachable
-        dropped = podplan.conflicting_reach_annotations(reach)
+        dropped = conflicting_reach_annotations(reach)
         pod.metadata.annotations = {
             **{k: v for k, v in (pod.metadata.annotations or {}).items() if k not in dropped},
             **plan.annotations}
@@ -267,7 +278,7 @@ class InterTwinSpawner(KubeSpawner):
         for c in pod.spec.containers:
             kept = []
             for e in c.env or []:
-                if podplan.is_secret_env(e.name) and e.value is not None:
+                if is_secret_env(e.name) and e.value is not None:
                     secret[e.name] = e.value
                 else:
                     kept.append(e)
@@ -276,13 +287,13 @@ class InterTwinSpawner(KubeSpawner):
             return
         main = pod.spec.containers[0]
         main.env = [*main.env, V1EnvVar(name="INTERTWIN_SECRET_ENV_DIR",
-                                        value=podplan.SECRET_ENV_DIR)]
-        main.command, main.args = podplan.secret_env_command(main.command or [],
+                                        value=SECRET_ENV_DIR)]
+        main.command, main.args = secret_env_command(main.command or [],
                                                              main.args or [])
         main.volume_mounts = [*(main.volume_mounts or []), V1VolumeMount(
-            name=podplan.SECRET_ENV_VOLUME, mount_path=podplan.SECRET_ENV_DIR, read_only=True)]
+            name=SECRET_ENV_VOLUME, mount_path=SECRET_ENV_DIR, read_only=True)]
         pod.spec.volumes = [*(pod.spec.volumes or []), V1Volume(
-            name=podplan.SECRET_ENV_VOLUME,
+            name=SECRET_ENV_VOLUME,
             secret=V1SecretVolumeSource(secret_name=self.env_secret_name, default_mode=0o400))]
         self._env_secret_data = secret
         self._env_secret_labels = dict(pod.metadata.labels or {})
@@ -358,19 +369,19 @@ class InterTwinSpawner(KubeSpawner):
             await self._delete_env_secret()
 
     async def _start(self) -> Any:
-        self._story = []
-        self._story_changed = asyncio.Event()
-        # the story is recorded whether or not anyone watches: the progress page may be
+        self._progress_lines = []
+        self._progress_grew = asyncio.Event()
+        # progress lines are gathered whether or not anyone watches: the progress page may be
         # opened late (the REST API answers only after slow_spawn_timeout)
-        watcher = asyncio.ensure_future(self._record_story())
+        watcher = asyncio.ensure_future(self._watch_progress())
         try:
             url = await super()._start()
-            # KubeSpawner saw the pod running: the story says so even when the pod went from
-            # queued to ready between two looks, and the watching progress pages get that
+            # KubeSpawner saw the pod running: the last progress line says so even when the pod
+            # went from queued to ready between two looks, and the watching progress pages get that
             # line before start() returns (JupyterHub stops reading progress once the server
             # is up)
             watcher.cancel()
-            self._note_story(started=True)
+            self._add_progress_lines(started=True)
             await self._progress_caught_up()
             return url
         except BaseException as e:
@@ -387,17 +398,19 @@ class InterTwinSpawner(KubeSpawner):
                 f"[{e}]") from e
         finally:
             watcher.cancel()
-            self._note_story()
+            self._add_progress_lines()
 
-    _story: list[str]
-    _story_changed: asyncio.Event
-    # open progress streams: how many story lines each has handed over, and a wake-up call
+    # the spawn's progress lines told so far, in order, each once; set when one is added
+    _progress_lines: list[str]
+    _progress_grew: asyncio.Event
+    # open progress streams: how many progress lines each has handed over, and a wake-up call
     _progress_sent: dict[object, int]
     _progress_moved: asyncio.Event
 
-    def _note_story(self, started: bool = False) -> None:
-        """Add what the pod and its events say now to the spawn story, once per message;
-        ``started``: KubeSpawner found the pod running, so the story ends with the node."""
+    def _add_progress_lines(self, started: bool = False) -> None:
+        """Add what the pod and its events say now to the progress lines told so far, once per
+        message; ``started``: KubeSpawner found the pod running, so the last line names the
+        node."""
         site = self.selection.site if self.selection else None
         if site is None:
             return
@@ -412,17 +425,17 @@ class InterTwinSpawner(KubeSpawner):
         if state:
             messages.append(state)
         for m in messages:
-            if m not in self._story:
-                self._story.append(m)
-                self._story_changed.set()
+            if m not in self._progress_lines:
+                self._progress_lines.append(m)
+                self._progress_grew.set()
 
-    async def _record_story(self) -> None:
+    async def _watch_progress(self) -> None:
         # Only reads what KubeSpawner's own reflectors hold. Starting a reflector here would
         # let the cancellation below (when options are refused) kill it half-started, and every
         # later spawn would wait forever for its first load.
         while True:
             try:
-                self._note_story()
+                self._add_progress_lines()
             except Exception:
                 self.log.exception("could not read the spawn progress of %s", self._pod_key())
             await asyncio.sleep(self.progress_poll_interval)
@@ -443,8 +456,8 @@ class InterTwinSpawner(KubeSpawner):
         try:
             while True:
                 done = self._start_future is not None and self._start_future.done()
-                story = getattr(self, "_story", [])
-                for m in story[sent:]:
+                lines = getattr(self, "_progress_lines", [])
+                for m in lines[sent:]:
                     progress += (90 - progress) // 3
                     sent += 1
                     # counted before the yield hands the line over: _start waits on this
@@ -459,9 +472,9 @@ class InterTwinSpawner(KubeSpawner):
                     # the limit in force: the site's, applied before start()
                     yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
                                       f"(the limit is {self.start_timeout} s)"}
-                # wake at once when the story grows: JupyterHub stops reading progress as soon
-                # as the server is up, so the last words must not wait for a poll
-                changed = getattr(self, "_story_changed", None)
+                # wake at once when a progress line is added: JupyterHub stops reading progress as
+                # soon as the server is up, so the last words must not wait for a poll
+                changed = getattr(self, "_progress_grew", None)
                 if changed is None:
                     await asyncio.sleep(self.progress_poll_interval)
                     continue
@@ -474,9 +487,9 @@ class InterTwinSpawner(KubeSpawner):
 
     async def _progress_caught_up(self, limit: float = 5.0) -> None:
         """Wait (briefly: a stalled page must not hold the spawn) until every open progress
-        stream has handed over the whole story."""
+        stream has handed over every progress line."""
         deadline = time.monotonic() + limit
-        while any(n < len(self._story) for n in self._progress_sent.values()):
+        while any(n < len(self._progress_lines) for n in self._progress_sent.values()):
             left = deadline - time.monotonic()
             if left <= 0:
                 return

@@ -71,7 +71,7 @@ def test_scheduler_events() -> None:
     assert _event_message("Vega", {"reason": "Pulled", "message": "x"}) is None
 
 
-# --- the story as a progress page reads it, through JupyterHub's own progress plumbing ----------
+# --- progress lines as a progress page reads them, through JupyterHub's progress plumbing ------
 
 
 def site_pod(node: str, statuses: list[dict[str, Any]], phase: str = "Running",
