@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -100,23 +101,23 @@ class Supervisor:
             self.stop(name, grace)
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        pass
-    # so does somebody else's zombie: after `testbed up` exits its processes belong to init,
-    # which may reap them seconds later (this sandbox's init does so about every 2 s)
+def alive(pid: int, start_ticks: int | None = None) -> bool:
+    """The process exists and is not a zombie, and (if ``start_ticks`` is known) is the one
+    started then, not a later process that reused the pid.
+
+    A zombie child of ours is reaped on the way. Somebody else's zombie counts as gone too:
+    after `testbed up` exits its processes belong to init, which may reap them seconds later
+    (this sandbox's init does so about every 2 s)."""
     st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
+    if st is None:
+        return False
+    if start_ticks is not None and st[2] != start_ticks:
+        return False
+    if st[0] in ("Z", "X"):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return True
 
 
 def proc_stat(pid: int) -> tuple[str, int, int] | None:

@@ -14,7 +14,8 @@ import tornado.httpserver
 import tornado.ioloop
 
 from .app import make_app
-from .runner import ACTIVE_STATES, Runner
+from .records import ACTIVE_STATES
+from .runner import Runner
 from .slurm import Slurm
 
 TICK_MS = 250

@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 import tornado.web
 from tornado.iostream import StreamClosedError
 
-from .runner import WAITING, Job, RequestError, Runner, parse_rfc3339, select_log, strip_stamp
+from .logs import parse_rfc3339, select_log, strip_stamp
+from .records import WAITING, Job
+from .runner import RequestError, Runner
 
 log = logging.getLogger("testbed.local_plugin")
 

@@ -53,8 +53,6 @@ More of the fake:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -66,14 +64,45 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..procs import group_members, proc_stat
+from ..procs import alive, group_members, proc_stat
 from .images import container_argv
+from .logs import rfc3339
+from .podspec import (
+    DEFAULT_POD_IP,
+    GPU_RESOURCE,
+    ConfigError,
+    PodObjects,
+    configmap_items,
+    container_env,
+    expand_k8s_vars,
+    field_ref,
+    gpu_limit,
+    pod_gpu_need,
+    reroot,
+    rewrite_wildcard,
+    safe_relpath,
+    secret_items,
+)
+from .records import (
+    ACTIVE_STATES,
+    CTR_RUNNING,
+    DELETED,
+    DELETING,
+    FINISHED,
+    INIT,
+    QUEUED,
+    RUNNING,
+    TERMINATED,
+    WAITING,
+    ContainerRecord,
+    Job,
+    atomic_write,
+)
 from .slurm import ENDED, Slurm, SlurmJobState, SubmitError, pod_flags, pod_limits
 
 log = logging.getLogger("testbed.local_plugin")
@@ -84,8 +113,6 @@ POD_IP_ANNOTATION = "interlink.eu/pod-ip"
 SLURM_FLAGS_ANNOTATION = "slurm-job.vk.io/flags"
 KILLED_OUTSIDE = ("the container's processes were killed outside the plugin; no exit code "
                   "was recorded")
-GPU_RESOURCE = "nvidia.com/gpu"
-DEFAULT_POD_IP = "127.0.0.1"
 FIRST_JOB_ID = 1001
 MAX_GRACE_SECONDS = 5.0
 DEFAULT_GRACE_SECONDS = 30.0
@@ -95,13 +122,10 @@ DEFAULT_GRACE_SECONDS = 30.0
 TEARDOWN_SECONDS = 1.0
 # K8s' exit code for a container that could not be started
 START_FAILURE_EXIT_CODE = 128
-
-# job states
-QUEUED, INIT, RUNNING, FINISHED, DELETING, DELETED = (
-    "queued", "init", "running", "finished", "deleting", "deleted")
-ACTIVE_STATES = (INIT, RUNNING, DELETING)
-# container states
-WAITING, CTR_RUNNING, TERMINATED = "waiting", "running", "terminated"
+# what may become part of a file name: pod uids, namespaces, container names
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+# the log pump, run by the wrapper below as a script of its own
+PUMP = Path(__file__).with_name("pump.py")
 
 
 class RequestError(Exception):
@@ -114,15 +138,16 @@ class RequestError(Exception):
         self.message = message
 
 
-class ConfigError(Exception):
-    """The pod's configuration cannot be honoured (a missing Secret key, bad base64...)."""
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 # --------------------------------------------------------------------------------------------
 # the per-container wrapper
 
 # Runs in its own session (process group = the wrapper's pid). The command's stdout+stderr go
-# through a pipe into a small Python pump writing <ctr>.out and <ctr>.log; the exit code goes
+# through a pipe into the log pump (pump.py) writing <ctr>.out and <ctr>.log; the exit code goes
 # to <ctr>.status as soon as the command exits, like the Slurm plugin's run-<ctr>.status.
 # The shells trap TERM/INT/HUP with a no-op handler (reset to default on exec, so the command
 # still gets the signals) and the pump ignores them, so a SIGTERM to the whole group reaches
@@ -133,364 +158,8 @@ p=$1; py=$2; pump=$3; shift 3
 { trap : TERM INT HUP
   "$@" </dev/null
   echo $? >"$p.status.tmp" && mv -f "$p.status.tmp" "$p.status"
-} 2>&1 | "$py" -I -c "$pump" "$p.out" "$p.log"
+} 2>&1 | "$py" -I "$pump" "$p.out" "$p.log"
 """
-
-PUMP_SOURCE = r"""
-import os, signal, sys, time
-for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(s, signal.SIG_IGN)
-flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-out = os.open(sys.argv[1], flags, 0o644)
-stamped = os.open(sys.argv[2], flags, 0o644)
-def stamp():
-    t = time.time()
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
-            + ".%09dZ " % int((t % 1) * 1e9)).encode()
-pending = b""
-while True:
-    try:
-        chunk = os.read(0, 65536)
-    except InterruptedError:
-        continue
-    if not chunk:
-        break
-    os.write(out, chunk)
-    pending += chunk
-    *lines, pending = pending.split(b"\n")
-    if len(pending) > 65536:
-        lines.append(pending)
-        pending = b""
-    if lines:
-        ts = stamp()
-        os.write(stamped, b"".join(ts + line + b"\n" for line in lines))
-if pending:
-    os.write(stamped, stamp() + pending + b"\n")
-"""
-
-
-# --------------------------------------------------------------------------------------------
-# small pure helpers
-
-# what may become part of a file name: pod uids, namespaces, container names
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
-
-
-def rfc3339(ts: float) -> str:
-    """The timestamp format of metav1.Time."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})$")
-
-
-def parse_rfc3339(value: str) -> float | None:
-    """Seconds since the epoch of an RFC3339(Nano) timestamp; None for Go's zero time or junk."""
-    m = _RFC3339.match(value.strip())
-    if not m:
-        return None
-    day, clock, frac, zone = m.groups()
-    frac6 = (frac or "0")[:6].ljust(6, "0")
-    zone = "+00:00" if zone in ("Z", "z") else zone
-    try:
-        dt = datetime.fromisoformat(f"{day}T{clock}.{frac6}{zone}")
-    except ValueError:
-        return None
-    if dt.year <= 1:
-        return None
-    return dt.timestamp()
-
-
-# 0.0.0.0 as an address on its own: not part of 10.0.0.0, not a CIDR such as 0.0.0.0/0
-_WILDCARD = re.compile(r"(?<![\d.])0\.0\.0\.0(?![\d./])")
-
-
-def rewrite_wildcard(value: str, pod_ip: str) -> str:
-    """Replace the wildcard bind address by the pod's own address (see module docstring)."""
-    return _WILDCARD.sub(pod_ip, value)
-
-
-_K8S_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def expand_k8s_vars(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' ``$(VAR)`` expansion of command/args: unknown references stay as they
-    are, ``$$`` escapes a dollar."""
-
-    def repl(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group(1)
-        return env.get(name, m.group(0))
-
-    return _K8S_VAR.sub(repl, value)
-
-
-def reroot(value: str, mount_paths: Iterable[str], rootfs: Path) -> str:
-    """``/etc/x/y`` -> ``<rootfs>/etc/x/y`` when ``/etc/x`` is one of the mount paths."""
-    for mp in sorted(mount_paths, key=len, reverse=True):
-        mp = "/" + mp.strip("/")
-        if mp == "/":
-            continue
-        if value == mp or value.startswith(mp + "/"):
-            return str(rootfs) + value
-    return value
-
-
-def safe_relpath(path: str) -> str | None:
-    """A file path from a ConfigMap/Secret key or item, if it stays inside its volume."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts or path.startswith("/"):
-        return None
-    return "/".join(parts)
-
-
-def quantity_int(value: Any) -> int:
-    """An integer resource quantity such as a GPU count ("2" or 2)."""
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return 0
-
-
-def gpu_limit(container: JSON) -> int:
-    res = container.get("resources") or {}
-    limits = res.get("limits") or {}
-    return quantity_int(limits.get(GPU_RESOURCE, 0))
-
-
-def pod_gpu_need(pod: JSON) -> int:
-    """GPUs a pod holds: its main containers together, or its largest init container."""
-    spec = pod.get("spec") or {}
-    mains = sum(gpu_limit(c) for c in spec.get("containers") or [])
-    inits = max((gpu_limit(c) for c in spec.get("initContainers") or []), default=0)
-    return max(mains, inits)
-
-
-def decode_b64(value: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise ConfigError(f"{what} is not valid base64: {e}") from None
-
-
-def secret_items(secret: JSON) -> dict[str, bytes]:
-    out = {k: decode_b64(v, f"key {k!r} of Secret {name_of(secret)!r}")
-           for k, v in (secret.get("data") or {}).items()}
-    out.update({k: str(v).encode() for k, v in (secret.get("stringData") or {}).items()})
-    return out
-
-
-def configmap_items(cm: JSON) -> dict[str, bytes]:
-    out = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
-    out.update({k: decode_b64(v, f"key {k!r} of ConfigMap {name_of(cm)!r}")
-                for k, v in (cm.get("binaryData") or {}).items()})
-    return out
-
-
-def name_of(obj: JSON) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
-# --------------------------------------------------------------------------------------------
-# processes (Linux /proc)
-
-
-def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
-    """The process exists, is not a zombie, and (if known) is the one started at start_ticks,
-    not a later process that reused the pid."""
-    st = proc_stat(pid)
-    if st is None or st[0] in ("Z", "X"):
-        return False
-    return start_ticks is None or st[2] == start_ticks
-
-
-def signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-# --------------------------------------------------------------------------------------------
-# records
-
-
-@dataclass
-class ContainerRecord:
-    name: str
-    init: bool
-    state: str = WAITING
-    pid: int | None = None  # the wrapper shell: leader of the container's process group
-    start_ticks: int | None = None  # identifies that pid after a plugin restart
-    started_at: float | None = None
-    finished_at: float | None = None
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    gpus: list[int] = field(default_factory=list)
-    teardown_at: float | None = None
-
-
-@dataclass
-class Job:
-    uid: str
-    name: str
-    namespace: str
-    jid: str
-    pod_ip: str
-    submitted_at: float
-    queue_until: float
-    state: str = QUEUED
-    started_at: float | None = None
-    finished_at: float | None = None
-    gpus: list[int] = field(default_factory=list)
-    config_error: str | None = None
-    containers: list[ContainerRecord] = field(default_factory=list)
-    # with a real Slurm queue: why Slurm keeps the job pending (Resources, BeginTime...), and
-    # the job's final state once Slurm has one
-    batch_reason: str | None = None
-    slurm_state: str | None = None
-
-    @classmethod
-    def from_json(cls, data: JSON) -> Job:
-        ctrs = [ContainerRecord(**c) for c in data.pop("containers", [])]
-        return cls(**data, containers=ctrs)
-
-    def container(self, name: str) -> ContainerRecord | None:
-        return next((c for c in self.containers if c.name == name), None)
-
-    @property
-    def inits(self) -> list[ContainerRecord]:
-        return [c for c in self.containers if c.init]
-
-    @property
-    def mains(self) -> list[ContainerRecord]:
-        return [c for c in self.containers if not c.init]
-
-
-@dataclass
-class PodObjects:
-    """The ConfigMaps, Secrets and projected volume maps sent along with the pod, by name."""
-
-    configmaps: dict[str, JSON] = field(default_factory=dict)
-    secrets: dict[str, JSON] = field(default_factory=dict)
-    projected: dict[str, JSON] = field(default_factory=dict)
-
-    @classmethod
-    def from_request(cls, req: JSON) -> PodObjects:
-        objs = cls()
-        for ctr in req.get("container") or []:
-            for cm in ctr.get("configMaps") or []:
-                objs.configmaps[name_of(cm)] = cm
-            for s in ctr.get("secrets") or []:
-                objs.secrets[name_of(s)] = s
-            for pm in ctr.get("projectedvolumemaps") or []:
-                objs.projected[name_of(pm)] = pm
-        # the VK→API body shape, in case someone talks to the plugin with it directly
-        for cm in req.get("configmaps") or []:
-            objs.configmaps.setdefault(name_of(cm), cm)
-        for s in req.get("secrets") or []:
-            objs.secrets.setdefault(name_of(s), s)
-        for pm in req.get("projectedvolumesmaps") or []:
-            objs.projected.setdefault(name_of(pm), pm)
-        return objs
-
-
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------------------------
-# environment
-
-
-def _field_ref(path: str, pod: JSON, pod_ip: str) -> str | None:
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    simple = {
-        "metadata.name": meta.get("name"),
-        "metadata.namespace": meta.get("namespace", "default"),
-        "metadata.uid": meta.get("uid"),
-        "spec.nodeName": spec.get("nodeName"),
-        "spec.serviceAccountName": spec.get("serviceAccountName"),
-        "status.podIP": pod_ip,
-        "status.podIPs": pod_ip,
-        "status.hostIP": DEFAULT_POD_IP,
-    }
-    if path in simple:
-        v = simple[path]
-        return None if v is None else str(v)
-    m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-    if m:
-        return (meta.get(m.group(1)) or {}).get(m.group(2))
-    return None
-
-
-def _key_ref(kind: str, ref: JSON, objs: PodObjects) -> str | None:
-    """Value of a secretKeyRef/configMapKeyRef; None when optional and missing."""
-    name, key = str(ref.get("name", "")), str(ref.get("key", ""))
-    store = objs.secrets if kind == "Secret" else objs.configmaps
-    obj = store.get(name)
-    items = (secret_items(obj) if kind == "Secret" else configmap_items(obj)) if obj else None
-    if items is None or key not in items:
-        if ref.get("optional"):
-            return None
-        what = f"key {key!r} of {kind} {name!r}" if items is not None else f"{kind} {name!r}"
-        raise ConfigError(f"{what} not found (it was not sent with the pod)")
-    return items[key].decode(errors="replace")
-
-
-def container_env(
-    pod: JSON, ctr: JSON, objs: PodObjects, pod_ip: str, base: Mapping[str, str],
-) -> dict[str, str]:
-    """The environment of one container: ``base``, then envFrom, then env (K8s order; later
-    wins). Values are not yet rewritten for mounts and addresses."""
-    env = dict(base)
-    for src in ctr.get("envFrom") or []:
-        prefix = str(src.get("prefix") or "")
-        for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
-            ref = src.get(key)
-            if not ref:
-                continue
-            name = str(ref.get("name", ""))
-            obj = (objs.configmaps if kind == "ConfigMap" else objs.secrets).get(name)
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f"{kind} {name!r} of envFrom not found (not sent with the pod)")
-            items = configmap_items(obj) if kind == "ConfigMap" else secret_items(obj)
-            for k, v in items.items():
-                env[prefix + k] = v.decode(errors="replace")
-    for var in ctr.get("env") or []:
-        name = str(var.get("name", ""))
-        if not name:
-            continue
-        vf = var.get("valueFrom")
-        if not vf:
-            env[name] = expand_k8s_vars(str(var.get("value") or ""), env)
-            continue
-        value: str | None = None
-        if vf.get("secretKeyRef"):
-            value = _key_ref("Secret", vf["secretKeyRef"], objs)
-        elif vf.get("configMapKeyRef"):
-            value = _key_ref("ConfigMap", vf["configMapKeyRef"], objs)
-        elif vf.get("fieldRef"):
-            path = str(vf["fieldRef"].get("fieldPath", ""))
-            value = _field_ref(path, pod, pod_ip)
-            if value is None:
-                log.warning("pod %s: unsupported fieldRef %s for env %s, left unset",
-                            name_of(pod), path, name)
-        else:
-            log.warning("pod %s: unsupported valueFrom for env %s, left unset",
-                        name_of(pod), name)
-        if value is not None:
-            env[name] = value
-    return env
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,7 +208,7 @@ class Runner:
                 self._mark_deleted(job, killed=True)
 
     def save(self, job: Job) -> None:
-        _atomic_write(self.pod_dir(job) / "job.json",
+        atomic_write(self.pod_dir(job) / "job.json",
                       json.dumps(asdict(job), indent=1).encode())
 
     def request(self, job: Job) -> JSON:
@@ -554,7 +223,7 @@ class Runner:
             jid = int(counter.read_text().strip())
         except (OSError, ValueError):
             jid = FIRST_JOB_ID
-        _atomic_write(counter, f"{jid + 1}\n".encode())
+        atomic_write(counter, f"{jid + 1}\n".encode())
         return str(jid)
 
     # ---- lookups
@@ -607,7 +276,7 @@ class Runner:
         pdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for sub in ("volumes", "rootfs", "home"):
             (pdir / sub).mkdir(exist_ok=True)
-        _atomic_write(pdir / "request.json", json.dumps(req).encode(), 0o600)
+        atomic_write(pdir / "request.json", json.dumps(req).encode(), 0o600)
         self._requests[uid] = req
         try:
             self._prepare_volumes(job, pod, PodObjects.from_request(req))
@@ -666,7 +335,7 @@ class Runner:
                 files = {}
                 for item in vol["downwardAPI"].get("items") or []:
                     ref = item.get("fieldRef") or {}
-                    value = _field_ref(str(ref.get("fieldPath", "")), pod, job.pod_ip)
+                    value = field_ref(str(ref.get("fieldPath", "")), pod, job.pod_ip)
                     if value is not None:
                         files[str(item.get("path", ""))] = value.encode()
                 self._write_files(target, files, None, 0o644, "downwardAPI", False)
@@ -733,7 +402,7 @@ class Runner:
                 continue
             path = target / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, data, mode)
+            atomic_write(path, data, mode)
 
     # ---- the state machine
 
@@ -994,7 +663,7 @@ class Runner:
         with open(prefix.with_name(rec.name + ".wrapper"), "ab") as werr:
             child = subprocess.Popen(
                 [*step, "/bin/sh", "-c", WRAPPER_SCRIPT, "local-plugin-wrapper", str(prefix),
-                 sys.executable, PUMP_SOURCE, exe, *argv[1:]],
+                 sys.executable, str(PUMP), exe, *argv[1:]],
                 cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=werr,
                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
             )
@@ -1021,7 +690,7 @@ class Runner:
         child = self._children.get(rec.pid)
         if child is not None and child.poll() is not None:
             del self._children[rec.pid]
-        return pid_alive(rec.pid, rec.start_ticks)
+        return alive(rec.pid, rec.start_ticks)
 
     def _refresh(self, job: Job, rec: ContainerRecord) -> bool:
         status = self._read_status(job, rec)
@@ -1202,37 +871,3 @@ def _replace_symlink(link: Path, target: Path) -> None:
     elif link.is_dir():
         shutil.rmtree(link)
     link.symlink_to(target)
-
-
-# --------------------------------------------------------------------------------------------
-# log selection
-
-
-def select_log(
-    data: bytes, *, stamped: bool, tail: int = 0, limit_bytes: int = 0,
-    timestamps: bool = False, since: float | None = None,
-) -> bytes:
-    """What ``kubectl logs`` would show: lines newer than ``since``, the last ``tail`` of
-    them, at most the first ``limit_bytes`` bytes of that. ``data`` is the raw output
-    (``stamped=False``; then ``timestamps`` and ``since`` cannot apply) or the ``.log`` form
-    with every line prefixed by an RFC3339Nano timestamp and a space (``stamped=True``)."""
-    lines = data.splitlines(keepends=True)
-    if stamped and since is not None:
-        kept = []
-        for line in lines:
-            ts = parse_rfc3339(line.split(b" ", 1)[0].decode(errors="replace"))
-            if ts is None or ts >= since:
-                kept.append(line)
-        lines = kept
-    if tail > 0:
-        lines = lines[-tail:]
-    if stamped and not timestamps:
-        lines = [strip_stamp(line) for line in lines]
-    out = b"".join(lines)
-    if limit_bytes > 0:
-        out = out[:limit_bytes]
-    return out
-
-
-def strip_stamp(line: bytes) -> bytes:
-    return line.split(b" ", 1)[1] if b" " in line else line

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import os
-import time
 import uuid
 from typing import Any
 
@@ -14,20 +11,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from intertwin_hub.sites import load_catalogue
 from intertwin_hub.spawner.pod import offload_tolerations
+from testbed.procs import alive
+
+from ..waiting import wait_for_async
 
 pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
 NS = "default"
-
-
-async def wait_for(check, what: str, timeout: float = 60, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def pod_body(name: str, node: str | None, tolerations: list[dict[str, Any]] | None,
@@ -65,7 +54,7 @@ async def test_every_catalogue_site_has_a_ready_node(kube: Any) -> None:
             for n in nodes.values())
         return nodes if settled else None
 
-    nodes = await wait_for(all_ready, "every node Ready and without node-trouble taints", 180)
+    nodes = await wait_for_async(all_ready, "every node Ready and without node-trouble taints", 180)
     assert set(nodes) == {s.node.name for s in catalogue}
     for site in catalogue:
         node = nodes[site.node.name]
@@ -105,7 +94,7 @@ async def test_offloaded_pod_runs_logs_and_dies_on_delete(
         ok = p.status.phase == "Running" and cs and cs[0].state.running and cs[0].ready
         return p if ok else None
 
-    pod = await wait_for(running, "the Vega pod to run", 90)
+    pod = await wait_for_async(running, "the Vega pod to run", 90)
     assert pod.spec.node_name == "vega-vk"
     assert pod.status.container_statuses[0].name == "main"
     # pod-vpn: an address of Vega's loopback pod CIDR, handed out by the real VK
@@ -119,19 +108,19 @@ async def test_offloaded_pod_runs_logs_and_dies_on_delete(
             return ""
         return text if "hello from vega" in text else ""
 
-    text = await wait_for(logs, "the pod's logs through the Kubernetes API", 60)
+    text = await wait_for_async(logs, "the pod's logs through the Kubernetes API", 60)
     words = text.split()
     pid = int(words[words.index("pid") + 1])
     child = int(words[words.index("child") + 1])
     assert words[words.index("ip") + 1] == pod.status.pod_ip
-    assert _alive(pid) and _alive(child)
+    assert alive(pid) and alive(child)
 
     await kube.delete_namespaced_pod(name, NS)
 
     async def killed() -> bool:
-        return not _alive(pid) and not _alive(child)
+        return not alive(pid) and not alive(child)
 
-    await wait_for(killed, "the job's processes to be killed", 60)
+    await wait_for_async(killed, "the job's processes to be killed", 60)
 
     async def gone() -> bool:
         try:
@@ -140,7 +129,7 @@ async def test_offloaded_pod_runs_logs_and_dies_on_delete(
             return e.status == 404
         return False
 
-    await wait_for(gone, "the pod object to go", 60)
+    await wait_for_async(gone, "the pod object to go", 60)
 
 
 @pytest.mark.parametrize("tolerations", [
@@ -160,7 +149,7 @@ async def test_pod_without_the_right_toleration_stays_pending(
             msgs = [e.message for e in evs.items if e.reason == "FailedScheduling"]
             return msgs[0] if msgs else ""
 
-        msg = await wait_for(refused, "the scheduler's FailedScheduling event", 60)
+        msg = await wait_for_async(refused, "the scheduler's FailedScheduling event", 60)
         # Kubernetes 1.34 names the count, not the key: the three interLink nodes are tainted
         assert "3 node(s) had untolerated taint" in msg, msg
         pod = await kube.read_namespaced_pod(name, NS)
@@ -179,20 +168,8 @@ async def test_ordinary_pod_runs_on_the_cloud_node(kube: Any) -> None:
             p = await kube.read_namespaced_pod(name, NS)
             return p if p.status.phase == "Running" else None
 
-        pod = await wait_for(running, "the pod to run on the cloud node", 90)
+        pod = await wait_for_async(running, "the pod to run on the cloud node", 90)
         # the scheduler may only pick the untainted node
         assert pod.spec.node_name == "ukri-cloud"
     finally:
         await kube.delete_namespaced_pod(name, NS, grace_period_seconds=0)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False

@@ -16,7 +16,9 @@ import pytest
 from intertwin_hub.sites import load_catalogue
 from testbed.procs import Supervisor, group_members
 from testbed.slurm import SlurmCluster, cancel_all, slurm_sites, start_slurm
-from tests.testbed.test_local_plugin import Plugin, create_body, ctr, make_pod, wait_for
+
+from ..waiting import wait_for
+from .local_plugin.plugin import Plugin, create_body, ctr, make_pod
 
 pytestmark = pytest.mark.testbed
 

@@ -1,202 +1,24 @@
-"""The local interLink plugin (the testbed's FAKE batch system), end to end: the plugin runs as
-a real subprocess on a free port and runs real processes; nothing is mocked."""
+"""The local interLink plugin (the testbed's FAKE batch system), end to end through its HTTP API
+(app.py) and the runner: the plugin runs as a real subprocess on a free port and runs real
+processes; nothing is mocked."""
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from testbed.local_plugin.runner import (
-    expand_k8s_vars,
-    parse_rfc3339,
-    reroot,
-    rewrite_wildcard,
-    select_log,
-)
+from testbed.local_plugin.logs import parse_rfc3339
+from testbed.procs import alive
 
-PY = sys.executable
-REPO = Path(__file__).resolve().parents[2]
-JSONish = dict[str, Any]
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0,
-             interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def gone(pid: int) -> bool:
-    """No such process, or only a zombie left (reaped by whoever is its parent now)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] in "ZX"
-
-
-class Plugin:
-    def __init__(self, root: Path, *extra: str) -> None:
-        self.root = root
-        self.extra = extra
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = root.with_name(root.name + ".plugin.log")
-
-    def start(self) -> Plugin:
-        self.port = free_port()
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(
-                [PY, "-m", "testbed.local_plugin", "--host", "127.0.0.1", "--port",
-                 str(self.port), "--root", str(self.root), "--site", "TestSite", *self.extra],
-                cwd=REPO, stdout=err, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def up() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            try:
-                return self.call("GET", "/healthz")[0] == 200
-            except OSError:
-                return False
-
-        wait_for(up, "the plugin to listen")
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.proc = None
-
-    def cancel_all(self) -> str:
-        return subprocess.run(
-            [PY, "-m", "testbed.local_plugin", "--root", str(self.root), "--cancel-all"],
-            cwd=REPO, capture_output=True, text=True, timeout=30, check=True).stdout
-
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-             timeout: float = 10.0) -> tuple[int, str, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            data = raw if raw is not None else (None if body is None else
-                                                json.dumps(body).encode())
-            headers = {"Content-Type": "application/json"} if data is not None else {}
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.getheader("Content-Type") or "", resp.read()
-        finally:
-            conn.close()
-
-    # the calls the interLink API makes
-
-    def create(self, req: JSONish) -> JSONish:
-        code, _, body = self.call("POST", "/create", req)
-        assert code == 200, body
-        return json.loads(body)
-
-    def status(self, pod: JSONish) -> JSONish | None:
-        code, _, body = self.call("GET", "/status", [pod])
-        assert code == 200, body
-        out = json.loads(body)
-        return out[0] if out else None
-
-    def container(self, pod: JSONish, name: str, init: bool = False) -> JSONish:
-        st = self.status(pod)
-        assert st is not None
-        return next(c for c in st["initContainers" if init else "containers"]
-                    if c["name"] == name)
-
-    def wait_state(self, pod: JSONish, name: str, state: str, init: bool = False,
-                   timeout: float = 10.0) -> JSONish:
-        def check() -> JSONish | None:
-            c = self.container(pod, name, init)
-            return c if state in c["state"] else None
-
-        return wait_for(check, f"{name} to be {state}", timeout)
-
-    def logs(self, pod: JSONish, ctr: str, **opts: Any) -> tuple[int, bytes]:
-        code, _, body = self.call("GET", "/getLogs", log_request(pod, ctr, **opts),
-                                  timeout=opts.get("timeout", 10.0))
-        return code, body
-
-    def delete(self, pod: JSONish) -> tuple[int, str]:
-        code, _, body = self.call("POST", "/delete", pod, timeout=20)
-        return code, body.decode()
-
-
-def log_request(pod: JSONish, ctr: str, **opts: Any) -> JSONish:
-    meta = pod["metadata"]
-    base = {"Tail": 0, "Bytes": 0, "Timestamps": False, "Follow": False, "Previous": False,
-            "SinceSeconds": 0, "SinceTime": "0001-01-01T00:00:00Z"}
-    base.update({k: v for k, v in opts.items() if k != "timeout"})
-    return {"Namespace": meta["namespace"], "PodUID": meta["uid"], "PodName": meta["name"],
-            "ContainerName": ctr, "Opts": base}
-
-
-def make_pod(name: str, containers: list[JSONish], init: list[JSONish] | None = None,
-             volumes: list[JSONish] | None = None, annotations: dict[str, str] | None = None,
-             grace: int | None = None) -> JSONish:
-    spec: JSONish = {"containers": containers, "volumes": volumes or []}
-    if init:
-        spec["initContainers"] = init
-    if grace is not None:
-        spec["terminationGracePeriodSeconds"] = grace
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "jhub", "uid": str(uuid.uuid4()),
-                         "annotations": annotations or {}},
-            "spec": spec, "status": {"phase": "Pending"}}
-
-
-def create_body(pod: JSONish, configmaps: list[JSONish] | None = None,
-                secrets: list[JSONish] | None = None) -> JSONish:
-    """Shaped as interLink's API sends it: one object, one entry per container."""
-    ctrs = pod["spec"].get("initContainers", []) + pod["spec"]["containers"]
-    return {"pod": pod, "container": [
-        {"name": c["name"], "configMaps": configmaps or [], "secrets": secrets or [],
-         "projectedvolumemaps": [], "emptyDirs": []} for c in ctrs]}
-
-
-def ctr(name: str, script: str | None, *args: str, **extra: Any) -> JSONish:
-    c: JSONish = {"name": name, "image": "ghcr.io/example/notebook:latest", **extra}
-    if script is not None:
-        c["command"] = [PY, "-u", "-c", script]
-    if args:
-        c["args"] = list(args)
-    return c
-
+from ...waiting import wait_for
+from .plugin import PY, Plugin, create_body, ctr, log_request, make_pod
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
@@ -221,38 +43,6 @@ def start_plugin(tmp_path: Path) -> Iterator[Callable[..., Plugin]]:
 @pytest.fixture
 def plugin(start_plugin: Callable[..., Plugin]) -> Plugin:
     return start_plugin()
-
-
-# ---------------------------------------------------------------------------------------------
-# pure helpers
-
-
-def test_rewrite_wildcard_only_touches_the_wildcard_address() -> None:
-    assert rewrite_wildcard("http://0.0.0.0:8888/user/a/", "127.10.1.5") == \
-        "http://127.10.1.5:8888/user/a/"
-    assert rewrite_wildcard("--ip=0.0.0.0", "127.0.0.1") == "--ip=127.0.0.1"
-    assert rewrite_wildcard("10.0.0.0", "1.2.3.4") == "10.0.0.0"
-    assert rewrite_wildcard("0.0.0.0/0", "1.2.3.4") == "0.0.0.0/0"
-
-
-def test_k8s_expansion_and_reroot() -> None:
-    assert expand_k8s_vars("$(A)-$(B)-$$(A)", {"A": "x"}) == "x-$(B)-$(A)"
-    root = Path("/r")
-    assert reroot("/etc/cfg/a.txt", ["/etc/cfg"], root) == "/r/etc/cfg/a.txt"
-    assert reroot("/etc/cfgx", ["/etc/cfg"], root) == "/etc/cfgx"
-    assert reroot("/etc/cfg", ["/etc/cfg/"], root) == "/r/etc/cfg"
-
-
-def test_select_log() -> None:
-    stamped = (b"2025-01-01T00:00:01.000000001Z one\n2025-01-01T00:00:02.5Z two\n"
-               b"2025-01-01T00:00:03Z three\n")
-    assert select_log(b"one\ntwo\nthree\n", stamped=False, tail=2) == b"two\nthree\n"
-    assert select_log(b"one\ntwo\nthree\n", stamped=False, limit_bytes=5) == b"one\nt"
-    since = parse_rfc3339("2025-01-01T00:00:02Z")
-    assert select_log(stamped, stamped=True, since=since) == b"two\nthree\n"
-    assert select_log(stamped, stamped=True, tail=1, timestamps=True) == \
-        b"2025-01-01T00:00:03Z three\n"
-    assert parse_rfc3339("0001-01-01T00:00:00Z") is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,10 +134,10 @@ def test_notebook_pod_lifecycle(plugin: Plugin) -> None:
     assert all(parse_rfc3339(line.split(" ", 1)[0]) for line in lines)
 
     pids = [int(m) for m in re.findall(r"^(?:PID|CHILD) (\d+)$", out, re.M)]
-    assert len(pids) == 2 and not any(gone(p) for p in pids)
+    assert len(pids) == 2 and all(alive(p) for p in pids)
     code, text = plugin.delete(pod)
     assert code == 200 and "deleted" in text
-    wait_for(lambda: all(gone(p) for p in pids), f"processes {pids} to be killed", timeout=5)
+    wait_for(lambda: not any(alive(p) for p in pids), f"processes {pids} to be killed", timeout=5)
     term = plugin.container(pod, "notebook")["state"]["terminated"]
     assert term["exitCode"] != 0
     code, text = plugin.delete(pod)
@@ -521,14 +311,14 @@ def test_restart_reattaches(start_plugin: Callable[..., Plugin], tmp_path: Path)
     assert (term["exitCode"], term["reason"]) == (7, "Error")
     assert second.logs(waiter, "main")[1] == b"done\n"
     pid = int(second.logs(sleeper, "main")[1])
-    assert not gone(pid)
+    assert alive(pid)
     # a new job gets the next id from the persisted counter
     assert int(second.create(create_body(make_pod("next", [ctr("main", "pass")])))["PodJID"]) \
         == int(jid) + 2
 
     second.stop()
     assert "sleeper" in second.cancel_all()
-    assert gone(pid)
+    assert not alive(pid)
 
 
 def test_delete_escalates_to_sigkill(plugin: Plugin) -> None:
@@ -540,7 +330,7 @@ def test_delete_escalates_to_sigkill(plugin: Plugin) -> None:
     start = time.monotonic()
     assert plugin.delete(stubborn)[0] == 200
     assert 0.9 < time.monotonic() - start < 5
-    assert gone(pid)
+    assert not alive(pid)
     term = plugin.container(stubborn, "main")["state"]["terminated"]
     assert term["exitCode"] == 137 and term["message"] == "killed when the pod was deleted"
 
