@@ -2,7 +2,7 @@
 
 ``seed.py build SPEC`` creates the schema, RSEs, accounts, scopes and data (with real bytes in
 the origin RSE folders) under ``SPEC["base"]``, in the database of SPEC["config"] (SQLite or
-PostgreSQL); the result does not depend on the run, so testbed/rucio/__init__.py caches it
+PostgreSQL); the result does not depend on the run, so testbed/rucio/instance.py caches it
 (SQLite: the file, PostgreSQL: a pg_dump). ``seed.py finalize SPEC`` adapts a copy to one run:
 RSE prefixes point at the run folder and every account gets this run's password.
 
