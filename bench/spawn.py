@@ -60,9 +60,9 @@ from intertwin_hub.spawner.options import validate  # noqa: E402
 from intertwin_hub.spawner.pod import plan_pod  # noqa: E402
 from testbed.cluster import ControlPlane, Identity  # noqa: E402
 from testbed.hub import start_hub  # noqa: E402
+from testbed.lifecycle import down, up  # noqa: E402
 from testbed.procs import Supervisor  # noqa: E402
 from testbed.state import read_state  # noqa: E402
-from testbed.testbed import down, up  # noqa: E402
 
 VO = "dev.intertwin.eu"
 VEGA = {"profile": "vega", "gpus": "gpu-1"}

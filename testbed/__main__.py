@@ -6,10 +6,10 @@ import argparse
 import sys
 import time
 
+from .lifecycle import down, up
 from .procs import TestbedError
 from .rucio import database_from_env
 from .state import default_run_dir, read_state
-from .testbed import down, up
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from testbed.lifecycle import down, up
 from testbed.procs import Supervisor
 from testbed.rucio import start_rucio
-from testbed.testbed import down, up
 
 # jp_fetch and friends for the server-extension tests in tests/lab
 pytest_plugins = ("pytest_jupyter.jupyter_server",)

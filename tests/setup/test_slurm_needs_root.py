@@ -17,7 +17,7 @@ def test_slurm_testbed_as_non_root_stops_at_once(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     # the project's Python may live where nobody can read (root's pyenv): import as root, then
     # become nobody for the call, as a user's own shell would be
-    code = ("import os; from pathlib import Path; from testbed.testbed import up; "
+    code = ("import os; from pathlib import Path; from testbed.lifecycle import up; "
             f"os.setegid({NOBODY}); os.seteuid({NOBODY}); "
             f"up(Path({str(run_dir)!r}), slurm=True)")
     t0 = time.monotonic()

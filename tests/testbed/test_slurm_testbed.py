@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from testbed.lifecycle import down, up
 from testbed.procs import Supervisor, group_members
-from testbed.testbed import down, up
 
 from ..conftest import QUEUE_SECONDS
 from .hubapi import follow, spawn, start, stop

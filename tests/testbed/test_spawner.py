@@ -12,7 +12,7 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from testbed.hub import DEMO_PASSWORD
-from testbed.testbed import restart_hub
+from testbed.lifecycle import restart_hub
 
 from .hubapi import follow, form_action, login, spawn, start, stop
 

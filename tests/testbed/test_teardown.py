@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from testbed.lifecycle import down
 from testbed.procs import Supervisor
-from testbed.testbed import down
 
 pytestmark = [pytest.mark.testbed, pytest.mark.last]
 
