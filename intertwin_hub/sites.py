@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -145,7 +145,6 @@ class Site:
     gpu_choices: tuple[int, ...] = ()
     gpu_label: str = "GPU"
     reach: Literal["pod-vpn", "wstunnel"] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def offload(self) -> bool:
