@@ -24,6 +24,8 @@ from testbed.rucio import (
 )
 from testbed.rucio.client import add_dataset, client, expired_token, rse_path, token
 
+from .rucio_rules import replicate_to_vega
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -85,30 +87,7 @@ def test_metadata_filters(rucio: dict[str, Any]) -> None:
 
 
 def test_rule_replicates_real_bytes(rucio: dict[str, Any]) -> None:
-    ds = f"rule-test.{secrets.token_hex(4)}"
-    files = {f"{ds}.{i}.dat": secrets.token_bytes(1000 + i) for i in range(3)}
-    add_dataset(rucio, "intertwin", ds, files)
-    alice = client(rucio, "alice")
-    [rule_id] = alice.add_replication_rule([{"scope": "intertwin", "name": ds}], 1,
-                                           "VEGA-DCACHE", lifetime=3600)
-    assert alice.get_replication_rule(rule_id)["state"] == "REPLICATING"
-
-    counts = conveyor_step(rucio)
-    print(f"conveyor cycle (3 transfers): {counts['seconds']:.2f} s")
-    assert counts["copied"] == 3, counts
-    rule = alice.get_replication_rule(rule_id)
-    assert (rule["state"], rule["locks_ok_cnt"]) == ("OK", 3)
-
-    reps = list(alice.list_replicas([{"scope": "intertwin", "name": ds}], schemes=["file"],
-                                    rse_expression="VEGA-DCACHE",
-                                    client_location={"site": "VEGA"}))
-    assert len(reps) == 3
-    for rep in reps:
-        [pfn] = rep["rses"]["VEGA-DCACHE"]
-        path = Path(urlparse(pfn).path)
-        assert path == rse_path(rucio, "VEGA-DCACHE", "intertwin", rep["name"])
-        assert path.is_relative_to(rucio["rses"]["VEGA-DCACHE"]["path"])
-        assert path.read_bytes() == files[rep["name"]]
+    alice, rule_id = replicate_to_vega(rucio, "rule-test", client_location={"site": "VEGA"})
 
     # isolation: bob can neither delete nor extend alice's rule; alice can do both
     bob = client(rucio, "bob")

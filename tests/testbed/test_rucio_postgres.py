@@ -5,21 +5,21 @@ the same real Rucio server and conveyor as on SQLite, and gone when Rucio is sto
 from __future__ import annotations
 
 import os
-import secrets
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
 from testbed.procs import Supervisor, alive
-from testbed.rucio import conveyor_step, start_rucio, stop_rucio
-from testbed.rucio.client import add_dataset, client, expired_token, rse_path
+from testbed.rucio import start_rucio, stop_rucio
+from testbed.rucio.client import client, expired_token
 from testbed.rucio.postgres import query
+
+from .rucio_rules import replicate_to_vega
 
 # fixture setup included: seeding the 100k-file dataset into PostgreSQL takes ~1 min
 pytestmark = pytest.mark.timeout(420)
@@ -128,27 +128,7 @@ def test_custom_json_metadata(pg_rucio: dict[str, Any]) -> None:
 
 
 def test_rule_replicates_real_bytes(pg_rucio: dict[str, Any]) -> None:
-    ds = f"pg-rule.{secrets.token_hex(4)}"
-    files = {f"{ds}.{i}.dat": secrets.token_bytes(1000 + i) for i in range(3)}
-    add_dataset(pg_rucio, "intertwin", ds, files)
-    alice = client(pg_rucio, "alice")
-    [rule_id] = alice.add_replication_rule([{"scope": "intertwin", "name": ds}], 1,
-                                           "VEGA-DCACHE", lifetime=3600)
-    assert alice.get_replication_rule(rule_id)["state"] == "REPLICATING"
-
-    counts = conveyor_step(pg_rucio)
-    print(f"conveyor cycle on PostgreSQL (3 transfers): {counts['seconds']:.2f} s")
-    assert counts["copied"] == 3, counts
-    rule = alice.get_replication_rule(rule_id)
-    assert (rule["state"], rule["locks_ok_cnt"]) == ("OK", 3)
-    reps = list(alice.list_replicas([{"scope": "intertwin", "name": ds}], schemes=["file"],
-                                    rse_expression="VEGA-DCACHE"))
-    assert len(reps) == 3
-    for rep in reps:
-        [pfn] = rep["rses"]["VEGA-DCACHE"]
-        path = Path(urlparse(pfn).path)
-        assert path == rse_path(pg_rucio, "VEGA-DCACHE", "intertwin", rep["name"])
-        assert path.read_bytes() == files[rep["name"]]
+    _, rule_id = replicate_to_vega(pg_rucio, "pg-rule", " on PostgreSQL")
     # and PostgreSQL has the lock rows Rucio's finisher set OK
     [[ok]] = query(pg_rucio["database"], "SELECT count(*) FROM locks WHERE rule_id = "
                    f"'{rule_id}'::uuid AND state = 'O'")
