@@ -14,12 +14,8 @@ OUT="$CACHE/interlink/$ILV"
 if [ -x "$OUT/virtual-kubelet" ] && [ -x "$OUT/interlink" ]; then
   echo "interLink $ILV: cached in $OUT"; exit 0
 fi
-# --check: only say whether a build could run here (scripts/setup.sh asks before any step)
-"$(dirname "$0")/require-go.sh"
-[ "${1:-}" = --check ] && exit 0
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
-mkdir -p "$OUT"
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+# --check: only say whether a build could run here
+. "$(dirname "$0")/go-build.sh" "$@"
 cd "$work"
 echo "== building interLink $ILV into $OUT (cold: ~3-6 min on 2 cores)"
 go mod init interlink-testbed-bins >/dev/null 2>&1

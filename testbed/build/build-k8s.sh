@@ -14,13 +14,8 @@ CMDS="kube-apiserver kube-scheduler kube-controller-manager"
 
 have_all() { for c in $CMDS etcd; do [ -x "$OUT/$c" ] || return 1; done; }
 if have_all; then echo "k8s $KV + etcd $ETCDV: cached in $OUT"; exit 0; fi
-# --check: only say whether a build could run here (scripts/setup.sh asks before any step)
-"$(dirname "$0")/require-go.sh"
-[ "${1:-}" = --check ] && exit 0
-
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
-mkdir -p "$OUT"
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+# --check: only say whether a build could run here
+. "$(dirname "$0")/go-build.sh" "$@"
 
 echo "== building Kubernetes v$KV control plane into $OUT (cold: ~15-30 min on 2 cores)"
 mkdir "$work/k8s"; cd "$work/k8s"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["scripts/setup.sh", "testbed/build/require-go.sh", "testbed/build/build-k8s.sh",
-           "testbed/build/build-interlink.sh"]
+SCRIPTS = ["scripts/setup.sh", "testbed/build/require-go.sh", "testbed/build/go-build.sh",
+           "testbed/build/build-k8s.sh", "testbed/build/build-interlink.sh"]
 
 
 def fresh_clone(tmp: Path) -> Path:
