@@ -17,12 +17,8 @@ not hold the splash screen. Prints the median and p95 of both and the ratio of m
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,9 +27,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from testbed.procs import Supervisor, free_port, http_ok, wait_until  # noqa: E402
+import _browser  # noqa: E402
 
-UI = REPO / "ui-tests"
+from testbed.procs import Supervisor  # noqa: E402
+
 GOAL = 1.05
 
 
@@ -44,36 +41,17 @@ def p95(xs: list[float]) -> float:
 
 
 def start_lab(sup: Supervisor, run: Path) -> tuple[str, Path]:
-    port, token = free_port(), secrets.token_hex(16)
     root, config = run / "home", run / "jupyter-config"
-    root.mkdir(parents=True)
-    config.mkdir()
-    argv = [str(REPO / ".venv" / "bin" / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
-            f"--port={port}", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}"]
-    if os.geteuid() == 0:
-        argv.append("--allow-root")
+    config.mkdir(parents=True)
     env = {"JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(run / "runtime"),
-           "HOME": str(root), "http_proxy": "", "https_proxy": "", "HTTP_PROXY": "",
-           "HTTPS_PROXY": ""}
-    proc = sup.start("jupyterlab", argv, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_ok(f"{url}/api/status?token={token}"), "JupyterLab", 120, proc)
-    return f"{url}/lab?token={token}", config
+           "HOME": str(root)}
+    return _browser.start_lab(sup, root, env, 120), config
 
 
 def run_spec(lab_url: str, config: Path, rounds: int, out: Path) -> dict[str, list[float]]:
-    playwright = UI / "node_modules" / ".bin" / "playwright"
-    if not playwright.exists():
-        raise SystemExit("Playwright is not installed in ui-tests/: run scripts/setup.sh")
-    env = {**os.environ, "LAB_URL": lab_url, "LAB_CONFIG_DIR": str(config),
-           "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium", "LAB_LOAD_BENCH": "1",
-           "LAB_LOAD_ROUNDS": str(rounds), "BENCH_OUTPUT": str(out),
-           "UI_OUTPUT_DIR": str(out.parent / "results"), "CI": "1"}
-    r = subprocess.run([str(playwright), "test", "tests/lab-load.spec.ts"], cwd=UI, env=env,
-                       capture_output=True, text=True, timeout=300 + rounds * 240)
-    if r.returncode != 0 or not out.exists():
-        raise SystemExit(f"the browser run failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}")
-    return dict(json.loads(out.read_text()))
+    env = {"LAB_URL": lab_url, "LAB_CONFIG_DIR": str(config), "LAB_LOAD_BENCH": "1",
+           "LAB_LOAD_ROUNDS": str(rounds)}
+    return _browser.run_spec("tests/lab-load.spec.ts", env, out, 300 + rounds * 240)
 
 
 def report(times: dict[str, Any]) -> None:
