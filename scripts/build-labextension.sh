@@ -7,7 +7,8 @@ PY=${PYTHON:-.venv/bin/python}
 BIN=$(dirname "$PY")
 export PATH="$PWD/$BIN:$PATH"
 out=intertwin_hub/labextension/static/style.js
-if [ -f "$out" ] && [ -z "$(find labextension package.json tsconfig.json -newer "$out" -type f | head -1)" ]; then
+# node_modules/.bin/jest: the dev tools (jest, eslint, prettier) are installed too
+if [ -f "$out" ] && [ -x node_modules/.bin/jest ] && [ -z "$(find labextension package.json tsconfig.json -newer "$out" -type f | head -1)" ]; then
   echo "lab extension is up to date"; exit 0
 fi
 jlpm install

@@ -7,4 +7,7 @@ scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 .venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
+# the lab extension: prettier and eslint, then its Jest unit tests (labextension/src/**/__tests__)
+jlpm lint:check
+jlpm test
 .venv/bin/python -m pytest "$@"

@@ -1,4 +1,7 @@
-/** Identifiers and types shared by the interTwin lab plugins. */
+/** Identifiers, tokens and types shared by the interTwin lab plugins. */
+import { Token } from '@lumino/coreutils';
+
+import type { DataLakeModel } from './datalake/model';
 
 export const PLUGIN_ID = '@intertwin/hub:site';
 export const API_NAMESPACE = 'intertwin';
@@ -19,13 +22,22 @@ export interface IApiError {
 
 export const DATALAKE_PLUGIN_ID = '@intertwin/hub:datalake';
 
+/**
+ * The DataLake model (config, search, opened DID, the user's rules), for the panels that need
+ * the DataLake too (Jobs, Usage): `requires: [IDataLakeModel]`.
+ */
+export const IDataLakeModel = new Token<DataLakeModel>(
+  '@intertwin/hub:IDataLakeModel',
+  'The DataLake model of the interTwin sidebar: config, search, opened DID, replication rules.'
+);
+
 /** GET datalake/config: the DataLake as configured for this session's site. */
 export interface IDataLakeConfig {
   /** Rucio site name, e.g. VEGA */
   site: string | null;
   /** the site as users read it */
   site_title?: string | null;
-  max_lifetime_days?: number;
+  max_lifetime_days: number;
   auth_type?: string;
   /** the scratch RSE of this site; null when data cannot be made available here */
   rse: string | null;

@@ -5,9 +5,7 @@ import { ApiError, requestAPI } from '../request';
 import { ISiteContext } from '../tokens';
 
 type State =
-  | { kind: 'loading' }
-  | { kind: 'ready'; site: ISiteContext }
-  | { kind: 'error'; message: string };
+  { kind: 'loading' } | { kind: 'ready'; site: ISiteContext } | { kind: 'error'; message: string };
 
 /** Where this session runs: the site and its scratch storage. */
 export function SiteView(): JSX.Element {

@@ -1,15 +1,15 @@
-import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { PageConfig } from '@jupyterlab/coreutils';
-import { Kernel } from '@jupyterlab/services';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
-import { ISignal } from '@lumino/signaling';
-import { Widget } from '@lumino/widgets';
 
-import { ATTACHMENTS_KEY, DATALAKE_PLUGIN_ID, IRucioAttachment } from '../tokens';
+import { ATTACHMENTS_KEY, DATALAKE_PLUGIN_ID, IDataLakeModel, IRucioAttachment } from '../tokens';
 import { errorMessage } from '../request';
 import { DataLakePanel } from './components/DataLakePanel';
 import { answerResolveDids, injectAttachments } from './injection';
-import { DataLakeModel, IDataLakeHost, INotebookHandle } from './model';
+import { DataLakeModel, IDataLakeHost, IDataLakeSettings, INotebookHandle } from './model';
 
 const DATALAKE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -20,60 +20,36 @@ const DATALAKE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24
 
 export const datalakeIcon = new LabIcon({ name: 'intertwin:datalake', svgstr: DATALAKE_SVG });
 
-/** The parts of a notebook panel used here, without depending on @jupyterlab/notebook. */
-interface INotebookLike extends Widget {
-  context?: { path: string };
-  sessionContext?: {
-    session?: { kernel?: Kernel.IKernelConnection | null } | null;
-    ready: Promise<void>;
-    statusChanged: ISignal<unknown, Kernel.Status>;
-    kernelChanged: ISignal<unknown, unknown>;
-  };
-  content?: {
-    model?: {
-      getMetadata(key: string): unknown;
-      setMetadata(key: string, value: unknown): void;
-    } | null;
-  };
-}
-
-function notebookHandle(widget: Widget | null): INotebookHandle | null {
-  const nb = widget as INotebookLike | null;
-  const model = nb?.content?.model;
-  if (!nb || !nb.hasClass('jp-NotebookPanel') || !model || nb.isDisposed) {
+function notebookHandle(nb: NotebookPanel | null): INotebookHandle | null {
+  const model = nb?.content.model;
+  if (!nb || !model || nb.isDisposed) {
     return null;
   }
   return {
-    title: nb.title.label || nb.context?.path || 'the notebook',
+    title: nb.title.label || nb.context.path || 'the notebook',
     getAttachments: () => {
       const v = model.getMetadata(ATTACHMENTS_KEY);
       return Array.isArray(v) ? (v as IRucioAttachment[]) : [];
     },
     setAttachments: value => model.setMetadata(ATTACHMENTS_KEY, value),
     kernelReady: async () => {
-      await nb.sessionContext?.ready;
-      return nb.sessionContext?.session?.kernel ?? null;
+      await nb.sessionContext.ready;
+      return nb.sessionContext.session?.kernel ?? null;
     }
   };
 }
 
-const watched = new WeakSet<Widget>();
-
 /**
  * Set a notebook's attached DIDs as variables each time its kernel (re)starts, as
- * rucio-jupyterlab does, so `era5` is there after a restart too.
+ * rucio-jupyterlab does, so `era5` is there after a restart too. Called once per notebook, as
+ * the notebook tracker adds it.
  */
-function watchKernel(widget: Widget): void {
-  const nb = widget as INotebookLike;
+function watchKernel(nb: NotebookPanel): void {
   const ctx = nb.sessionContext;
-  if (!ctx || watched.has(widget)) {
-    return;
-  }
-  watched.add(widget);
   let starting = true; // the kernel of a notebook just opened is starting, or already up
   const inject = (): void => {
-    const handle = notebookHandle(widget);
-    const kernel = nb.sessionContext?.session?.kernel;
+    const handle = notebookHandle(nb);
+    const kernel = ctx.session?.kernel;
     if (!kernel) {
       return;
     }
@@ -83,7 +59,9 @@ function watchKernel(widget: Widget): void {
       return;
     }
     injectAttachments(kernel, attachments).catch(e =>
-      console.warn(`DataLake: attached DIDs not set in the kernel of ${handle?.title}: ${errorMessage(e)}`)
+      console.warn(
+        `DataLake: attached DIDs not set in the kernel of ${handle?.title}: ${errorMessage(e)}`
+      )
     );
   };
   ctx.kernelChanged.connect(() => {
@@ -103,33 +81,55 @@ function watchKernel(widget: Widget): void {
   }
 }
 
-/** The DataLake sidebar: browse Rucio, make data available at this site, attach it. */
-export const datalakePlugin: JupyterFrontEndPlugin<void> = {
+/** The DataLake settings as the registry holds them (schema defaults filled in). */
+function readSettings(settings: ISettingRegistry.ISettings): Partial<IDataLakeSettings> {
+  return settings.composite as unknown as Partial<IDataLakeSettings>;
+}
+
+/**
+ * The DataLake sidebar: browse Rucio, make data available at this site, attach it. Provides
+ * its model (`IDataLakeModel`) for the panels that follow.
+ */
+export const datalakePlugin: JupyterFrontEndPlugin<DataLakeModel> = {
   id: DATALAKE_PLUGIN_ID,
   description: 'interTwin DataLake: browse Rucio and replicate to the scratch of this site',
   autoStart: true,
-  optional: [ILabShell, ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, labShell: ILabShell | null, restorer: ILayoutRestorer | null) => {
-    let lastNotebook: Widget | null = null;
-    labShell?.currentChanged.connect((_, change) => {
-      if (notebookHandle(change.newValue)) {
-        lastNotebook = change.newValue;
-        watchKernel(change.newValue!);
-      }
-    });
+  provides: IDataLakeModel,
+  optional: [INotebookTracker, ILayoutRestorer, ISettingRegistry, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    notebooks: INotebookTracker | null,
+    restorer: ILayoutRestorer | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ): DataLakeModel => {
+    notebooks?.widgetAdded.connect((_, nb) => watchKernel(nb));
+    notebooks?.forEach(watchKernel);
     const host: IDataLakeHost = {
-      activeNotebook: () => notebookHandle(app.shell.currentWidget) ?? notebookHandle(lastNotebook),
+      // the tracker's current notebook is the one last focused, even while the panel has focus
+      activeNotebook: () => notebookHandle(notebooks?.currentWidget ?? null),
       openFolder: async relative => {
         await app.commands.execute('filebrowser:go-to-path', { path: `/${relative}` });
         app.shell.activateById('filebrowser');
       },
       serverRoot: () => PageConfig.getOption('serverRoot') || null
     };
-    const panel = new DataLakePanel(new DataLakeModel(host));
+    const model = new DataLakeModel(host, {}, translator ?? nullTranslator);
+    if (settingRegistry) {
+      settingRegistry
+        .load(DATALAKE_PLUGIN_ID)
+        .then(settings => {
+          model.setSettings(readSettings(settings));
+          settings.changed.connect(() => model.setSettings(readSettings(settings)));
+        })
+        .catch(e => console.warn(`DataLake: settings not loaded: ${errorMessage(e)}`));
+    }
+    const panel = new DataLakePanel(model);
     panel.id = 'intertwin-datalake';
     panel.title.icon = datalakeIcon;
-    panel.title.caption = 'DataLake (Rucio)';
+    panel.title.caption = model.trans.__('DataLake (Rucio)');
     app.shell.add(panel, 'left', { rank: 610 });
     restorer?.add(panel, 'intertwin-datalake');
+    return model;
   }
 };

@@ -155,7 +155,9 @@ export async function injectAttachments(
   const set = names.filter(n => !waiting.includes(n));
   const parts: string[] = [];
   if (set.length > 0) {
-    parts.push(`${set.join(', ')} ${set.length === 1 ? 'holds its' : 'hold their'} local paths in the kernel.`);
+    parts.push(
+      `${set.join(', ')} ${set.length === 1 ? 'holds its' : 'hold their'} local paths in the kernel.`
+    );
   }
   if (waiting.length > 0) {
     parts.push(

@@ -1,8 +1,9 @@
 import { Kernel } from '@jupyterlab/services';
+import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { datalakeAPI, didPath, errorMessage } from '../request';
-import { pollDelay } from './poll';
+import { pollDelay, POLL_FIRST_MS, POLL_MAX_MS } from './poll';
 import {
   IContentItem,
   IContentPage,
@@ -66,16 +67,85 @@ export interface INotebookHandle {
   kernelReady(): Promise<Kernel.IKernelConnection | null>;
 }
 
+/** The DataLake settings (labextension/schema/datalake.json), read live by the panel. */
+export interface IDataLakeSettings {
+  /** the first poll delay while something replicates, in seconds */
+  pollSeconds: number;
+  /** the cap of the poll backoff, in seconds */
+  pollMaxSeconds: number;
+  /** rows per page of search results and content listings */
+  pageSize: number;
+  /** the lifetimes offered (days) */
+  lifetimeChoices: number[];
+  /** the lifetime selected at first; null: the site's default */
+  defaultLifetimeDays: number | null;
+}
+
+/** The schema's defaults, used until the setting registry answers (or without one). */
+export const DEFAULT_SETTINGS: IDataLakeSettings = {
+  pollSeconds: POLL_FIRST_MS / 1000,
+  pollMaxSeconds: POLL_MAX_MS / 1000,
+  pageSize: 200,
+  lifetimeChoices: [1, 7, 14, 30, 90],
+  defaultLifetimeDays: null
+};
+
+/** The gettext domain of the interTwin panels' sentences. */
+export const TRANSLATION_DOMAIN = 'intertwin_hub';
+
 /** States in which the session's site holds (or is getting) a replica: paths are worth asking. */
 const HERE_STATES = new Set(['AVAILABLE', 'PARTIAL', 'REPLICATING', 'STUCK']);
-
 
 /**
  * The DataLake panel's state: config, search, the opened DID with its content and local
  * paths, and the user's rules; polls while something replicates.
  */
 export class DataLakeModel {
-  constructor(readonly host: IDataLakeHost) {}
+  constructor(
+    readonly host: IDataLakeHost,
+    settings: Partial<IDataLakeSettings> = {},
+    translator: ITranslator = nullTranslator
+  ) {
+    this.settings = { ...DEFAULT_SETTINGS, ...settings };
+    this.trans = translator.load(TRANSLATION_DOMAIN);
+  }
+
+  /** The user-facing sentences of the DataLake panel, in the user's language. */
+  readonly trans: TranslationBundle;
+
+  /** The settings now; `setSettings` changes them while the panel is open. */
+  settings: IDataLakeSettings;
+
+  /** New settings (from the setting registry): the next poll, page and lifetime use them. */
+  setSettings(settings: Partial<IDataLakeSettings>): void {
+    this.settings = { ...DEFAULT_SETTINGS, ...settings };
+    this._emit();
+  }
+
+  /**
+   * The lifetime selected at first (days): the user's setting, else the site's default, never
+   * above the site's maximum.
+   */
+  get defaultLifetime(): number | null {
+    if (!this.config) {
+      return null; // the server's config has not arrived yet
+    }
+    const { default_lifetime_days: site, max_lifetime_days: max } = this.config;
+    const days = this.settings.defaultLifetimeDays ?? site;
+    return days > max ? site : days;
+  }
+
+  /** The lifetimes offered (days): the configured choices and the default, up to the maximum. */
+  get lifetimeChoices(): number[] {
+    const def = this.defaultLifetime;
+    if (!this.config || def === null) {
+      return [];
+    }
+    const max = this.config.max_lifetime_days;
+    return Array.from(new Set([...this.settings.lifetimeChoices, def]))
+      .filter(d => d > 0 && d <= max)
+      .sort((a, b) => a - b);
+  }
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -146,18 +216,21 @@ export class DataLakeModel {
   runSearch(): void {
     this.results?.dispose();
     const { scope, name, type, filters } = this.search;
-    const source = new RowSource<IDid>({
-      kind: 'cursor',
-      fetch: (cursor, limit) =>
-        datalakeAPI<{ items: IDid[]; next: string | null }>('dids', {
-          scope,
-          name: name.trim() || '*',
-          type,
-          filters: filters.trim(),
-          limit,
-          cursor
-        })
-    });
+    const source = new RowSource<IDid>(
+      {
+        kind: 'cursor',
+        fetch: (cursor, limit) =>
+          datalakeAPI<{ items: IDid[]; next: string | null }>('dids', {
+            scope,
+            name: name.trim() || '*',
+            type,
+            filters: filters.trim(),
+            limit,
+            cursor
+          })
+      },
+      this.settings.pageSize
+    );
     source.changed.connect(() => this._emit());
     this.results = source;
     this.closeDid();
@@ -244,10 +317,14 @@ export class DataLakeModel {
     this.actionStatus = { kind: 'loading' };
     this._emit();
     try {
-      await datalakeAPI('rules', {}, {
-        method: 'POST',
-        body: JSON.stringify({ did: `${sel.scope}:${sel.name}`, lifetime_days: lifetimeDays })
-      });
+      await datalakeAPI(
+        'rules',
+        {},
+        {
+          method: 'POST',
+          body: JSON.stringify({ did: `${sel.scope}:${sel.name}`, lifetime_days: lifetimeDays })
+        }
+      );
       this.actionStatus = { kind: 'ready' };
       this._lastAction = null;
       // the rule may need a moment before Rucio reports it at the RSE: keep looking
@@ -313,10 +390,14 @@ export class DataLakeModel {
   async extendRule(id: string, lifetimeDays: number): Promise<void> {
     this._lastAction = () => this.extendRule(id, lifetimeDays);
     await this._ruleAction(() =>
-      datalakeAPI(`rules/${encodeURIComponent(id)}`, {}, {
-        method: 'PATCH',
-        body: JSON.stringify({ lifetime_days: lifetimeDays })
-      })
+      datalakeAPI(
+        `rules/${encodeURIComponent(id)}`,
+        {},
+        {
+          method: 'PATCH',
+          body: JSON.stringify({ lifetime_days: lifetimeDays })
+        }
+      )
     );
   }
 
@@ -337,13 +418,19 @@ export class DataLakeModel {
     const sel = this.selected;
     const nb = this.host.activeNotebook();
     if (!sel || !this.details) {
-      return { ok: false, message: 'Open a DID first.' };
+      return { ok: false, message: this.trans.__('Open a DID first.') };
     }
     if (!nb) {
-      return { ok: false, message: 'Open a notebook first: the DID is attached to it.' };
+      return {
+        ok: false,
+        message: this.trans.__('Open a notebook first: the DID is attached to it.')
+      };
     }
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variableName)) {
-      return { ok: false, message: `"${variableName}" is not a Python variable name.` };
+      return {
+        ok: false,
+        message: this.trans.__('"%1" is not a Python variable name.', variableName)
+      };
     }
     const did = `${sel.scope}:${sel.name}`;
     const type: IRucioAttachment['type'] = this.details.type === 'file' ? 'file' : 'collection';
@@ -357,11 +444,11 @@ export class DataLakeModel {
       .then(kernel =>
         kernel
           ? injectAttachments(kernel, [attachment])
-          : `${nb.title} has no kernel: ${variableName} is set when one starts.`
+          : this.trans.__('%1 has no kernel: %2 is set when one starts.', nb.title, variableName)
       );
     return {
       ok: true,
-      message: `${did} is attached to ${nb.title} as ${variableName}.`,
+      message: this.trans.__('%1 is attached to %2 as %3.', did, nb.title, variableName),
       injected
     };
   }
@@ -373,7 +460,9 @@ export class DataLakeModel {
     if (nb && waiting.length > 0) {
       nb.kernelReady()
         .then(kernel => (kernel ? injectAttachments(kernel, waiting) : ''))
-        .catch(e => console.warn(`DataLake: could not set ${did} in the kernel: ${errorMessage(e)}`));
+        .catch(e =>
+          console.warn(`DataLake: could not set ${did} in the kernel: ${errorMessage(e)}`)
+        );
     }
   }
 
@@ -384,7 +473,10 @@ export class DataLakeModel {
   browsable(path: string): { relative: string | null; reason: string | null } {
     const root = this.host.serverRoot();
     if (!root || root.startsWith('~')) {
-      return { relative: null, reason: 'The notebook server did not say where its root is.' };
+      return {
+        relative: null,
+        reason: this.trans.__('The notebook server did not say where its root is.')
+      };
     }
     const r = root.endsWith('/') ? root : `${root}/`;
     if (path === root || path.startsWith(r)) {
@@ -392,7 +484,11 @@ export class DataLakeModel {
     }
     return {
       relative: null,
-      reason: `${path} is outside this JupyterLab's root folder (${root}), so the file browser cannot show it. Copy the path and open it from code instead.`
+      reason: this.trans.__(
+        "%1 is outside this JupyterLab's root folder (%2), so the file browser cannot show it. Copy the path and open it from code instead.",
+        path,
+        root
+      )
     };
   }
 
@@ -425,10 +521,13 @@ export class DataLakeModel {
     paths: boolean
   ): RowSource<IContentItem> {
     const route = `${didPath(sel.scope, sel.name)}/${paths ? 'paths' : 'content'}`;
-    return new RowSource<IContentItem>({
-      kind: 'offset',
-      fetch: (offset, limit) => datalakeAPI<IContentPage<IContentItem>>(route, { offset, limit })
-    });
+    return new RowSource<IContentItem>(
+      {
+        kind: 'offset',
+        fetch: (offset, limit) => datalakeAPI<IContentPage<IContentItem>>(route, { offset, limit })
+      },
+      this.settings.pageSize
+    );
   }
 
   private _setContent(source: RowSource<IContentItem> | null, paths: boolean): void {
@@ -447,7 +546,8 @@ export class DataLakeModel {
     if (this._timer !== null || !this._active) {
       return;
     }
-    const delay = pollDelay(this._pollAttempt++);
+    const { pollSeconds, pollMaxSeconds } = this.settings;
+    const delay = pollDelay(this._pollAttempt++, pollSeconds * 1000, pollMaxSeconds * 1000);
     this._timer = window.setTimeout(() => {
       this._timer = null;
       // a hidden browser tab asks Rucio nothing; the poll after it shows catches up

@@ -26,8 +26,7 @@ export const MAX_PAGES = 25;
 export class RowSource<T> {
   constructor(
     private readonly fetcher:
-      | { kind: 'offset'; fetch: OffsetFetcher<T> }
-      | { kind: 'cursor'; fetch: CursorFetcher<T> },
+      { kind: 'offset'; fetch: OffsetFetcher<T> } | { kind: 'cursor'; fetch: CursorFetcher<T> },
     readonly pageSize = 200,
     readonly maxPages = MAX_PAGES
   ) {}
@@ -115,7 +114,11 @@ export class RowSource<T> {
     let cursor: string | null = null;
     if (this.fetcher.kind === 'cursor') {
       // a cursor page can be fetched once the page before it said where it starts
-      if (this.error || (this._endPage !== null && page > this._endPage) || !this._cursors.has(page)) {
+      if (
+        this.error ||
+        (this._endPage !== null && page > this._endPage) ||
+        !this._cursors.has(page)
+      ) {
         return;
       }
       cursor = this._cursors.get(page) ?? null;

@@ -39,8 +39,8 @@ function Results(props: { model: DataLakeModel }): JSX.Element {
   if (!results) {
     return (
       <Empty testid="itw-dl-start">
-        Pick a scope and search by name (wildcards <code>*</code>) or metadata to find data in
-        the interTwin DataLake.
+        Pick a scope and search by name (wildcards <code>*</code>) or metadata to find data in the
+        interTwin DataLake.
       </Empty>
     );
   }

@@ -5,7 +5,6 @@ import {
   closeIcon,
   copyIcon,
   folderIcon,
-  HTMLSelect,
   refreshIcon
 } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
@@ -13,7 +12,16 @@ import React, { useState } from 'react';
 import { errorMessage } from '../../request';
 import { DataLakeModel } from '../model';
 import { IContentItem, IDidDetails } from '../../tokens';
-import { Badge, Empty, ErrorBanner, formatBytes, formatCount, lifetimeChoices, siteLabel, StatusLine } from './common';
+import {
+  Badge,
+  Empty,
+  ErrorBanner,
+  formatBytes,
+  formatCount,
+  siteLabel,
+  StatusLine
+} from './common';
+import { LifetimeSelect } from './LifetimeSelect';
 import { VirtualList } from './VirtualList';
 
 /** Copy a path to the clipboard (async API first; JupyterLab's helper as the fallback). */
@@ -23,20 +31,6 @@ export async function copyText(text: string): Promise<void> {
   } catch {
     Clipboard.copyToSystem(text);
   }
-}
-
-/** Rucio's own bookkeeping fields, not the scientists' metadata. */
-const SYSTEM_META = new Set([
-  'account', 'bytes', 'length', 'events', 'is_open', 'closed_at', 'created_at', 'updated_at',
-  'deleted_at', 'expired_at', 'eol_at', 'accessed_at', 'access_cnt', 'did_type', 'scope', 'name',
-  'monotonic', 'obsolete', 'hidden', 'suppressed', 'purge_replicas', 'availability', 'complete',
-  'is_archive', 'constituent', 'is_new', 'guid', 'md5', 'adler32'
-]);
-
-function userMetadata(meta: Record<string, unknown> | undefined): [string, unknown][] {
-  return Object.entries(meta ?? {}).filter(
-    ([k, v]) => !SYSTEM_META.has(k) && v !== null && v !== undefined && v !== ''
-  );
 }
 
 function dirname(path: string): string {
@@ -51,6 +45,7 @@ export function PathActions(props: {
   onCopied: (path: string) => void;
 }): JSX.Element {
   const { model, path } = props;
+  const trans = model.trans;
   const folder = dirname(path);
   const where = model.browsable(folder);
   return (
@@ -58,7 +53,7 @@ export function PathActions(props: {
       <Button
         small
         minimal
-        title={`Copy ${path}`}
+        title={trans.__('Copy %1', path)}
         data-testid="itw-dl-copy-path"
         onClick={() => {
           void copyText(path).then(() => props.onCopied(path));
@@ -69,23 +64,30 @@ export function PathActions(props: {
       <Button
         small
         minimal
-        title={where.relative !== null ? `Show ${folder} in the file browser` : where.reason ?? ''}
+        title={
+          where.relative !== null
+            ? trans.__('Show %1 in the file browser', folder)
+            : (where.reason ?? '')
+        }
         data-testid="itw-dl-open-folder"
         onClick={() => {
           if (where.relative !== null) {
             void model.host.openFolder(where.relative);
           } else {
-            Notification.warning(where.reason ?? 'The file browser cannot show this folder.', {
-              autoClose: 8000,
-              actions: [
-                {
-                  label: 'Copy path',
-                  callback: () => {
-                    void copyText(path).then(() => props.onCopied(path));
+            Notification.warning(
+              where.reason ?? trans.__('The file browser cannot show this folder.'),
+              {
+                autoClose: 8000,
+                actions: [
+                  {
+                    label: trans.__('Copy path'),
+                    callback: () => {
+                      void copyText(path).then(() => props.onCopied(path));
+                    }
                   }
-                }
-              ]
-            });
+                ]
+              }
+            );
           }
         }}
       >
@@ -127,10 +129,11 @@ function ContentRow(props: {
   );
 }
 
-function Replicas(props: { details: IDidDetails }): JSX.Element {
+function Replicas(props: { model: DataLakeModel; details: IDidDetails }): JSX.Element {
   const { replicas, here } = props.details;
+  const trans = props.model.trans;
   if (replicas.length === 0) {
-    return <Empty testid="itw-dl-no-replicas">No replica anywhere yet.</Empty>;
+    return <Empty testid="itw-dl-no-replicas">{trans.__('No replica anywhere yet.')}</Empty>;
   }
   return (
     <div className="itw-dl-badges" data-testid="itw-dl-replicas">
@@ -145,7 +148,9 @@ function Replicas(props: { details: IDidDetails }): JSX.Element {
             label={r.rse}
             state={state}
             title={`${r.rse}${r.site ? ` (${r.site})` : ''}: ${state.toLowerCase()}${
-              r.length && state === r.state ? `, ${r.available_length ?? 0} of ${r.length} files` : ''
+              r.length && state === r.state
+                ? trans.__(', %1 of %2 files', r.available_length ?? 0, r.length)
+                : ''
             }`}
           />
         );
@@ -154,9 +159,196 @@ function Replicas(props: { details: IDidDetails }): JSX.Element {
   );
 }
 
+/** Size, file count and the scientists' metadata (the server leaves Rucio's own columns out). */
+function DidFacts(props: { model: DataLakeModel; details: IDidDetails }): JSX.Element {
+  const { details } = props;
+  const meta = Object.entries(details.metadata ?? {});
+  return (
+    <div className="itw-dl-facts">
+      {formatBytes(details.bytes)}
+      {details.length !== null && details.length !== undefined
+        ? ` · ${props.model.trans._n('%2 file', '%2 files', details.length, formatCount(details.length))}`
+        : ''}
+      {meta.length > 0 && (
+        <span className="itw-dl-meta" data-testid="itw-dl-meta">
+          {meta.map(([k, v]) => `${k}=${String(v)}`).join(' · ')}
+        </span>
+      )}
+    </div>
+  );
+}
+
+/** "Make available at <site>" with its lifetime, for data not (or stuck) here. */
+function MakeAvailable(props: {
+  model: DataLakeModel;
+  site: string;
+  days: number;
+  onDays: (days: number) => void;
+}): JSX.Element {
+  const { model, site, days } = props;
+  return (
+    <div className="itw-dl-make">
+      <Button
+        small
+        className="itw-dl-primary"
+        data-testid="itw-dl-make-available"
+        disabled={model.actionStatus.kind === 'loading'}
+        onClick={() => void model.makeAvailable(days)}
+      >
+        {model.trans.__('Make available at %1', site)}
+      </Button>
+      <label>
+        {model.trans.__('for')}{' '}
+        <LifetimeSelect
+          model={model}
+          label={model.trans.__('Lifetime')}
+          testid="itw-dl-lifetime"
+          value={days}
+          onChange={props.onDays}
+        />
+      </label>
+    </div>
+  );
+}
+
+/** The user's rule at this site while it replicates: files there so far. */
+function ReplicationProgress(props: { model: DataLakeModel; details: IDidDetails }): JSX.Element {
+  const { model } = props;
+  const trans = model.trans;
+  const rule = props.details.here?.rule;
+  const files = rule
+    ? trans.__(
+        ': %1 of %2 files there',
+        rule.locks.ok,
+        rule.locks.ok + rule.locks.replicating + rule.locks.stuck
+      )
+    : '';
+  return (
+    <div className="itw-dl-progress" data-testid="itw-dl-progress">
+      <span className="itw-dl-spinner" aria-hidden="true" />
+      {trans.__('Copying to %1', model.config?.rse ?? '')}
+      {files}{' '}
+      {trans.__(
+        '— checking again now and then (at least every %1 s)…',
+        model.settings.pollMaxSeconds
+      )}
+    </div>
+  );
+}
+
+/** What can be done here: make available, the replication's progress, or why neither. */
+function HereAction(props: {
+  model: DataLakeModel;
+  details: IDidDetails;
+  site: string;
+  days: number;
+  onDays: (days: number) => void;
+}): JSX.Element | null {
+  const { model, details, site } = props;
+  const config = model.config;
+  if (!config?.rse) {
+    return (
+      <div className="itw-dl-muted" data-testid="itw-dl-no-rse">
+        {config?.rse_reason ??
+          model.trans.__(
+            'Data cannot be made available at %1: it has no scratch storage (RSE) in Rucio.',
+            site
+          )}
+      </div>
+    );
+  }
+  const here = details.here?.state ?? 'NOT_AVAILABLE';
+  if (here === 'NOT_AVAILABLE' || here === 'STUCK') {
+    return <MakeAvailable model={model} site={site} days={props.days} onDays={props.onDays} />;
+  }
+  if (here === 'REPLICATING') {
+    return <ReplicationProgress model={model} details={details} />;
+  }
+  return null;
+}
+
+/** The opened DID's files, or their local paths once a replica is here (virtualised). */
+function ContentList(props: {
+  model: DataLakeModel;
+  details: IDidDetails;
+  site: string;
+  onCopied: (path: string) => void;
+}): JSX.Element | null {
+  const { model, details } = props;
+  const trans = model.trans;
+  const content = model.content;
+  const total = content?.total;
+  let body: JSX.Element | null = null;
+  if (content?.error) {
+    body = <ErrorBanner message={content.error} onRetry={() => content.retry()} />;
+  } else if (content && !content.ready) {
+    body = <StatusLine status={{ kind: 'loading' }} loading={trans.__('Listing the files…')} />;
+  } else if (content && content.count === 0) {
+    body = <Empty>{trans.__('This %1 is empty.', details.type)}</Empty>;
+  } else if (content) {
+    body = (
+      <VirtualList
+        source={content}
+        testid="itw-dl-content"
+        onVisible={(a, b) => model.setVisibleContent(a, b)}
+        render={item => (
+          <ContentRow
+            item={item}
+            model={model}
+            withPaths={model.contentHasPaths}
+            onCopied={props.onCopied}
+          />
+        )}
+      />
+    );
+  }
+  return (
+    <>
+      <div className="itw-dl-content-head" data-testid="itw-dl-content-head">
+        {model.contentHasPaths ? trans.__('Local paths at %1', props.site) : trans.__('Files')}
+        {total !== null && total !== undefined ? ` · ${formatCount(total)}` : ''}
+      </div>
+      {body}
+    </>
+  );
+}
+
+/** Ask for a variable name and attach the opened DID to the active notebook under it. */
+async function addToNotebook(model: DataLakeModel, scope: string, name: string): Promise<void> {
+  const trans = model.trans;
+  const guess = name.replace(/[^A-Za-z0-9_]/g, '_').replace(/^([0-9])/, '_$1');
+  const res = await InputDialog.getText({
+    title: trans.__('Attach %1 to the notebook', `${scope}:${name}`),
+    label: trans.__('Python variable name'),
+    text: guess.slice(0, 40)
+  });
+  if (!res.button.accept || !res.value) {
+    return;
+  }
+  const variable = res.value;
+  const out = model.attachToNotebook(variable);
+  if (!out.ok) {
+    Notification.error(out.message, { autoClose: 8000 });
+    return;
+  }
+  Notification.success(out.message, { autoClose: 5000 });
+  if (out.injected) {
+    Notification.promise(out.injected, {
+      pending: { message: trans.__("Setting %1 in the notebook's kernel…", variable), options: {} },
+      success: { message: (msg: unknown) => String(msg), options: { autoClose: 8000 } },
+      error: {
+        message: (e: unknown) =>
+          trans.__('%1 is attached but not set in the kernel: %2', variable, errorMessage(e)),
+        options: { autoClose: false }
+      }
+    });
+  }
+}
+
 /** The opened DID: replicas per RSE, make-available here, rule progress, content and paths. */
 export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null {
   const { model } = props;
+  const trans = model.trans;
   const { selected, details, config } = model;
   const [lifetime, setLifetime] = useState<number | null>(null);
   const [copied, setCopied] = useState<string | null>(null);
@@ -166,42 +358,11 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
   const did = `${selected.scope}:${selected.name}`;
   const onCopied = (p: string): void => {
     setCopied(p);
-    Notification.success(`Copied ${p}`, { autoClose: 3000 });
+    Notification.success(trans.__('Copied %1', p), { autoClose: 3000 });
   };
-  const days = lifetime ?? config?.default_lifetime_days ?? 7;
+  const days = lifetime ?? model.defaultLifetime ?? 0;
   const here = details?.here?.state ?? 'NOT_AVAILABLE';
-  const site = siteLabel(config?.site, config?.site_title);
-  const canReplicate = !!config?.rse;
-  const content = model.content;
-  const total = content?.total;
-
-  const addToNotebook = async (): Promise<void> => {
-    const guess = selected.name.replace(/[^A-Za-z0-9_]/g, '_').replace(/^([0-9])/, '_$1');
-    const res = await InputDialog.getText({
-      title: `Attach ${did} to the notebook`,
-      label: 'Python variable name',
-      text: guess.slice(0, 40)
-    });
-    if (!res.button.accept || !res.value) {
-      return;
-    }
-    const out = model.attachToNotebook(res.value);
-    if (out.ok) {
-      Notification.success(out.message, { autoClose: 5000 });
-      if (out.injected) {
-        Notification.promise(out.injected, {
-          pending: { message: `Setting ${res.value} in the notebook's kernel…`, options: {} },
-          success: { message: (msg: unknown) => String(msg), options: { autoClose: 8000 } },
-          error: {
-            message: (e: unknown) => `${res.value} is attached but not set in the kernel: ${errorMessage(e)}`,
-            options: { autoClose: false }
-          }
-        });
-      }
-    } else {
-      Notification.error(out.message, { autoClose: 8000 });
-    }
-  };
+  const site = siteLabel(config?.site, config?.site_title) ?? trans.__('this site');
 
   return (
     <section className="itw-dl-details" data-testid="itw-dl-details" data-did={did}>
@@ -212,84 +373,44 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
             {did}
           </strong>
         </div>
-        <Button small minimal title="Reload" onClick={() => void model.reloadDetails(true)}>
+        <Button
+          small
+          minimal
+          title={trans.__('Reload')}
+          onClick={() => void model.reloadDetails(true)}
+        >
           <refreshIcon.react tag="span" />
         </Button>
-        <Button small minimal title="Close" data-testid="itw-dl-close" onClick={() => model.closeDid()}>
+        <Button
+          small
+          minimal
+          title={trans.__('Close')}
+          data-testid="itw-dl-close"
+          onClick={() => model.closeDid()}
+        >
           <closeIcon.react tag="span" />
         </Button>
       </header>
       <StatusLine
         status={model.detailsStatus}
-        loading="Asking Rucio about this DID…"
+        loading={trans.__('Asking Rucio about this DID…')}
         onRetry={() => void model.reloadDetails(true)}
       />
       {details && (
         <>
-          <div className="itw-dl-facts">
-            {formatBytes(details.bytes)}
-            {details.length !== null && details.length !== undefined
-              ? ` · ${formatCount(details.length)} files`
-              : ''}
-            {userMetadata(details.metadata).length > 0 && (
-              <span className="itw-dl-meta" data-testid="itw-dl-meta">
-                {userMetadata(details.metadata)
-                  .map(([k, v]) => `${k}=${String(v)}`)
-                  .join(' · ')}
-              </span>
-            )}
-          </div>
-          <Replicas details={details} />
+          <DidFacts model={model} details={details} />
+          <Replicas model={model} details={details} />
           <div className="itw-dl-here" data-testid="itw-dl-here" data-state={here}>
-            <span>At {site}:</span>
+            <span>{trans.__('At %1:', site)}</span>
             <Badge label={config?.rse ?? undefined} state={here} />
           </div>
-          {canReplicate ? (
-            here === 'NOT_AVAILABLE' || here === 'STUCK' ? (
-              <div className="itw-dl-make">
-                <Button
-                  small
-                  className="itw-dl-primary"
-                  data-testid="itw-dl-make-available"
-                  disabled={model.actionStatus.kind === 'loading'}
-                  onClick={() => void model.makeAvailable(days)}
-                >
-                  Make available at {site}
-                </Button>
-                <label>
-                  for{' '}
-                  <HTMLSelect
-                    aria-label="Lifetime"
-                    data-testid="itw-dl-lifetime"
-                    value={String(days)}
-                    onChange={e => setLifetime(Number(e.currentTarget.value))}
-                    options={lifetimeChoices(config?.default_lifetime_days ?? 7, config?.max_lifetime_days).map(d => ({
-                      value: String(d),
-                      label: `${d} day${d === 1 ? '' : 's'}`
-                    }))}
-                  />
-                </label>
-              </div>
-            ) : here === 'REPLICATING' ? (
-              <div className="itw-dl-progress" data-testid="itw-dl-progress">
-                <span className="itw-dl-spinner" aria-hidden="true" />
-                Copying to {config?.rse}
-                {details.here?.rule
-                  ? `: ${details.here.rule.locks.ok} of ${
-                      details.here.rule.locks.ok +
-                      details.here.rule.locks.replicating +
-                      details.here.rule.locks.stuck
-                    } files there`
-                  : ''}{' '}
-                — checking again now and then (at least every 30 s)…
-              </div>
-            ) : null
-          ) : (
-            <div className="itw-dl-muted" data-testid="itw-dl-no-rse">
-              {config?.rse_reason ??
-                `Data cannot be made available at ${site}: it has no scratch storage (RSE) in Rucio.`}
-            </div>
-          )}
+          <HereAction
+            model={model}
+            details={details}
+            site={site}
+            days={days}
+            onDays={setLifetime}
+          />
           {model.actionStatus.kind === 'error' && (
             <ErrorBanner
               message={model.actionStatus.message}
@@ -298,36 +419,22 @@ export function DidDetails(props: { model: DataLakeModel }): JSX.Element | null 
             />
           )}
           <div className="itw-dl-actions">
-            <Button small minimal data-testid="itw-dl-add-notebook" onClick={() => void addToNotebook()}>
+            <Button
+              small
+              minimal
+              data-testid="itw-dl-add-notebook"
+              onClick={() => void addToNotebook(model, selected.scope, selected.name)}
+            >
               <addIcon.react tag="span" elementPosition="left" />
-              Add to notebook
+              {trans.__('Add to notebook')}
             </Button>
           </div>
           {copied && (
             <div className="itw-dl-copied" data-testid="itw-dl-copied">
-              Copied <code>{copied}</code>
+              {trans.__('Copied')} <code>{copied}</code>
             </div>
           )}
-          <div className="itw-dl-content-head" data-testid="itw-dl-content-head">
-            {model.contentHasPaths ? 'Local paths at ' + site : 'Files'}
-            {total !== null && total !== undefined ? ` · ${formatCount(total)}` : ''}
-          </div>
-          {content?.error ? (
-            <ErrorBanner message={content.error} onRetry={() => content.retry()} />
-          ) : content && !content.ready ? (
-            <StatusLine status={{ kind: 'loading' }} loading="Listing the files…" />
-          ) : content && content.count === 0 ? (
-            <Empty>This {details.type} is empty.</Empty>
-          ) : content ? (
-            <VirtualList
-              source={content}
-              testid="itw-dl-content"
-              onVisible={(a, b) => model.setVisibleContent(a, b)}
-              render={item => (
-                <ContentRow item={item} model={model} withPaths={model.contentHasPaths} onCopied={onCopied} />
-              )}
-            />
-          ) : null}
+          <ContentList model={model} details={details} site={site} onCopied={onCopied} />
         </>
       )}
     </section>

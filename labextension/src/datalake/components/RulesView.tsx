@@ -1,14 +1,15 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { Button, deleteIcon, HTMLSelect, refreshIcon } from '@jupyterlab/ui-components';
+import { Button, deleteIcon, refreshIcon } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
 import { DataLakeModel } from '../model';
 import { IRule } from '../../tokens';
-import { Badge, Empty, ErrorBanner, lifetimeChoices, StatusLine } from './common';
+import { Badge, Empty, ErrorBanner, StatusLine } from './common';
+import { LifetimeSelect } from './LifetimeSelect';
 
-function when(iso: string | null): string {
+function when(iso: string | null, never: string): string {
   if (!iso) {
-    return 'never';
+    return never;
   }
   const d = new Date(iso);
   return isNaN(d.getTime()) ? iso : d.toLocaleString();
@@ -16,22 +17,24 @@ function when(iso: string | null): string {
 
 function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
   const { rule, model } = props;
-  const [days, setDays] = useState(model.config?.default_lifetime_days ?? 7);
+  const trans = model.trans;
+  const [chosen, setDays] = useState<number | null>(null);
+  const days = chosen ?? model.defaultLifetime ?? 0;
   const may = model.rulePermissions;
   const { ok, replicating, stuck } = rule.locks;
-  const total = ok + replicating + stuck;
-  const pct =
-    rule.progress !== null && rule.progress !== undefined
-      ? Math.round(rule.progress * (rule.progress <= 1 ? 100 : 1))
-      : total > 0
-        ? Math.round((100 * ok) / total)
-        : 0;
+  // the server's share of the rule's locks that are OK (0 to 1; null when it has none)
+  const pct = Math.round((rule.progress ?? 0) * 100);
   return (
-    <li className="itw-dl-rule" data-testid="itw-dl-rule" data-rule-id={rule.id} data-state={rule.state}>
+    <li
+      className="itw-dl-rule"
+      data-testid="itw-dl-rule"
+      data-rule-id={rule.id}
+      data-state={rule.state}
+    >
       <div className="itw-dl-rule-head">
         <button
           className="itw-dl-link"
-          title="Open this DID"
+          title={trans.__('Open this DID')}
           onClick={() => {
             const i = rule.did.indexOf(':');
             model.setView('explore');
@@ -42,28 +45,39 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
         </button>
         <Badge label={rule.rse_expression} state={rule.state} />
       </div>
-      <div className="itw-dl-bar" title={`${ok} OK, ${replicating} replicating, ${stuck} stuck`}>
+      <div
+        className="itw-dl-bar"
+        title={trans.__('%1 OK, %2 replicating, %3 stuck', ok, replicating, stuck)}
+      >
         <div className="itw-dl-bar-fill" style={{ width: `${pct}%` }} />
       </div>
       <div className="itw-dl-rule-facts">
-        {ok} OK · {replicating} replicating · {stuck} stuck · expires {when(rule.expires_at)}
+        {trans.__(
+          '%1 OK · %2 replicating · %3 stuck · expires %4',
+          ok,
+          replicating,
+          stuck,
+          when(rule.expires_at, trans.__('never'))
+        )}
       </div>
       {rule.error && <div className="itw-dl-rule-error">{rule.error}</div>}
       <div className="itw-dl-rule-actions">
         {/* hidden when the site's Rucio does not allow them (the reason is above the list) */}
         {may.extend !== false && (
           <>
-            <HTMLSelect
-              aria-label="New lifetime"
-              value={String(days)}
-              onChange={e => setDays(Number(e.currentTarget.value))}
-              options={lifetimeChoices(model.config?.default_lifetime_days ?? 7, model.config?.max_lifetime_days).map(d => ({
-                value: String(d),
-                label: `${d} day${d === 1 ? '' : 's'}`
-              }))}
+            <LifetimeSelect
+              model={model}
+              label={trans.__('New lifetime')}
+              value={days}
+              onChange={setDays}
             />
-            <Button small minimal data-testid="itw-dl-extend" onClick={() => void model.extendRule(rule.id, days)}>
-              Extend
+            <Button
+              small
+              minimal
+              data-testid="itw-dl-extend"
+              onClick={() => void model.extendRule(rule.id, days)}
+            >
+              {trans.__('Extend')}
             </Button>
           </>
         )}
@@ -72,12 +86,19 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
             small
             minimal
             data-testid="itw-dl-delete"
-            title="Delete this rule (Rucio may then remove the replica)"
+            title={trans.__('Delete this rule (Rucio may then remove the replica)')}
             onClick={async () => {
               const res = await showDialog({
-                title: 'Delete the replication rule?',
-                body: `${rule.did} at ${rule.rse_expression}: Rucio may remove the replica once no rule keeps it.`,
-                buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+                title: trans.__('Delete the replication rule?'),
+                body: trans.__(
+                  '%1 at %2: Rucio may remove the replica once no rule keeps it.',
+                  rule.did,
+                  rule.rse_expression
+                ),
+                buttons: [
+                  Dialog.cancelButton({ label: trans.__('Cancel') }),
+                  Dialog.warnButton({ label: trans.__('Delete') })
+                ]
               });
               if (res.button.accept) {
                 await model.deleteRule(rule.id);
@@ -85,7 +106,7 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
             }}
           >
             <deleteIcon.react tag="span" elementPosition="left" />
-            Delete
+            {trans.__('Delete')}
           </Button>
         )}
       </div>
@@ -97,11 +118,12 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
 export function RulesView(props: { model: DataLakeModel }): JSX.Element {
   const { model } = props;
   const { rules, rulesStatus } = model;
+  const trans = model.trans;
   return (
     <section className="itw-dl-rules" data-testid="itw-dl-rules">
       <header className="itw-dl-section-head">
-        <span>My replication rules</span>
-        <Button small minimal title="Reload" onClick={() => void model.loadRules()}>
+        <span>{trans.__('My replication rules')}</span>
+        <Button small minimal title={trans.__('Reload')} onClick={() => void model.loadRules()}>
           <refreshIcon.react tag="span" />
         </Button>
       </header>
@@ -118,10 +140,16 @@ export function RulesView(props: { model: DataLakeModel }): JSX.Element {
         </div>
       )}
       {rulesStatus.kind === 'error' || (rulesStatus.kind === 'loading' && !rules) ? (
-        <StatusLine status={rulesStatus} loading="Asking Rucio for your rules…" onRetry={() => void model.loadRules()} />
+        <StatusLine
+          status={rulesStatus}
+          loading={trans.__('Asking Rucio for your rules…')}
+          onRetry={() => void model.loadRules()}
+        />
       ) : rules && rules.length === 0 ? (
         <Empty testid="itw-dl-no-rules">
-          You have no replication rules. Open a dataset in Explore and make it available here.
+          {trans.__(
+            'You have no replication rules. Open a dataset in Explore and make it available here.'
+          )}
         </Empty>
       ) : (
         <ul className="itw-dl-rule-list">

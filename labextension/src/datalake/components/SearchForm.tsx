@@ -84,19 +84,25 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
                 placeholder="key"
                 aria-label="Metadata key"
                 value={row.key}
-                onChange={e => update(rows.map((r, j) => (j === i ? { ...r, key: e.currentTarget.value } : r)))}
+                onChange={e =>
+                  update(rows.map((r, j) => (j === i ? { ...r, key: e.currentTarget.value } : r)))
+                }
               />
               <HTMLSelect
                 aria-label="Operator"
                 value={row.op}
                 options={OPS}
-                onChange={e => update(rows.map((r, j) => (j === i ? { ...r, op: e.currentTarget.value } : r)))}
+                onChange={e =>
+                  update(rows.map((r, j) => (j === i ? { ...r, op: e.currentTarget.value } : r)))
+                }
               />
               <InputGroup
                 placeholder="value"
                 aria-label="Metadata value"
                 value={row.value}
-                onChange={e => update(rows.map((r, j) => (j === i ? { ...r, value: e.currentTarget.value } : r)))}
+                onChange={e =>
+                  update(rows.map((r, j) => (j === i ? { ...r, value: e.currentTarget.value } : r)))
+                }
               />
               <Button
                 small

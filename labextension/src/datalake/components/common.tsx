@@ -119,17 +119,13 @@ export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-/** The lifetime choices offered (days), with the configured default among them. */
-export function lifetimeChoices(def: number, max = 90): number[] {
-  return Array.from(new Set([1, 7, 14, 30, 90, def].filter(d => d > 0 && d <= max))).sort(
-    (a, b) => a - b
-  );
-}
-
-/** The site as people say it: the site name with the casing the site title uses (VEGA → Vega). */
-export function siteLabel(site: string | null | undefined, title?: string | null): string {
+/**
+ * The site as people say it: the site name with the casing the site title uses (VEGA → Vega);
+ * null without a site.
+ */
+export function siteLabel(site: string | null | undefined, title?: string | null): string | null {
   if (!site) {
-    return 'this site';
+    return null;
   }
   const esc = site.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const m = title ? new RegExp(`\\b${esc}\\b`, 'i').exec(title) : null;
