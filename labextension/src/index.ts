@@ -1,9 +1,10 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { SitePanel } from './components/SitePanel';
 import { datalakePlugin } from './datalake';
-import { PLUGIN_ID } from './tokens';
+import { PLUGIN_ID, TRANSLATION_DOMAIN } from './tokens';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -18,12 +19,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'interTwin sidebar: the site this JupyterLab session runs on',
   autoStart: true,
-  optional: [ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
-    const panel = new SitePanel();
+  optional: [ILayoutRestorer, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
+    const panel = new SitePanel(trans);
     panel.id = 'intertwin-site';
     panel.title.icon = intertwinIcon;
-    panel.title.caption = 'interTwin: where this session runs';
+    panel.title.caption = trans.__('interTwin: where this session runs');
     app.shell.add(panel, 'left', { rank: 600 });
     restorer?.add(panel, 'intertwin-site');
   }

@@ -2,9 +2,12 @@
 import { Token } from '@lumino/coreutils';
 
 import type { DataLakeModel } from './datalake/model';
+import type { components, operations } from './datalake/openapi';
 
 export const PLUGIN_ID = '@intertwin/hub:site';
 export const API_NAMESPACE = 'intertwin';
+/** The gettext domain of the interTwin panels' sentences (`ITranslator.load`). */
+export const TRANSLATION_DOMAIN = 'intertwin_hub';
 
 /** Where this JupyterLab session runs, as the hub's spawner told it. */
 export interface ISiteContext {
@@ -31,104 +34,34 @@ export const IDataLakeModel = new Token<DataLakeModel>(
   'The DataLake model of the interTwin sidebar: config, search, opened DID, replication rules.'
 );
 
+/** The DataLake API's schemas, generated from its openapi.yaml (`jlpm openapi`). */
+type Schemas = components['schemas'];
+/** The JSON a DataLake operation answers with 200 (operation ids of openapi.yaml). */
+export type DataLakeAnswer<Op extends keyof operations> = operations[Op]['responses'] extends {
+  200: { content: { 'application/json': infer T } };
+}
+  ? T
+  : never;
+
 /** GET datalake/config: the DataLake as configured for this session's site. */
-export interface IDataLakeConfig {
-  /** Rucio site name, e.g. VEGA */
-  site: string | null;
-  /** the site as users read it */
-  site_title?: string | null;
-  max_lifetime_days: number;
-  auth_type?: string;
-  /** the scratch RSE of this site; null when data cannot be made available here */
-  rse: string | null;
-  /** why make-available is disabled, when the server says so */
-  rse_reason?: string | null;
-  mount_path: string | null;
-  account: string | null;
-  default_lifetime_days: number;
-  rucio_url: string | null;
-}
-
-export type DidType = 'container' | 'dataset' | 'file';
-export type TypeFilter = 'all' | 'collection' | 'container' | 'dataset' | 'file';
-
+export type IDataLakeConfig = Schemas['Config'];
+export type DidType = Schemas['DidType'];
+export type TypeFilter = NonNullable<
+  NonNullable<operations['searchDids']['parameters']['query']>['type']
+>;
 /** One row of a search result. */
-export interface IDid {
-  scope: string;
-  name: string;
-  type: DidType;
-  bytes: number | null;
-  length?: number | null;
-}
-
-export type HereState = 'AVAILABLE' | 'PARTIAL' | 'REPLICATING' | 'NOT_AVAILABLE' | 'STUCK';
-
-export interface IReplica {
-  rse: string;
-  site: string | null;
-  state: string;
-  available_length: number | null;
-  length: number | null;
-}
-
+export type IDid = Schemas['Did'];
 /** GET datalake/dids/{scope}/{name} */
-export interface IDidDetails extends IDid {
-  metadata: Record<string, unknown>;
-  replicas: IReplica[];
-  here: {
-    rse: string | null;
-    state: HereState;
-    rule_id: string | null;
-    /** the user's rule at this site, with its locks (progress) */
-    rule?: IRule | null;
-  } | null;
-}
-
-/** A page of a collection's content (or of its local paths). */
-export interface IContentPage<T> {
-  items: T[];
-  offset: number;
-  limit: number;
-  total: number;
-  total_bytes?: number | null;
-  /** the whole listing has been read from Rucio (else total is the DID's length) */
-  complete?: boolean;
-  /** cursor of the next page; null at the end */
-  next?: string | null;
-}
-
-export interface IContentItem {
-  scope: string;
-  name: string;
-  type?: DidType;
-  bytes?: number | null;
-  /** only from /paths */
-  state?: string;
-  path?: string | null;
-  pfn?: string | null;
-}
-
-export interface IRule {
-  id: string;
-  did: string;
-  rse_expression: string;
-  state: string;
-  locks: { ok: number; replicating: number; stuck: number };
-  progress: number | null;
-  expires_at: string | null;
-  created_at: string | null;
-  error: string | null;
-}
-
+export type IDidDetails = Schemas['DidDetails'];
+export type HereState = NonNullable<Schemas['Here']>['state'];
+/** A row of a collection's content (its files) or of its local paths at this site. */
+export type IContentItem = Schemas['ContentItem'] | Schemas['PathItem'];
+export type IRule = Schemas['Rule'];
 /**
  * Whether the site's Rucio lets this account extend / delete its rules (learned by the server;
  * null: not known yet, so the action is offered), and why not.
  */
-export interface IRulePermissions {
-  extend: boolean | null;
-  delete: boolean | null;
-  reason: string | null;
-}
+export type IRulePermissions = Schemas['RulePermissions'];
 
 /** A notebook attachment, in rucio-jupyterlab's exact format. */
 export interface IRucioAttachment {

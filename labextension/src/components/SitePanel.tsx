@@ -1,3 +1,4 @@
+import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import React, { useEffect, useState } from 'react';
 
@@ -8,7 +9,8 @@ type State =
   { kind: 'loading' } | { kind: 'ready'; site: ISiteContext } | { kind: 'error'; message: string };
 
 /** Where this session runs: the site and its scratch storage. */
-export function SiteView(): JSX.Element {
+export function SiteView(props: { trans: TranslationBundle }): JSX.Element {
+  const { trans } = props;
   const [state, setState] = useState<State>({ kind: 'loading' });
   useEffect(() => {
     requestAPI<ISiteContext>('site')
@@ -22,7 +24,7 @@ export function SiteView(): JSX.Element {
   }, []);
 
   if (state.kind === 'loading') {
-    return <p className="itw-muted">Finding out where this session runs…</p>;
+    return <p className="itw-muted">{trans.__('Finding out where this session runs…')}</p>;
   }
   if (state.kind === 'error') {
     return (
@@ -34,11 +36,11 @@ export function SiteView(): JSX.Element {
   const { site } = state;
   return (
     <dl className="itw-site">
-      <dt>Site</dt>
+      <dt>{trans.__('Site')}</dt>
       <dd data-testid="itw-site-title">{site.title}</dd>
-      <dt>Scratch storage (Rucio RSE)</dt>
-      <dd>{site.scratch_rse ?? 'none at this site'}</dd>
-      <dt>Scratch mounted at</dt>
+      <dt>{trans.__('Scratch storage (Rucio RSE)')}</dt>
+      <dd>{site.scratch_rse ?? trans.__('none at this site')}</dd>
+      <dt>{trans.__('Scratch mounted at')}</dt>
       <dd>
         <code>{site.scratch_path ?? '—'}</code>
       </dd>
@@ -47,7 +49,7 @@ export function SiteView(): JSX.Element {
 }
 
 export class SitePanel extends ReactWidget {
-  constructor() {
+  constructor(readonly trans: TranslationBundle) {
     super();
     this.addClass('itw-panel');
   }
@@ -55,8 +57,8 @@ export class SitePanel extends ReactWidget {
   render(): JSX.Element {
     return (
       <div>
-        <h2 className="itw-title">interTwin</h2>
-        <SiteView />
+        <h2 className="itw-title">{this.trans.__('interTwin')}</h2>
+        <SiteView trans={this.trans} />
       </div>
     );
   }

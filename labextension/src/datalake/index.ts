@@ -20,13 +20,13 @@ const DATALAKE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24
 
 export const datalakeIcon = new LabIcon({ name: 'intertwin:datalake', svgstr: DATALAKE_SVG });
 
-function notebookHandle(nb: NotebookPanel | null): INotebookHandle | null {
+function notebookHandle(nb: NotebookPanel | null, untitled: string): INotebookHandle | null {
   const model = nb?.content.model;
   if (!nb || !model || nb.isDisposed) {
     return null;
   }
   return {
-    title: nb.title.label || nb.context.path || 'the notebook',
+    title: nb.title.label || nb.context.path || untitled,
     getAttachments: () => {
       const v = model.getMetadata(ATTACHMENTS_KEY);
       return Array.isArray(v) ? (v as IRucioAttachment[]) : [];
@@ -48,7 +48,7 @@ function watchKernel(nb: NotebookPanel): void {
   const ctx = nb.sessionContext;
   let starting = true; // the kernel of a notebook just opened is starting, or already up
   const inject = (): void => {
-    const handle = notebookHandle(nb);
+    const handle = notebookHandle(nb, nb.context.path);
     const kernel = ctx.session?.kernel;
     if (!kernel) {
       return;
@@ -107,7 +107,8 @@ export const datalakePlugin: JupyterFrontEndPlugin<DataLakeModel> = {
     notebooks?.forEach(watchKernel);
     const host: IDataLakeHost = {
       // the tracker's current notebook is the one last focused, even while the panel has focus
-      activeNotebook: () => notebookHandle(notebooks?.currentWidget ?? null),
+      activeNotebook: () =>
+        notebookHandle(notebooks?.currentWidget ?? null, model.trans.__('the notebook')),
       openFolder: async relative => {
         await app.commands.execute('filebrowser:go-to-path', { path: `/${relative}` });
         app.shell.activateById('filebrowser');

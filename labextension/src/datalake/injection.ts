@@ -1,7 +1,7 @@
 import { Kernel } from '@jupyterlab/services';
 
 import { ApiError, datalakeAPI, didPath } from '../request';
-import { IRucioAttachment } from '../tokens';
+import { DataLakeAnswer, IRucioAttachment } from '../tokens';
 
 /** rucio-jupyterlab's comm, so its kernel extension (in existing images) answers too. */
 export const KERNEL_COMM = 'rucio-jupyterlab:kernel';
@@ -42,10 +42,7 @@ export interface IInjection {
   files: { path: string; pfn: string | null }[] | null;
 }
 
-interface IPathsPage {
-  items: { name: string; state: string; path: string | null; pfn: string | null }[];
-  next: string | null;
-}
+type PathsPage = DataLakeAnswer<'listPaths'>;
 
 const PAGE = 1000;
 
@@ -58,7 +55,7 @@ export async function resolveAttachment(a: IRucioAttachment): Promise<IInjection
   let cursor: string | null | undefined;
   try {
     while (cursor !== null) {
-      const page: IPathsPage = await datalakeAPI<IPathsPage>(`${didPath(scope, name)}/paths`, {
+      const page: PathsPage = await datalakeAPI<PathsPage>(`${didPath(scope, name)}/paths`, {
         cursor,
         limit: PAGE,
         // every page in order: the server streams one replica listing of the whole DID

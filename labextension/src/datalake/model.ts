@@ -6,13 +6,14 @@ import { datalakeAPI, didPath, errorMessage } from '../request';
 import { pollDelay, POLL_FIRST_MS, POLL_MAX_MS } from './poll';
 import {
   IContentItem,
-  IContentPage,
+  DataLakeAnswer,
   IDataLakeConfig,
   IDid,
   IDidDetails,
   IRule,
   IRulePermissions,
   IRucioAttachment,
+  TRANSLATION_DOMAIN,
   TypeFilter
 } from '../tokens';
 import { injectAttachments } from './injection';
@@ -89,9 +90,6 @@ export const DEFAULT_SETTINGS: IDataLakeSettings = {
   lifetimeChoices: [1, 7, 14, 30, 90],
   defaultLifetimeDays: null
 };
-
-/** The gettext domain of the interTwin panels' sentences. */
-export const TRANSLATION_DOMAIN = 'intertwin_hub';
 
 /** States in which the session's site holds (or is getting) a replica: paths are worth asking. */
 const HERE_STATES = new Set(['AVAILABLE', 'PARTIAL', 'REPLICATING', 'STUCK']);
@@ -181,8 +179,8 @@ export class DataLakeModel {
     this._emit();
     try {
       const [config, scopes] = await Promise.all([
-        datalakeAPI<IDataLakeConfig>('config'),
-        datalakeAPI<{ scopes: string[] }>('scopes')
+        datalakeAPI<DataLakeAnswer<'getConfig'>>('config'),
+        datalakeAPI<DataLakeAnswer<'listScopes'>>('scopes')
       ]);
       this.config = config;
       this.scopes = [...scopes.scopes].sort();
@@ -220,7 +218,7 @@ export class DataLakeModel {
       {
         kind: 'cursor',
         fetch: (cursor, limit) =>
-          datalakeAPI<{ items: IDid[]; next: string | null }>('dids', {
+          datalakeAPI<DataLakeAnswer<'searchDids'>>('dids', {
             scope,
             name: name.trim() || '*',
             type,
@@ -268,7 +266,7 @@ export class DataLakeModel {
       this._emit();
     }
     try {
-      const details = await datalakeAPI<IDidDetails>(didPath(sel.scope, sel.name));
+      const details = await datalakeAPI<DataLakeAnswer<'getDid'>>(didPath(sel.scope, sel.name));
       if (this.selected !== sel) {
         return;
       }
@@ -374,7 +372,7 @@ export class DataLakeModel {
       this._emit();
     }
     try {
-      const res = await datalakeAPI<{ rules: IRule[]; permissions?: IRulePermissions }>('rules');
+      const res = await datalakeAPI<DataLakeAnswer<'listRules'>>('rules');
       this.rules = res.rules;
       this.rulePermissions = res.permissions ?? this.rulePermissions;
       this.rulesStatus = { kind: 'ready' };
@@ -524,7 +522,8 @@ export class DataLakeModel {
     return new RowSource<IContentItem>(
       {
         kind: 'offset',
-        fetch: (offset, limit) => datalakeAPI<IContentPage<IContentItem>>(route, { offset, limit })
+        fetch: (offset, limit) =>
+          datalakeAPI<DataLakeAnswer<'listContent' | 'listPaths'>>(route, { offset, limit })
       },
       this.settings.pageSize
     );

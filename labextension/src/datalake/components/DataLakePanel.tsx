@@ -4,7 +4,7 @@ import React, { useEffect, useReducer } from 'react';
 
 import { DataLakeModel } from '../model';
 import { IDid } from '../../tokens';
-import { Empty, ErrorBanner, formatBytes, formatCount, StatusLine } from './common';
+import { Empty, ErrorBanner, formatBytes, formatCount, StatusLine, TransContext } from './common';
 import { DidDetails } from './DidDetails';
 import { RulesView } from './RulesView';
 import { SearchForm } from './SearchForm';
@@ -35,12 +35,21 @@ function ResultRow(props: { did: IDid; model: DataLakeModel }): JSX.Element {
 
 function Results(props: { model: DataLakeModel }): JSX.Element {
   const { model } = props;
+  const trans = model.trans;
   const results = model.results;
   if (!results) {
+    // the wildcard is shown as code: the sentence is cut where the translation puts it
+    const [before, after] = trans
+      .__(
+        'Pick a scope and search by name (wildcards %1) or metadata to find data in the interTwin DataLake.',
+        '\u0000'
+      )
+      .split('\u0000');
     return (
       <Empty testid="itw-dl-start">
-        Pick a scope and search by name (wildcards <code>*</code>) or metadata to find data in the
-        interTwin DataLake.
+        {before}
+        <code>*</code>
+        {after}
       </Empty>
     );
   }
@@ -48,17 +57,21 @@ function Results(props: { model: DataLakeModel }): JSX.Element {
     return <ErrorBanner message={results.error} onRetry={() => model.runSearch()} />;
   }
   if (!results.ready) {
-    return <StatusLine status={{ kind: 'loading' }} loading="Searching Rucio…" />;
+    return <StatusLine status={{ kind: 'loading' }} loading={trans.__('Searching Rucio…')} />;
   }
   if (results.count === 0) {
-    return <Empty testid="itw-dl-no-results">Nothing in {model.search.scope} matches.</Empty>;
+    return (
+      <Empty testid="itw-dl-no-results">
+        {trans.__('Nothing in %1 matches.', model.search.scope)}
+      </Empty>
+    );
   }
   return (
     <>
       <div className="itw-dl-count" data-testid="itw-dl-result-count">
         {results.total !== null
-          ? `${formatCount(results.total)} found`
-          : `${formatCount(results.count - 1)}+ found`}
+          ? trans.__('%1 found', formatCount(results.total))
+          : trans.__('%1+ found', formatCount(results.count - 1))}
       </div>
       {results.error && <ErrorBanner message={results.error} onRetry={() => results.retry()} />}
       <VirtualList
@@ -80,47 +93,52 @@ export function DataLakeView(props: { model: DataLakeModel }): JSX.Element {
     };
   }, [model]);
   const { config, configStatus } = model;
+  const trans = model.trans;
   return (
-    <div className="itw-dl" data-testid="itw-datalake">
-      <header className="itw-dl-head">
-        <h2 className="itw-title">DataLake</h2>
-        <span className="itw-dl-who" data-testid="itw-dl-who">
-          {config ? `${config.account ?? 'anonymous'} @ ${config.site ?? 'no site'}` : ''}
-        </span>
-      </header>
-      <div className="itw-dl-tabs" role="tablist">
-        {(['explore', 'replicas'] as const).map(v => (
-          <button
-            key={v}
-            role="tab"
-            aria-selected={model.view === v}
-            className={`itw-dl-tab${model.view === v ? ' itw-dl-tab-active' : ''}`}
-            data-testid={`itw-dl-tab-${v}`}
-            onClick={() => model.setView(v)}
-          >
-            {v === 'explore' ? 'Explore' : 'My replicas'}
-          </button>
-        ))}
-      </div>
-      {configStatus.kind !== 'ready' ? (
-        <StatusLine
-          status={configStatus}
-          loading="Connecting to the DataLake…"
-          onRetry={() => void model.start()}
-          testid="itw-dl-error"
-        />
-      ) : model.view === 'replicas' ? (
-        <RulesView model={model} />
-      ) : (
-        <div className="itw-dl-explore">
-          <SearchForm model={model} />
-          <div className={`itw-dl-results-pane${model.selected ? ' itw-dl-with-details' : ''}`}>
-            <Results model={model} />
-          </div>
-          <DidDetails model={model} />
+    <TransContext.Provider value={trans}>
+      <div className="itw-dl" data-testid="itw-datalake">
+        <header className="itw-dl-head">
+          <h2 className="itw-title">{trans.__('DataLake')}</h2>
+          <span className="itw-dl-who" data-testid="itw-dl-who">
+            {config
+              ? `${config.account ?? trans.__('anonymous')} @ ${config.site ?? trans.__('no site')}`
+              : ''}
+          </span>
+        </header>
+        <div className="itw-dl-tabs" role="tablist">
+          {(['explore', 'replicas'] as const).map(v => (
+            <button
+              key={v}
+              role="tab"
+              aria-selected={model.view === v}
+              className={`itw-dl-tab${model.view === v ? ' itw-dl-tab-active' : ''}`}
+              data-testid={`itw-dl-tab-${v}`}
+              onClick={() => model.setView(v)}
+            >
+              {v === 'explore' ? trans.__('Explore') : trans.__('My replicas')}
+            </button>
+          ))}
         </div>
-      )}
-    </div>
+        {configStatus.kind !== 'ready' ? (
+          <StatusLine
+            status={configStatus}
+            loading={trans.__('Connecting to the DataLake…')}
+            onRetry={() => void model.start()}
+            testid="itw-dl-error"
+          />
+        ) : model.view === 'replicas' ? (
+          <RulesView model={model} />
+        ) : (
+          <div className="itw-dl-explore">
+            <SearchForm model={model} />
+            <div className={`itw-dl-results-pane${model.selected ? ' itw-dl-with-details' : ''}`}>
+              <Results model={model} />
+            </div>
+            <DidDetails model={model} />
+          </div>
+        )}
+      </div>
+    </TransContext.Provider>
   );
 }
 

@@ -104,14 +104,15 @@ function ContentRow(props: {
   onCopied: (p: string) => void;
 }): JSX.Element {
   const { item, model, withPaths } = props;
-  if (withPaths && item.path) {
+  const path = 'path' in item ? item.path : null;
+  if (withPaths && path) {
     // the local path, cut at its start when too long (the file name stays visible)
     return (
       <>
-        <span className="itw-dl-row-path" title={item.path} data-testid="itw-dl-path" dir="rtl">
-          <bdi dir="ltr">{item.path}</bdi>
+        <span className="itw-dl-row-path" title={path} data-testid="itw-dl-path" dir="rtl">
+          <bdi dir="ltr">{path}</bdi>
         </span>
-        <PathActions model={model} path={item.path} onCopied={props.onCopied} />
+        <PathActions model={model} path={path} onCopied={props.onCopied} />
       </>
     );
   }
@@ -121,7 +122,7 @@ function ContentRow(props: {
         {item.name}
       </span>
       {withPaths ? (
-        <Badge state={item.state ?? 'NOT_AVAILABLE'} />
+        <Badge state={'state' in item ? item.state : 'NOT_AVAILABLE'} />
       ) : (
         <span className="itw-dl-row-size">{formatBytes(item.bytes)}</span>
       )}

@@ -43,7 +43,7 @@ function RuleRow(props: { rule: IRule; model: DataLakeModel }): JSX.Element {
         >
           {rule.did}
         </button>
-        <Badge label={rule.rse_expression} state={rule.state} />
+        <Badge label={rule.rse_expression ?? undefined} state={rule.state} />
       </div>
       <div
         className="itw-dl-bar"

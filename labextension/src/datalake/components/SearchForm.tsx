@@ -1,3 +1,4 @@
+import { TranslationBundle } from '@jupyterlab/translation';
 import {
   addIcon,
   Button,
@@ -12,13 +13,16 @@ import React from 'react';
 import { DataLakeModel, IFilterRow } from '../model';
 import { TypeFilter } from '../../tokens';
 
-const TYPES: { value: TypeFilter; label: string }[] = [
-  { value: 'all', label: 'All types' },
-  { value: 'collection', label: 'Collections' },
-  { value: 'container', label: 'Containers' },
-  { value: 'dataset', label: 'Datasets' },
-  { value: 'file', label: 'Files' }
-];
+/** The type filter's choices, in the user's language. */
+function typeChoices(trans: TranslationBundle): { value: TypeFilter; label: string }[] {
+  return [
+    { value: 'all', label: trans.__('All types') },
+    { value: 'collection', label: trans.__('Collections') },
+    { value: 'container', label: trans.__('Containers') },
+    { value: 'dataset', label: trans.__('Datasets') },
+    { value: 'file', label: trans.__('Files') }
+  ];
+}
 
 const OPS = ['=', '!=', '>', '>=', '<', '<='];
 
@@ -26,6 +30,7 @@ const OPS = ['=', '!=', '>', '>=', '<', '<='];
 export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
   const { model } = props;
   const { search, scopes } = model;
+  const trans = model.trans;
   const rows = search.filterRows;
   const update = (next: IFilterRow[]): void => model.setSearch({ filterRows: next });
   const submit = (e?: React.FormEvent): void => {
@@ -36,17 +41,17 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
     <form className="itw-dl-search" onSubmit={submit} data-testid="itw-dl-search">
       <div className="itw-dl-search-line">
         <HTMLSelect
-          aria-label="Scope"
+          aria-label={trans.__('Scope')}
           data-testid="itw-dl-scope"
           value={search.scope}
           onChange={e => model.setSearch({ scope: e.currentTarget.value })}
-          options={scopes.length ? scopes : ['(no scopes)']}
+          options={scopes.length ? scopes : [trans.__('(no scopes)')]}
         />
         <InputGroup
           className="itw-dl-name"
           type="text"
-          placeholder="name, * as wildcard"
-          aria-label="DID name"
+          placeholder={trans.__('name, * as wildcard')}
+          aria-label={trans.__('DID name')}
           data-testid="itw-dl-query"
           value={search.name}
           onChange={e => model.setSearch({ name: e.currentTarget.value })}
@@ -54,26 +59,31 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
       </div>
       <div className="itw-dl-search-line">
         <HTMLSelect
-          aria-label="Type"
+          aria-label={trans.__('Type')}
           data-testid="itw-dl-type"
           value={search.type}
           onChange={e => model.setSearch({ type: e.currentTarget.value as TypeFilter })}
-          options={TYPES}
+          options={typeChoices(trans)}
         />
         <Button
           small
           minimal
           type="button"
-          title="Add a metadata filter"
+          title={trans.__('Add a metadata filter')}
           data-testid="itw-dl-add-filter"
           onClick={() => update([...rows, { key: '', op: '=', value: '' }])}
         >
           <filterIcon.react tag="span" elementPosition="left" />
-          Filter
+          {trans.__('Filter')}
         </Button>
-        <Button type="submit" small data-testid="itw-dl-search-button" title="Search Rucio">
+        <Button
+          type="submit"
+          small
+          data-testid="itw-dl-search-button"
+          title={trans.__('Search Rucio')}
+        >
           <searchIcon.react tag="span" elementPosition="left" />
-          Search
+          {trans.__('Search')}
         </Button>
       </div>
       {rows.length > 0 && (
@@ -81,15 +91,15 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
           {rows.map((row, i) => (
             <div className="itw-dl-filter-row" key={i} data-testid="itw-dl-filter-row">
               <InputGroup
-                placeholder="key"
-                aria-label="Metadata key"
+                placeholder={trans.__('key')}
+                aria-label={trans.__('Metadata key')}
                 value={row.key}
                 onChange={e =>
                   update(rows.map((r, j) => (j === i ? { ...r, key: e.currentTarget.value } : r)))
                 }
               />
               <HTMLSelect
-                aria-label="Operator"
+                aria-label={trans.__('Operator')}
                 value={row.op}
                 options={OPS}
                 onChange={e =>
@@ -97,8 +107,8 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
                 }
               />
               <InputGroup
-                placeholder="value"
-                aria-label="Metadata value"
+                placeholder={trans.__('value')}
+                aria-label={trans.__('Metadata value')}
                 value={row.value}
                 onChange={e =>
                   update(rows.map((r, j) => (j === i ? { ...r, value: e.currentTarget.value } : r)))
@@ -108,7 +118,7 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
                 small
                 minimal
                 type="button"
-                title="Remove this filter"
+                title={trans.__('Remove this filter')}
                 onClick={() => update(rows.filter((_, j) => j !== i))}
               >
                 <closeIcon.react tag="span" />
@@ -120,12 +130,14 @@ export function SearchForm(props: { model: DataLakeModel }): JSX.Element {
               small
               minimal
               type="button"
-              title="AND another filter"
+              title={trans.__('AND another filter')}
               onClick={() => update([...rows, { key: '', op: '=', value: '' }])}
             >
               <addIcon.react tag="span" />
             </Button>
-            <code data-testid="itw-dl-filter-text">{search.filters || '(no filter yet)'}</code>
+            <code data-testid="itw-dl-filter-text">
+              {search.filters || trans.__('(no filter yet)')}
+            </code>
           </div>
         </div>
       )}

@@ -1,7 +1,14 @@
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
-import React from 'react';
+import React, { createContext, useContext } from 'react';
 
+import { TRANSLATION_DOMAIN } from '../../tokens';
 import { Status } from '../model';
+
+/** The panel's translations for the small shared components (DataLakeView provides it). */
+export const TransContext = createContext<TranslationBundle>(
+  nullTranslator.load(TRANSLATION_DOMAIN)
+);
 
 /** An error banner with the server's sentence and a Retry. */
 export function ErrorBanner(props: {
@@ -9,13 +16,20 @@ export function ErrorBanner(props: {
   onRetry?: () => void;
   testid?: string;
 }): JSX.Element {
+  const trans = useContext(TransContext);
   return (
     <div className="itw-dl-error" role="alert" data-testid={props.testid ?? 'itw-dl-error'}>
       <span className="itw-dl-error-text">{props.message}</span>
       {props.onRetry && (
-        <Button small minimal onClick={props.onRetry} data-testid="itw-dl-retry" title="Retry">
+        <Button
+          small
+          minimal
+          onClick={props.onRetry}
+          data-testid="itw-dl-retry"
+          title={trans.__('Retry')}
+        >
           <refreshIcon.react tag="span" elementPosition="left" />
-          Retry
+          {trans.__('Retry')}
         </Button>
       )}
     </div>
@@ -74,22 +88,26 @@ const STATE_CLASS: Record<string, string> = {
   BAD: 'bad'
 };
 
-const STATE_WORDS: Record<string, string> = {
-  AVAILABLE: 'available',
-  OK: 'available',
-  PARTIAL: 'partly available',
-  REPLICATING: 'replicating',
-  NOT_AVAILABLE: 'not here',
-  COPYING: 'copying',
-  NOT_A_FILE: 'dataset',
-  STUCK: 'stuck',
-  UNAVAILABLE: 'unavailable'
-};
+/** A replica or rule state in words (Rucio's other states: the state itself, lower case). */
+function stateWords(trans: TranslationBundle, state: string): string {
+  const words: Record<string, string> = {
+    AVAILABLE: trans.__('available'),
+    OK: trans.__('available'),
+    PARTIAL: trans.__('partly available'),
+    REPLICATING: trans.__('replicating'),
+    NOT_AVAILABLE: trans.__('not here'),
+    COPYING: trans.__('copying'),
+    NOT_A_FILE: trans.__('dataset'),
+    STUCK: trans.__('stuck'),
+    UNAVAILABLE: trans.__('unavailable')
+  };
+  return words[state] ?? state.toLowerCase();
+}
 
 /** A coloured availability badge (RSE name + state). */
 export function Badge(props: { label?: string; state: string; title?: string }): JSX.Element {
   const cls = STATE_CLASS[props.state] ?? 'none';
-  const words = STATE_WORDS[props.state] ?? props.state.toLowerCase();
+  const words = stateWords(useContext(TransContext), props.state);
   return (
     <span
       className={`itw-dl-badge itw-dl-badge-${cls}`}
