@@ -1,6 +1,7 @@
 """The DataLake panel in Debian's Chromium (ui-tests/tests/datalake.spec.ts) on the testbed hub
 with its real Rucio: alice searches, opens a dataset, makes it available at Vega, watches the
-rule finish and copies a local path; then Rucio is stopped and the panel must say so."""
+rule finish and copies a local path; then Rucio is stopped and the panel must say so; the
+lifetime choices saved in JupyterLab's settings are the ones offered."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def test_datalake_panel_in_chromium(testbed: dict[str, Any], rucio_control: str,
                        text=True, timeout=900)
     print(r.stdout)  # the browser's warnings, shown by pytest -rP
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-    assert "1 passed" in r.stdout, r.stdout
+    assert "2 passed" in r.stdout, r.stdout
 
     # the path the panel copied is a real file in Vega's scratch RSE, with the dataset's bytes
     copied = Path((results / "copied-path.txt").read_text().strip())

@@ -263,3 +263,43 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     timeout: 60_000
   });
 });
+
+test('DataLake settings: the lifetime choices come from the setting registry', async ({ page }) => {
+  await openLab(page);
+  // JupyterLab's settings API at {base}lab/api/settings/<plugin id>, as the Settings Editor saves
+  const labBase = /^(.*?\/lab)(\/|\?|$)/.exec(page.url())?.[1];
+  expect(labBase).toBeTruthy();
+  const save = (raw: string): Promise<number> =>
+    page.evaluate(
+      async ({ url, raw }) => {
+        const xsrf = /(?:^|;\s*)_xsrf=([^;]+)/.exec(document.cookie)?.[1] ?? '';
+        const r = await fetch(url, {
+          method: 'PUT',
+          headers: { 'Content-Type': 'application/json', 'X-XSRFToken': decodeURIComponent(xsrf) },
+          body: JSON.stringify({ raw })
+        });
+        return r.status;
+      },
+      { url: `${labBase}/api/settings/@intertwin/hub:datalake`, raw }
+    );
+  expect(await save(JSON.stringify({ lifetimeChoices: [2, 5] }))).toBe(204);
+  try {
+    await page.reload();
+    await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
+    const panel = page.locator('#intertwin-datalake');
+    await page.waitForTimeout(500);
+    if (!(await panel.isVisible())) {
+      await page.locator('li[data-id="intertwin-datalake"]').click();
+    }
+    await expect(panel.getByTestId('itw-dl-who')).toContainText('alice', { timeout: 30_000 });
+    // the first test's rule: its "New lifetime" offers the configured choices (and the default)
+    await panel.getByTestId('itw-dl-tab-replicas').click();
+    const rule = panel.locator('[data-testid="itw-dl-rule"]', { hasText: `intertwin:${DATASET}` });
+    const options = rule.getByLabel('New lifetime').locator('option');
+    await expect(options.filter({ hasText: '2 days' })).toHaveCount(1, { timeout: 30_000 });
+    await expect(options.filter({ hasText: '5 days' })).toHaveCount(1);
+    await expect(options.filter({ hasText: '14 days' })).toHaveCount(0);
+  } finally {
+    expect(await save('{}')).toBe(204);
+  }
+});
