@@ -116,6 +116,8 @@ class InterTwinSpawner(KubeSpawner):
     _env_secret_data: dict[str, str] | None = None
     _env_secret_labels: dict[str, str] | None = None
     _configured_http_timeout: int | None = None
+    # the pod plan of the selection, made once per spawn by load_user_options
+    _plan: tuple[Selection, PodPlan] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -138,6 +140,7 @@ class InterTwinSpawner(KubeSpawner):
         def for_user(spawner: InterTwinSpawner) -> list[dict[str, Any]]:
             return profile_list(spawner.catalogue.visible_to(spawner.user_vos))
 
+        for_user.display_only = True  # type: ignore[attr-defined]
         return for_user
 
     @default("cmd")
@@ -179,12 +182,33 @@ class InterTwinSpawner(KubeSpawner):
         return sel
 
     async def load_user_options(self) -> None:
-        sel = self.apply_catalogue_options()
+        sel = self.selection
+        if sel is None or self.user_options != sel.user_options():
+            # a hub configured with an apply_user_options of its own, or options changed
+            # since: validate here (the hub's spawn runs apply_user_options first)
+            sel = self.apply_catalogue_options()
         auth_state = await self.user.get_auth_state() if hasattr(
             self.user, "get_auth_state") else None
         self._access_token = (auth_state or {}).get("access_token")
-        await super().load_user_options()
-        self._apply(plan_pod(sel, self.reach_of(sel.site)))
+        if not getattr(self.profile_list, "display_only", False):
+            # an operator's own profile_list may carry kubespawner_override: KubeSpawner
+            # applies it. Ours carries none (the planner decides the pod), so KubeSpawner's
+            # second pass over the form, a deep copy of every visible site, is skipped.
+            await super().load_user_options()
+        self._apply(self._plan_of(sel))
+
+    def clear_state(self) -> None:
+        # JupyterHub clears the state before each spawn, ahead of apply_user_options: a
+        # selection must never outlive the spawn it was validated for
+        super().clear_state()
+        self.selection = None
+        self._plan = None
+
+    def _plan_of(self, sel: Selection) -> PodPlan:
+        """The pod plan of ``sel``, made once per selection (options, then the manifest)."""
+        if self._plan is None or self._plan[0] is not sel:
+            self._plan = (sel, plan_pod(sel, self.reach_of(sel.site)))
+        return self._plan[1]
 
     def reach_of(self, site: Any) -> str | None:
         """How the hub reaches this site's notebooks: this deployment's word, else the
@@ -237,7 +261,7 @@ class InterTwinSpawner(KubeSpawner):
         if self.selection is None:
             return pod
         reach = self.reach_of(self.selection.site)
-        plan = plan_pod(self.selection, reach)
+        plan = self._plan_of(self.selection)
         pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
         # a pod-vpn annotation from the hub-wide extra_annotations would switch a wstunnel
         # site's VK to pod-vpn (any value does), and the notebook would be unreachable

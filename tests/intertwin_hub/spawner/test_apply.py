@@ -92,3 +92,16 @@ async def test_leonardos_partition_name_reaches_slurm(tmp_path: Path) -> None:
                          site_catalogue_path=str(path))
     assert pod["metadata"]["annotations"]["slurm-job.vk.io/flags"].split()[:2] == [
         "--partition=boost_usr_prod", "--gres=gpu:4"]
+
+
+async def test_a_validation_never_outlives_its_spawn() -> None:
+    """Options are validated once per spawn; the next spawn of the same server (JupyterHub
+    keeps the spawner) validates again, even under a hub whose own apply_user_options skips
+    ours: a user who left the VO cannot reuse last time's Vega selection."""
+    s = spawner(apply_user_options=lambda spawner, options: None)
+    await hub_path(s, {"profile": "vega"})
+    assert s.selection is not None and s.selection.site.slug == "vega"
+    s.user.groups = []  # left dev.intertwin.eu since
+    s.clear_state()  # what JupyterHub's User.spawn does before each start
+    with pytest.raises(SpawnException, match="open only to members"):
+        await hub_path(s, {"profile": "vega"})
