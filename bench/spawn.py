@@ -106,6 +106,8 @@ c.KubeSpawner.extra_annotations = {p.annotations!r}
 c.KubeSpawner.extra_labels = {p.labels!r}
 c.KubeSpawner.environment = {p.env!r}
 c.KubeSpawner.start_timeout = {sel.site.start_timeout}
+# a one-profile form, as a Zero to JupyterHub deployment has, so both hubs take the same POST
+c.KubeSpawner.profile_list = [{{"display_name": "Vega", "slug": "vega", "default": True}}]
 """
 
 
