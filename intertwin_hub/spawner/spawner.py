@@ -81,7 +81,9 @@ class InterTwinSpawner(KubeSpawner):
     )
 
     rucio_instance = Dict(
-        {},
+        default_value={},
+        key_trait=Unicode(),
+        value_trait=Unicode(),
         config=True,
         help="""The Rucio DataLake the lab's DataLake panel talks to, as rucio-jupyterlab
         ``RUCIO_*`` variables, e.g. ``{"RUCIO_BASE_URL": "https://rucio-intertwin-testbed.desy.de",
@@ -91,7 +93,9 @@ class InterTwinSpawner(KubeSpawner):
     )
 
     scratch_mount_paths = Dict(
-        {},
+        default_value={},
+        key_trait=Unicode(),
+        value_trait=Unicode(),
         config=True,
         help="""Where a site's scratch RSE is mounted on its compute nodes, by site slug,
         overriding the catalogue's ``scratch.mount_path`` for this deployment (the local
@@ -100,7 +104,9 @@ class InterTwinSpawner(KubeSpawner):
     )
 
     site_reach = Dict(
-        {},
+        default_value={},
+        key_trait=Unicode(),
+        value_trait=Unicode(),
         config=True,
         help="""How this deployment reaches the notebooks of an offload site, by site slug:
         ``"pod-vpn"`` (the site routes the virtual node's PodCIDR to this cluster; the pod gets
