@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ from traitlets import Dict, Float, TraitError, Unicode, default
 from traitlets import validate as validate_trait
 
 from ..sites import REACH_MODES, Catalogue, CatalogueError, load_catalogue
+from ..status import event_sentence, progress_sentence
 from .options import OptionsError, Selection, validate, vos_of
 from .pod import (
     GPU_RESOURCE,
@@ -31,7 +31,6 @@ from .pod import (
 )
 from .profiles import profile_list
 
-_JOB_ID = re.compile(r"\bjob (?:id )?(\d+)\b", re.IGNORECASE)
 _catalogues: dict[str | None, Catalogue] = {}
 # how often progress says the site still keeps the user waiting, and how long it allows
 PATIENCE_SECONDS = 30.0
@@ -445,10 +444,10 @@ class InterTwinSpawner(KubeSpawner):
         if site is None:
             return
         messages = [m for ev in (self.events if self.events_enabled else [])
-                    if (m := _event_message(site.name, ev))]
+                    if (m := event_sentence(site.name, ev))]
         reflector = self.pod_reflector
         pod = reflector.pods.get(self._pod_key()) if reflector else None
-        state = _pod_message(site.name, pod)
+        state = progress_sentence(site.name, pod)
         if started:
             node = ((pod or {}).get("spec") or {}).get("nodeName") or site.node.name
             state = f"running on {node}"
@@ -552,57 +551,6 @@ def _mounts_of(mounts: Any, volumes: Any) -> Any:
     if isinstance(mounts, dict):
         return {k: m for k, m in mounts.items() if m.get("name") in names}
     return [m for m in mounts if m.get("name") in names]
-
-
-def _event_message(site: str, event: dict[str, Any]) -> str | None:
-    reason, text = event.get("reason") or "", event.get("message") or ""
-    if reason == "Scheduled":
-        node = text.rsplit(" to ", 1)[-1] if " to " in text else ""
-        return f"submitted to {site}" + (f" (node {node})" if node else "")
-    if reason == "FailedScheduling":
-        return f"waiting for room at {site}: {text}"
-    if reason in ("ProviderFailed", "ProviderCreateFailed", "Failed"):
-        return f"{site} refused the session: {text}"
-    return None
-
-
-def _pod_message(site: str, pod: Any) -> str | None:
-    """The pod's state in the site's words. Neither the phase nor the containers alone decide:
-    on CreatePod the VK marks every container running while the phase is still Pending (before
-    the site has even answered), and while the job waits in the batch queue it reports the phase
-    Running with waiting containers. So "running" needs both; a job id (the VK's ``JobID``
-    annotation, or the plugin's waiting message) with nothing really running means the job is
-    queued at the site."""
-    if not pod:
-        return None
-    status = pod.get("status") or {}
-    node = (pod.get("spec") or {}).get("nodeName")
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    statuses = status.get("containerStatuses") or []
-    waiting_text = ""
-    for cs in statuses:
-        state = cs.get("state") or {}
-        terminated = state.get("terminated")
-        if terminated:
-            return (f"{site} ended the session: {terminated.get('reason') or 'exited'} "
-                    f"(exit code {terminated.get('exitCode')}). "
-                    f"{terminated.get('message') or ''}").strip()
-        waiting = state.get("waiting")
-        if waiting and not waiting_text:
-            waiting_text = f"{waiting.get('reason') or ''} {waiting.get('message') or ''}".strip()
-    if status.get("phase") == "Failed":
-        return f"{site} refused the session: {status.get('reason') or ''} " \
-               f"{status.get('message') or ''}".strip()
-    # the VK's own phase "Initializing" (a secret volume's Secret not there yet) is not running
-    if statuses and node and status.get("phase") == "Running" and all(
-            (cs.get("state") or {}).get("running") is not None for cs in statuses):
-        return f"running on {node}"
-    m = _JOB_ID.search(waiting_text) or _JOB_ID.search(f"job {annotations.get('JobID', '')}")
-    if m or "queue" in waiting_text.lower():
-        return f"queued at {site}" + (f" (batch job {m.group(1)})" if m else "")
-    if waiting_text:
-        return f"preparing the session at {site}: {waiting_text}"
-    return None
 
 
 def check_catalogue_of(hub: Any) -> Catalogue:

@@ -11,7 +11,7 @@ from jupyterhub.utils import iterate_until
 from kubespawner import KubeSpawner
 
 from intertwin_hub.spawner import spawner as spawner_module
-from intertwin_hub.spawner.spawner import _event_message, _pod_message
+from intertwin_hub.status import event_sentence, progress_sentence
 
 from .helpers import spawner
 
@@ -28,47 +28,47 @@ def pod(phase: str, state: dict[str, Any] | None, job: str | None = None,
 def test_queued_while_the_vk_already_says_running() -> None:
     queued = pod("Running", {"waiting": {"reason": "Queued",
                                          "message": "queued at Vega (job 1001)"}})
-    assert _pod_message("Vega", queued) == "queued at Vega (batch job 1001)"
+    assert progress_sentence("Vega", queued) == "queued at Vega (batch job 1001)"
 
 
 def test_a_job_id_without_running_containers_is_queued() -> None:
-    assert _pod_message("PSNC", pod("Pending", None, job="77")) == \
+    assert progress_sentence("PSNC", pod("Pending", None, job="77")) == \
         "queued at PSNC (batch job 77)"
 
 
 def test_running_only_when_every_container_runs() -> None:
-    assert _pod_message("Vega", pod("Running", {"running": {}}, job="1")) == \
+    assert progress_sentence("Vega", pod("Running", {"running": {}}, job="1")) == \
         "running on vega-vk"
 
 
 def test_the_vks_optimistic_running_while_pending_is_not_running() -> None:
     # CreatePod marks the containers running before the site answers (phase still Pending)
-    assert _pod_message("Vega", pod("Pending", {"running": {}})) is None
-    assert _pod_message("Vega", pod("Pending", {"running": {}}, job="1003")) == \
+    assert progress_sentence("Vega", pod("Pending", {"running": {}})) is None
+    assert progress_sentence("Vega", pod("Pending", {"running": {}}, job="1003")) == \
         "queued at Vega (batch job 1003)"
     # the VK waits for the env Secret (created right after the pod) in its phase Initializing
-    assert _pod_message("Vega", pod("Initializing", {"running": {}})) is None
+    assert progress_sentence("Vega", pod("Initializing", {"running": {}})) is None
 
 
 def test_ended_and_refused() -> None:
     ended = pod("Running", {"terminated": {"reason": "Error", "exitCode": 3}})
-    assert _pod_message("KBFI", ended) == "KBFI ended the session: Error (exit code 3)."
+    assert progress_sentence("KBFI", ended) == "KBFI ended the session: Error (exit code 3)."
     failed = {"status": {"phase": "Failed", "reason": "ProviderFailed",
                          "message": "sbatch: invalid account"}}
-    assert _pod_message("Vega", failed) == \
+    assert progress_sentence("Vega", failed) == \
         "Vega refused the session: ProviderFailed sbatch: invalid account"
 
 
 def test_nothing_to_say_before_the_site_answers() -> None:
-    assert _pod_message("Vega", pod("Pending", None)) is None
-    assert _pod_message("Vega", None) is None
+    assert progress_sentence("Vega", pod("Pending", None)) is None
+    assert progress_sentence("Vega", None) is None
 
 
 def test_scheduler_events() -> None:
-    assert _event_message("Vega", {"reason": "Scheduled", "message":
+    assert event_sentence("Vega", {"reason": "Scheduled", "message":
                                    "Successfully assigned intertwin/jupyter-a to vega-vk"}) \
         == "submitted to Vega (node vega-vk)"
-    assert _event_message("Vega", {"reason": "Pulled", "message": "x"}) is None
+    assert event_sentence("Vega", {"reason": "Pulled", "message": "x"}) is None
 
 
 # --- progress lines as a progress page reads them, through JupyterHub's progress plumbing ------
