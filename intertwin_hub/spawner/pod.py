@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..labels import KIND_NOTEBOOK, workload_labels
 from ..sites import Site, quantity_bytes
 from .options import Selection
 
@@ -24,8 +25,6 @@ INTERLINK_TAINT = "virtual-node.interlink/no-schedule"
 NODE_TROUBLE_TOLERATION_SECONDS = 3600
 GPU_RESOURCE = "nvidia.com/gpu"
 
-LABEL_SITE = "intertwin.eu/site"
-LABEL_WORKLOAD = "intertwin.eu/workload"
 ANNOTATION_IMAGE_OTHER = "intertwin.eu/other-image"
 # How the hub reaches an offloaded notebook, as the interLink virtual kubelet reads it (CreatePod
 # and shouldCreateWstunnel in https://github.com/interlink-hq/interLink/blob/9ed14a4/pkg/
@@ -95,7 +94,7 @@ def plan_pod(sel: Selection, reach: str | None = None) -> PodPlan:
         cpu=sel.resource.cpu,
         memory=quantity_bytes(sel.resource.memory),
         gpus=sel.gpus,
-        labels={LABEL_SITE: site.slug, LABEL_WORKLOAD: "notebook"},
+        labels=workload_labels(site.slug, KIND_NOTEBOOK),
         annotations=annotations,
         node_selector={"kubernetes.io/hostname": site.node.name} if site.offload else {},
         tolerations=offload_tolerations() if site.offload else [],
