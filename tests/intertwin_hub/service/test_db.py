@@ -1,24 +1,55 @@
 """The service's history database: migrations, one row per pod UID with every state change,
-reconcile-friendly ends, paging newest first with an opaque cursor."""
+reconcile-friendly ends, paging newest first with an opaque cursor. Each test runs on SQLite
+and on a real PostgreSQL server (the testbed's, as Rucio's: testbed/rucio/postgres.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
 
 from intertwin_hub.service import db
 from intertwin_hub.status import JobStatus
+from testbed.procs import Supervisor
+from testbed.rucio.postgres import Postgres, start_postgres
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    run_dir = tmp_path_factory.mktemp("service-pg")
+    sup = Supervisor(run_dir)
+    try:
+        yield start_postgres(sup, run_dir / "pg")
+    finally:
+        sup.stop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.sqlite'}"
+    # the server lets its role reach one database only: empty it
+    pg: Postgres = request.getfixturevalue("postgres")
+    engine = create_engine(pg.sqlalchemy_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS state_changes, jobs, alembic_version"))
+    engine.dispose()
+    return pg.sqlalchemy_url
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> db.Store:
-    return db.open_store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+def store(db_url: str) -> Iterator[db.Store]:
+    s = db.open_store(db_url)
+    yield s
+    s.engine.dispose()
 
 
 def workload(uid: str, user: str = "alice", site: str = "vega", kind: str = "notebook",
@@ -38,10 +69,13 @@ def test_the_migrations_build_exactly_the_models(store: db.Store) -> None:
     assert diff == []
 
 
-def test_migrations_run_again_on_an_existing_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'again.sqlite'}"
-    db.open_store(url).record(workload("a"), QUEUED, T0)
-    assert db.open_store(url).count() == 1
+def test_migrations_run_again_on_an_existing_database(db_url: str) -> None:
+    first = db.open_store(db_url)
+    first.record(workload("a"), QUEUED, T0)
+    first.engine.dispose()
+    again = db.open_store(db_url)
+    assert again.count() == 1
+    again.engine.dispose()
 
 
 def test_one_row_per_uid_with_the_time_of_every_state_change(store: db.Store) -> None:
