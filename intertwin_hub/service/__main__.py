@@ -1,0 +1,5 @@
+import asyncio
+
+from .app import serve
+
+asyncio.run(serve())

@@ -1,0 +1,292 @@
+"""The ``intertwin`` hub service's tornado app: the jobs API of ``openapi.yaml``.
+
+Started by JupyterHub as a managed service (``c.JupyterHub.services`` with a ``command``), which
+hands it ``JUPYTERHUB_SERVICE_URL`` (where to listen), ``JUPYTERHUB_SERVICE_PREFIX``
+(``/services/intertwin/``), ``JUPYTERHUB_API_TOKEN`` and ``JUPYTERHUB_API_URL``
+(https://jupyterhub.readthedocs.io/en/stable/reference/services.html#launching-a-hub-managed-service).
+Every request is authenticated with ``jupyterhub.services.auth.HubOAuth``: the caller's token
+(``Authorization: token ...``) or the service's OAuth cookie, and the scope
+``access:services!service=intertwin``. The caller's identity comes only from that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlparse
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.rest import ApiException
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.iostream import StreamClosedError
+from tornado.web import Application, RequestHandler
+
+from ..errors import ApiError, JSONErrorsMixin, bad_request
+from ..labels import KIND_NOTEBOOK, KINDS
+from ..sites import Catalogue, load_catalogue
+from ..status import FINAL, STATES
+from . import db
+from .index import Index
+from .watch import Watcher
+
+log = logging.getLogger("intertwin.service")
+ADMIN_CACHE_SECONDS = 60.0
+
+
+class Service:
+    """What every handler shares: the index, the history, the cluster and the hub."""
+
+    def __init__(self, catalogue: Catalogue, store: db.Store, namespace: str,
+                 api: client.ApiClient) -> None:
+        self.catalogue = catalogue
+        self.store = store
+        self.namespace = namespace
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.index = Index(catalogue, store)
+        self.watcher = Watcher(api, namespace, self.index)
+        self.hub_api_url = os.environ.get("JUPYTERHUB_API_URL", "")
+        self.hub_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        self._admins: dict[str, tuple[float, bool]] = {}
+
+    async def hub(self, method: str, path: str) -> Any:
+        req = HTTPRequest(url_path_join(self.hub_api_url, path), method=method,
+                          headers={"Authorization": f"token {self.hub_token}"},
+                          allow_nonstandard_methods=True)
+        resp = await AsyncHTTPClient().fetch(req)
+        return json.loads(resp.body) if resp.body else None
+
+    async def is_admin(self, name: str) -> bool:
+        """Asked of the hub (with this service's own token), not of the caller's token, whose
+        scopes may not include reading the admin flag."""
+        hit = self._admins.get(name)
+        if hit and time.monotonic() - hit[0] < ADMIN_CACHE_SECONDS:
+            return hit[1]
+        model = await self.hub("GET", f"users/{quote(name, safe='')}")
+        admin = bool((model or {}).get("admin"))
+        self._admins[name] = (time.monotonic(), admin)
+        return admin
+
+
+class BaseHandler(JSONErrorsMixin, HubOAuthenticated, RequestHandler):
+    svc: Service
+    user_name: str
+    admin: bool
+
+    def initialize(self, svc: Service) -> None:
+        self.svc = svc
+
+    async def prepare(self) -> None:
+        model = await self.hub_auth.get_user(self, sync=False)
+        allowed = None
+        if model and model.get("kind", "user") == "user":
+            try:
+                allowed = self.check_hub_user(model)
+            except Exception:
+                allowed = None
+        if not allowed:
+            raise ApiError(403, "forbidden",
+                           "Sign in to the hub; your token must allow access to the intertwin "
+                           "service (scope access:services!service=intertwin).")
+        self.user_name = allowed["name"]
+        self.admin = await self.svc.is_admin(self.user_name)
+
+    def check_xsrf_cookie(self) -> None:
+        # token requests carry no cookie; cookie requests are checked by HubOAuth's own rule
+        if self.request.headers.get("Authorization"):
+            return
+        super().check_xsrf_cookie()
+
+    def job(self, uid: str) -> db.Job:
+        """The caller's job (an admin's: anyone's); anything else is a 404 that does not
+        say whether the id exists."""
+        job = self.svc.store.get(uid)
+        if job is None or (job.user != self.user_name and not self.admin):
+            raise ApiError(404, "not_found", "There is no such job among yours.")
+        return job
+
+    def job_json(self, job: db.Job) -> dict[str, Any]:
+        note = None if job.state in FINAL else self.svc.index.note_for(job.site)
+        return db.job_json(job, self.svc.index.site_name(job.site), note)
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+def _time_param(h: RequestHandler, name: str) -> datetime | None:
+    raw = h.get_query_argument(name, None)
+    if raw is None:
+        return None
+    try:
+        t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(name, f"{name} must be an ISO 8601 time such as "
+                                f"2026-12-04T12:00:00Z.") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+class JobsHandler(BaseHandler):
+    async def get(self) -> None:
+        site = self.get_query_argument("site", None)
+        if site is not None and self.svc.catalogue.get(site) is None:
+            raise bad_request("site", f"No site is called {site!r}; the sites are "
+                                      f"{', '.join(s.slug for s in self.svc.catalogue)}.")
+        kind = self.get_query_argument("kind", None)
+        if kind is not None and kind not in KINDS:
+            raise bad_request("kind", f"kind must be one of {', '.join(KINDS)}.")
+        states: frozenset[str] | None = None
+        raw_state = self.get_query_argument("state", None)
+        if raw_state:
+            wanted = {s.strip() for s in raw_state.split(",") if s.strip()}
+            if "active" in wanted:
+                wanted = (wanted - {"active"}) | (set(STATES) - FINAL)
+            unknown = wanted - set(STATES)
+            if unknown:
+                raise bad_request("state", f"Unknown state {sorted(unknown)[0]!r}; the states "
+                                           f"are {', '.join(STATES)} and active.")
+            states = frozenset(wanted)
+        try:
+            limit = int(self.get_query_argument("limit", "100"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            raise bad_request("limit", "limit must be a whole number from 1 to 1000.")
+        user: str | None = self.user_name
+        if self.admin:
+            user = self.get_query_argument("user", None)
+        filters = db.Filters(site=site, states=states, kind=kind,
+                             since=_time_param(self, "since"), until=_time_param(self, "until"))
+        try:
+            rows, nxt = self.svc.store.page(user, filters, limit,
+                                            self.get_query_argument("cursor", None))
+        except db.CursorError as e:
+            raise bad_request("cursor", str(e).capitalize() + ".") from None
+        self.write_json({"jobs": [self.job_json(j) for j in rows], "next": nxt})
+
+
+class JobHandler(BaseHandler):
+    async def get(self, uid: str) -> None:
+        self.write_json(self.job_json(self.job(uid)))
+
+    async def delete(self, uid: str) -> None:
+        job = self.job(uid)
+        if job.state in FINAL:
+            raise ApiError(409, "already_ended", f"This job has already ended ({job.state}).")
+        self.svc.index.cancelling.add(uid)
+        if job.kind == KIND_NOTEBOOK:
+            # through the hub, so it knows the server is gone
+            user = quote(job.user, safe="")
+            path = (f"users/{user}/servers/{quote(job.server_name, safe='')}"
+                    if job.server_name else f"users/{user}/server")
+            try:
+                await self.svc.hub("DELETE", path)
+            except HTTPClientError as e:
+                if e.code != 400:  # 400: the hub holds no such server any more
+                    raise ApiError(502, "kubernetes_error",
+                                   f"The hub could not stop the server: {e}") from None
+                await self._delete_pod(job)
+        else:
+            await self._delete_pod(job)
+        self.write_json(self.job_json(self.svc.store.get(uid) or job), 202)
+
+    async def _delete_pod(self, job: db.Job) -> None:
+        try:
+            await self.svc.core.delete_namespaced_pod(job.pod, self.svc.namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise ApiError(502, "kubernetes_error",
+                               f"Kubernetes refused to delete the pod: {e.reason}") from None
+
+
+class LogsHandler(BaseHandler):
+    async def get(self, uid: str) -> None:
+        job = self.job(uid)
+        try:
+            tail = int(self.get_query_argument("tail", "1000"))
+        except ValueError:
+            tail = 0
+        if not 1 <= tail <= 100000:
+            raise bad_request("tail", "tail must be a whole number from 1 to 100000.")
+        follow = self.get_query_argument("follow", "false").lower() in ("1", "true", "yes")
+        if uid not in self.svc.index.pods:
+            raise ApiError(409, "already_ended",
+                           "The job's pod is gone, and its log with it.")
+        try:
+            resp: Any = await self.svc.core.read_namespaced_pod_log(
+                job.pod, self.svc.namespace, tail_lines=tail, follow=follow,
+                _preload_content=False)
+        except ApiException as e:
+            if e.status in (400, 404):
+                raise ApiError(409, "already_ended",
+                               f"The site has no log of this job (yet): {e.reason}") from None
+            raise ApiError(502, "kubernetes_error", f"Kubernetes: {e.reason}") from None
+        except (TimeoutError, OSError):
+            raise ApiError(503, "kubernetes_unavailable",
+                           "The Kubernetes API cannot be reached.") from None
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        try:
+            async for chunk in resp.content.iter_any():
+                self.write(chunk)
+                if follow:
+                    await self.flush()
+        except StreamClosedError:
+            pass
+        finally:
+            resp.release()
+        self.finish()
+
+
+class SitesHandler(BaseHandler):
+    async def get(self) -> None:
+        self.write_json({"sites": [self.svc.index.site_json(s) for s in self.svc.catalogue]})
+
+
+def make_app(svc: Service, prefix: str) -> Application:
+    api = url_path_join(prefix, "api")
+    args = {"svc": svc}
+    return Application([
+        (url_path_join(api, "jobs"), JobsHandler, args),
+        (url_path_join(api, r"jobs/([^/]+)"), JobHandler, args),
+        (url_path_join(api, r"jobs/([^/]+)/logs"), LogsHandler, args),
+        (url_path_join(api, "sites"), SitesHandler, args),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+    ], cookie_secret=os.urandom(32), hub_auth=HubOAuth.instance())
+
+
+async def serve(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m intertwin_hub.service",
+                                description="The intertwin JupyterHub service.")
+    p.add_argument("--db-url", default=os.environ.get("INTERTWIN_SERVICE_DB_URL",
+                                                      "sqlite:///intertwin-service.sqlite"),
+                   help="SQLAlchemy URL of the history database")
+    p.add_argument("--namespace", default=os.environ.get("INTERTWIN_NAMESPACE", "default"),
+                   help="the namespace of the workload pods")
+    p.add_argument("--catalogue", default=os.environ.get("INTERTWIN_SITE_CATALOGUE"),
+                   help="the site catalogue (default: the shipped sites.yaml)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] "
+                                                   "%(message)s")
+    store = db.open_store(a.db_url)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+    else:
+        await config.load_kube_config()
+    api = client.ApiClient()
+    svc = Service(load_catalogue(a.catalogue), store, a.namespace, api)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/intertwin/")
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
+    app = make_app(svc, prefix)
+    app.listen(url.port or 80, url.hostname or "127.0.0.1")
+    log.info("intertwin service at %s%s, history in %s", url.geturl(), prefix,
+             a.db_url.split("@")[-1])
+    await svc.watcher.run()

@@ -1,0 +1,203 @@
+"""The service's live view: the workload pods and site nodes the shared watch reports, indexed
+by user, and the history rows they feed. Pure bookkeeping on API-shaped dicts (camelCase, as
+``ApiClient.sanitize_for_serialization`` gives them), so every rule is unit-testable; the
+cluster I/O is in ``watch.py``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import labels
+from ..sites import Catalogue, Site, quantity_bytes
+from ..status import JobStatus, node_note, pod_status
+from .db import Store, Workload
+
+GPU_RESOURCE = "nvidia.com/gpu"
+# how long a pod at an offload site tolerates its node not ready (the spawner's tolerations)
+NODE_TROUBLE_TOLERATION_SECONDS = 3600
+
+Pod = Mapping[str, Any]
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _cpu(q: Any) -> float | None:
+    if q is None:
+        return None
+    s = str(q)
+    return float(s[:-1]) / 1000 if s.endswith("m") else float(s)
+
+
+def resources_of(pod: Pod) -> tuple[float | None, int | None, int]:
+    """CPU, memory bytes and GPUs the pod's containers ask for (limits, else requests)."""
+    cpu: float | None = None
+    mem: int | None = None
+    gpus = 0
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        res = c.get("resources") or {}
+        want = {**(res.get("requests") or {}), **(res.get("limits") or {})}
+        if "cpu" in want:
+            cpu = (cpu or 0) + (_cpu(want["cpu"]) or 0)
+        if "memory" in want:
+            try:
+                mem = (mem or 0) + quantity_bytes(str(want["memory"]))
+            except ValueError:  # a form quantity_bytes does not read ("1e9"): not told
+                pass
+        gpus += int(want.get(GPU_RESOURCE) or 0)
+    return cpu, mem, gpus
+
+
+def workload_of(pod: Pod) -> Workload | None:
+    """The history row's fixed part, or None for a pod that is not a workload of ours."""
+    meta = pod.get("metadata") or {}
+    uid, user, kind, site = meta.get("uid"), labels.owner_of(pod), labels.kind_of(pod), \
+        labels.site_of(pod)
+    if not (uid and user and kind and site):
+        return None
+    ann = meta.get("annotations") or {}
+    cpu, mem, gpus = resources_of(pod)
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    return Workload(
+        uid=uid, user=user, kind=kind, site=site, pod=meta.get("name") or "",
+        submitted=_time(meta.get("creationTimestamp")) or datetime.now(UTC),
+        server_name=labels.server_of(pod), notebook_path=ann.get(labels.ANNOTATION_NOTEBOOK_PATH),
+        cell_id=ann.get(labels.ANNOTATION_CELL_ID), cpu=cpu, memory=mem, gpus=gpus,
+        image=containers[0].get("image"))
+
+
+def node_ready(node: Pod | None) -> tuple[bool | None, datetime | None]:
+    """The node's Ready condition and when it last changed; (None, None) for no node."""
+    if node is None:
+        return None, None
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True", _time(cond.get("lastTransitionTime"))
+    return False, None
+
+
+class Index:
+    """Live workload pods by UID and by user, site nodes by name, and the history store."""
+
+    def __init__(self, catalogue: Catalogue, store: Store) -> None:
+        self.catalogue = catalogue
+        self.store = store
+        self.pods: dict[str, Pod] = {}
+        self.by_user: dict[str, set[str]] = defaultdict(set)
+        self.nodes: dict[str, Pod] = {}
+        # pods this service was asked to cancel: their deletion is a cancel, not a loss
+        self.cancelling: set[str] = set()
+
+    def site_name(self, slug: str) -> str:
+        site = self.catalogue.get(slug)
+        return site.name if site else slug
+
+    # --- pods ------------------------------------------------------------------------------
+
+    def pod_event(self, kind: str, pod: Pod, now: datetime | None = None) -> JobStatus | None:
+        """A watch event (ADDED, MODIFIED, DELETED) of a labelled pod."""
+        now = now or datetime.now(UTC)
+        w = workload_of(pod)
+        if w is None:
+            return None
+        if kind == "DELETED":
+            self._forget(w.uid)
+            last = pod_status(self.site_name(w.site), pod)
+            if last is not None and last.final:
+                self.store.record(w, last, now)
+            return self.store.end(w.uid, self.site_name(w.site),
+                                  cancelled=self._deleted_on_purpose(w.uid, pod), at=now)
+        self.pods[w.uid] = pod
+        self.by_user[w.user].add(w.uid)
+        status = pod_status(self.site_name(w.site), pod)
+        if status is not None:
+            self.store.record(w, status, now)
+        return status
+
+    def reconcile(self, pods: Iterable[Pod], now: datetime | None = None) -> None:
+        """A fresh list of every labelled pod (on start, and after the watch expired): record
+        each one's status; a job still active in the history whose pod is not listed ended
+        while nobody watched (cancelled if this service deleted it, else lost)."""
+        now = now or datetime.now(UTC)
+        seen: set[str] = set()
+        self.pods.clear()
+        self.by_user.clear()
+        for pod in pods:
+            self.pod_event("ADDED", pod, now)
+            uid = (pod.get("metadata") or {}).get("uid")
+            if uid:
+                seen.add(uid)
+        for uid in self.store.active_uids() - seen:
+            job = self.store.get(uid)
+            if job is not None:
+                self.store.end(uid, self.site_name(job.site),
+                               cancelled=uid in self.cancelling, at=now)
+            self.cancelling.discard(uid)
+
+    def _deleted_on_purpose(self, uid: str, pod: Pod) -> bool:
+        # deleted through this service, or by whoever deletes (the hub stopping a server):
+        # a pod that Kubernetes evicted (node trouble) carries the reason in its status
+        self.cancelling.discard(uid)
+        reason = (pod.get("status") or {}).get("reason") or ""
+        return reason not in ("Evicted", "NodeLost")
+
+    def _forget(self, uid: str) -> None:
+        pod = self.pods.pop(uid, None)
+        if pod is not None:
+            user = labels.owner_of(pod)
+            if user:
+                self.by_user[user].discard(uid)
+                if not self.by_user[user]:
+                    del self.by_user[user]
+
+    def mine(self, user: str) -> list[Pod]:
+        """The user's live workload pods: the cost is the user's own pods, not the cluster's."""
+        return [self.pods[u] for u in self.by_user.get(user, ()) if u in self.pods]
+
+    # --- nodes -----------------------------------------------------------------------------
+
+    def node_event(self, kind: str, node: Pod) -> None:
+        name = (node.get("metadata") or {}).get("name")
+        if not name:
+            return
+        if kind == "DELETED":
+            self.nodes.pop(name, None)
+        else:
+            self.nodes[name] = node
+
+    def reset_nodes(self, nodes: Iterable[Pod]) -> None:
+        self.nodes = {n["metadata"]["name"]: n for n in nodes if (n.get("metadata") or {})
+                      .get("name")}
+
+    def note_for(self, slug: str) -> str | None:
+        """Trouble at the site, told on each of its jobs."""
+        site = self.catalogue.get(slug)
+        if site is None or not site.offload:
+            return None
+        ready, since = node_ready(self.nodes.get(site.node.name))
+        if ready is None:
+            return None
+        return node_note(site.name, ready, since, NODE_TROUBLE_TOLERATION_SECONDS)
+
+    def site_json(self, site: Site) -> dict[str, Any]:
+        node = self.nodes.get(site.node.name)
+        ready, since = node_ready(node)
+        allocatable = int(((node or {}).get("status") or {}).get("allocatable", {})
+                          .get(GPU_RESOURCE) or 0)
+        requested = 0
+        for pod in self.pods.values():
+            if (pod.get("spec") or {}).get("nodeName") != site.node.name:
+                continue
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            requested += resources_of(pod)[2]
+        return {"site": site.slug, "name": site.name, "node": site.node.name, "ready": ready,
+                "since": since.isoformat() if since else None,
+                "note": self.note_for(site.slug),
+                "gpus": {"allocatable": allocatable, "requested": requested}}

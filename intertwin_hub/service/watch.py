@@ -1,0 +1,92 @@
+"""One shared watch of the labelled workload pods (in the hub's namespace) and of the nodes,
+feeding the ``Index``. A watch that expires (HTTP 410 Gone: the resourceVersion is too old,
+https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes)
+or breaks is followed by a fresh list, which the index reconciles (kubernetes_asyncio's
+``Watch`` raises the 410 as an ``ApiException``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.rest import ApiException
+
+from ..labels import WORKLOAD_SELECTOR
+from .index import Index
+
+log = logging.getLogger("intertwin.service")
+WATCH_SECONDS = 300
+RETRY_SECONDS = (1, 2, 5, 10, 30)
+
+
+class Watcher:
+    def __init__(self, api: client.ApiClient, namespace: str, index: Index) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.index = index
+        self.pods_listed = asyncio.Event()
+        self.nodes_listed = asyncio.Event()
+        self.relists = 0
+
+    async def run(self) -> None:
+        await asyncio.gather(self._loop("pods", self._pods_once),
+                             self._loop("nodes", self._nodes_once))
+
+    async def _loop(self, what: str, once: Callable[[], Awaitable[None]]) -> None:
+        failures = 0
+        while True:
+            try:
+                await once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except ApiException as e:
+                if e.status != 410:
+                    failures += 1
+                    log.warning("watch of %s: %s %s", what, e.status, e.reason)
+            except Exception:
+                failures += 1
+                log.exception("watch of %s broke", what)
+            if failures:
+                await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
+            self.relists += 1
+
+    async def _list(self, func: Callable[..., Awaitable[Any]], *args: Any,
+                    **kwargs: Any) -> dict[str, Any]:
+        # the raw JSON: 10,000 pods are not worth turning into models and back
+        resp = await func(*args, _preload_content=False, **kwargs)
+        try:
+            return json.loads(await resp.read())
+        finally:
+            resp.release()
+
+    async def _pods_once(self) -> None:
+        listed = await self._list(self.core.list_namespaced_pod, self.namespace,
+                                  label_selector=WORKLOAD_SELECTOR)
+        self.index.reconcile(listed.get("items") or [])
+        self.pods_listed.set()
+        w = watch.Watch()
+        async with w.stream(self.core.list_namespaced_pod, self.namespace,
+                            label_selector=WORKLOAD_SELECTOR,
+                            resource_version=listed["metadata"]["resourceVersion"],
+                            timeout_seconds=WATCH_SECONDS) as stream:
+            async for ev in stream:
+                if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    self.index.pod_event(ev["type"], ev["raw_object"])
+
+    async def _nodes_once(self) -> None:
+        listed = await self._list(self.core.list_node)
+        self.index.reset_nodes(listed.get("items") or [])
+        self.nodes_listed.set()
+        w = watch.Watch()
+        async with w.stream(self.core.list_node,
+                            resource_version=listed["metadata"]["resourceVersion"],
+                            timeout_seconds=WATCH_SECONDS) as stream:
+            async for ev in stream:
+                if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    self.index.node_event(ev["type"], ev["raw_object"])
