@@ -77,7 +77,9 @@ def pod_status(site: str, pod: Mapping[str, Any] | None) -> JobStatus | None:
         return None
     status = pod.get("status") or {}
     node = (pod.get("spec") or {}).get("nodeName") or None
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    deleting = bool(meta.get("deletionTimestamp"))
     statuses = status.get("containerStatuses") or []
     waiting_text = ""
     for cs in statuses:
@@ -86,6 +88,13 @@ def pod_status(site: str, pod: Mapping[str, Any] | None) -> JobStatus | None:
         if terminated:
             code = terminated.get("exitCode")
             reason = terminated.get("reason") or "exited"
+            if deleting:
+                # the deletion ended it (interLink's VK reports the container terminated,
+                # "VKProviderPodContainerDeleted", exit code 0): a job that ended on its own
+                # was seen final before anyone deleted it
+                return JobStatus(CANCELLED, f"cancelled at {site}", node=node,
+                                 batch_job=_job_of(annotations, ""), reason=reason,
+                                 exit_code=code)
             sentence = (f"{site} ended the session: {reason} (exit code {code}). "
                         f"{terminated.get('message') or ''}").strip()
             return JobStatus(SUCCEEDED if code == 0 else FAILED, sentence, node=node,

@@ -75,6 +75,9 @@ def start_control_plane(sup: Supervisor, bins: Binaries, node_names: list[str]) 
         "scheduler": Identity("system:kube-scheduler", secrets.token_hex(16)),
         "controller-manager": Identity("system:kube-controller-manager", secrets.token_hex(16)),
         "hub": Identity("system:serviceaccount:intertwin:hub", secrets.token_hex(16)),
+        # the intertwin hub service: the only holder of credentials beyond the hub's own
+        "service": Identity("system:serviceaccount:intertwin:intertwin-service",
+                            secrets.token_hex(16)),
     }
     for n in node_names:
         ids[f"vk-{n}"] = Identity(f"interlink-vk:{n}", secrets.token_hex(16))
@@ -169,6 +172,20 @@ Z2JH_HUB_ROLE_RULES: list[dict[str, Any]] = [
 ]
 
 
+# The intertwin hub service's Role in the hub's namespace and its ClusterRole for the nodes
+# (helm-values/ grants the same): it watches the workload pods and their events, reads their
+# logs, deletes them (cancel) and creates batch cells with their ConfigMaps and Secrets.
+SERVICE_ROLE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["pods", "configmaps", "secrets"],
+     "verbs": ["get", "list", "watch", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+]
+SERVICE_CLUSTER_ROLE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+]
+
+
 def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> None:
     """The hub gets the Zero to JupyterHub hub Role in its namespace and nothing else; each
     virtual kubelet gets interLink's own VK role."""
@@ -180,6 +197,23 @@ def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> N
         "metadata": {"name": "hub"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
         "subjects": [{"kind": "User", "name": ids["hub"].user}],
+    })
+    service = [{"kind": "User", "name": ids["service"].user}]
+    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/roles", {
+        "metadata": {"name": "intertwin-service"}, "rules": SERVICE_ROLE_RULES})
+    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/rolebindings", {
+        "metadata": {"name": "intertwin-service"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "intertwin-service"},
+        "subjects": service,
+    })
+    kube.ensure(f"{rbac}/clusterroles", {
+        "metadata": {"name": "intertwin-service-nodes"}, "rules": SERVICE_CLUSTER_ROLE_RULES})
+    kube.ensure(f"{rbac}/clusterrolebindings", {
+        "metadata": {"name": "intertwin-service-nodes"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "intertwin-service-nodes"},
+        "subjects": service,
     })
     # interLink's virtual-kubelet role as in interLink's e2e set-up
     # (https://github.com/interlink-hq/interLink/tree/main/ci)

@@ -45,13 +45,18 @@ def chp_path() -> str:
 
 
 def hub_config(cp: ControlPlane, run: Path, port: int, hub_port: int, proxy_api: int,
-               service_token: str, rucio: dict[str, Any] | None = None) -> str:
+               service_token: str, rucio: dict[str, Any] | None = None,
+               service_port: int | None = None) -> str:
     venv_bin = str(Path(sys.executable).parent)
+    service_port = service_port or free_port()
     vo_members = [u for u, groups in DEMO_USERS.items() if DEV_VO in groups]
     as_root = os.geteuid() == 0
     from intertwin_hub.sites import load_catalogue
 
     reach = {site.slug: "pod-vpn" for site in load_catalogue().sites if site.offload}
+    service_kubeconfig = cp.kubeconfig_for("service", run / "intertwin-service.kubeconfig")
+    service_env = {"KUBECONFIG": str(service_kubeconfig), "INTERTWIN_NAMESPACE": cp.namespace,
+                   "INTERTWIN_SERVICE_DB_URL": f"sqlite:///{run}/intertwin-service.sqlite"}
     return f"""# written by testbed/hub.py for one testbed run
 c = get_config()  # noqa
 c.JupyterHub.ip = "127.0.0.1"
@@ -72,9 +77,25 @@ c.DummyAuthenticator.password = {DEMO_PASSWORD!r}
 c.Authenticator.allowed_users = {set(DEMO_USERS)!r}
 c.Authenticator.admin_users = {set(ADMINS)!r}
 c.JupyterHub.load_groups = {{{DEV_VO!r}: {{"users": {vo_members!r}}}}}
-c.JupyterHub.services = [{{"name": "testbed", "api_token": {service_token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "testbed", "services": ["testbed"],
-    "scopes": ["admin:users", "admin:servers", "read:servers", "access:servers", "admin:groups"]}}]
+c.JupyterHub.services = [
+    {{"name": "testbed", "api_token": {service_token!r}}},
+    # the intertwin service, started and stopped by the hub, its own Kubernetes identity
+    {{"name": "intertwin", "command": [{sys.executable!r}, "-m", "intertwin_hub.service"],
+      "url": "http://127.0.0.1:{service_port}", "oauth_no_confirm": True,
+      "cwd": {str(run)!r}, "environment": {service_env!r}}},
+]
+c.JupyterHub.load_roles = [
+    {{"name": "testbed", "services": ["testbed"],
+      "scopes": ["admin:users", "admin:servers", "read:servers", "access:servers",
+                 "admin:groups", "access:services", "tokens"]}},
+    # the service stops notebook servers (cancel) and asks who is an admin
+    {{"name": "intertwin-service", "services": ["intertwin"],
+      "scopes": ["admin:servers", "read:users"]}},
+    {{"name": "user", "scopes": ["self", "access:services!service=intertwin"]}},
+]
+# the single-user servers' own tokens reach the service too (the lab extension, kernels)
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
+                                 "access:services!service=intertwin"]
 
 c.JupyterHub.spawner_class = "intertwin"
 c.KubeSpawner.namespace = {cp.namespace!r}

@@ -12,9 +12,11 @@ Every request is authenticated with ``jupyterhub.services.auth.HubOAuth``: the c
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
+import signal
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +26,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from jupyterhub.utils import url_path_join
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
+from kubernetes_asyncio.config import incluster_config
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.web import Application, RequestHandler
@@ -278,7 +281,12 @@ async def serve(argv: list[str] | None = None) -> None:
                                                    "%(message)s")
     store = db.open_store(a.db_url)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
+        # in the hub pod: the service's own ServiceAccount token (mounted from its Secret),
+        # not the pod's, which is the hub's
+        token = os.environ.get("INTERTWIN_KUBE_TOKEN_FILE", incluster_config.SERVICE_TOKEN_FILENAME)
+        incluster_config.InClusterConfigLoader(
+            token_filename=token, cert_filename=incluster_config.SERVICE_CERT_FILENAME,
+        ).load_and_set()
     else:
         await config.load_kube_config()
     api = client.ApiClient()
@@ -289,4 +297,26 @@ async def serve(argv: list[str] | None = None) -> None:
     app.listen(url.port or 80, url.hostname or "127.0.0.1")
     log.info("intertwin service at %s%s, history in %s", url.geturl(), prefix,
              a.db_url.split("@")[-1])
-    await svc.watcher.run()
+    # the hub stops a managed service with SIGINT, then SIGTERM: both end it at once (every
+    # history write is its own committed transaction). asyncio.run's own SIGINT handling only
+    # cancels the tasks, and on the testbed the service was seen to outlive its hub that way.
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stop, sig)
+    await asyncio.gather(svc.watcher.run(), _exit_with_the_hub())
+
+
+def _stop(sig: int) -> None:
+    log.info("stopping on %s", signal.Signals(sig).name)
+    os._exit(0)
+
+
+async def _exit_with_the_hub(interval: float = 1.0) -> None:
+    """A managed service must not outlive the hub that started it (a hub killed without its
+    clean-up would leave it holding its port, and the next hub's service could not start)."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(interval)
+        if os.getppid() != parent:
+            log.info("the hub (pid %d) is gone; stopping", parent)
+            os._exit(0)

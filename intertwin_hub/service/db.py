@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,20 +148,20 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def record(self, w: Workload, status: JobStatus, at: datetime) -> bool:
+    @contextmanager
+    def batch(self) -> Iterator[Session]:
+        """One transaction for many ``record`` calls (a re-list of every pod)."""
+        with Session(self.engine) as s, s.begin():
+            yield s
+
+    def record(self, w: Workload, status: JobStatus, at: datetime,
+               session: Session | None = None) -> bool:
         """Insert or update the job of ``w`` with ``status``; a state change gets a row with
         its time. Returns whether anything changed. A final state is never left again."""
-        with Session(self.engine) as s, s.begin():
-            job = s.get(Job, w.uid)
-            if job is None:
-                job = Job(uid=w.uid, user=w.user, kind=w.kind, site=w.site, pod=w.pod,
-                          server_name=w.server_name, notebook_path=w.notebook_path,
-                          cell_id=w.cell_id, cpu=w.cpu, memory=w.memory, gpus=w.gpus,
-                          image=w.image, submitted=w.submitted, state="", sentence="")
-                s.add(job)
-            elif job.state in FINAL:
-                return False
-            return _apply(job, status, at)
+        if session is None:
+            with self.batch() as s:
+                return _record(s, w, status, at)
+        return _record(session, w, status, at)
 
     def end(self, uid: str, site_name: str, cancelled: bool, at: datetime) -> JobStatus | None:
         """The pod of ``uid`` is gone: its final status (its own end, cancelled, or lost)."""
@@ -210,6 +211,19 @@ class Store:
     def count(self) -> int:
         with Session(self.engine) as s:
             return s.scalar(select(func.count()).select_from(Job)) or 0
+
+
+def _record(s: Session, w: Workload, status: JobStatus, at: datetime) -> bool:
+    job = s.get(Job, w.uid)
+    if job is None:
+        job = Job(uid=w.uid, user=w.user, kind=w.kind, site=w.site, pod=w.pod,
+                  server_name=w.server_name, notebook_path=w.notebook_path,
+                  cell_id=w.cell_id, cpu=w.cpu, memory=w.memory, gpus=w.gpus,
+                  image=w.image, submitted=w.submitted, state="", sentence="")
+        s.add(job)
+    elif job.state in FINAL:
+        return False
+    return _apply(job, status, at)
 
 
 def _apply(job: Job, status: JobStatus, at: datetime) -> bool:

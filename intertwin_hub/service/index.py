@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from .. import labels
 from ..sites import Catalogue, Site, quantity_bytes
 from ..status import JobStatus, node_note, pod_status
@@ -100,8 +102,10 @@ class Index:
 
     # --- pods ------------------------------------------------------------------------------
 
-    def pod_event(self, kind: str, pod: Pod, now: datetime | None = None) -> JobStatus | None:
-        """A watch event (ADDED, MODIFIED, DELETED) of a labelled pod."""
+    def pod_event(self, kind: str, pod: Pod, now: datetime | None = None,
+                  session: Session | None = None) -> JobStatus | None:
+        """A watch event (ADDED, MODIFIED, DELETED) of a labelled pod; ``session``: inside
+        ``Store.batch`` (ADDED and MODIFIED only)."""
         now = now or datetime.now(UTC)
         w = workload_of(pod)
         if w is None:
@@ -117,7 +121,7 @@ class Index:
         self.by_user[w.user].add(w.uid)
         status = pod_status(self.site_name(w.site), pod)
         if status is not None:
-            self.store.record(w, status, now)
+            self.store.record(w, status, now, session)
         return status
 
     def reconcile(self, pods: Iterable[Pod], now: datetime | None = None) -> None:
@@ -128,11 +132,12 @@ class Index:
         seen: set[str] = set()
         self.pods.clear()
         self.by_user.clear()
-        for pod in pods:
-            self.pod_event("ADDED", pod, now)
-            uid = (pod.get("metadata") or {}).get("uid")
-            if uid:
-                seen.add(uid)
+        with self.store.batch() as session:
+            for pod in pods:
+                self.pod_event("ADDED", pod, now, session)
+                uid = (pod.get("metadata") or {}).get("uid")
+                if uid:
+                    seen.add(uid)
         for uid in self.store.active_uids() - seen:
             job = self.store.get(uid)
             if job is not None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
 
@@ -49,6 +50,9 @@ class Watcher:
                 if e.status != 410:
                     failures += 1
                     log.warning("watch of %s: %s %s", what, e.status, e.reason)
+            except (OSError, aiohttp.ClientError, TimeoutError) as e:
+                failures += 1
+                log.warning("watch of %s: the Kubernetes API is unreachable (%s)", what, e)
             except Exception:
                 failures += 1
                 log.exception("watch of %s broke", what)

@@ -54,3 +54,23 @@ def test_named_servers_are_capped() -> None:
     assert 0 < hub["named_server_limit_per_user"] <= 10
     # the chart's own key would be a second, conflicting place to set it
     assert "namedServerLimitPerUser" not in values["hub"]
+
+
+def test_the_intertwin_service_is_managed_by_the_hub_with_its_own_identity() -> None:
+    values = yaml.safe_load((REPO / "helm-values" / "ukri.yaml").read_text())
+    svc = values["hub"]["services"]["intertwin"]
+    assert svc["command"][-2:] == ["-m", "intertwin_hub.service"]
+    assert svc["url"].endswith(":10101")
+    assert "access:services!service=intertwin" in values["hub"]["loadRoles"]["user"]["scopes"]
+    assert values["hub"]["loadRoles"]["intertwin-service"]["services"] == ["intertwin"]
+    mounts = {m["mountPath"] for m in values["hub"]["extraVolumeMounts"]}
+    assert str(Path(svc["environment"]["INTERTWIN_KUBE_TOKEN_FILE"]).parent) in mounts
+
+
+def test_the_service_role_is_the_one_the_testbed_grants() -> None:
+    from testbed.cluster import SERVICE_CLUSTER_ROLE_RULES, SERVICE_ROLE_RULES
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all(
+        (REPO / "helm-values" / "rbac" / "intertwin-service.yaml").read_text())}
+    assert docs["Role"]["rules"] == SERVICE_ROLE_RULES
+    assert docs["ClusterRole"]["rules"] == SERVICE_CLUSTER_ROLE_RULES

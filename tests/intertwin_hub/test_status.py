@@ -93,3 +93,18 @@ def test_node_trouble_on_the_jobs_of_that_site() -> None:
 def test_every_state_is_named() -> None:
     assert set(st.FINAL) < set(st.STATES)
     assert len(set(st.STATES)) == len(st.STATES)
+
+
+def test_a_container_ended_by_the_pods_deletion_is_cancelled() -> None:
+    # interLink's VK marks the container terminated with exit code 0 when the pod is deleted
+    deleted = pod("Running", {"terminated": {"reason": "VKProviderPodContainerDeleted",
+                                             "exitCode": 0}}, job="1001")
+    deleted["metadata"]["deletionTimestamp"] = "2026-12-04T13:13:43Z"
+    s = st.pod_status("Vega", deleted)
+    assert s is not None and (s.state, s.sentence, s.batch_job) == \
+        ("cancelled", "cancelled at Vega", "1001")
+    # being deleted but still running: still running until it is gone
+    going = pod("Running", {"running": {}})
+    going["metadata"]["deletionTimestamp"] = "2026-12-04T13:13:43Z"
+    s = st.pod_status("Vega", going)
+    assert s is not None and s.state == "running"
