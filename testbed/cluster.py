@@ -186,60 +186,44 @@ SERVICE_CLUSTER_ROLE_RULES: list[dict[str, Any]] = [
 ]
 
 
-def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> None:
-    """The hub gets the Zero to JupyterHub hub Role in its namespace and nothing else; each
-    virtual kubelet gets interLink's own VK role."""
+def _grant(kube: Kube, name: str, rules: list[dict[str, Any]], users: list[str],
+           namespace: str | None = None) -> None:
+    """A Role in ``namespace`` (a ClusterRole without one) and its binding to ``users``."""
     rbac = "/apis/rbac.authorization.k8s.io/v1"
+    where = f"{rbac}/namespaces/{namespace}/" if namespace else f"{rbac}/cluster"
+    kind = "Role" if namespace else "ClusterRole"
+    kube.ensure(f"{where}roles", {"metadata": {"name": name}, "rules": rules})
+    kube.ensure(f"{where}rolebindings", {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+        "subjects": [{"kind": "User", "name": u} for u in users],
+    })
+
+
+def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> None:
+    """The hub gets the Zero to JupyterHub hub Role in its namespace and nothing else; the
+    intertwin service its own Role and node reading; each virtual kubelet gets interLink's own
+    VK role."""
     kube.ensure("/api/v1/namespaces", {"metadata": {"name": HUB_NAMESPACE}})
-    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/roles", {
-        "metadata": {"name": "hub"}, "rules": Z2JH_HUB_ROLE_RULES})
-    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/rolebindings", {
-        "metadata": {"name": "hub"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-        "subjects": [{"kind": "User", "name": ids["hub"].user}],
-    })
-    service = [{"kind": "User", "name": ids["service"].user}]
-    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/roles", {
-        "metadata": {"name": "intertwin-service"}, "rules": SERVICE_ROLE_RULES})
-    kube.ensure(f"{rbac}/namespaces/{HUB_NAMESPACE}/rolebindings", {
-        "metadata": {"name": "intertwin-service"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "intertwin-service"},
-        "subjects": service,
-    })
-    kube.ensure(f"{rbac}/clusterroles", {
-        "metadata": {"name": "intertwin-service-nodes"}, "rules": SERVICE_CLUSTER_ROLE_RULES})
-    kube.ensure(f"{rbac}/clusterrolebindings", {
-        "metadata": {"name": "intertwin-service-nodes"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "intertwin-service-nodes"},
-        "subjects": service,
-    })
+    _grant(kube, "hub", Z2JH_HUB_ROLE_RULES, [ids["hub"].user], HUB_NAMESPACE)
+    _grant(kube, "intertwin-service", SERVICE_ROLE_RULES, [ids["service"].user], HUB_NAMESPACE)
+    _grant(kube, "intertwin-service-nodes", SERVICE_CLUSTER_ROLE_RULES, [ids["service"].user])
     # interLink's virtual-kubelet role as in interLink's e2e set-up
     # (https://github.com/interlink-hq/interLink/tree/main/ci)
-    kube.ensure(f"{rbac}/clusterroles", {
-        "metadata": {"name": "interlink-virtual-kubelet"},
-        "rules": [
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
-            {"apiGroups": [""], "resources": ["configmaps", "secrets", "services",
-                                              "serviceaccounts", "namespaces"],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["pods"],
-             "verbs": ["get", "list", "watch", "delete", "patch", "update"]},
-            {"apiGroups": [""], "resources": ["nodes"],
-             "verbs": ["create", "get", "list", "watch", "patch", "update"]},
-            {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
-             "verbs": ["update", "patch"]},
-            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"],
-             "verbs": ["create", "patch", "update"]},
-            {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
-             "verbs": ["*"]},
-        ],
-    })
-    kube.ensure(f"{rbac}/clusterrolebindings", {
-        "metadata": {"name": "interlink-virtual-kubelet"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "interlink-virtual-kubelet"},
-        "subjects": [{"kind": "User", "name": ids[f"vk-{n}"].user} for n in node_names],
-    })
+    _grant(kube, "interlink-virtual-kubelet", [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["configmaps", "secrets", "services",
+                                          "serviceaccounts", "namespaces"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["pods"],
+         "verbs": ["get", "list", "watch", "delete", "patch", "update"]},
+        {"apiGroups": [""], "resources": ["nodes"],
+         "verbs": ["create", "get", "list", "watch", "patch", "update"]},
+        {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
+         "verbs": ["update", "patch"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"],
+         "verbs": ["create", "patch", "update"]},
+        {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
+         "verbs": ["*"]},
+    ], [ids[f"vk-{n}"].user for n in node_names])

@@ -81,6 +81,18 @@ async def token_for(s: aiohttp.ClientSession, api: str, user: str) -> str:
         return str((await r.json())["token"])
 
 
+async def cancel(api: Api, job_id: str) -> None:
+    """Cancel through the API and wait until the job says cancelled."""
+    st, body = await api("DELETE", f"jobs/{job_id}")
+    assert st == 202, body
+
+    async def cancelled() -> bool:
+        _, job = await api("GET", f"jobs/{job_id}")
+        return bool(job["state"] == "cancelled")
+
+    await wait_for_async(cancelled, f"job {job_id} cancelled", 120)
+
+
 async def test_two_users_at_two_sites_see_only_their_own(testbed: dict[str, Any]) -> None:
     hub = testbed["hub"]
     base = f"{hub['url']}/services/intertwin/api"
@@ -157,14 +169,7 @@ async def test_two_users_at_two_sites_see_only_their_own(testbed: dict[str, Any]
             assert vega["ready"] is True and vega["note"] is None
 
             # cancel through the hub: the hub knows the server is gone, the job is cancelled
-            st, body = await alice("DELETE", f"jobs/{a['id']}")
-            assert st == 202, body
-
-            async def cancelled() -> bool:
-                _, job = await alice("GET", f"jobs/{a['id']}")
-                return bool(job["state"] == "cancelled")
-
-            await wait_for_async(cancelled, "alice's job cancelled", 120)
+            await cancel(alice, a["id"])
             async with s.get(f"{hub['api_url']}/users/alice") as r:
                 servers = (await r.json())["servers"]
                 assert "svc-vega" not in servers or not servers["svc-vega"].get("ready")
@@ -220,14 +225,7 @@ async def test_hub_and_service_restart_mid_job_history_intact(testbed: dict[str,
             assert after["history"] == before["history"]
             st, page = await alice("GET", "jobs", site="psnc", limit=1000)
             assert [j["id"] for j in page["jobs"]].count(before["id"]) == 1
-            st, body = await alice("DELETE", f"jobs/{before['id']}")
-            assert st == 202, body
-
-            async def cancelled() -> bool:
-                _, job = await alice("GET", f"jobs/{before['id']}")
-                return bool(job["state"] == "cancelled")
-
-            await wait_for_async(cancelled, "the job cancelled after the restart", 120)
+            await cancel(alice, before["id"])
         finally:
             async with s.delete(f"{hub['api_url']}/users/alice/servers/svc-restart",
                                 json={"remove": True}) as r:
