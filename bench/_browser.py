@@ -20,15 +20,27 @@ UI = REPO / "ui-tests"
 PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 
 
-def start_lab(sup: Supervisor, root: Path, env: Mapping[str, str], timeout: float,
-              extra_args: Sequence[str] = ()) -> str:
+def start_lab(
+    sup: Supervisor,
+    root: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    extra_args: Sequence[str] = (),
+) -> str:
     """JupyterLab on a free port of 127.0.0.1 serving ``root``, with ``env`` and no proxy;
     returns the /lab URL with its token once the server answers."""
     port, token = free_port(), secrets.token_hex(16)
     root.mkdir(parents=True, exist_ok=True)
-    argv = [str(REPO / ".venv" / "bin" / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
-            f"--port={port}", f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={token}", *extra_args]
+    argv = [
+        str(REPO / ".venv" / "bin" / "jupyter"),
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        *extra_args,
+    ]
     if os.geteuid() == 0:
         argv.append("--allow-root")
     proc = sup.start("jupyterlab", argv, env={**env, **dict.fromkeys(PROXY_VARS, "")}, cwd=root)
@@ -37,18 +49,30 @@ def start_lab(sup: Supervisor, root: Path, env: Mapping[str, str], timeout: floa
     return f"{url}/lab?token={token}"
 
 
-def run_spec(spec: str, env: Mapping[str, str], out: Path, timeout: float,
-             must_pass: bool = True) -> dict[str, Any]:
+def run_spec(
+    spec: str, env: Mapping[str, str], out: Path, timeout: float, must_pass: bool = True
+) -> dict[str, Any]:
     """Run ui-tests/``spec`` with ``env`` and return what it wrote to ``out``. Fails when it
     wrote nothing, or (``must_pass``) when Playwright reports a failure."""
     playwright = UI / "node_modules" / ".bin" / "playwright"
     if not playwright.exists():
         raise SystemExit("Playwright is not installed in ui-tests/: run scripts/setup.sh")
-    full_env = {**os.environ, "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium",
-                "BENCH_OUTPUT": str(out), "UI_OUTPUT_DIR": str(out.parent / "results"),
-                "CI": "1", **env}
-    r = subprocess.run([str(playwright), "test", spec], cwd=UI, env=full_env,
-                       capture_output=True, text=True, timeout=timeout)
+    full_env = {
+        **os.environ,
+        "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium",
+        "BENCH_OUTPUT": str(out),
+        "UI_OUTPUT_DIR": str(out.parent / "results"),
+        "CI": "1",
+        **env,
+    }
+    r = subprocess.run(
+        [str(playwright), "test", spec],
+        cwd=UI,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if (must_pass and r.returncode != 0) or not out.exists():
         raise SystemExit(f"the browser run failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}")
     return dict(json.loads(out.read_text()))

@@ -48,8 +48,7 @@ def run(script: Path, env: dict[str, str], log: Path, *args: str) -> tuple[float
     start = time.monotonic()
     peak = 0
     with log.open("ab") as out:
-        proc = subprocess.Popen([str(script), *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(script), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
         ps = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
@@ -80,8 +79,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--only", choices=sorted(SCRIPTS), help="measure one build only")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
-    ap.add_argument("--smoke", action="store_true",
-                    help="only the cached case, on the project's cache (seconds, no build)")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="only the cached case, on the project's cache (seconds, no build)",
+    )
     args = ap.parse_args()
     if args.smoke:
         smoke(args.only)

@@ -42,16 +42,31 @@ SITES = (("vega", "vega-vk"), ("psnc", "psnc-vk"), ("kbfi", "kbfi-vk"), ("ukri",
 def pod(i: int, user: str) -> dict[str, Any]:
     site, node = SITES[i % len(SITES)]
     return {
-        "metadata": {"uid": f"uid-{i:06d}", "name": f"jupyter-{user}-{i}",
-                     "creationTimestamp": (T0 + timedelta(seconds=i)).isoformat(),
-                     "labels": {"intertwin.eu/site": site, "intertwin.eu/workload": "notebook",
-                                "hub.jupyter.org/username": user},
-                     "annotations": {"hub.jupyter.org/username": user, "JobID": str(1000 + i)}},
-        "spec": {"nodeName": node, "containers": [{"name": "notebook", "image": "itwinai",
-                                                   "resources": {"limits": {
-                                                       "cpu": "2", "memory": "8Gi"}}}]},
-        "status": {"phase": "Running", "containerStatuses": [
-            {"name": "notebook", "state": {"running": {}}}]},
+        "metadata": {
+            "uid": f"uid-{i:06d}",
+            "name": f"jupyter-{user}-{i}",
+            "creationTimestamp": (T0 + timedelta(seconds=i)).isoformat(),
+            "labels": {
+                "intertwin.eu/site": site,
+                "intertwin.eu/workload": "notebook",
+                "hub.jupyter.org/username": user,
+            },
+            "annotations": {"hub.jupyter.org/username": user, "JobID": str(1000 + i)},
+        },
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "itwinai",
+                    "resources": {"limits": {"cpu": "2", "memory": "8Gi"}},
+                }
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"name": "notebook", "state": {"running": {}}}],
+        },
     }
 
 
@@ -74,21 +89,39 @@ def measure(n_pods: int, n_users: int, requests: int, folder: Path) -> dict[str,
     for _ in range(requests):
         t = time.perf_counter()
         rows, _next = store.page(me, db.Filters(), 100, None)
-        body = json.dumps({"jobs": [db.job_json(j, index.site_name(j.site),
-                                                 index.note_for(j.site)) for j in rows],
-                           "next": _next})
+        body = json.dumps(
+            {
+                "jobs": [
+                    db.job_json(j, index.site_name(j.site), index.note_for(j.site)) for j in rows
+                ],
+                "next": _next,
+            }
+        )
         ours.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         listed = json.loads(raw)["items"]
         mine = [p for p in listed if owner_of(p) == me]
-        body2 = json.dumps([{"pod": p["metadata"]["name"],
-                             **(pod_status(p["metadata"]["labels"]["intertwin.eu/site"], p)
-                                or db.JobStatus("pending", "")).to_json()} for p in mine])
+        body2 = json.dumps(
+            [
+                {
+                    "pod": p["metadata"]["name"],
+                    **(
+                        pod_status(p["metadata"]["labels"]["intertwin.eu/site"], p)
+                        or db.JobStatus("pending", "")
+                    ).to_json(),
+                }
+                for p in mine
+            ]
+        )
         naive.append((time.perf_counter() - t) * 1000)
         assert body and body2
     store.engine.dispose()
-    return {"ours_p95": p95(ours), "naive_p95": p95(naive), "load_s": load_s,
-            "mine": float(len(rows))}
+    return {
+        "ours_p95": p95(ours),
+        "naive_p95": p95(naive),
+        "load_s": load_s,
+        "mine": float(len(rows)),
+    }
 
 
 def main() -> None:
@@ -97,8 +130,11 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=500)
     ap.add_argument("--small", type=int, default=100, help="pods in the small cluster")
     ap.add_argument("--requests", type=int, default=100)
-    ap.add_argument("--smoke", action="store_true",
-                    help="200 pods, 30 requests: checks the bench works, not what it measures")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="200 pods, 30 requests: checks the bench works, not what it measures",
+    )
     a = ap.parse_args()
     if a.smoke:
         a.pods, a.users, a.small, a.requests = 200, 20, 40, 30
@@ -107,12 +143,18 @@ def main() -> None:
         small = measure(a.small, max(1, a.small * a.users // a.pods), a.requests, Path(d))
         big = measure(a.pods, a.users, a.requests, Path(d))
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"my jobs, p95 over {a.requests} requests (one user's {int(big['mine'])} jobs among "
-          f"{a.pods} pods of {a.users} users vs {int(small['mine'])} among {a.small} pods):")
-    print(f"  ours : {big['ours_p95']:.2f} ms at {a.pods} pods, {small['ours_p95']:.2f} ms at "
-          f"{a.small}; ratio {big['ours_p95'] / small['ours_p95']:.2f}")
-    print(f"  naive: {big['naive_p95']:.2f} ms at {a.pods} pods, {small['naive_p95']:.2f} ms at "
-          f"{a.small}; ratio {big['naive_p95'] / small['naive_p95']:.2f}")
+    print(
+        f"my jobs, p95 over {a.requests} requests (one user's {int(big['mine'])} jobs among "
+        f"{a.pods} pods of {a.users} users vs {int(small['mine'])} among {a.small} pods):"
+    )
+    print(
+        f"  ours : {big['ours_p95']:.2f} ms at {a.pods} pods, {small['ours_p95']:.2f} ms at "
+        f"{a.small}; ratio {big['ours_p95'] / small['ours_p95']:.2f}"
+    )
+    print(
+        f"  naive: {big['naive_p95']:.2f} ms at {a.pods} pods, {small['naive_p95']:.2f} ms at "
+        f"{a.small}; ratio {big['naive_p95'] / small['naive_p95']:.2f}"
+    )
     print(f"  first list of {a.pods} pods into the index and history: {big['load_s']:.1f} s")
     print(f"  peak resident memory of this process: {rss_mib:.0f} MiB")
 

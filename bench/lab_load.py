@@ -43,32 +43,45 @@ def p95(xs: list[float]) -> float:
 def start_lab(sup: Supervisor, run: Path) -> tuple[str, Path]:
     root, config = run / "home", run / "jupyter-config"
     config.mkdir(parents=True)
-    env = {"JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(run / "runtime"),
-           "HOME": str(root)}
+    env = {
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(run / "runtime"),
+        "HOME": str(root),
+    }
     return _browser.start_lab(sup, root, env, 120), config
 
 
 def run_spec(lab_url: str, config: Path, rounds: int, out: Path) -> dict[str, list[float]]:
-    env = {"LAB_URL": lab_url, "LAB_CONFIG_DIR": str(config), "LAB_LOAD_BENCH": "1",
-           "LAB_LOAD_ROUNDS": str(rounds)}
+    env = {
+        "LAB_URL": lab_url,
+        "LAB_CONFIG_DIR": str(config),
+        "LAB_LOAD_BENCH": "1",
+        "LAB_LOAD_ROUNDS": str(rounds),
+    }
     return _browser.run_spec("tests/lab-load.spec.ts", env, out, 300 + rounds * 240)
 
 
 def report(times: dict[str, Any]) -> None:
     on, off = times["on"], times["off"]
     for name, xs in (("with @intertwin/hub", on), ("without", off)):
-        print(f"{name:<20} median {statistics.median(xs):7.0f} ms   p95 {p95(xs):7.0f} ms   "
-              f"({len(xs)} loads)")
+        print(
+            f"{name:<20} median {statistics.median(xs):7.0f} ms   p95 {p95(xs):7.0f} ms   "
+            f"({len(xs)} loads)"
+        )
     ratio = float(statistics.median(on) / statistics.median(off))
     print(f"ratio of medians {ratio:.3f} (goal <= {GOAL}); p95 ratio {p95(on) / p95(off):.3f}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=15,
-                    help="loads of each variant, alternating (default 15)")
-    ap.add_argument("--smoke", action="store_true",
-                    help="1 round: check that the bench runs, not what it measures")
+    ap.add_argument(
+        "--rounds", type=int, default=15, help="loads of each variant, alternating (default 15)"
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="1 round: check that the bench runs, not what it measures",
+    )
     args = ap.parse_args()
     rounds = 1 if args.smoke else args.rounds
     run = Path(tempfile.mkdtemp(prefix="lab-load-"))

@@ -127,6 +127,7 @@ def roomy_catalogue(folder: Path, sessions: int) -> Path:
 @dataclass
 class PodTimes:
     """When this process saw each notebook pod appear and become Running (monotonic clock)."""
+
     added: dict[tuple[str, str], float] = field(default_factory=dict)
     running: dict[tuple[str, str], float] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -140,9 +141,14 @@ def _key(pod: Any) -> tuple[str, str] | None:
 
 def _running(pod: Any) -> bool:
     st = pod.status
-    return bool(st and st.phase == "Running" and st.pod_ip and st.container_statuses
-                and all(c.ready for c in st.container_statuses)
-                and not pod.metadata.deletion_timestamp)
+    return bool(
+        st
+        and st.phase == "Running"
+        and st.pod_ip
+        and st.container_statuses
+        and all(c.ready for c in st.container_statuses)
+        and not pod.metadata.deletion_timestamp
+    )
 
 
 async def watch_pods(kubeconfig: str, namespace: str, times: PodTimes) -> None:
@@ -154,8 +160,9 @@ async def watch_pods(kubeconfig: str, namespace: str, times: PodTimes) -> None:
         rv = (await v1.list_namespaced_pod(namespace)).metadata.resource_version
         times.ready.set()
         while True:  # a watch ends after the server's timeout: resume where it stopped
-            async with watch.Watch().stream(v1.list_namespaced_pod, namespace,
-                                            resource_version=rv, timeout_seconds=240) as s:
+            async with watch.Watch().stream(
+                v1.list_namespaced_pod, namespace, resource_version=rv, timeout_seconds=240
+            ) as s:
                 async for ev in s:
                     now = time.perf_counter()
                     pod = ev["object"]
@@ -179,8 +186,9 @@ class HubAPI:
         async with self.s.post(f"{self.api}/users", json={"usernames": list(names)}) as r:
             assert r.status in (201, 409), await r.text()
         if group:
-            async with self.s.post(f"{self.api}/groups/{group}/users",
-                                   json={"users": list(names)}) as r:
+            async with self.s.post(
+                f"{self.api}/groups/{group}/users", json={"users": list(names)}
+            ) as r:
                 assert r.status == 200, await r.text()
 
     async def start(self, user: str, server: str, options: dict[str, Any] | None) -> float:
@@ -196,8 +204,10 @@ class HubAPI:
         out: dict[tuple[str, str], dict[str, Any]] = {}
         offset = 0
         while True:
-            async with self.s.get(f"{self.api}/users", params={
-                    "state": "active", "limit": "200", "offset": str(offset)}) as r:
+            async with self.s.get(
+                f"{self.api}/users",
+                params={"state": "active", "limit": "200", "offset": str(offset)},
+            ) as r:
                 page = await r.json()
             for u in page:
                 for name, srv in u.get("servers", {}).items():
@@ -211,8 +221,9 @@ class HubAPI:
             model = await r.json()
         return {(user, name): srv for name, srv in model.get("servers", {}).items()}
 
-    async def wait_ready(self, keys: list[tuple[str, str]], timeout: float,
-                         poll: float) -> dict[tuple[str, str], float | str]:
+    async def wait_ready(
+        self, keys: list[tuple[str, str]], timeout: float, poll: float
+    ) -> dict[tuple[str, str], float | str]:
         """When each server became ready (monotonic clock), or why it did not."""
         done: dict[tuple[str, str], float | str] = {}
         end = time.perf_counter() + timeout
@@ -220,8 +231,7 @@ class HubAPI:
         while len(done) < len(keys):
             # one user's model is far cheaper for the hub than the list of all users, which
             # at a 50 ms poll would load the hub being measured
-            srvs = await (self.servers_of(next(iter(users))) if len(users) == 1
-                          else self.servers())
+            srvs = await (self.servers_of(next(iter(users))) if len(users) == 1 else self.servers())
             now = time.perf_counter()
             for k in keys:
                 if k in done:
@@ -238,8 +248,9 @@ class HubAPI:
 
     async def stop(self, keys: list[tuple[str, str]], timeout: float = 300) -> None:
         for user, server in keys:
-            async with self.s.delete(f"{self.api}/users/{user}/servers/{server}",
-                                     json={"remove": True}) as r:
+            async with self.s.delete(
+                f"{self.api}/users/{user}/servers/{server}", json={"remove": True}
+            ) as r:
                 assert r.status in (202, 204, 404), await r.text()
         end = time.monotonic() + timeout
         while time.monotonic() < end:  # pods gone, so rounds do not overlap
@@ -268,8 +279,15 @@ class Parts:
     total: list[float] = field(default_factory=list)
 
 
-async def one_spawn(hub: HubAPI, times: PodTimes, user: str, server: str,
-                    options: dict[str, Any] | None, parts: Parts, timeout: float) -> None:
+async def one_spawn(
+    hub: HubAPI,
+    times: PodTimes,
+    user: str,
+    server: str,
+    options: dict[str, Any] | None,
+    parts: Parts,
+    timeout: float,
+) -> None:
     key = (user, server)
     t0 = await hub.start(user, server, options)
     t_ready = (await hub.wait_ready([key], timeout, poll=0.05))[key]
@@ -289,13 +307,16 @@ async def one_spawn(hub: HubAPI, times: PodTimes, user: str, server: str,
 def line(name: str, xs: list[float], ref: list[float] | None = None) -> str:
     s = f"{name:<40} median {statistics.median(xs) * 1000:8.1f} ms  p95 {p95(xs) * 1000:8.1f} ms"
     if ref:
-        s += (f"  ratio {statistics.median(xs) / statistics.median(ref):.3f} / "
-              f"{p95(xs) / p95(ref):.3f}")
+        s += (
+            f"  ratio {statistics.median(xs) / statistics.median(ref):.3f} / "
+            f"{p95(xs) / p95(ref):.3f}"
+        )
     return s
 
 
-async def compare(it: HubAPI, ks: HubAPI, times: PodTimes, rounds: int, timeout: float,
-                  pause: float = 5.0) -> dict[str, Any]:
+async def compare(
+    it: HubAPI, ks: HubAPI, times: PodTimes, rounds: int, timeout: float, pause: float = 5.0
+) -> dict[str, Any]:
     await it.users(["bench"], group=VO)
     await ks.users(["basebench"])
     p_it, p_ks = Parts(), Parts()
@@ -308,15 +329,22 @@ async def compare(it: HubAPI, ks: HubAPI, times: PodTimes, rounds: int, timeout:
         for hub, user, opts, parts in order:
             await asyncio.sleep(rng.uniform(0, pause))
             await one_spawn(hub, times, user, f"r{i}", opts, parts, timeout)
-        print(f"  round {i + 1}: POST->pod {p_it.to_pod[-1] * 1000:.0f} / "
-              f"{p_ks.to_pod[-1] * 1000:.0f} ms, Running->ready {p_it.to_ready[-1] * 1000:.0f} / "
-              f"{p_ks.to_ready[-1] * 1000:.0f} ms, total {p_it.total[-1]:.2f} / "
-              f"{p_ks.total[-1]:.2f} s (InterTwinSpawner / KubeSpawner)", flush=True)
-    print(f"\n{rounds} rounds, InterTwinSpawner against KubeSpawner (ratios: median / p95, "
-          f"goal <= {GOAL}):")
-    for label, a, b in (("POST -> pod created", p_it.to_pod, p_ks.to_pod),
-                        ("pod Running -> server ready", p_it.to_ready, p_ks.to_ready),
-                        ("spawn-to-ready (VK poll included)", p_it.total, p_ks.total)):
+        print(
+            f"  round {i + 1}: POST->pod {p_it.to_pod[-1] * 1000:.0f} / "
+            f"{p_ks.to_pod[-1] * 1000:.0f} ms, Running->ready {p_it.to_ready[-1] * 1000:.0f} / "
+            f"{p_ks.to_ready[-1] * 1000:.0f} ms, total {p_it.total[-1]:.2f} / "
+            f"{p_ks.total[-1]:.2f} s (InterTwinSpawner / KubeSpawner)",
+            flush=True,
+        )
+    print(
+        f"\n{rounds} rounds, InterTwinSpawner against KubeSpawner (ratios: median / p95, "
+        f"goal <= {GOAL}):"
+    )
+    for label, a, b in (
+        ("POST -> pod created", p_it.to_pod, p_ks.to_pod),
+        ("pod Running -> server ready", p_it.to_ready, p_ks.to_ready),
+        ("spawn-to-ready (VK poll included)", p_it.total, p_ks.total),
+    ):
         print("  " + line(f"{label}, KubeSpawner", b))
         print("  " + line(f"{label}, InterTwinSpawner", a, b))
     await it.delete_users(["bench"])
@@ -324,8 +352,9 @@ async def compare(it: HubAPI, ks: HubAPI, times: PodTimes, rounds: int, timeout:
     return {"intertwin": vars(p_it), "kubespawner": vars(p_ks)}
 
 
-async def crowd(it: HubAPI, times: PodTimes, n: int, alone_rounds: int, timeout: float
-                ) -> dict[str, Any]:
+async def crowd(
+    it: HubAPI, times: PodTimes, n: int, alone_rounds: int, timeout: float
+) -> dict[str, Any]:
     alone = Parts()
     await it.users(["lone"], group=VO)
     for i in range(alone_rounds):
@@ -334,8 +363,9 @@ async def crowd(it: HubAPI, times: PodTimes, n: int, alone_rounds: int, timeout:
     await it.users(users, group=VO)
     keys = [(u, "c") for u in users]
     t0 = time.perf_counter()
-    starts = await asyncio.gather(*(it.start(u, "c", VEGA) for u, _ in keys),
-                                  return_exceptions=True)
+    starts = await asyncio.gather(
+        *(it.start(u, "c", VEGA) for u, _ in keys), return_exceptions=True
+    )
     refused = [s for s in starts if isinstance(s, BaseException)]
     started = [k for k, s in zip(keys, starts, strict=True) if not isinstance(s, BaseException)]
     done = await it.wait_ready(started, timeout, poll=0.5)
@@ -345,12 +375,16 @@ async def crowd(it: HubAPI, times: PodTimes, n: int, alone_rounds: int, timeout:
     failed += [str(e) for e in refused]
     ref = statistics.median(alone.total)
     print(f"\none Vega spawn alone: spawn-to-ready {ref:.2f} s (median of {alone_rounds})")
-    print(f"{n} concurrent Vega spawns: {len(ok)} ready, {len(failed)} failed (goal 0), "
-          f"wall {wall:.1f} s")
+    print(
+        f"{n} concurrent Vega spawns: {len(ok)} ready, {len(failed)} failed (goal 0), "
+        f"wall {wall:.1f} s"
+    )
     if ok:
-        print(f"  spawn-to-ready p50 {statistics.median(ok):.2f} s "
-              f"({statistics.median(ok) / ref:.2f}x alone), p95 {p95(ok):.2f} s "
-              f"({p95(ok) / ref:.2f}x alone), max {max(ok):.2f} s")
+        print(
+            f"  spawn-to-ready p50 {statistics.median(ok):.2f} s "
+            f"({statistics.median(ok) / ref:.2f}x alone), p95 {p95(ok):.2f} s "
+            f"({p95(ok) / ref:.2f}x alone), max {max(ok):.2f} s"
+        )
     for f in failed[:5]:
         print(f"  failure: {f}")
     await it.stop(started, timeout=600)
@@ -367,8 +401,12 @@ async def main(args: argparse.Namespace) -> int:
     run = Path(tempfile.mkdtemp(prefix="intertwin-bench-"))
     if own:
         print(f"bringing the testbed up in {run} ...", flush=True)
-        state = up(run, hub=True, progress=lambda m: print(f"  {m}", flush=True),
-                   catalogue_path=str(roomy_catalogue(run, args.concurrent)))
+        state = up(
+            run,
+            hub=True,
+            progress=lambda m: print(f"  {m}", flush=True),
+            catalogue_path=str(roomy_catalogue(run, args.concurrent)),
+        )
     else:
         found = read_state(Path(args.state))
         if not found or "hub" not in found:
@@ -382,10 +420,14 @@ async def main(args: argparse.Namespace) -> int:
         cp = ControlPlane(**cps)
         # the comparison runs two hubs of its own, the same but for the spawner; the crowd
         # uses the testbed's hub
-        base = start_hub(base_sup, cp, name="baseline",
-                         extra_config=baseline_config() + STEADY_POLL)
-        mine = (start_hub(base_sup, cp, name="intertwin", extra_config=STEADY_POLL)
-                if "compare" in args.parts else base)
+        base = start_hub(
+            base_sup, cp, name="baseline", extra_config=baseline_config() + STEADY_POLL
+        )
+        mine = (
+            start_hub(base_sup, cp, name="intertwin", extra_config=STEADY_POLL)
+            if "compare" in args.parts
+            else base
+        )
         times = PodTimes()
         watcher = asyncio.create_task(watch_pods(cp.admin_kubeconfig, cp.namespace, times))
         await asyncio.wait_for(times.ready.wait(), 60)
@@ -397,12 +439,18 @@ async def main(args: argparse.Namespace) -> int:
             it, ks = HubAPI(a, hub["api_url"]), HubAPI(b, base.api_url)
             results: dict[str, Any] = {"crowd": {"failed": []}}
             if "compare" in args.parts:
-                results["compare"] = await compare(HubAPI(m, mine.api_url), ks, times,
-                                                   args.rounds, args.timeout,
-                                                   pause=0.0 if args.smoke else 5.0)
+                results["compare"] = await compare(
+                    HubAPI(m, mine.api_url),
+                    ks,
+                    times,
+                    args.rounds,
+                    args.timeout,
+                    pause=0.0 if args.smoke else 5.0,
+                )
             if "crowd" in args.parts:
-                results["crowd"] = await crowd(it, times, args.concurrent, alone_rounds,
-                                               args.timeout)
+                results["crowd"] = await crowd(
+                    it, times, args.concurrent, alone_rounds, args.timeout
+                )
         if args.json:
             await asyncio.to_thread(Path(args.json).write_text, json.dumps(results))
         return 1 if results["crowd"]["failed"] else 0
@@ -419,15 +467,23 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=30,
-                    help="spawns per spawner for the comparison (default 30)")
-    ap.add_argument("--concurrent", type=int, default=100,
-                    help="concurrent Vega spawns (default 100)")
+    ap.add_argument(
+        "--rounds", type=int, default=30, help="spawns per spawner for the comparison (default 30)"
+    )
+    ap.add_argument(
+        "--concurrent", type=int, default=100, help="concurrent Vega spawns (default 100)"
+    )
     ap.add_argument("--timeout", type=float, default=900, help="seconds a spawn may take")
     ap.add_argument("--state", help="use the testbed running from this run folder")
     ap.add_argument("--json", help="also write every measurement to this file")
-    ap.add_argument("--parts", default="compare,crowd",
-                    help="which parts to run: compare, crowd or both (default)")
-    ap.add_argument("--smoke", action="store_true",
-                    help="1 round and 2 concurrent spawns: check that the bench runs")
+    ap.add_argument(
+        "--parts",
+        default="compare,crowd",
+        help="which parts to run: compare, crowd or both (default)",
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="1 round and 2 concurrent spawns: check that the bench runs",
+    )
     sys.exit(asyncio.run(main(ap.parse_args())))

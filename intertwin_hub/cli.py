@@ -24,10 +24,12 @@ def _summary(site: Site) -> str:
     parts = ", ".join(f"{p.slug}={p.batch_name}" for p in site.partitions)
     gpus = f", {site.node.gpu.count} x {site.node.gpu.model}" if site.node.gpu else ""
     vos = ", ".join(site.allowed_vos) or "every user"
-    return (f"  {site.slug}: {site.title} ({where}{batch}{gpus}); "
-            f"{_count(len(site.resources), 'size')}, {_count(len(site.images), 'image')}"
-            + (f", partitions {parts}" if parts else "")
-            + f"; start timeout {site.start_timeout} s; open to {vos}")
+    return (
+        f"  {site.slug}: {site.title} ({where}{batch}{gpus}); "
+        f"{_count(len(site.resources), 'size')}, {_count(len(site.images), 'image')}"
+        + (f", partitions {parts}" if parts else "")
+        + f"; start timeout {site.start_timeout} s; open to {vos}"
+    )
 
 
 def catalogue_check(path: str) -> int:
@@ -44,13 +46,13 @@ def catalogue_check(path: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="intertwin-hub", description="Tools for operators of the interTwin hub.")
+        prog="intertwin-hub", description="Tools for operators of the interTwin hub."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     catalogue = commands.add_parser("catalogue", help="the site catalogue")
     what = catalogue.add_subparsers(dest="action", required=True)
-    check = what.add_parser(
-        "check", help="validate a site catalogue as the hub does at start-up")
+    check = what.add_parser("check", help="validate a site catalogue as the hub does at start-up")
     check.add_argument("file", help="the catalogue YAML (c.InterTwinSpawner.site_catalogue_path)")
     args = parser.parse_args(argv)
     if args.command == "catalogue" and args.action == "check":

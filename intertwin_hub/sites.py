@@ -25,8 +25,17 @@ _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 _BATCH_PARTITION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def quantity_bytes(q: str) -> int:
@@ -34,7 +43,7 @@ def quantity_bytes(q: str) -> int:
     Raises ValueError for anything else, "512m" included: Kubernetes' "m" is milli, which
     means thousandths of a byte for memory."""
     num = q.rstrip("kKMGTi")
-    unit = q[len(num):]
+    unit = q[len(num) :]
     if unit not in _UNITS or not re.fullmatch(r"[0-9]+(\.[0-9]+)?", num):
         raise ValueError(f"{q!r} is not a memory size such as 512Mi, 16Gi or 1T")
     return int(float(num) * _UNITS[unit])
@@ -196,8 +205,13 @@ class _Reader:
             return default
         return self.data[key]
 
-    def text(self, key: str, required: bool = True, pattern: re.Pattern[str] | None = None,
-            default: str | None = None) -> Any:
+    def text(
+        self,
+        key: str,
+        required: bool = True,
+        pattern: re.Pattern[str] | None = None,
+        default: str | None = None,
+    ) -> Any:
         v = self.raw(key, required, default)
         if v is None:
             return None
@@ -244,7 +258,8 @@ def _memory(r: _Reader, key: str) -> str:
     except ValueError:
         raise CatalogueError(
             f"{r.path(key)}: {s!r} is not a memory size; write it with a byte unit such as "
-            "512Mi, 16Gi or 1T (Kubernetes' \"m\" means thousandths)") from None
+            '512Mi, 16Gi or 1T (Kubernetes\' "m" means thousandths)'
+        ) from None
     return s
 
 
@@ -291,8 +306,11 @@ def _site(r: _Reader) -> Site:
         cpu = rr.raw("cpu")
         if isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu <= 0:
             raise CatalogueError(f"{rr.path('cpu')}: must be a positive number")
-        resources.append(Resource(rr.text("slug", pattern=_SLUG), rr.text("label"), float(cpu),
-                                  _memory(rr, "memory")))
+        resources.append(
+            Resource(
+                rr.text("slug", pattern=_SLUG), rr.text("label"), float(cpu), _memory(rr, "memory")
+            )
+        )
         rr.done()
     if not resources:
         raise CatalogueError(f"{r.path('resources')}: at least one choice is required")
@@ -302,9 +320,13 @@ def _site(r: _Reader) -> Site:
     for i, item in enumerate(r.items("partitions", required=False)):
         pr = _Reader(item, f"{r.path('partitions')}[{i}]")
         slug_ = pr.text("slug", pattern=_SLUG)
-        p = Partition(slug_, pr.text("label"), _int_list(pr, "gpu_choices", True),
-                      pr.integer("max_gpus"),
-                      pr.text("name", required=False, pattern=_BATCH_PARTITION, default=slug_))
+        p = Partition(
+            slug_,
+            pr.text("label"),
+            _int_list(pr, "gpu_choices", True),
+            pr.integer("max_gpus"),
+            pr.text("name", required=False, pattern=_BATCH_PARTITION, default=slug_),
+        )
         if any(g > p.max_gpus for g in p.gpu_choices):
             raise CatalogueError(f"{pr.path('gpu_choices')}: a choice exceeds max_gpus")
         pr.done()
@@ -346,16 +368,23 @@ def _site(r: _Reader) -> Site:
 
     sr = r.child("scratch")
     assert sr is not None
-    begins = (sr.integer("path_begins_at")
-              if sr.raw("path_begins_at", required=False) is not None else None)
-    scratch = Scratch(sr.text("rse", required=False), sr.text("mount_path"),
-                      sr.text("pfn_prefix", required=False, pattern=_PFN_PREFIX),
-                      begins)
+    begins = (
+        sr.integer("path_begins_at")
+        if sr.raw("path_begins_at", required=False) is not None
+        else None
+    )
+    scratch = Scratch(
+        sr.text("rse", required=False),
+        sr.text("mount_path"),
+        sr.text("pfn_prefix", required=False, pattern=_PFN_PREFIX),
+        begins,
+    )
     if not scratch.mount_path.startswith("/"):
         raise CatalogueError(f"{sr.path('mount_path')}: must be an absolute path")
     if scratch.pfn_prefix is not None and scratch.path_begins_at is not None:
-        raise CatalogueError(f"{sr.path('pfn_prefix')}: give pfn_prefix or path_begins_at, "
-                             "not both")
+        raise CatalogueError(
+            f"{sr.path('pfn_prefix')}: give pfn_prefix or path_begins_at, not both"
+        )
     sr.done()
 
     batch = None
@@ -373,10 +402,13 @@ def _site(r: _Reader) -> Site:
         raise CatalogueError(
             f"{r.path('reach')}: an offload site must say how the hub reaches its notebooks: "
             f"'pod-vpn' (the site routes the virtual node's PodCIDR) or 'wstunnel' "
-            f"(interLink's tunnel){got}")
+            f"(interLink's tunnel){got}"
+        )
     if kind == "cloud" and reach is not None:
-        raise CatalogueError(f"{r.path('reach')}: only for offload sites (a cloud site's "
-                             "pods are on the hub's own pod network)")
+        raise CatalogueError(
+            f"{r.path('reach')}: only for offload sites (a cloud site's "
+            "pods are on the hub's own pod network)"
+        )
 
     vos = r.items("allowed_vos", required=False)
     if not all(isinstance(v, str) and v for v in vos):

@@ -92,14 +92,26 @@ def pod_status(site: str, pod: Mapping[str, Any] | None) -> JobStatus | None:
                 # the deletion ended it (interLink's VK reports the container terminated,
                 # "VKProviderPodContainerDeleted", exit code 0): a job that ended on its own
                 # was seen final before anyone deleted it
-                return JobStatus(CANCELLED, f"cancelled at {site}", node=node,
-                                 batch_job=_job_of(annotations, ""), reason=reason,
-                                 exit_code=code)
-            sentence = (f"{site} ended the session: {reason} (exit code {code}). "
-                        f"{terminated.get('message') or ''}").strip()
-            return JobStatus(SUCCEEDED if code == 0 else FAILED, sentence, node=node,
-                             batch_job=_job_of(annotations, ""), reason=reason,
-                             exit_code=code)
+                return JobStatus(
+                    CANCELLED,
+                    f"cancelled at {site}",
+                    node=node,
+                    batch_job=_job_of(annotations, ""),
+                    reason=reason,
+                    exit_code=code,
+                )
+            sentence = (
+                f"{site} ended the session: {reason} (exit code {code}). "
+                f"{terminated.get('message') or ''}"
+            ).strip()
+            return JobStatus(
+                SUCCEEDED if code == 0 else FAILED,
+                sentence,
+                node=node,
+                batch_job=_job_of(annotations, ""),
+                reason=reason,
+                exit_code=code,
+            )
         waiting = state.get("waiting")
         if waiting and not waiting_text:
             waiting_text = f"{waiting.get('reason') or ''} {waiting.get('message') or ''}".strip()
@@ -107,22 +119,42 @@ def pod_status(site: str, pod: Mapping[str, Any] | None) -> JobStatus | None:
     job = _job_of(annotations, waiting_text)
     if phase == "Failed":
         reason = status.get("reason") or None
-        sentence = f"{site} refused the session: {reason or ''} " \
-                   f"{status.get('message') or ''}".strip()
+        sentence = (
+            f"{site} refused the session: {reason or ''} {status.get('message') or ''}".strip()
+        )
         return JobStatus(FAILED, sentence, node=node, batch_job=job, reason=reason)
     if phase == "Succeeded":
-        return JobStatus(SUCCEEDED, f"{site} ended the session: Completed (exit code 0).",
-                         node=node, batch_job=job, reason="Completed", exit_code=0)
+        return JobStatus(
+            SUCCEEDED,
+            f"{site} ended the session: Completed (exit code 0).",
+            node=node,
+            batch_job=job,
+            reason="Completed",
+            exit_code=0,
+        )
     # the VK's own phase "Initializing" (a secret volume's Secret not there yet) is not running
-    if statuses and node and phase == "Running" and all(
-            (cs.get("state") or {}).get("running") is not None for cs in statuses):
+    if (
+        statuses
+        and node
+        and phase == "Running"
+        and all((cs.get("state") or {}).get("running") is not None for cs in statuses)
+    ):
         return JobStatus(RUNNING, f"running on {node}", node=node, batch_job=job)
     if job or "queue" in waiting_text.lower():
-        return JobStatus(QUEUED, f"queued at {site}" + (f" (batch job {job})" if job else ""),
-                         node=node, batch_job=job, reason=waiting_text or None)
+        return JobStatus(
+            QUEUED,
+            f"queued at {site}" + (f" (batch job {job})" if job else ""),
+            node=node,
+            batch_job=job,
+            reason=waiting_text or None,
+        )
     if waiting_text:
-        return JobStatus(PREPARING, f"preparing the session at {site}: {waiting_text}",
-                         node=node, reason=waiting_text)
+        return JobStatus(
+            PREPARING,
+            f"preparing the session at {site}: {waiting_text}",
+            node=node,
+            reason=waiting_text,
+        )
     if node:
         return JobStatus(SUBMITTED, f"submitted to {site} (node {node})", node=node)
     return JobStatus(PENDING, f"waiting for room at {site}")
@@ -147,12 +179,14 @@ def deleted_status(site: str, last: JobStatus | None, cancelled: bool) -> JobSta
     job = last.batch_job if last else None
     if cancelled:
         return JobStatus(CANCELLED, f"cancelled at {site}", node=node, batch_job=job)
-    return JobStatus(LOST, f"lost at {site}: the job vanished while nobody watched",
-                     node=node, batch_job=job)
+    return JobStatus(
+        LOST, f"lost at {site}: the job vanished while nobody watched", node=node, batch_job=job
+    )
 
 
-def node_note(site: str, ready: bool, since: datetime | None,
-              grace_seconds: int | None) -> str | None:
+def node_note(
+    site: str, ready: bool, since: datetime | None, grace_seconds: int | None
+) -> str | None:
     """What the jobs of a site say while its interLink node is not ready ("Vega's interLink
     node is not ready since 12:03; your session keeps running for up to 1 h"): ``grace_seconds``
     is how long the pods tolerate a not-ready node before Kubernetes evicts them."""

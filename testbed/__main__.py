@@ -14,37 +14,60 @@ from .state import default_run_dir, read_state
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
-    p.add_argument("--run-dir", type=default_run_dir().__class__, default=default_run_dir(),
-                   help="folder for logs, pids, configs (default: .run/testbed)")
+    p.add_argument(
+        "--run-dir",
+        type=default_run_dir().__class__,
+        default=default_run_dir(),
+        help="folder for logs, pids, configs (default: .run/testbed)",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up", help="build what is missing and start the testbed")
     u.add_argument("--no-hub", action="store_true", help="only Kubernetes + interLink")
-    u.add_argument("--no-rucio", action="store_true",
-                   help="no Rucio server (DataLake); INTERTWIN_RUCIO_DB=postgresql runs it on "
-                        "PostgreSQL instead of SQLite")
-    u.add_argument("--queue-seconds", type=float, default=0.0,
-                   help="hold each offloaded job this long in the emulated batch queue")
-    u.add_argument("--slurm", action="store_true",
-                   help="queue the Slurm sites' (Vega, PSNC) pods in a real Slurm cluster "
-                        "(Debian's slurm-wlm, run as root) instead of the emulated queue")
+    u.add_argument(
+        "--no-rucio",
+        action="store_true",
+        help="no Rucio server (DataLake); INTERTWIN_RUCIO_DB=postgresql runs it on "
+        "PostgreSQL instead of SQLite",
+    )
+    u.add_argument(
+        "--queue-seconds",
+        type=float,
+        default=0.0,
+        help="hold each offloaded job this long in the emulated batch queue",
+    )
+    u.add_argument(
+        "--slurm",
+        action="store_true",
+        help="queue the Slurm sites' (Vega, PSNC) pods in a real Slurm cluster "
+        "(Debian's slurm-wlm, run as root) instead of the emulated queue",
+    )
     sub.add_parser("down", help="stop every process of the testbed")
     sub.add_parser("status", help="print the running testbed's endpoints")
     a = p.parse_args(argv)
     try:
         if a.cmd == "up":
             t0 = time.monotonic()
-            state = up(a.run_dir, hub=not a.no_hub, queue_seconds=a.queue_seconds,
-                       progress=lambda m: print(f"[testbed] {m}", flush=True),
-                       rucio=not a.no_rucio, rucio_db=database_from_env(),
-                       slurm=a.slurm)
-            print(f"[testbed] up in {time.monotonic() - t0:.1f} s; state in "
-                  f"{a.run_dir / 'testbed.json'}")
+            state = up(
+                a.run_dir,
+                hub=not a.no_hub,
+                queue_seconds=a.queue_seconds,
+                progress=lambda m: print(f"[testbed] {m}", flush=True),
+                rucio=not a.no_rucio,
+                rucio_db=database_from_env(),
+                slurm=a.slurm,
+            )
+            print(
+                f"[testbed] up in {time.monotonic() - t0:.1f} s; state in "
+                f"{a.run_dir / 'testbed.json'}"
+            )
             if state.get("hub"):
                 print(f"[testbed] JupyterHub: {state['hub']['url']}")
             if state.get("rucio"):
-                print(f"[testbed] Rucio: {state['rucio']['url']} "
-                      f"(conveyor {state['rucio']['conveyor_url']}, "
-                      f"{state['rucio']['database']['kind']})")
+                print(
+                    f"[testbed] Rucio: {state['rucio']['url']} "
+                    f"(conveyor {state['rucio']['conveyor_url']}, "
+                    f"{state['rucio']['database']['kind']})"
+                )
         elif a.cmd == "down":
             n = down(a.run_dir)
             print(f"[testbed] stopped {n} processes")

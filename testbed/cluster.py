@@ -49,17 +49,20 @@ class ControlPlane:
         return asdict(self)
 
 
-def write_kubeconfig(path: Path, server: str, token: str, name: str,
-                     namespace: str = "default") -> None:
+def write_kubeconfig(
+    path: Path, server: str, token: str, name: str, namespace: str = "default"
+) -> None:
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
         # the apiserver's serving certificate is self-signed by the testbed run
-        "clusters": [{"name": "testbed", "cluster": {"server": server,
-                                                     "insecure-skip-tls-verify": True}}],
+        "clusters": [
+            {"name": "testbed", "cluster": {"server": server, "insecure-skip-tls-verify": True}}
+        ],
         "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name,
-                                                "namespace": namespace}}],
+        "contexts": [
+            {"name": name, "context": {"cluster": "testbed", "user": name, "namespace": namespace}}
+        ],
         "current-context": name,
     }
     path.write_text(json.dumps(cfg, indent=1))
@@ -76,83 +79,132 @@ def start_control_plane(sup: Supervisor, bins: Binaries, node_names: list[str]) 
         "controller-manager": Identity("system:kube-controller-manager", secrets.token_hex(16)),
         "hub": Identity("system:serviceaccount:intertwin:hub", secrets.token_hex(16)),
         # the intertwin hub service: the only holder of credentials beyond the hub's own
-        "service": Identity("system:serviceaccount:intertwin:intertwin-service",
-                            secrets.token_hex(16)),
+        "service": Identity(
+            "system:serviceaccount:intertwin:intertwin-service", secrets.token_hex(16)
+        ),
     }
     for n in node_names:
         ids[f"vk-{n}"] = Identity(f"interlink-vk:{n}", secrets.token_hex(16))
-    (run / "tokens.csv").write_text("".join(
-        f'{i.token},{i.user},{i.user},"{",".join(i.groups)}"\n' for i in ids.values()))
+    (run / "tokens.csv").write_text(
+        "".join(f'{i.token},{i.user},{i.user},"{",".join(i.groups)}"\n' for i in ids.values())
+    )
     (run / "tokens.csv").chmod(0o600)
     if not (run / "sa.key").exists():
-        subprocess.run(["openssl", "genrsa", "-out", str(run / "sa.key"), "2048"],
-                       check=True, capture_output=True)
-        subprocess.run(["openssl", "rsa", "-in", str(run / "sa.key"), "-pubout",
-                        "-out", str(run / "sa.pub")], check=True, capture_output=True)
+        subprocess.run(
+            ["openssl", "genrsa", "-out", str(run / "sa.key"), "2048"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["openssl", "rsa", "-in", str(run / "sa.key"), "-pubout", "-out", str(run / "sa.pub")],
+            check=True,
+            capture_output=True,
+        )
 
     # etcd
     ec, ep = free_port(), free_port()
-    etcd = sup.start("etcd", [
-        str(bins.etcd), "--name", "testbed", "--data-dir", str(run / "etcd"),
-        "--listen-client-urls", f"http://127.0.0.1:{ec}",
-        "--advertise-client-urls", f"http://127.0.0.1:{ec}",
-        "--listen-peer-urls", f"http://127.0.0.1:{ep}",
-        "--initial-advertise-peer-urls", f"http://127.0.0.1:{ep}",
-        "--initial-cluster", f"testbed=http://127.0.0.1:{ep}",
-        "--unsafe-no-fsync", "--log-level", "warn",
-    ])
+    etcd = sup.start(
+        "etcd",
+        [
+            str(bins.etcd),
+            "--name",
+            "testbed",
+            "--data-dir",
+            str(run / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{ec}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{ec}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{ep}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{ep}",
+            "--initial-cluster",
+            f"testbed=http://127.0.0.1:{ep}",
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+        ],
+    )
     wait_until(lambda: http_ok(f"http://127.0.0.1:{ec}/health"), "etcd", 60, etcd)
 
     # kube-apiserver
     api = free_port()
     api_url = f"https://127.0.0.1:{api}"
-    apiserver = sup.start("kube-apiserver", [
-        str(bins.kube_apiserver),
-        f"--etcd-servers=http://127.0.0.1:{ec}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={api}", f"--cert-dir={run / 'certs'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
-        f"--service-account-issuer={api_url}",
-        f"--service-account-key-file={run / 'sa.pub'}",
-        f"--service-account-signing-key-file={run / 'sa.key'}",
-        f"--token-auth-file={run / 'tokens.csv'}",
-        "--authorization-mode=RBAC",
-        # the VKs serve self-signed kubelet certificates (no kubelet CA in the testbed)
-        "--kubelet-preferred-address-types=InternalIP",
-        "--profiling=false", "--v=1",
-    ])
+    apiserver = sup.start(
+        "kube-apiserver",
+        [
+            str(bins.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{ec}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={api}",
+            f"--cert-dir={run / 'certs'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--allow-privileged=true",
+            f"--service-account-issuer={api_url}",
+            f"--service-account-key-file={run / 'sa.pub'}",
+            f"--service-account-signing-key-file={run / 'sa.key'}",
+            f"--token-auth-file={run / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            # the VKs serve self-signed kubelet certificates (no kubelet CA in the testbed)
+            "--kubelet-preferred-address-types=InternalIP",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
     admin = ids["admin"]
-    wait_until(lambda: http_ok(f"{api_url}/readyz", admin.token, insecure_tls=True),
-               "kube-apiserver", 180, apiserver)
+    wait_until(
+        lambda: http_ok(f"{api_url}/readyz", admin.token, insecure_tls=True),
+        "kube-apiserver",
+        180,
+        apiserver,
+    )
 
     kcfg = run / "kubeconfigs"
     kcfg.mkdir(exist_ok=True)
     for who, ident in ids.items():
-        write_kubeconfig(kcfg / f"{who}.kubeconfig", api_url, ident.token, who,
-                         HUB_NAMESPACE if who == "hub" else "default")
+        write_kubeconfig(
+            kcfg / f"{who}.kubeconfig",
+            api_url,
+            ident.token,
+            who,
+            HUB_NAMESPACE if who == "hub" else "default",
+        )
 
     kube = Kube(api_url, admin.token)
     apply_rbac(kube, ids, node_names)
 
     common = ["--bind-address=127.0.0.1", "--leader-elect=false", "--v=1", "--profiling=false"]
     sched_cfg = str(kcfg / "scheduler.kubeconfig")
-    sup.start("kube-scheduler", [
-        str(bins.kube_scheduler), f"--kubeconfig={sched_cfg}",
-        f"--authentication-kubeconfig={sched_cfg}", f"--authorization-kubeconfig={sched_cfg}",
-        f"--secure-port={free_port()}", *common,
-    ])
+    sup.start(
+        "kube-scheduler",
+        [
+            str(bins.kube_scheduler),
+            f"--kubeconfig={sched_cfg}",
+            f"--authentication-kubeconfig={sched_cfg}",
+            f"--authorization-kubeconfig={sched_cfg}",
+            f"--secure-port={free_port()}",
+            *common,
+        ],
+    )
     cm_cfg = str(kcfg / "controller-manager.kubeconfig")
-    sup.start("kube-controller-manager", [
-        str(bins.kube_controller_manager), f"--kubeconfig={cm_cfg}",
-        f"--authentication-kubeconfig={cm_cfg}", f"--authorization-kubeconfig={cm_cfg}",
-        f"--secure-port={free_port()}",
-        f"--service-account-private-key-file={run / 'sa.key'}",
-        "--use-service-account-credentials=true",
-        f"--root-ca-file={run / 'certs' / 'apiserver.crt'}",
-        # no cloud, no node IPAM: the virtual kubelets bring their own pod CIDRs
-        "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
-        *common,
-    ])
+    sup.start(
+        "kube-controller-manager",
+        [
+            str(bins.kube_controller_manager),
+            f"--kubeconfig={cm_cfg}",
+            f"--authentication-kubeconfig={cm_cfg}",
+            f"--authorization-kubeconfig={cm_cfg}",
+            f"--secure-port={free_port()}",
+            f"--service-account-private-key-file={run / 'sa.key'}",
+            "--use-service-account-credentials=true",
+            f"--root-ca-file={run / 'certs' / 'apiserver.crt'}",
+            # no cloud, no node IPAM: the virtual kubelets bring their own pod CIDRs
+            "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
+            *common,
+        ],
+    )
     return ControlPlane(
         api_url=api_url,
         admin_kubeconfig=str(kcfg / "admin.kubeconfig"),
@@ -166,8 +218,11 @@ def start_control_plane(sup: Supervisor, bins: Binaries, node_names: list[str]) 
 # (jupyterhub/templates/hub/rbac.yaml): the hub gets exactly what it gets in production, so a
 # verb the spawner needs and the chart does not grant (update, patch) fails here too.
 Z2JH_HUB_ROLE_RULES: list[dict[str, Any]] = [
-    {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
-     "verbs": ["get", "watch", "list", "create", "delete"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+        "verbs": ["get", "watch", "list", "create", "delete"],
+    },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
 ]
 
@@ -176,8 +231,11 @@ Z2JH_HUB_ROLE_RULES: list[dict[str, Any]] = [
 # (helm-values/ grants the same): it watches the workload pods and their events, reads their
 # logs, deletes them (cancel) and creates batch cells with their ConfigMaps and Secrets.
 SERVICE_ROLE_RULES: list[dict[str, Any]] = [
-    {"apiGroups": [""], "resources": ["pods", "configmaps", "secrets"],
-     "verbs": ["get", "list", "watch", "create", "delete"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "configmaps", "secrets"],
+        "verbs": ["get", "list", "watch", "create", "delete"],
+    },
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
 ]
@@ -186,18 +244,26 @@ SERVICE_CLUSTER_ROLE_RULES: list[dict[str, Any]] = [
 ]
 
 
-def _grant(kube: Kube, name: str, rules: list[dict[str, Any]], users: list[str],
-           namespace: str | None = None) -> None:
+def _grant(
+    kube: Kube,
+    name: str,
+    rules: list[dict[str, Any]],
+    users: list[str],
+    namespace: str | None = None,
+) -> None:
     """A Role in ``namespace`` (a ClusterRole without one) and its binding to ``users``."""
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     where = f"{rbac}/namespaces/{namespace}/" if namespace else f"{rbac}/cluster"
     kind = "Role" if namespace else "ClusterRole"
     kube.ensure(f"{where}roles", {"metadata": {"name": name}, "rules": rules})
-    kube.ensure(f"{where}rolebindings", {
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
-        "subjects": [{"kind": "User", "name": u} for u in users],
-    })
+    kube.ensure(
+        f"{where}rolebindings",
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [{"kind": "User", "name": u} for u in users],
+        },
+    )
 
 
 def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> None:
@@ -210,20 +276,42 @@ def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> N
     _grant(kube, "intertwin-service-nodes", SERVICE_CLUSTER_ROLE_RULES, [ids["service"].user])
     # interLink's virtual-kubelet role as in interLink's e2e set-up
     # (https://github.com/interlink-hq/interLink/tree/main/ci)
-    _grant(kube, "interlink-virtual-kubelet", [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
-        {"apiGroups": [""], "resources": ["configmaps", "secrets", "services",
-                                          "serviceaccounts", "namespaces"],
-         "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
-        {"apiGroups": [""], "resources": ["pods"],
-         "verbs": ["get", "list", "watch", "delete", "patch", "update"]},
-        {"apiGroups": [""], "resources": ["nodes"],
-         "verbs": ["create", "get", "list", "watch", "patch", "update"]},
-        {"apiGroups": [""], "resources": ["nodes/status", "pods/status"],
-         "verbs": ["update", "patch"]},
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"],
-         "verbs": ["create", "patch", "update"]},
-        {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
-         "verbs": ["*"]},
-    ], [ids[f"vk-{n}"].user for n in node_names])
+    _grant(
+        kube,
+        "interlink-virtual-kubelet",
+        [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps", "secrets", "services", "serviceaccounts", "namespaces"],
+                "verbs": ["get", "list", "watch"],
+            },
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+            {
+                "apiGroups": [""],
+                "resources": ["pods"],
+                "verbs": ["get", "list", "watch", "delete", "patch", "update"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["nodes"],
+                "verbs": ["create", "get", "list", "watch", "patch", "update"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["nodes/status", "pods/status"],
+                "verbs": ["update", "patch"],
+            },
+            {
+                "apiGroups": ["", "events.k8s.io"],
+                "resources": ["events"],
+                "verbs": ["create", "patch", "update"],
+            },
+            {
+                "apiGroups": ["certificates.k8s.io"],
+                "resources": ["certificatesigningrequests"],
+                "verbs": ["*"],
+            },
+        ],
+        [ids[f"vk-{n}"].user for n in node_names],
+    )

@@ -25,14 +25,20 @@ class RucioDemoAuthenticator(DummyAuthenticator):
     """DummyAuthenticator that also signs each user in to Rucio with their own account."""
 
     rucio_url = Unicode(
-        "", config=True,
-        help="Base URL of the testbed's Rucio server (it serves /auth/userpass too).")
+        "",
+        config=True,
+        help="Base URL of the testbed's Rucio server (it serves /auth/userpass too).",
+    )
     rucio_passwords = Dict(
-        key_trait=Unicode(), value_trait=Unicode(), config=True,
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
         help="Rucio userpass password of each hub user's Rucio account (account = username). "
-             "Users without an entry get no DataLake credentials.")
+        "Users without an entry get no DataLake credentials.",
+    )
     rucio_timeout = Float(
-        10.0, config=True, help="Seconds to wait for Rucio when signing a user in.")
+        10.0, config=True, help="Seconds to wait for Rucio when signing a user in."
+    )
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> Any:
         name = await super().authenticate(handler, data)
@@ -50,9 +56,15 @@ class RucioDemoAuthenticator(DummyAuthenticator):
         password = self.rucio_passwords.get(name)
         if not (self.rucio_url and password):
             return {}
-        req = HTTPRequest(f"{self.rucio_url}/auth/userpass", request_timeout=self.rucio_timeout,
-                          headers={"X-Rucio-Account": name, "X-Rucio-Username": name,
-                                   "X-Rucio-Password": password})
+        req = HTTPRequest(
+            f"{self.rucio_url}/auth/userpass",
+            request_timeout=self.rucio_timeout,
+            headers={
+                "X-Rucio-Account": name,
+                "X-Rucio-Username": name,
+                "X-Rucio-Password": password,
+            },
+        )
         try:
             resp = await AsyncHTTPClient().fetch(req)
         except (HTTPClientError, OSError) as e:
@@ -60,8 +72,10 @@ class RucioDemoAuthenticator(DummyAuthenticator):
             self.log.warning("could not sign %s in to Rucio at %s: %s", name, self.rucio_url, e)
             return {}
         token = resp.headers.get("X-Rucio-Auth-Token", "")
-        return {"access_token": token, "rucio_token_expires": _expiry(
-            resp.headers.get("X-Rucio-Auth-Token-Expires", ""))}
+        return {
+            "access_token": token,
+            "rucio_token_expires": _expiry(resp.headers.get("X-Rucio-Auth-Token-Expires", "")),
+        }
 
 
 def _expiry(header: str) -> float:

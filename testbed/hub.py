@@ -44,9 +44,16 @@ def chp_path() -> str:
     return found
 
 
-def hub_config(cp: ControlPlane, run: Path, port: int, hub_port: int, proxy_api: int,
-               service_token: str, rucio: dict[str, Any] | None = None,
-               service_port: int | None = None) -> str:
+def hub_config(
+    cp: ControlPlane,
+    run: Path,
+    port: int,
+    hub_port: int,
+    proxy_api: int,
+    service_token: str,
+    rucio: dict[str, Any] | None = None,
+    service_port: int | None = None,
+) -> str:
     venv_bin = str(Path(sys.executable).parent)
     service_port = service_port or free_port()
     vo_members = [u for u, groups in DEMO_USERS.items() if DEV_VO in groups]
@@ -55,8 +62,11 @@ def hub_config(cp: ControlPlane, run: Path, port: int, hub_port: int, proxy_api:
 
     reach = {site.slug: "pod-vpn" for site in load_catalogue().sites if site.offload}
     service_kubeconfig = cp.kubeconfig_for("service", run / "intertwin-service.kubeconfig")
-    service_env = {"KUBECONFIG": str(service_kubeconfig), "INTERTWIN_NAMESPACE": cp.namespace,
-                   "INTERTWIN_SERVICE_DB_URL": f"sqlite:///{run}/intertwin-service.sqlite"}
+    service_env = {
+        "KUBECONFIG": str(service_kubeconfig),
+        "INTERTWIN_NAMESPACE": cp.namespace,
+        "INTERTWIN_SERVICE_DB_URL": f"sqlite:///{run}/intertwin-service.sqlite",
+    }
     return f"""# written by testbed/hub.py for one testbed run
 c = get_config()  # noqa
 c.JupyterHub.ip = "127.0.0.1"
@@ -126,11 +136,14 @@ def rucio_config(rucio: dict[str, Any]) -> str:
     directory the testbed's Rucio writes replicas to."""
     from intertwin_hub.sites import load_catalogue
 
-    mounts = {site.slug: rucio["rses"][site.scratch.rse]["path"]
-              for site in load_catalogue().sites
-              if site.scratch.rse and site.scratch.rse in rucio["rses"]}
-    passwords = {user: acc["password"] for user, acc in rucio["accounts"].items()
-                 if user in DEMO_USERS}
+    mounts = {
+        site.slug: rucio["rses"][site.scratch.rse]["path"]
+        for site in load_catalogue().sites
+        if site.scratch.rse and site.scratch.rse in rucio["rses"]
+    }
+    passwords = {
+        user: acc["password"] for user, acc in rucio["accounts"].items() if user in DEMO_USERS
+    }
     repo = str(Path(__file__).resolve().parents[1])
     return f"""
 # the testbed's Rucio DataLake
@@ -148,8 +161,13 @@ c.InterTwinSpawner.scratch_mount_paths = {mounts!r}
 """
 
 
-def start_hub(sup: Supervisor, cp: ControlPlane, name: str = "hub",
-              extra_config: str = "", rucio: dict[str, Any] | None = None) -> Hub:
+def start_hub(
+    sup: Supervisor,
+    cp: ControlPlane,
+    name: str = "hub",
+    extra_config: str = "",
+    rucio: dict[str, Any] | None = None,
+) -> Hub:
     """Start a proxy and a hub; ``name`` and ``extra_config`` let a benchmark run a second,
     differently configured hub on the same testbed."""
     run = sup.run_dir / name
@@ -158,28 +176,54 @@ def start_hub(sup: Supervisor, cp: ControlPlane, name: str = "hub",
     service_token = secrets.token_hex(24)
     proxy_token = secrets.token_hex(24)
     cfg = run / "jupyterhub_config.py"
-    cfg.write_text(hub_config(cp, run, port, hub_port, proxy_api, service_token, rucio)
-                   + extra_config)
+    cfg.write_text(
+        hub_config(cp, run, port, hub_port, proxy_api, service_token, rucio) + extra_config
+    )
     cfg.chmod(0o600)  # it holds the demo users' Rucio passwords
     env = {"CONFIGPROXY_AUTH_TOKEN": proxy_token}
     suffix = "" if name == "hub" else f"-{name}"
-    chp = sup.start(f"proxy{suffix}", [
-        chp_path(), "--ip", "127.0.0.1", "--port", str(port),
-        "--api-ip", "127.0.0.1", "--api-port", str(proxy_api),
-        "--default-target", f"http://127.0.0.1:{hub_port}", "--error-target",
-        f"http://127.0.0.1:{hub_port}/hub/error",
-    ], env=env)
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{proxy_api}/api/routes")
-               or _port_answers(proxy_api), "configurable-http-proxy", 30, chp)
-    hub = Hub(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api",
-              f"http://127.0.0.1:{proxy_api}", service_token, str(cfg))
+    chp = sup.start(
+        f"proxy{suffix}",
+        [
+            chp_path(),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--api-ip",
+            "127.0.0.1",
+            "--api-port",
+            str(proxy_api),
+            "--default-target",
+            f"http://127.0.0.1:{hub_port}",
+            "--error-target",
+            f"http://127.0.0.1:{hub_port}/hub/error",
+        ],
+        env=env,
+    )
+    wait_until(
+        lambda: http_ok(f"http://127.0.0.1:{proxy_api}/api/routes") or _port_answers(proxy_api),
+        "configurable-http-proxy",
+        30,
+        chp,
+    )
+    hub = Hub(
+        f"http://127.0.0.1:{port}",
+        f"http://127.0.0.1:{port}/hub/api",
+        f"http://127.0.0.1:{proxy_api}",
+        service_token,
+        str(cfg),
+    )
     (run / "hub.json").write_text(json.dumps(vars(hub)))
     restart_hub(sup, cp, hub, proxy_token, process=f"jupyterhub{suffix}")
     return hub
 
 
 def restart_hub(
-    sup: Supervisor, cp: ControlPlane, hub: Hub, proxy_token: str | None = None,
+    sup: Supervisor,
+    cp: ControlPlane,
+    hub: Hub,
+    proxy_token: str | None = None,
     process: str = "jupyterhub",
 ) -> None:
     """(Re)start the hub process alone; the proxy and the notebook pods keep running."""
@@ -193,12 +237,16 @@ def restart_hub(
         # auth_state (the users' DataLake tokens) is stored encrypted with this key
         crypt_key.write_text(secrets.token_hex(32))
         crypt_key.chmod(0o600)
-    env = {"CONFIGPROXY_AUTH_TOKEN": token_file.read_text(), "KUBECONFIG": cp.hub_kubeconfig,
-           "JUPYTERHUB_CRYPT_KEY": crypt_key.read_text(),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = {
+        "CONFIGPROXY_AUTH_TOKEN": token_file.read_text(),
+        "KUBECONFIG": cp.hub_kubeconfig,
+        "JUPYTERHUB_CRYPT_KEY": crypt_key.read_text(),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
     sup.stop(process)
-    proc = sup.start(process, [sys.executable, "-m", "jupyterhub", "-f", hub.config],
-                     env=env, cwd=run)
+    proc = sup.start(
+        process, [sys.executable, "-m", "jupyterhub", "-f", hub.config], env=env, cwd=run
+    )
     wait_until(lambda: http_ok(f"{hub.api_url}/"), "JupyterHub", 90, proc)
 
 

@@ -53,16 +53,33 @@ def _yaml(obj: object) -> str:
     return json.dumps(obj, indent=1)
 
 
-def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, cidr: str,
-               queue_seconds: float = 0.0, slurm_conf: str | None = None) -> SiteStack:
+def start_site(
+    sup: Supervisor,
+    bins: Binaries,
+    cp: ControlPlane,
+    site: Site,
+    cidr: str,
+    queue_seconds: float = 0.0,
+    slurm_conf: str | None = None,
+) -> SiteStack:
     root = sup.run_dir / "sites" / site.slug
     root.mkdir(parents=True, exist_ok=True)
     node = site.node.name
 
     plugin_port = free_port()
-    plugin_argv = [sys.executable, "-m", "testbed.local_plugin", "--host", "127.0.0.1",
-                   "--port", str(plugin_port), "--root", str(root / "jobs"),
-                   "--site", site.name]
+    plugin_argv = [
+        sys.executable,
+        "-m",
+        "testbed.local_plugin",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(plugin_port),
+        "--root",
+        str(root / "jobs"),
+        "--site",
+        site.name,
+    ]
     if slurm_conf:
         # a real Slurm queue decides when pods run and which GPUs they get
         plugin_argv += ["--slurm-conf", slurm_conf]
@@ -70,52 +87,104 @@ def start_site(sup: Supervisor, bins: Binaries, cp: ControlPlane, site: Site, ci
         plugin_argv += ["--gpus", str(site.node.gpu.count)]
     if queue_seconds and site.offload:
         plugin_argv += ["--queue-seconds", str(queue_seconds)]
-    plugin = sup.start(f"plugin-{site.slug}", plugin_argv, cwd=root,
-                       env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    plugin = sup.start(
+        f"plugin-{site.slug}",
+        plugin_argv,
+        cwd=root,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
 
     il_port = free_port()
     il_cfg = root / "InterLinkConfig.yaml"
-    il_cfg.write_text(_yaml({
-        "InterlinkAddress": "http://127.0.0.1", "InterlinkPort": str(il_port),
-        "SidecarURL": "http://127.0.0.1", "SidecarPort": str(plugin_port),
-        "DataRootFolder": str(root / "interlink") + "/", "VerboseLogging": False,
-    }))
-    api = sup.start(f"interlink-{site.slug}", [str(bins.interlink)],
-                    env={"INTERLINKCONFIGPATH": str(il_cfg)}, cwd=root)
+    il_cfg.write_text(
+        _yaml(
+            {
+                "InterlinkAddress": "http://127.0.0.1",
+                "InterlinkPort": str(il_port),
+                "SidecarURL": "http://127.0.0.1",
+                "SidecarPort": str(plugin_port),
+                "DataRootFolder": str(root / "interlink") + "/",
+                "VerboseLogging": False,
+            }
+        )
+    )
+    api = sup.start(
+        f"interlink-{site.slug}",
+        [str(bins.interlink)],
+        env={"INTERLINKCONFIGPATH": str(il_cfg)},
+        cwd=root,
+    )
 
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{plugin_port}/healthz"),
-               f"local plugin of {site.slug}", 30, plugin)
+    wait_until(
+        lambda: http_ok(f"http://127.0.0.1:{plugin_port}/healthz"),
+        f"local plugin of {site.slug}",
+        30,
+        plugin,
+    )
     # the API answers /pinglink with the plugin's own answer: both are up
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{il_port}/pinglink"),
-               f"interLink API of {site.slug}", 30, api)
+    wait_until(
+        lambda: http_ok(f"http://127.0.0.1:{il_port}/pinglink"),
+        f"interLink API of {site.slug}",
+        30,
+        api,
+    )
 
     accel = []
     if site.node.gpu:
-        accel = [{"ResourceType": "nvidia.com/gpu", "Model": site.node.gpu.model,
-                  "Available": site.node.gpu.count}]
+        accel = [
+            {
+                "ResourceType": "nvidia.com/gpu",
+                "Model": site.node.gpu.model,
+                "Available": site.node.gpu.count,
+            }
+        ]
     vk_cfg = root / "VirtualKubeletConfig.yaml"
-    vk_cfg.write_text(_yaml({
-        "InterlinkURL": "http://127.0.0.1", "InterlinkPort": str(il_port),
-        "VKTokenFile": "", "ServiceAccount": "", "Namespace": "",
-        "HTTP": {"Insecure": True}, "KubeletHTTP": {"Insecure": True},
-        "Resources": {"CPU": site.node.cpu, "Memory": site.node.memory, "Pods": "1000",
-                      "Accelerators": accel},
-        "NodeLabels": [f"intertwin.eu/site={site.slug}", f"intertwin.eu/kind={site.kind}"],
-        "PodCIDR": {"Subnet": cidr, "MinIP": 2, "MaxIP": 250},
-        "VerboseLogging": False,
-    }))
+    vk_cfg.write_text(
+        _yaml(
+            {
+                "InterlinkURL": "http://127.0.0.1",
+                "InterlinkPort": str(il_port),
+                "VKTokenFile": "",
+                "ServiceAccount": "",
+                "Namespace": "",
+                "HTTP": {"Insecure": True},
+                "KubeletHTTP": {"Insecure": True},
+                "Resources": {
+                    "CPU": site.node.cpu,
+                    "Memory": site.node.memory,
+                    "Pods": "1000",
+                    "Accelerators": accel,
+                },
+                "NodeLabels": [f"intertwin.eu/site={site.slug}", f"intertwin.eu/kind={site.kind}"],
+                "PodCIDR": {"Subnet": cidr, "MinIP": 2, "MaxIP": 250},
+                "VerboseLogging": False,
+            }
+        )
+    )
     if not site.offload:
         register_cloud_node(cp, site, cidr)
     kubelet_port = free_port()
     kcfg = cp.kubeconfig_for(f"vk-{node}", root / "vk.kubeconfig")
     vk_env = {
-        "NODENAME": node, "CONFIGPATH": str(vk_cfg), "KUBECONFIG": str(kcfg),
-        "KUBELET_URL": "127.0.0.1", "KUBELET_PORT": str(kubelet_port), "POD_IP": "127.0.0.1",
+        "NODENAME": node,
+        "CONFIGPATH": str(vk_cfg),
+        "KUBECONFIG": str(kcfg),
+        "KUBELET_URL": "127.0.0.1",
+        "KUBELET_PORT": str(kubelet_port),
+        "POD_IP": "127.0.0.1",
     }
     sup.start(f"vk-{site.slug}", [str(bins.virtual_kubelet)], cwd=root, env=vk_env)
-    return SiteStack(site.slug, node, f"http://127.0.0.1:{plugin_port}",
-                     f"http://127.0.0.1:{il_port}", kubelet_port, cidr,
-                     [str(bins.virtual_kubelet)], vk_env, str(root))
+    return SiteStack(
+        site.slug,
+        node,
+        f"http://127.0.0.1:{plugin_port}",
+        f"http://127.0.0.1:{il_port}",
+        kubelet_port,
+        cidr,
+        [str(bins.virtual_kubelet)],
+        vk_env,
+        str(root),
+    )
 
 
 # The VK at this interLink version starts its informer factory in a goroutine *before* it
@@ -126,8 +195,12 @@ VK_WORKERS_STARTED = "started workers"
 VK_START_ATTEMPTS = 4
 
 
-def ensure_pod_controllers(sup: Supervisor, stacks: list[SiteStack], timeout: float = 20.0,
-                           progress: Callable[[str], None] = lambda m: None) -> None:
+def ensure_pod_controllers(
+    sup: Supervisor,
+    stacks: list[SiteStack],
+    timeout: float = 20.0,
+    progress: Callable[[str], None] = lambda m: None,
+) -> None:
     """Restart any VK whose pod controller did not start (the upstream race above)."""
     for attempt in range(1, VK_START_ATTEMPTS + 1):
         deadline = time.monotonic() + timeout
@@ -140,14 +213,18 @@ def ensure_pod_controllers(sup: Supervisor, stacks: list[SiteStack], timeout: fl
         if attempt == VK_START_ATTEMPTS:
             break
         for s in stuck:
-            progress(f"restarting the virtual kubelet of {s.slug}: its pod controller did not "
-                     "start (interLink informer race)")
+            progress(
+                f"restarting the virtual kubelet of {s.slug}: its pod controller did not "
+                "start (interLink informer race)"
+            )
             sup.stop(f"vk-{s.slug}", grace=3)
             sup.start(f"vk-{s.slug}", s.vk_argv, cwd=Path(s.root), env=s.vk_env)
         stacks = stuck
     names = ", ".join(s.slug for s in stuck)
-    raise TestbedError(f"the virtual kubelet of {names} never started its pod controller "
-                       f"after {VK_START_ATTEMPTS} attempts; see {sup.log_dir}")
+    raise TestbedError(
+        f"the virtual kubelet of {names} never started its pod controller "
+        f"after {VK_START_ATTEMPTS} attempts; see {sup.log_dir}"
+    )
 
 
 VK_START_MARK = "Loading Virtual Kubelet config"
@@ -171,12 +248,20 @@ def register_cloud_node(cp: ControlPlane, site: Site, cidr: str) -> None:
     """The UKRI cloud profile needs a plain, untainted node. The virtual kubelet only ever
     patches the status and metadata of a node that already exists, so registering the Node
     first without interLink's taint turns one more VK into an ordinary worker node."""
-    cp.kube().ensure("/api/v1/nodes", {
-        "metadata": {"name": site.node.name, "labels": {
-            "kubernetes.io/hostname": site.node.name,
-            "intertwin.eu/site": site.slug, "intertwin.eu/kind": site.kind}},
-        "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
-    })
+    cp.kube().ensure(
+        "/api/v1/nodes",
+        {
+            "metadata": {
+                "name": site.node.name,
+                "labels": {
+                    "kubernetes.io/hostname": site.node.name,
+                    "intertwin.eu/site": site.slug,
+                    "intertwin.eu/kind": site.kind,
+                },
+            },
+            "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+        },
+    )
 
 
 def stacks_json(stacks: list[SiteStack]) -> list[dict[str, object]]:

@@ -43,19 +43,26 @@ def node_ready(kube: Kube, name: str) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
-def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
-       progress: Callable[[str], None] = lambda m: None,
-       catalogue_path: str | None = None,
-       rucio: bool | dict[str, Any] = True, rucio_db: Database = "sqlite",
-       slurm: bool = False) -> dict[str, Any]:
+def up(
+    run_dir: Path,
+    hub: bool = True,
+    queue_seconds: float = 0.0,
+    progress: Callable[[str], None] = lambda m: None,
+    catalogue_path: str | None = None,
+    rucio: bool | dict[str, Any] = True,
+    rucio_db: Database = "sqlite",
+    slurm: bool = False,
+) -> dict[str, Any]:
     """``rucio``: True starts a Rucio server for this run (pumping transfers every 2 s) on
     ``rucio_db``, a dict is a Rucio someone else started and stops (the test session's),
     False: none. ``slurm``: queue the Slurm sites' pods in a real Slurm cluster of this run
     (:mod:`testbed.slurm`) instead of the plugins' emulated queue."""
     old = read_state(run_dir)
     if old is not None and any(alive(p) for p in Supervisor(run_dir).pids().values()):
-        raise TestbedError(f"a testbed is already running from {run_dir}; "
-                           "stop it with `python -m testbed down` first")
+        raise TestbedError(
+            f"a testbed is already running from {run_dir}; "
+            "stop it with `python -m testbed down` first"
+        )
     if slurm:
         require_slurm()  # before minutes of start-up, not after
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -70,8 +77,9 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
             rucio_state = rucio
         elif rucio:
             progress("starting Rucio (server, conveyor sidecar)")
-            rucio_state = start_rucio(sup, run_dir, pump_interval=2.0, progress=progress,
-                                      database=rucio_db)
+            rucio_state = start_rucio(
+                sup, run_dir, pump_interval=2.0, progress=progress, database=rucio_db
+            )
         queued_in_slurm = slurm_sites(catalogue) if slurm else []
         cluster: SlurmCluster | None = None
         if queued_in_slurm:
@@ -85,15 +93,21 @@ def up(run_dir: Path, hub: bool = True, queue_seconds: float = 0.0,
         for i, site in enumerate(catalogue):
             progress(f"starting interLink for {site.slug} (node {site.node.name})")
             conf = cluster.conf if cluster and site in queued_in_slurm else None
-            stacks.append(start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds,
-                                     slurm_conf=conf))
+            stacks.append(
+                start_site(sup, bins, cp, site, pod_cidr(base, i), queue_seconds, slurm_conf=conf)
+            )
         ensure_pod_controllers(sup, stacks, progress=progress)
         kube = cp.kube()
         progress("waiting for the nodes to become Ready (interLink pings every 30 s)")
         names = [site.node.name for site in catalogue]
-        wait_until(lambda: all(pinged_since_start(sup, s) for s in stacks)
-                   and all(node_ready(kube, n) for n in names),
-                   f"nodes {', '.join(names)} Ready", 150)
+        wait_until(
+            lambda: (
+                all(pinged_since_start(sup, s) for s in stacks)
+                and all(node_ready(kube, n) for n in names)
+            ),
+            f"nodes {', '.join(names)} Ready",
+            150,
+        )
         progress(f"all {len(catalogue)} nodes Ready ({time.monotonic() - t0:.1f} s)")
         state: dict[str, Any] = {
             "run_dir": str(run_dir),
@@ -129,8 +143,12 @@ def down(run_dir: Path) -> int:
     # notebooks and jobs run in sessions of their own: the plugins keep them across plugin
     # restarts on purpose, so the testbed cancels them explicitly
     for jobs in sorted(run_dir.glob("sites/*/jobs")):
-        subprocess.run([sys.executable, "-m", "testbed.local_plugin", "--root", str(jobs),
-                        "--cancel-all"], cwd=REPO, check=False, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "testbed.local_plugin", "--root", str(jobs), "--cancel-all"],
+            cwd=REPO,
+            check=False,
+            capture_output=True,
+        )
     (run_dir / "testbed.json").unlink(missing_ok=True)
     return n
 

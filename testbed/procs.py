@@ -126,7 +126,7 @@ def proc_stat(pid: int) -> tuple[str, int, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError):
         return None
-    rest = raw[raw.rfind(")") + 2:].split()
+    rest = raw[raw.rfind(")") + 2 :].split()
     try:
         return rest[0], int(rest[2]), int(rest[19])
     except (IndexError, ValueError):
@@ -178,8 +178,9 @@ def wait_until(
         if check():
             return
         if proc is not None and not alive(proc.pid):
-            raise TestbedError(f"{what}: process exited. Last log lines of {proc.log}:\n"
-                               f"{log_tail(proc.log)}")
+            raise TestbedError(
+                f"{what}: process exited. Last log lines of {proc.log}:\n{log_tail(proc.log)}"
+            )
         time.sleep(interval)
     tail = f" Last log lines of {proc.log}:\n{log_tail(proc.log)}" if proc else ""
     raise TestbedError(f"{what}: not ready after {timeout:.0f} s.{tail}")

@@ -48,12 +48,18 @@ class SlurmCluster:
 
 
 def slurm_sites(catalogue: Iterable[Site]) -> list[Site]:
-    return [s for s in catalogue if s.offload and s.batch is not None
-            and s.batch.system == "slurm"]
+    return [s for s in catalogue if s.offload and s.batch is not None and s.batch.system == "slurm"]
 
 
-def slurm_conf(folder: Path, partitions: list[str], gpus: int, cpus: int, mem_mib: int,
-               ctld_port: int, d_port: int) -> str:
+def slurm_conf(
+    folder: Path,
+    partitions: list[str],
+    gpus: int,
+    cpus: int,
+    mem_mib: int,
+    ctld_port: int,
+    d_port: int,
+) -> str:
     """slurm.conf of the testbed cluster (pure: the text only)."""
     lines = [
         "# intertwin-hub testbed: one node standing for the Slurm sites' GPU nodes",
@@ -121,16 +127,23 @@ def require_slurm() -> None:
             "The testbed's real Slurm queue (testbed up --slurm, and the tests in "
             "tests/testbed/test_slurm.py and test_slurm_testbed.py) runs slurmctld and slurmd "
             f"as root, and this runs as {user}: run it as root (e.g. with sudo), or start the "
-            "testbed without --slurm.")
-    missing = [d for d in (*DAEMONS, "sbatch", "srun") if shutil.which(d) is None
-               and not Path(f"/usr/sbin/{d}").exists()]
+            "testbed without --slurm."
+        )
+    missing = [
+        d
+        for d in (*DAEMONS, "sbatch", "srun")
+        if shutil.which(d) is None and not Path(f"/usr/sbin/{d}").exists()
+    ]
     if missing:
-        raise TestbedError(f"Slurm is not installed ({', '.join(missing)} missing): "
-                           "apt-get install slurm-wlm (scripts/setup.sh does)")
+        raise TestbedError(
+            f"Slurm is not installed ({', '.join(missing)} missing): "
+            "apt-get install slurm-wlm (scripts/setup.sh does)"
+        )
 
 
-def start_slurm(sup: Supervisor, sites: list[Site],
-                progress: Callable[[str], None] = lambda m: None) -> SlurmCluster:
+def start_slurm(
+    sup: Supervisor, sites: list[Site], progress: Callable[[str], None] = lambda m: None
+) -> SlurmCluster:
     require_slurm()
     folder = sup.run_dir / "slurm"
     for sub in ("state", "spool", "dev"):
@@ -145,18 +158,18 @@ def start_slurm(sup: Supervisor, sites: list[Site],
         if not dev.exists():
             os.mknod(dev, 0o600 | 0o020000, os.makedev(1, 3))
     conf = folder / "slurm.conf"
-    conf.write_text(slurm_conf(folder, partitions, gpus, cpus, mem_mib, free_port(),
-                               free_port()))
+    conf.write_text(slurm_conf(folder, partitions, gpus, cpus, mem_mib, free_port(), free_port()))
     (folder / "gres.conf").write_text(
-        f"NodeName={NODE} Name=gpu File={folder}/dev/gpu[0-{max(gpus - 1, 0)}]\n"
-        if gpus else "")
+        f"NodeName={NODE} Name=gpu File={folder}/dev/gpu[0-{max(gpus - 1, 0)}]\n" if gpus else ""
+    )
     cluster = SlurmCluster(str(conf), partitions, gpus, str(folder / "jobcomp.txt"))
     slurm = Slurm(conf)
     env = {"SLURM_CONF": str(conf)}
     # -i: ignore state left by an earlier run of this folder
     ctld = sup.start("slurmctld", ["slurmctld", "-D", "-i"], env=env, cwd=folder)
-    wait_until(lambda: slurm.run("scontrol", "ping", timeout=10).returncode == 0, "slurmctld",
-               30, ctld)
+    wait_until(
+        lambda: slurm.run("scontrol", "ping", timeout=10).returncode == 0, "slurmctld", 30, ctld
+    )
     slurmd = sup.start("slurmd", ["slurmd", "-D", "-N", NODE], env=env, cwd=folder)
     wait_until(lambda: node_state(slurm) == "idle", f"Slurm node {NODE} idle", 30, slurmd)
     progress(f"Slurm ready: partitions {', '.join(partitions)}, {gpus} GPUs on node {NODE}")
@@ -175,8 +188,14 @@ def cancel_all(conf: str, timeout: float = 30.0) -> None:
     if slurm.run("scancel", "--user=root", timeout=10).returncode != 0:
         return  # slurmctld is not answering: nothing to wait for through it
     try:
-        wait_until(lambda: not slurm.run("squeue", "--noheader", "--states=PD,R,CG,S",
-                                         timeout=10).stdout.strip(),
-                   "Slurm jobs cancelled", timeout)
+        wait_until(
+            lambda: (
+                not slurm.run(
+                    "squeue", "--noheader", "--states=PD,R,CG,S", timeout=10
+                ).stdout.strip()
+            ),
+            "Slurm jobs cancelled",
+            timeout,
+        )
     except TestbedError:
         pass

@@ -39,8 +39,9 @@ def rucio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     run_dir = tmp_path_factory.mktemp("rucio")
     sup = Supervisor(run_dir)
     try:
-        yield start_rucio(sup, run_dir, pump_interval=None,
-                          progress=lambda m: print(f"[rucio] {m}"))
+        yield start_rucio(
+            sup, run_dir, pump_interval=None, progress=lambda m: print(f"[rucio] {m}")
+        )
     finally:
         sup.stop_all()
 
@@ -50,8 +51,13 @@ def testbed(testbed_run_dir: Path, rucio: dict[str, Any]) -> Iterator[dict[str, 
     """The real testbed: control plane, interLink per site, hub, and the session's Rucio.
     Fails (never skips) when it cannot start: CI builds every binary first."""
     # offloaded jobs wait a little in the emulated batch queue, as they do at a real site
-    state = up(testbed_run_dir, hub=True, queue_seconds=QUEUE_SECONDS,
-               progress=lambda m: print(f"[testbed] {m}"), rucio=rucio)
+    state = up(
+        testbed_run_dir,
+        hub=True,
+        queue_seconds=QUEUE_SECONDS,
+        progress=lambda m: print(f"[testbed] {m}"),
+        rucio=rucio,
+    )
     try:
         yield state
     finally:
@@ -63,7 +69,8 @@ async def kube(testbed: dict[str, Any]) -> AsyncIterator[Any]:
     from kubernetes_asyncio import client, config
 
     api = await config.new_client_from_config(
-        config_file=testbed["control_plane"]["admin_kubeconfig"])
+        config_file=testbed["control_plane"]["admin_kubeconfig"]
+    )
     try:
         yield client.CoreV1Api(api)
     finally:

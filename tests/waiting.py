@@ -15,8 +15,7 @@ def _timed_out(what: str, timeout: float, last: object) -> AssertionError:
     return AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
-def wait_for(check: Callable[[], T], what: str, timeout: float = 10.0,
-             interval: float = 0.05) -> T:
+def wait_for(check: Callable[[], T], what: str, timeout: float = 10.0, interval: float = 0.05) -> T:
     """The first truthy value of ``check()``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -28,8 +27,9 @@ def wait_for(check: Callable[[], T], what: str, timeout: float = 10.0,
         time.sleep(interval)
 
 
-async def wait_for_async(check: Callable[[], Awaitable[T]], what: str, timeout: float = 60.0,
-                         interval: float = 0.5) -> T:
+async def wait_for_async(
+    check: Callable[[], Awaitable[T]], what: str, timeout: float = 60.0, interval: float = 0.5
+) -> T:
     """The first truthy value of ``await check()``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -46,8 +46,9 @@ ADMIN_CACHE_SECONDS = 60.0
 class Service:
     """What every handler shares: the index, the history, the cluster and the hub."""
 
-    def __init__(self, catalogue: Catalogue, store: db.Store, namespace: str,
-                 api: client.ApiClient) -> None:
+    def __init__(
+        self, catalogue: Catalogue, store: db.Store, namespace: str, api: client.ApiClient
+    ) -> None:
         self.catalogue = catalogue
         self.store = store
         self.namespace = namespace
@@ -60,9 +61,12 @@ class Service:
         self._admins: dict[str, tuple[float, bool]] = {}
 
     async def hub(self, method: str, path: str) -> Any:
-        req = HTTPRequest(url_path_join(self.hub_api_url, path), method=method,
-                          headers={"Authorization": f"token {self.hub_token}"},
-                          allow_nonstandard_methods=True)
+        req = HTTPRequest(
+            url_path_join(self.hub_api_url, path),
+            method=method,
+            headers={"Authorization": f"token {self.hub_token}"},
+            allow_nonstandard_methods=True,
+        )
         resp = await AsyncHTTPClient().fetch(req)
         return json.loads(resp.body) if resp.body else None
 
@@ -95,9 +99,12 @@ class BaseHandler(JSONErrorsMixin, HubOAuthenticated, RequestHandler):
             except Exception:
                 allowed = None
         if not allowed:
-            raise ApiError(403, "forbidden",
-                           "Sign in to the hub; your token must allow access to the intertwin "
-                           "service (scope access:services!service=intertwin).")
+            raise ApiError(
+                403,
+                "forbidden",
+                "Sign in to the hub; your token must allow access to the intertwin "
+                "service (scope access:services!service=intertwin).",
+            )
         self.user_name = allowed["name"]
         self.admin = await self.svc.is_admin(self.user_name)
 
@@ -132,8 +139,9 @@ def _time_param(h: RequestHandler, name: str) -> datetime | None:
     try:
         t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise bad_request(name, f"{name} must be an ISO 8601 time such as "
-                                f"2026-12-04T12:00:00Z.") from None
+        raise bad_request(
+            name, f"{name} must be an ISO 8601 time such as 2026-12-04T12:00:00Z."
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -141,8 +149,11 @@ class JobsHandler(BaseHandler):
     async def get(self) -> None:
         site = self.get_query_argument("site", None)
         if site is not None and self.svc.catalogue.get(site) is None:
-            raise bad_request("site", f"No site is called {site!r}; the sites are "
-                                      f"{', '.join(s.slug for s in self.svc.catalogue)}.")
+            raise bad_request(
+                "site",
+                f"No site is called {site!r}; the sites are "
+                f"{', '.join(s.slug for s in self.svc.catalogue)}.",
+            )
         kind = self.get_query_argument("kind", None)
         if kind is not None and kind not in KINDS:
             raise bad_request("kind", f"kind must be one of {', '.join(KINDS)}.")
@@ -154,8 +165,11 @@ class JobsHandler(BaseHandler):
                 wanted = (wanted - {"active"}) | (set(STATES) - FINAL)
             unknown = wanted - set(STATES)
             if unknown:
-                raise bad_request("state", f"Unknown state {sorted(unknown)[0]!r}; the states "
-                                           f"are {', '.join(STATES)} and active.")
+                raise bad_request(
+                    "state",
+                    f"Unknown state {sorted(unknown)[0]!r}; the states "
+                    f"are {', '.join(STATES)} and active.",
+                )
             states = frozenset(wanted)
         try:
             limit = int(self.get_query_argument("limit", "100"))
@@ -166,11 +180,17 @@ class JobsHandler(BaseHandler):
         user: str | None = self.user_name
         if self.admin:
             user = self.get_query_argument("user", None)
-        filters = db.Filters(site=site, states=states, kind=kind,
-                             since=_time_param(self, "since"), until=_time_param(self, "until"))
+        filters = db.Filters(
+            site=site,
+            states=states,
+            kind=kind,
+            since=_time_param(self, "since"),
+            until=_time_param(self, "until"),
+        )
         try:
-            rows, nxt = self.svc.store.page(user, filters, limit,
-                                            self.get_query_argument("cursor", None))
+            rows, nxt = self.svc.store.page(
+                user, filters, limit, self.get_query_argument("cursor", None)
+            )
         except db.CursorError as e:
             raise bad_request("cursor", str(e).capitalize() + ".") from None
         self.write_json({"jobs": [self.job_json(j) for j in rows], "next": nxt})
@@ -188,14 +208,18 @@ class JobHandler(BaseHandler):
         if job.kind == KIND_NOTEBOOK:
             # through the hub, so it knows the server is gone
             user = quote(job.user, safe="")
-            path = (f"users/{user}/servers/{quote(job.server_name, safe='')}"
-                    if job.server_name else f"users/{user}/server")
+            path = (
+                f"users/{user}/servers/{quote(job.server_name, safe='')}"
+                if job.server_name
+                else f"users/{user}/server"
+            )
             try:
                 await self.svc.hub("DELETE", path)
             except HTTPClientError as e:
                 if e.code != 400:  # 400: the hub holds no such server any more
-                    raise ApiError(502, "kubernetes_error",
-                                   f"The hub could not stop the server: {e}") from None
+                    raise ApiError(
+                        502, "kubernetes_error", f"The hub could not stop the server: {e}"
+                    ) from None
                 await self._delete_pod(job)
         else:
             await self._delete_pod(job)
@@ -206,8 +230,9 @@ class JobHandler(BaseHandler):
             await self.svc.core.delete_namespaced_pod(job.pod, self.svc.namespace)
         except ApiException as e:
             if e.status != 404:
-                raise ApiError(502, "kubernetes_error",
-                               f"Kubernetes refused to delete the pod: {e.reason}") from None
+                raise ApiError(
+                    502, "kubernetes_error", f"Kubernetes refused to delete the pod: {e.reason}"
+                ) from None
 
 
 class LogsHandler(BaseHandler):
@@ -221,20 +246,21 @@ class LogsHandler(BaseHandler):
             raise bad_request("tail", "tail must be a whole number from 1 to 100000.")
         follow = self.get_query_argument("follow", "false").lower() in ("1", "true", "yes")
         if uid not in self.svc.index.pods:
-            raise ApiError(409, "already_ended",
-                           "The job's pod is gone, and its log with it.")
+            raise ApiError(409, "already_ended", "The job's pod is gone, and its log with it.")
         try:
             resp: Any = await self.svc.core.read_namespaced_pod_log(
-                job.pod, self.svc.namespace, tail_lines=tail, follow=follow,
-                _preload_content=False)
+                job.pod, self.svc.namespace, tail_lines=tail, follow=follow, _preload_content=False
+            )
         except ApiException as e:
             if e.status in (400, 404):
-                raise ApiError(409, "already_ended",
-                               f"The site has no log of this job (yet): {e.reason}") from None
+                raise ApiError(
+                    409, "already_ended", f"The site has no log of this job (yet): {e.reason}"
+                ) from None
             raise ApiError(502, "kubernetes_error", f"Kubernetes: {e.reason}") from None
         except (TimeoutError, OSError):
-            raise ApiError(503, "kubernetes_unavailable",
-                           "The Kubernetes API cannot be reached.") from None
+            raise ApiError(
+                503, "kubernetes_unavailable", "The Kubernetes API cannot be reached."
+            ) from None
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         try:
@@ -257,35 +283,50 @@ class SitesHandler(BaseHandler):
 def make_app(svc: Service, prefix: str) -> Application:
     api = url_path_join(prefix, "api")
     args = {"svc": svc}
-    return Application([
-        (url_path_join(api, "jobs"), JobsHandler, args),
-        (url_path_join(api, r"jobs/([^/]+)"), JobHandler, args),
-        (url_path_join(api, r"jobs/([^/]+)/logs"), LogsHandler, args),
-        (url_path_join(api, "sites"), SitesHandler, args),
-        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-    ], cookie_secret=os.urandom(32), hub_auth=HubOAuth.instance())
+    return Application(
+        [
+            (url_path_join(api, "jobs"), JobsHandler, args),
+            (url_path_join(api, r"jobs/([^/]+)"), JobHandler, args),
+            (url_path_join(api, r"jobs/([^/]+)/logs"), LogsHandler, args),
+            (url_path_join(api, "sites"), SitesHandler, args),
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        ],
+        cookie_secret=os.urandom(32),
+        hub_auth=HubOAuth.instance(),
+    )
 
 
 async def serve(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m intertwin_hub.service",
-                                description="The intertwin JupyterHub service.")
-    p.add_argument("--db-url", default=os.environ.get("INTERTWIN_SERVICE_DB_URL",
-                                                      "sqlite:///intertwin-service.sqlite"),
-                   help="SQLAlchemy URL of the history database")
-    p.add_argument("--namespace", default=os.environ.get("INTERTWIN_NAMESPACE", "default"),
-                   help="the namespace of the workload pods")
-    p.add_argument("--catalogue", default=os.environ.get("INTERTWIN_SITE_CATALOGUE"),
-                   help="the site catalogue (default: the shipped sites.yaml)")
+    p = argparse.ArgumentParser(
+        prog="python -m intertwin_hub.service", description="The intertwin JupyterHub service."
+    )
+    p.add_argument(
+        "--db-url",
+        default=os.environ.get("INTERTWIN_SERVICE_DB_URL", "sqlite:///intertwin-service.sqlite"),
+        help="SQLAlchemy URL of the history database",
+    )
+    p.add_argument(
+        "--namespace",
+        default=os.environ.get("INTERTWIN_NAMESPACE", "default"),
+        help="the namespace of the workload pods",
+    )
+    p.add_argument(
+        "--catalogue",
+        default=os.environ.get("INTERTWIN_SITE_CATALOGUE"),
+        help="the site catalogue (default: the shipped sites.yaml)",
+    )
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] "
-                                                   "%(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s"
+    )
     store = db.open_store(a.db_url)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         # in the hub pod: the service's own ServiceAccount token (mounted from its Secret),
         # not the pod's, which is the hub's
         token = os.environ.get("INTERTWIN_KUBE_TOKEN_FILE", incluster_config.SERVICE_TOKEN_FILENAME)
         incluster_config.InClusterConfigLoader(
-            token_filename=token, cert_filename=incluster_config.SERVICE_CERT_FILENAME,
+            token_filename=token,
+            cert_filename=incluster_config.SERVICE_CERT_FILENAME,
         ).load_and_set()
     else:
         await config.load_kube_config()
@@ -295,8 +336,9 @@ async def serve(argv: list[str] | None = None) -> None:
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
     app = make_app(svc, prefix)
     app.listen(url.port or 80, url.hostname or "127.0.0.1")
-    log.info("intertwin service at %s%s, history in %s", url.geturl(), prefix,
-             a.db_url.split("@")[-1])
+    log.info(
+        "intertwin service at %s%s, history in %s", url.geturl(), prefix, a.db_url.split("@")[-1]
+    )
     # the hub stops a managed service with SIGINT, then SIGTERM: both end it at once (every
     # history write is its own committed transaction). asyncio.run's own SIGINT handling only
     # cancels the tasks, and on the testbed the service was seen to outlive its hub that way.

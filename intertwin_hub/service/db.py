@@ -66,12 +66,21 @@ class Job(Base):
     started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     history: Mapped[list[StateChange]] = relationship(
-        back_populates="job", order_by="StateChange.id", cascade="all, delete-orphan",
-        lazy="selectin")
+        back_populates="job",
+        order_by="StateChange.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
 
     def status(self) -> JobStatus:
-        return JobStatus(self.state, self.sentence, node=self.node, batch_job=self.batch_job,
-                         reason=self.reason, exit_code=self.exit_code)
+        return JobStatus(
+            self.state,
+            self.sentence,
+            node=self.node,
+            batch_job=self.batch_job,
+            reason=self.reason,
+            exit_code=self.exit_code,
+        )
 
 
 class StateChange(Base):
@@ -154,8 +163,9 @@ class Store:
         with Session(self.engine) as s, s.begin():
             yield s
 
-    def record(self, w: Workload, status: JobStatus, at: datetime,
-               session: Session | None = None) -> bool:
+    def record(
+        self, w: Workload, status: JobStatus, at: datetime, session: Session | None = None
+    ) -> bool:
         """Insert or update the job of ``w`` with ``status``; a state change gets a row with
         its time. Returns whether anything changed. A final state is never left again."""
         if session is None:
@@ -181,8 +191,9 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as s:
             return s.get(Job, uid)
 
-    def page(self, user: str | None, filters: Filters, limit: int,
-             cursor: str | None) -> tuple[Sequence[Job], str | None]:
+    def page(
+        self, user: str | None, filters: Filters, limit: int, cursor: str | None
+    ) -> tuple[Sequence[Job], str | None]:
         """Newest first by (submitted, uid); ``user`` None: everyone's."""
         q = select(Job)
         conds: list[Any] = []
@@ -216,10 +227,23 @@ class Store:
 def _record(s: Session, w: Workload, status: JobStatus, at: datetime) -> bool:
     job = s.get(Job, w.uid)
     if job is None:
-        job = Job(uid=w.uid, user=w.user, kind=w.kind, site=w.site, pod=w.pod,
-                  server_name=w.server_name, notebook_path=w.notebook_path,
-                  cell_id=w.cell_id, cpu=w.cpu, memory=w.memory, gpus=w.gpus,
-                  image=w.image, submitted=w.submitted, state="", sentence="")
+        job = Job(
+            uid=w.uid,
+            user=w.user,
+            kind=w.kind,
+            site=w.site,
+            pod=w.pod,
+            server_name=w.server_name,
+            notebook_path=w.notebook_path,
+            cell_id=w.cell_id,
+            cpu=w.cpu,
+            memory=w.memory,
+            gpus=w.gpus,
+            image=w.image,
+            submitted=w.submitted,
+            state="",
+            sentence="",
+        )
         s.add(job)
     elif job.state in FINAL:
         return False
@@ -227,9 +251,14 @@ def _record(s: Session, w: Workload, status: JobStatus, at: datetime) -> bool:
 
 
 def _apply(job: Job, status: JobStatus, at: datetime) -> bool:
-    changed = (job.state, job.sentence, job.node, job.batch_job, job.reason, job.exit_code) != \
-        (status.state, status.sentence, status.node, status.batch_job, status.reason,
-         status.exit_code)
+    changed = (job.state, job.sentence, job.node, job.batch_job, job.reason, job.exit_code) != (
+        status.state,
+        status.sentence,
+        status.node,
+        status.batch_job,
+        status.reason,
+        status.exit_code,
+    )
     if job.state != status.state:
         job.history.append(StateChange(state=status.state, at=at))
         if status.state == "running" and job.started is None:
@@ -256,13 +285,26 @@ def job_json(job: Job, site_name: str, note: str | None = None) -> dict[str, Any
         return _utc(v).isoformat() if v else None
 
     return {
-        "id": job.uid, "user": job.user, "kind": job.kind, "site": job.site,
-        "site_name": site_name, "pod": job.pod, "server_name": job.server_name,
-        "notebook_path": job.notebook_path, "cell_id": job.cell_id, "state": job.state,
-        "sentence": job.sentence, "node": job.node, "batch_job": job.batch_job,
-        "reason": job.reason, "exit_code": job.exit_code, "note": note,
+        "id": job.uid,
+        "user": job.user,
+        "kind": job.kind,
+        "site": job.site,
+        "site_name": site_name,
+        "pod": job.pod,
+        "server_name": job.server_name,
+        "notebook_path": job.notebook_path,
+        "cell_id": job.cell_id,
+        "state": job.state,
+        "sentence": job.sentence,
+        "node": job.node,
+        "batch_job": job.batch_job,
+        "reason": job.reason,
+        "exit_code": job.exit_code,
+        "note": note,
         "resources": {"cpu": job.cpu, "memory": job.memory, "gpus": job.gpus},
-        "image": job.image, "submitted": t(job.submitted), "started": t(job.started),
+        "image": job.image,
+        "submitted": t(job.submitted),
+        "started": t(job.started),
         "finished": t(job.finished),
         "history": [{"state": h.state, "at": t(h.at)} for h in job.history],
     }

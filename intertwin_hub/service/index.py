@@ -59,19 +59,32 @@ def resources_of(pod: Pod) -> tuple[float | None, int | None, int]:
 def workload_of(pod: Pod) -> Workload | None:
     """The history row's fixed part, or None for a pod that is not a workload of ours."""
     meta = pod.get("metadata") or {}
-    uid, user, kind, site = meta.get("uid"), labels.owner_of(pod), labels.kind_of(pod), \
-        labels.site_of(pod)
+    uid, user, kind, site = (
+        meta.get("uid"),
+        labels.owner_of(pod),
+        labels.kind_of(pod),
+        labels.site_of(pod),
+    )
     if not (uid and user and kind and site):
         return None
     ann = meta.get("annotations") or {}
     cpu, mem, gpus = resources_of(pod)
     containers = (pod.get("spec") or {}).get("containers") or [{}]
     return Workload(
-        uid=uid, user=user, kind=kind, site=site, pod=meta.get("name") or "",
+        uid=uid,
+        user=user,
+        kind=kind,
+        site=site,
+        pod=meta.get("name") or "",
         submitted=_time(meta.get("creationTimestamp")) or datetime.now(UTC),
-        server_name=labels.server_of(pod), notebook_path=ann.get(labels.ANNOTATION_NOTEBOOK_PATH),
-        cell_id=ann.get(labels.ANNOTATION_CELL_ID), cpu=cpu, memory=mem, gpus=gpus,
-        image=containers[0].get("image"))
+        server_name=labels.server_of(pod),
+        notebook_path=ann.get(labels.ANNOTATION_NOTEBOOK_PATH),
+        cell_id=ann.get(labels.ANNOTATION_CELL_ID),
+        cpu=cpu,
+        memory=mem,
+        gpus=gpus,
+        image=containers[0].get("image"),
+    )
 
 
 def node_ready(node: Pod | None) -> tuple[bool | None, datetime | None]:
@@ -102,8 +115,9 @@ class Index:
 
     # --- pods ------------------------------------------------------------------------------
 
-    def pod_event(self, kind: str, pod: Pod, now: datetime | None = None,
-                  session: Session | None = None) -> JobStatus | None:
+    def pod_event(
+        self, kind: str, pod: Pod, now: datetime | None = None, session: Session | None = None
+    ) -> JobStatus | None:
         """A watch event (ADDED, MODIFIED, DELETED) of a labelled pod; ``session``: inside
         ``Store.batch`` (ADDED and MODIFIED only)."""
         now = now or datetime.now(UTC)
@@ -115,8 +129,12 @@ class Index:
             last = pod_status(self.site_name(w.site), pod)
             if last is not None and last.final:
                 self.store.record(w, last, now)
-            return self.store.end(w.uid, self.site_name(w.site),
-                                  cancelled=self._deleted_on_purpose(w.uid, pod), at=now)
+            return self.store.end(
+                w.uid,
+                self.site_name(w.site),
+                cancelled=self._deleted_on_purpose(w.uid, pod),
+                at=now,
+            )
         self.pods[w.uid] = pod
         self.by_user[w.user].add(w.uid)
         status = pod_status(self.site_name(w.site), pod)
@@ -141,8 +159,9 @@ class Index:
         for uid in self.store.active_uids() - seen:
             job = self.store.get(uid)
             if job is not None:
-                self.store.end(uid, self.site_name(job.site),
-                               cancelled=uid in self.cancelling, at=now)
+                self.store.end(
+                    uid, self.site_name(job.site), cancelled=uid in self.cancelling, at=now
+                )
             self.cancelling.discard(uid)
 
     def _deleted_on_purpose(self, uid: str, pod: Pod) -> bool:
@@ -177,8 +196,9 @@ class Index:
             self.nodes[name] = node
 
     def reset_nodes(self, nodes: Iterable[Pod]) -> None:
-        self.nodes = {n["metadata"]["name"]: n for n in nodes if (n.get("metadata") or {})
-                      .get("name")}
+        self.nodes = {
+            n["metadata"]["name"]: n for n in nodes if (n.get("metadata") or {}).get("name")
+        }
 
     def note_for(self, slug: str) -> str | None:
         """Trouble at the site, told on each of its jobs."""
@@ -193,8 +213,9 @@ class Index:
     def site_json(self, site: Site) -> dict[str, Any]:
         node = self.nodes.get(site.node.name)
         ready, since = node_ready(node)
-        allocatable = int(((node or {}).get("status") or {}).get("allocatable", {})
-                          .get(GPU_RESOURCE) or 0)
+        allocatable = int(
+            ((node or {}).get("status") or {}).get("allocatable", {}).get(GPU_RESOURCE) or 0
+        )
         requested = 0
         for pod in self.pods.values():
             if (pod.get("spec") or {}).get("nodeName") != site.node.name:
@@ -202,7 +223,12 @@ class Index:
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
             requested += resources_of(pod)[2]
-        return {"site": site.slug, "name": site.name, "node": site.node.name, "ready": ready,
-                "since": since.isoformat() if since else None,
-                "note": self.note_for(site.slug),
-                "gpus": {"allocatable": allocatable, "requested": requested}}
+        return {
+            "site": site.slug,
+            "name": site.name,
+            "node": site.node.name,
+            "ready": ready,
+            "since": since.isoformat() if since else None,
+            "note": self.note_for(site.slug),
+            "gpus": {"allocatable": allocatable, "requested": requested},
+        }

@@ -35,8 +35,9 @@ class Watcher:
         self.relists = 0
 
     async def run(self) -> None:
-        await asyncio.gather(self._loop("pods", self._pods_once),
-                             self._loop("nodes", self._nodes_once))
+        await asyncio.gather(
+            self._loop("pods", self._pods_once), self._loop("nodes", self._nodes_once)
+        )
 
     async def _loop(self, what: str, once: Callable[[], Awaitable[None]]) -> None:
         failures = 0
@@ -60,8 +61,9 @@ class Watcher:
                 await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
             self.relists += 1
 
-    async def _list(self, func: Callable[..., Awaitable[Any]], *args: Any,
-                    **kwargs: Any) -> dict[str, Any]:
+    async def _list(
+        self, func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         # the raw JSON: 10,000 pods are not worth turning into models and back
         resp = await func(*args, _preload_content=False, **kwargs)
         try:
@@ -70,15 +72,19 @@ class Watcher:
             resp.release()
 
     async def _pods_once(self) -> None:
-        listed = await self._list(self.core.list_namespaced_pod, self.namespace,
-                                  label_selector=WORKLOAD_SELECTOR)
+        listed = await self._list(
+            self.core.list_namespaced_pod, self.namespace, label_selector=WORKLOAD_SELECTOR
+        )
         self.index.reconcile(listed.get("items") or [])
         self.pods_listed.set()
         w = watch.Watch()
-        async with w.stream(self.core.list_namespaced_pod, self.namespace,
-                            label_selector=WORKLOAD_SELECTOR,
-                            resource_version=listed["metadata"]["resourceVersion"],
-                            timeout_seconds=WATCH_SECONDS) as stream:
+        async with w.stream(
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=WORKLOAD_SELECTOR,
+            resource_version=listed["metadata"]["resourceVersion"],
+            timeout_seconds=WATCH_SECONDS,
+        ) as stream:
             async for ev in stream:
                 if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                     self.index.pod_event(ev["type"], ev["raw_object"])
@@ -88,9 +94,11 @@ class Watcher:
         self.index.reset_nodes(listed.get("items") or [])
         self.nodes_listed.set()
         w = watch.Watch()
-        async with w.stream(self.core.list_node,
-                            resource_version=listed["metadata"]["resourceVersion"],
-                            timeout_seconds=WATCH_SECONDS) as stream:
+        async with w.stream(
+            self.core.list_node,
+            resource_version=listed["metadata"]["resourceVersion"],
+            timeout_seconds=WATCH_SECONDS,
+        ) as stream:
             async for ev in stream:
                 if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                     self.index.node_event(ev["type"], ev["raw_object"])

@@ -89,20 +89,24 @@ def _pick(value: str | None, choices: list[Any], key: Any, what: str, site: Site
         if key(c) == value:
             return c
     offered = ", ".join(repr(key(c)) for c in choices)
-    raise OptionsError(f"{value!r} is not a {what} choice at {site.title}. Choose one of: "
-                       f"{offered}.")
+    raise OptionsError(
+        f"{value!r} is not a {what} choice at {site.title}. Choose one of: {offered}."
+    )
 
 
-def validate(catalogue: Catalogue, vos: Iterable[str], options: Mapping[str, Any] | None
-             ) -> Selection:
+def validate(
+    catalogue: Catalogue, vos: Iterable[str], options: Mapping[str, Any] | None
+) -> Selection:
     """Check ``options`` for a user in ``vos``; return what they may have or raise."""
     options = options or {}
     if not isinstance(options, Mapping):
         raise OptionsError("Server options must be a JSON object.")
     unknown = sorted(str(k) for k in options if k not in KNOWN)
     if unknown:
-        raise OptionsError(f"Unknown server option {unknown[0]!r}. The options are: profile, "
-                           f"{RESOURCES}, {GPUS}, {IMAGE}, {OTHER_IMAGE}.")
+        raise OptionsError(
+            f"Unknown server option {unknown[0]!r}. The options are: profile, "
+            f"{RESOURCES}, {GPUS}, {IMAGE}, {OTHER_IMAGE}."
+        )
     vos = frozenset(vos)
     visible = catalogue.visible_to(vos)
     slug = _text(options, "profile")
@@ -117,12 +121,15 @@ def validate(catalogue: Catalogue, vos: Iterable[str], options: Mapping[str, Any
             raise OptionsError(f"There is no site {slug!r}. Choose one of: {names}.")
         site = found
     if not site.allows(vos):
-        raise OptionsError(f"{site.title} is open only to members of the "
-                           f"{' or '.join(site.allowed_vos)} VO, and your account is not a "
-                           "member. Ask your VO manager in EGI Check-in to add you.")
+        raise OptionsError(
+            f"{site.title} is open only to members of the "
+            f"{' or '.join(site.allowed_vos)} VO, and your account is not a "
+            "member. Ask your VO manager in EGI Check-in to add you."
+        )
 
-    resource = _pick(_text(options, RESOURCES), list(site.resources), lambda r: r.slug,
-                     "CPU and Memory", site)
+    resource = _pick(
+        _text(options, RESOURCES), list(site.resources), lambda r: r.slug, "CPU and Memory", site
+    )
 
     choices = gpu_choices(site)
     raw_gpus = _text(options, GPUS)
@@ -132,8 +139,13 @@ def validate(catalogue: Catalogue, vos: Iterable[str], options: Mapping[str, Any
         partition, gpus = None, 0
     else:
         _check_gpu_limit(site, raw_gpus)
-        _, partition, gpus = _pick(raw_gpus, choices, lambda c: c[0],
-                                   "Partition and GPUs" if site.partitions else "GPU", site)
+        _, partition, gpus = _pick(
+            raw_gpus,
+            choices,
+            lambda c: c[0],
+            "Partition and GPUs" if site.partitions else "GPU",
+            site,
+        )
 
     listed, other = _text(options, IMAGE), _text(options, OTHER_IMAGE)
     if other:
@@ -144,8 +156,9 @@ def validate(catalogue: Catalogue, vos: Iterable[str], options: Mapping[str, Any
             raise OptionsError(f"{site.title} runs only the listed images.")
         traversal = ".." in other.split("/")
         if len(other) > MAX_IMAGE_LENGTH or traversal or not rule.allows(other):
-            raise OptionsError(f"The image {other[:80]!r} cannot run at {site.title}. "
-                               f"{rule.message}")
+            raise OptionsError(
+                f"The image {other[:80]!r} cannot run at {site.title}. {rule.message}"
+            )
         image, is_other = other, True
     else:
         chosen: Image = _pick(listed, list(site.images), lambda i: i.slug, "Image", site)
@@ -170,5 +183,6 @@ def _check_gpu_limit(site: Site, raw: str | None) -> None:
         limit = max(site.gpu_choices, default=0)
         where = site.title
     if limit is not None and wanted > limit:
-        raise OptionsError(f"{where} offers at most {limit} GPUs per session; you asked for "
-                           f"{wanted}.")
+        raise OptionsError(
+            f"{where} offers at most {limit} GPUs per session; you asked for {wanted}."
+        )

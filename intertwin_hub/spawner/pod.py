@@ -42,10 +42,18 @@ WSTUNNEL_TIMEOUT = "5m"
 def offload_tolerations() -> list[dict[str, Any]]:
     return [
         {"key": INTERLINK_TAINT, "operator": "Exists", "effect": "NoSchedule"},
-        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-         "tolerationSeconds": NODE_TROUBLE_TOLERATION_SECONDS},
-        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-         "tolerationSeconds": NODE_TROUBLE_TOLERATION_SECONDS},
+        {
+            "key": "node.kubernetes.io/not-ready",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": NODE_TROUBLE_TOLERATION_SECONDS,
+        },
+        {
+            "key": "node.kubernetes.io/unreachable",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": NODE_TROUBLE_TOLERATION_SECONDS,
+        },
     ]
 
 
@@ -154,10 +162,15 @@ SECRET_ENV_DIR = "/var/run/intertwin/env"
 SECRET_ENV_VOLUME = "intertwin-env"
 # TOKEN, *_API_KEY, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, ...: a credential-looking last word,
 # or SECRET/PASSWORD anywhere in the name
-_SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|KEY|"
-                          r"APIKEY)$|(^|_)(SECRET|PASSWORD|PASSWD)(_|$)", re.IGNORECASE)
-ENV_PRELUDE = ('for f in "$INTERTWIN_SECRET_ENV_DIR"/*; do '
-               '[ -f "$f" ] && export "${f##*/}=$(cat "$f")"; done; exec "$@"')
+_SECRET_NAME = re.compile(
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|KEY|"
+    r"APIKEY)$|(^|_)(SECRET|PASSWORD|PASSWD)(_|$)",
+    re.IGNORECASE,
+)
+ENV_PRELUDE = (
+    'for f in "$INTERTWIN_SECRET_ENV_DIR"/*; do '
+    '[ -f "$f" ] && export "${f##*/}=$(cat "$f")"; done; exec "$@"'
+)
 
 
 def is_secret_env(name: str) -> bool:
@@ -175,8 +188,9 @@ def secret_env_command(command: list[str], args: list[str]) -> tuple[list[str], 
     return [], [*prelude, *args]
 
 
-def rucio_env(site: Site, instance: dict[str, str], access_token: str | None,
-              mount_path: str | None = None) -> dict[str, str]:
+def rucio_env(
+    site: Site, instance: dict[str, str], access_token: str | None, mount_path: str | None = None
+) -> dict[str, str]:
     """The Rucio DataLake configuration of the session, in rucio-jupyterlab's ``RUCIO_*``
     convention so existing interTwin images keep working: the instance from the hub's
     configuration, the destination RSE and its mount path from the session's site (unless the

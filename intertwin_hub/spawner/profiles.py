@@ -21,22 +21,30 @@ def profile(site: Site, default: bool = False) -> dict[str, Any]:
     options: dict[str, Any] = {
         RESOURCES: {
             "display_name": "CPU and Memory",
-            "choices": {r.slug: {"display_name": r.label, "default": i == 0}
-                        for i, r in enumerate(site.resources)},
+            "choices": {
+                r.slug: {"display_name": r.label, "default": i == 0}
+                for i, r in enumerate(site.resources)
+            },
         },
     }
     gchoices = gpu_choices(site)
     if gchoices:
         options[GPUS] = {
             "display_name": "Partition and GPUs" if site.partitions else site.gpu_label,
-            "choices": {key: {"display_name": _gpu_label(site, p.label if p else None, n),
-                              "default": i == 0}
-                        for i, (key, p, n) in enumerate(gchoices)},
+            "choices": {
+                key: {
+                    "display_name": _gpu_label(site, p.label if p else None, n),
+                    "default": i == 0,
+                }
+                for i, (key, p, n) in enumerate(gchoices)
+            },
         }
     options[IMAGE] = {
         "display_name": "Image",
-        "choices": {img.slug: {"display_name": img.label, "default": i == 0}
-                    for i, img in enumerate(site.images)},
+        "choices": {
+            img.slug: {"display_name": img.label, "default": i == 0}
+            for i, img in enumerate(site.images)
+        },
     }
     if site.other_image:
         options[IMAGE]["unlisted_choice"] = {

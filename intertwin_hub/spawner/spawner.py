@@ -182,8 +182,11 @@ class InterTwinSpawner(KubeSpawner):
         self.start_timeout = sel.site.start_timeout
         # a batch job is "running" before its container image is pulled and the server is up
         # (Apptainer pulls inside the job), so an offload site gets the same time again
-        self.http_timeout = (max(self._configured_http_timeout, sel.site.start_timeout)
-                             if sel.site.offload else self._configured_http_timeout)
+        self.http_timeout = (
+            max(self._configured_http_timeout, sel.site.start_timeout)
+            if sel.site.offload
+            else self._configured_http_timeout
+        )
         return sel
 
     async def load_user_options(self) -> None:
@@ -192,8 +195,9 @@ class InterTwinSpawner(KubeSpawner):
             # a hub configured with an apply_user_options of its own, or options changed
             # since: validate here (the hub's spawn runs apply_user_options first)
             sel = self.apply_catalogue_options()
-        auth_state = await self.user.get_auth_state() if hasattr(
-            self.user, "get_auth_state") else None
+        auth_state = (
+            await self.user.get_auth_state() if hasattr(self.user, "get_auth_state") else None
+        )
         self._access_token = (auth_state or {}).get("access_token")
         if not getattr(self.profile_list, "display_only", False):
             # an operator's own profile_list may carry kubespawner_override: KubeSpawner
@@ -225,7 +229,9 @@ class InterTwinSpawner(KubeSpawner):
             raise SpawnException(
                 f"The hub configuration says {site.title} is reached by {reach!r}, which is "
                 f"neither of {', '.join(REACH_MODES)}. Please tell the hub operators.",
-                reason="bad_reach", status_code=500)
+                reason="bad_reach",
+                status_code=500,
+            )
         return str(reach)
 
     def _apply(self, plan: PodPlan) -> None:
@@ -257,8 +263,7 @@ class InterTwinSpawner(KubeSpawner):
             site = self.selection.site
             mount = self.scratch_mount_paths.get(site.slug)
             env.update(site_env(site, mount))
-            env.update(rucio_env(site, dict(self.rucio_instance), self._access_token,
-                                         mount))
+            env.update(rucio_env(site, dict(self.rucio_instance), self._access_token, mount))
         return env
 
     async def get_pod_manifest(self) -> Any:
@@ -273,7 +278,8 @@ class InterTwinSpawner(KubeSpawner):
         dropped = conflicting_reach_annotations(reach)
         pod.metadata.annotations = {
             **{k: v for k, v in (pod.metadata.annotations or {}).items() if k not in dropped},
-            **plan.annotations}
+            **plan.annotations,
+        }
         await self._move_secrets_out_of_the_spec(pod)
         if plan.offload:
             pod.spec.node_selector = plan.node_selector
@@ -285,7 +291,9 @@ class InterTwinSpawner(KubeSpawner):
                 raise SpawnException(
                     f"{self.selection.site.title} cannot mount persistent volumes; the hub "
                     "configuration adds one. Please tell the hub operators.",
-                    reason="pvc_on_offload", status_code=500)
+                    reason="pvc_on_offload",
+                    status_code=500,
+                )
         return pod
 
     @property
@@ -302,6 +310,7 @@ class InterTwinSpawner(KubeSpawner):
             V1Volume,
             V1VolumeMount,
         )
+
         self._env_secret_data = None
         secret: dict[str, str] = {}
         for c in pod.spec.containers:
@@ -315,15 +324,19 @@ class InterTwinSpawner(KubeSpawner):
         if not secret:
             return
         main = pod.spec.containers[0]
-        main.env = [*main.env, V1EnvVar(name="INTERTWIN_SECRET_ENV_DIR",
-                                        value=SECRET_ENV_DIR)]
-        main.command, main.args = secret_env_command(main.command or [],
-                                                             main.args or [])
-        main.volume_mounts = [*(main.volume_mounts or []), V1VolumeMount(
-            name=SECRET_ENV_VOLUME, mount_path=SECRET_ENV_DIR, read_only=True)]
-        pod.spec.volumes = [*(pod.spec.volumes or []), V1Volume(
-            name=SECRET_ENV_VOLUME,
-            secret=V1SecretVolumeSource(secret_name=self.env_secret_name, default_mode=0o400))]
+        main.env = [*main.env, V1EnvVar(name="INTERTWIN_SECRET_ENV_DIR", value=SECRET_ENV_DIR)]
+        main.command, main.args = secret_env_command(main.command or [], main.args or [])
+        main.volume_mounts = [
+            *(main.volume_mounts or []),
+            V1VolumeMount(name=SECRET_ENV_VOLUME, mount_path=SECRET_ENV_DIR, read_only=True),
+        ]
+        pod.spec.volumes = [
+            *(pod.spec.volumes or []),
+            V1Volume(
+                name=SECRET_ENV_VOLUME,
+                secret=V1SecretVolumeSource(secret_name=self.env_secret_name, default_mode=0o400),
+            ),
+        ]
         self._env_secret_data = secret
         self._env_secret_labels = dict(pod.metadata.labels or {})
 
@@ -333,16 +346,25 @@ class InterTwinSpawner(KubeSpawner):
         from kubernetes_asyncio.client import V1ObjectMeta, V1OwnerReference, V1Secret
 
         owner = V1OwnerReference(
-            api_version="v1", kind="Pod", name=self.pod_name, uid=pod_uid,
+            api_version="v1",
+            kind="Pod",
+            name=self.pod_name,
+            uid=pod_uid,
             # blockOwnerDeletion would need "update" on pods/finalizers where the
             # OwnerReferencesPermissionEnforcement admission plugin runs; the Zero to
             # JupyterHub hub Role has no such rule, and the Secret needs no foreground deletion
-            block_owner_deletion=False, controller=False)
+            block_owner_deletion=False,
+            controller=False,
+        )
         return V1Secret(
-            metadata=V1ObjectMeta(name=self.env_secret_name,
-                                  labels=dict(self._env_secret_labels or {}),
-                                  owner_references=[owner]),
-            string_data=dict(self._env_secret_data or {}), type="Opaque")
+            metadata=V1ObjectMeta(
+                name=self.env_secret_name,
+                labels=dict(self._env_secret_labels or {}),
+                owner_references=[owner],
+            ),
+            string_data=dict(self._env_secret_data or {}),
+            type="Opaque",
+        )
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
         """KubeSpawner's pod creation, then the env Secret, owned by the new pod (an owner
@@ -424,7 +446,8 @@ class InterTwinSpawner(KubeSpawner):
             raise TimeoutError(
                 f"{site.name} did not start your session within {site.start_timeout} s "
                 f"(the queue there may be long). Try again later or pick another site. "
-                f"[{e}]") from e
+                f"[{e}]"
+            ) from e
         finally:
             watcher.cancel()
             self._add_progress_lines()
@@ -443,8 +466,11 @@ class InterTwinSpawner(KubeSpawner):
         site = self.selection.site if self.selection else None
         if site is None:
             return
-        messages = [m for ev in (self.events if self.events_enabled else [])
-                    if (m := event_sentence(site.name, ev))]
+        messages = [
+            m
+            for ev in (self.events if self.events_enabled else [])
+            if (m := event_sentence(site.name, ev))
+        ]
         reflector = self.pod_reflector
         pod = reflector.pods.get(self._pod_key()) if reflector else None
         state = progress_sentence(site.name, pod)
@@ -499,8 +525,10 @@ class InterTwinSpawner(KubeSpawner):
                 if elapsed >= PATIENCE_SECONDS and elapsed - last_patience >= PATIENCE_SECONDS:
                     last_patience = elapsed
                     # the limit in force: the site's, applied before start()
-                    yield {"message": f"still waiting for {site.name} after {int(elapsed)} s "
-                                      f"(the limit is {self.start_timeout} s)"}
+                    yield {
+                        "message": f"still waiting for {site.name} after {int(elapsed)} s "
+                        f"(the limit is {self.start_timeout} s)"
+                    }
                 # wake at once when a progress line is added: JupyterHub stops reading progress as
                 # soon as the server is up, so the last words must not wait for a poll
                 changed = getattr(self, "_progress_grew", None)
@@ -561,8 +589,7 @@ def check_catalogue_of(hub: Any) -> Catalogue:
     except CatalogueError as e:
         hub.log.critical("The site catalogue is broken, so the hub cannot start: %s", e)
         raise
-    hub.log.info("Site catalogue %s: %s", path or "(shipped)",
-                 ", ".join(s.slug for s in catalogue))
+    hub.log.info("Site catalogue %s: %s", path or "(shipped)", ", ".join(s.slug for s in catalogue))
     return catalogue
 
 
@@ -586,8 +613,7 @@ def check_catalogue_at_hub_start() -> None:
 
     @functools.wraps(original)
     async def init_users(hub: Any) -> Any:
-        if isinstance(hub.spawner_class, type) and issubclass(hub.spawner_class,
-                                                              InterTwinSpawner):
+        if isinstance(hub.spawner_class, type) and issubclass(hub.spawner_class, InterTwinSpawner):
             check_catalogue_of(hub)
         return await original(hub)
 

@@ -49,8 +49,11 @@ class SiteHandler(IntertwinHandler):
     def get(self) -> None:
         ctx = site_context()
         if ctx is None:
-            raise ApiError(404, "no_site", "This JupyterLab session was not started by the "
-                                           "interTwin hub, so it has no site.")
+            raise ApiError(
+                404,
+                "no_site",
+                "This JupyterLab session was not started by the interTwin hub, so it has no site.",
+            )
         self.answer(ctx.to_json())
 
 

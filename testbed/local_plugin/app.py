@@ -91,8 +91,14 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ApiError):
-            log.warning("%s %s -> %d %s: %s", self.request.method, self.request.path,
-                        value.status_code, value.code, value.message)
+            log.warning(
+                "%s %s -> %d %s: %s",
+                self.request.method,
+                self.request.path,
+                value.status_code,
+                value.code,
+                value.message,
+            )
         else:
             super().log_exception(typ, value, tb)
 
@@ -102,8 +108,7 @@ class BaseHandler(tornado.web.RequestHandler):
         meta = pod.get("metadata") or {}
         uid, name = str(meta.get("uid") or ""), str(meta.get("name") or "")
         if not uid and not name:
-            raise ApiError(400, "BadRequest", "the pod has neither metadata.uid nor "
-                                              "metadata.name")
+            raise ApiError(400, "BadRequest", "the pod has neither metadata.uid nor metadata.name")
         return uid, str(meta.get("namespace") or "default"), name
 
 
@@ -126,7 +131,7 @@ class CreateHandler(BaseHandler):
             job = self.runner.create(body)
             self.send_json({"PodUID": job.uid, "PodJID": job.jid})
         else:
-            raise ApiError(400, "BadRequest", "expected {\"pod\": v1.Pod, \"container\": [...]}")
+            raise ApiError(400, "BadRequest", 'expected {"pod": v1.Pod, "container": [...]}')
 
 
 class DeleteHandler(BaseHandler):
@@ -135,8 +140,10 @@ class DeleteHandler(BaseHandler):
         uid, namespace, name = self.meta_of(self.json_body())
         job = self.runner.find(uid, namespace, name)
         if job is None:
-            self.send_text(f"pod {namespace}/{name} ({uid}) not found at {self.runner.site}, "
-                           "nothing to delete\n")
+            self.send_text(
+                f"pod {namespace}/{name} ({uid}) not found at {self.runner.site}, "
+                "nothing to delete\n"
+            )
             return
         self.send_text(await self.runner.delete(job))
 
@@ -186,37 +193,49 @@ class LogsHandler(BaseHandler):
         name, cname = str(req.get("PodName") or ""), str(req.get("ContainerName") or "")
         job = self.runner.find(uid, namespace, name)
         if job is None:
-            raise ApiError(404, "PodNotFound",
-                           f"pod {namespace}/{name} ({uid}) is not known at {self.runner.site}")
+            raise ApiError(
+                404,
+                "PodNotFound",
+                f"pod {namespace}/{name} ({uid}) is not known at {self.runner.site}",
+            )
         if not cname and len(job.mains) == 1:
             cname = job.mains[0].name
         rec = job.container(cname)
         if rec is None:
-            raise ApiError(404, "ContainerNotFound",
-                           f"container {cname!r} is not in pod {namespace}/{job.name}; it has "
-                           f"{', '.join(c.name for c in job.containers)}")
+            raise ApiError(
+                404,
+                "ContainerNotFound",
+                f"container {cname!r} is not in pod {namespace}/{job.name}; it has "
+                f"{', '.join(c.name for c in job.containers)}",
+            )
         opts = req.get("Opts") or {}
         try:
             tail = int(opts.get("Tail") or 0)
             limit = int(opts.get("Bytes") or 0)
             since_seconds = int(opts.get("SinceSeconds") or 0)
         except (TypeError, ValueError):
-            raise ApiError(400, "BadRequest", "Tail, Bytes, SinceSeconds must be integers") \
-                from None
+            raise ApiError(
+                400, "BadRequest", "Tail, Bytes, SinceSeconds must be integers"
+            ) from None
         timestamps, follow = bool(opts.get("Timestamps")), bool(opts.get("Follow"))
         since = time.time() - since_seconds if since_seconds > 0 else None
         if since is None and opts.get("SinceTime"):
             since = parse_rfc3339(str(opts["SinceTime"]))
         if opts.get("Previous"):
-            raise ApiError(400, "PreviousNotFound",
-                           f"previous terminated container {cname!r} in pod {job.name!r} not "
-                           "found (the local plugin never restarts containers)")
+            raise ApiError(
+                400,
+                "PreviousNotFound",
+                f"previous terminated container {cname!r} in pod {job.name!r} not "
+                "found (the local plugin never restarts containers)",
+            )
         self.runner.tick()
         if rec.state == WAITING:
             if not follow:
-                raise ApiError(400, "ContainerNotStarted",
-                               f"container {cname!r} in pod {job.name!r} is waiting to start "
-                               f"(job {job.jid})")
+                raise ApiError(
+                    400,
+                    "ContainerNotStarted",
+                    f"container {cname!r} in pod {job.name!r} is waiting to start (job {job.jid})",
+                )
             while rec.state == WAITING and not self._closed:
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
                 self.runner.tick()
@@ -224,8 +243,16 @@ class LogsHandler(BaseHandler):
 
     post = get
 
-    async def _send_logs(self, job: Job, cname: str, tail: int, limit: int, timestamps: bool,
-                         follow: bool, since: float | None) -> None:
+    async def _send_logs(
+        self,
+        job: Job,
+        cname: str,
+        tail: int,
+        limit: int,
+        timestamps: bool,
+        follow: bool,
+        since: float | None,
+    ) -> None:
         rec = job.container(cname)
         assert rec is not None
         raw_path, stamped_path = self.runner.log_files(job, rec)
@@ -234,10 +261,11 @@ class LogsHandler(BaseHandler):
         data = _read_from(path, 0)
         if stamped:
             # only whole lines: the pump writes whole lines, a read may catch one half-written
-            data = data[:data.rfind(b"\n") + 1]
+            data = data[: data.rfind(b"\n") + 1]
         offset = len(data)
-        first = select_log(data, stamped=stamped, tail=tail, limit_bytes=limit,
-                           timestamps=timestamps, since=since)
+        first = select_log(
+            data, stamped=stamped, tail=tail, limit_bytes=limit, timestamps=timestamps, since=since
+        )
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         if not follow:
             self.finish(first)
@@ -252,12 +280,12 @@ class LogsHandler(BaseHandler):
                 done = self.runner.container_drained(job, rec)
                 chunk = _read_from(path, offset)
                 if stamped:
-                    chunk = chunk[:chunk.rfind(b"\n") + 1]
+                    chunk = chunk[: chunk.rfind(b"\n") + 1]
                 offset += len(chunk)
                 if stamped and not timestamps:
                     chunk = b"".join(strip_stamp(x) for x in chunk.splitlines(keepends=True))
                 if limit:
-                    chunk = chunk[:limit - sent]
+                    chunk = chunk[: limit - sent]
                 if chunk:
                     sent += len(chunk)
                     self.write(chunk)
@@ -273,8 +301,12 @@ class LogsHandler(BaseHandler):
 
 class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
-        raise ApiError(404, "NotFound", f"no such endpoint: {self.request.path}; the plugin "
-                                        "serves /create /delete /status /getLogs /healthz")
+        raise ApiError(
+            404,
+            "NotFound",
+            f"no such endpoint: {self.request.path}; the plugin "
+            "serves /create /delete /status /getLogs /healthz",
+        )
 
 
 def _read_from(path: Path, offset: int) -> bytes:
@@ -290,8 +322,14 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     quiet = handler.request.path in ("/status", "/healthz") and status < 400
     level = logging.DEBUG if quiet else (logging.INFO if status < 500 else logging.ERROR)
-    log.log(level, "%d %s %s %.1f ms", status, handler.request.method, handler.request.path,
-            1000.0 * handler.request.request_time())
+    log.log(
+        level,
+        "%d %s %s %.1f ms",
+        status,
+        handler.request.method,
+        handler.request.path,
+        1000.0 * handler.request.request_time(),
+    )
 
 
 def make_app(runner: Runner) -> tornado.web.Application:

@@ -15,7 +15,8 @@ def rfc3339(ts: float) -> str:
 
 
 _RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})$")
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})$"
+)
 
 
 def parse_rfc3339(value: str) -> float | None:
@@ -36,8 +37,13 @@ def parse_rfc3339(value: str) -> float | None:
 
 
 def select_log(
-    data: bytes, *, stamped: bool, tail: int = 0, limit_bytes: int = 0,
-    timestamps: bool = False, since: float | None = None,
+    data: bytes,
+    *,
+    stamped: bool,
+    tail: int = 0,
+    limit_bytes: int = 0,
+    timestamps: bool = False,
+    since: float | None = None,
 ) -> bytes:
     """What ``kubectl logs`` would show: lines newer than ``since``, the last ``tail`` of
     them, at most the first ``limit_bytes`` bytes of that. ``data`` is the raw output

@@ -102,16 +102,22 @@ def decode_b64(value: str, what: str) -> bytes:
 
 
 def secret_items(secret: JSON) -> dict[str, bytes]:
-    out = {k: decode_b64(v, f"key {k!r} of Secret {name_of(secret)!r}")
-           for k, v in (secret.get("data") or {}).items()}
+    out = {
+        k: decode_b64(v, f"key {k!r} of Secret {name_of(secret)!r}")
+        for k, v in (secret.get("data") or {}).items()
+    }
     out.update({k: str(v).encode() for k, v in (secret.get("stringData") or {}).items()})
     return out
 
 
 def configmap_items(cm: JSON) -> dict[str, bytes]:
     out = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
-    out.update({k: decode_b64(v, f"key {k!r} of ConfigMap {name_of(cm)!r}")
-                for k, v in (cm.get("binaryData") or {}).items()})
+    out.update(
+        {
+            k: decode_b64(v, f"key {k!r} of ConfigMap {name_of(cm)!r}")
+            for k, v in (cm.get("binaryData") or {}).items()
+        }
+    )
     return out
 
 
@@ -184,7 +190,11 @@ def _key_ref(kind: str, ref: JSON, objs: PodObjects) -> str | None:
 
 
 def container_env(
-    pod: JSON, ctr: JSON, objs: PodObjects, pod_ip: str, base: Mapping[str, str],
+    pod: JSON,
+    ctr: JSON,
+    objs: PodObjects,
+    pod_ip: str,
+    base: Mapping[str, str],
 ) -> dict[str, str]:
     """The environment of one container: ``base``, then envFrom, then env (K8s order; later
     wins). Values are not yet rewritten for mounts and addresses."""
@@ -221,11 +231,14 @@ def container_env(
             path = str(vf["fieldRef"].get("fieldPath", ""))
             value = field_ref(path, pod, pod_ip)
             if value is None:
-                log.warning("pod %s: unsupported fieldRef %s for env %s, left unset",
-                            name_of(pod), path, name)
+                log.warning(
+                    "pod %s: unsupported fieldRef %s for env %s, left unset",
+                    name_of(pod),
+                    path,
+                    name,
+                )
         else:
-            log.warning("pod %s: unsupported valueFrom for env %s, left unset",
-                        name_of(pod), name)
+            log.warning("pod %s: unsupported valueFrom for env %s, left unset", name_of(pod), name)
         if value is not None:
             env[name] = value
     return env

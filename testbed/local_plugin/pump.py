@@ -22,8 +22,9 @@ CHUNK = 65536
 def stamp() -> bytes:
     """Now as RFC3339Nano in UTC and the space that follows it in ``<ctr>.log``."""
     t = time.time()
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
-            + f".{int((t % 1) * 1e9):09d}Z ").encode()
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z "
+    ).encode()
 
 
 def pump(source: int, out: int, stamped: int) -> None:

@@ -13,7 +13,13 @@ JSON = dict[str, Any]
 
 # job states
 QUEUED, INIT, RUNNING, FINISHED, DELETING, DELETED = (
-    "queued", "init", "running", "finished", "deleting", "deleted")
+    "queued",
+    "init",
+    "running",
+    "finished",
+    "deleting",
+    "deleted",
+)
 ACTIVE_STATES = (INIT, RUNNING, DELETING)
 # container states
 WAITING, CTR_RUNNING, TERMINATED = "waiting", "running", "terminated"

@@ -111,8 +111,9 @@ JSON = dict[str, Any]
 
 POD_IP_ANNOTATION = "interlink.eu/pod-ip"
 SLURM_FLAGS_ANNOTATION = "slurm-job.vk.io/flags"
-KILLED_OUTSIDE = ("the container's processes were killed outside the plugin; no exit code "
-                  "was recorded")
+KILLED_OUTSIDE = (
+    "the container's processes were killed outside the plugin; no exit code was recorded"
+)
 FIRST_JOB_ID = 1001
 MAX_GRACE_SECONDS = 5.0
 DEFAULT_GRACE_SECONDS = 30.0
@@ -171,8 +172,14 @@ class Runner:
     processes to go; :meth:`tick` advances every job (queue → init containers → containers)
     and is called periodically and before every answer."""
 
-    def __init__(self, root: Path, site: str, queue_seconds: float = 0.0,
-                 gpus: int | None = None, slurm: Slurm | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        site: str,
+        queue_seconds: float = 0.0,
+        gpus: int | None = None,
+        slurm: Slurm | None = None,
+    ) -> None:
         self.root = root
         self.site = site
         self.queue_seconds = max(0.0, queue_seconds)
@@ -198,8 +205,9 @@ class Runner:
                 log.error("cannot load %s: %s", f, e)
                 continue
             self.jobs[job.uid] = job
-            log.info("re-attached job %s (pod %s/%s, %s)", job.jid, job.namespace, job.name,
-                     job.state)
+            log.info(
+                "re-attached job %s (pod %s/%s, %s)", job.jid, job.namespace, job.name, job.state
+            )
             if job.state == DELETING:
                 # the previous plugin stopped in the middle of deleting it: finish that now
                 for rec in job.containers:
@@ -208,13 +216,11 @@ class Runner:
                 self._mark_deleted(job, killed=True)
 
     def save(self, job: Job) -> None:
-        atomic_write(self.pod_dir(job) / "job.json",
-                      json.dumps(asdict(job), indent=1).encode())
+        atomic_write(self.pod_dir(job) / "job.json", json.dumps(asdict(job), indent=1).encode())
 
     def request(self, job: Job) -> JSON:
         if job.uid not in self._requests:
-            self._requests[job.uid] = json.loads(
-                (self.pod_dir(job) / "request.json").read_text())
+            self._requests[job.uid] = json.loads((self.pod_dir(job) / "request.json").read_text())
         return self._requests[job.uid]
 
     def _next_jid(self) -> str:
@@ -240,7 +246,7 @@ class Runner:
     def create(self, req: JSON) -> Job:
         pod = req.get("pod")
         if not isinstance(pod, dict):
-            raise RequestError(400, "BadRequest", "the create body has no \"pod\" object")
+            raise RequestError(400, "BadRequest", 'the create body has no "pod" object')
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
         uid, name = str(meta.get("uid") or ""), str(meta.get("name") or "")
@@ -248,30 +254,41 @@ class Runner:
         if not uid or not name:
             raise RequestError(400, "BadRequest", "the pod has no metadata.uid or metadata.name")
         if not _NAME.fullmatch(uid) or not _NAME.fullmatch(namespace):
-            raise RequestError(400, "BadRequest",
-                               f"unusable pod uid {uid!r} or namespace {namespace!r}")
+            raise RequestError(
+                400, "BadRequest", f"unusable pod uid {uid!r} or namespace {namespace!r}"
+            )
         ctrs = spec.get("containers")
         inits = spec.get("initContainers") or []
         if not isinstance(ctrs, list) or not ctrs or not isinstance(inits, list):
             raise RequestError(400, "BadRequest", "the pod has no spec.containers list")
         names = [c.get("name") if isinstance(c, dict) else None for c in inits + ctrs]
-        if not all(isinstance(n, str) and _NAME.fullmatch(n) for n in names) \
-                or len(set(names)) != len(names):
-            raise RequestError(400, "BadRequest",
-                               f"container names must be unique DNS labels, got {names}")
+        if not all(isinstance(n, str) and _NAME.fullmatch(n) for n in names) or len(
+            set(names)
+        ) != len(names):
+            raise RequestError(
+                400, "BadRequest", f"container names must be unique DNS labels, got {names}"
+            )
         if uid in self.jobs:
-            log.info("create of pod %s/%s again: already job %s", namespace, name,
-                     self.jobs[uid].jid)
+            log.info(
+                "create of pod %s/%s again: already job %s", namespace, name, self.jobs[uid].jid
+            )
             return self.jobs[uid]
         annotations = meta.get("annotations") or {}
         pod_ip = str(annotations.get(POD_IP_ANNOTATION) or DEFAULT_POD_IP)
         now = time.time()
         # with Slurm the queue is Slurm's (queue_seconds becomes sbatch --begin) and so is the id
-        job = Job(uid=uid, name=name, namespace=namespace,
-                  jid="" if self.slurm else self._next_jid(), pod_ip=pod_ip, submitted_at=now,
-                  queue_until=now if self.slurm else now + self.queue_seconds)
-        job.containers = ([ContainerRecord(str(c["name"]), True) for c in inits]
-                          + [ContainerRecord(str(c["name"]), False) for c in ctrs])
+        job = Job(
+            uid=uid,
+            name=name,
+            namespace=namespace,
+            jid="" if self.slurm else self._next_jid(),
+            pod_ip=pod_ip,
+            submitted_at=now,
+            queue_until=now if self.slurm else now + self.queue_seconds,
+        )
+        job.containers = [ContainerRecord(str(c["name"]), True) for c in inits] + [
+            ContainerRecord(str(c["name"]), False) for c in ctrs
+        ]
         pdir = self.pod_dir(job)
         pdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for sub in ("volumes", "rootfs", "home"):
@@ -288,10 +305,19 @@ class Runner:
         self.jobs[uid] = job
         self.save(job)
         if req.get("jobScript"):
-            log.info("pod %s/%s: ignoring the jobScript (the local plugin runs the pod spec)",
-                     namespace, name)
-        log.info("submitted pod %s/%s as job %s at %s (pod IP %s)", namespace, name, job.jid,
-                 self.site, pod_ip)
+            log.info(
+                "pod %s/%s: ignoring the jobScript (the local plugin runs the pod spec)",
+                namespace,
+                name,
+            )
+        log.info(
+            "submitted pod %s/%s as job %s at %s (pod IP %s)",
+            namespace,
+            name,
+            job.jid,
+            self.site,
+            pod_ip,
+        )
         self.tick()
         return job
 
@@ -300,12 +326,22 @@ class Runner:
         try:
             flags = pod_flags(str(annotations.get(SLURM_FLAGS_ANNOTATION) or ""))
             cpus, mem_mib = pod_limits(pod)
-            job.jid = self.slurm.submit(self.pod_dir(job), f"{job.namespace}-{job.name}", flags,
-                                        cpus, mem_mib, self.queue_seconds)
+            job.jid = self.slurm.submit(
+                self.pod_dir(job),
+                f"{job.namespace}-{job.name}",
+                flags,
+                cpus,
+                mem_mib,
+                self.queue_seconds,
+            )
         except SubmitError as e:
             job.jid = "none"
-            self._never_started(job, "SlurmSubmitFailed", f"{self.site} refused the job: {e}",
-                                START_FAILURE_EXIT_CODE)
+            self._never_started(
+                job,
+                "SlurmSubmitFailed",
+                f"{self.site} refused the job: {e}",
+                START_FAILURE_EXIT_CODE,
+            )
             self._finish(job)
 
     def _prepare_volumes(self, job: Job, pod: JSON, objs: PodObjects) -> None:
@@ -320,17 +356,35 @@ class Runner:
             if vol.get("configMap") is not None:
                 src = vol["configMap"]
                 cm = objs.configmaps.get(str(src.get("name", "")))
-                self._write_files(target, configmap_items(cm) if cm else {}, src.get("items"),
-                                  0o644, f"ConfigMap {src.get('name')!r}", cm is None)
+                self._write_files(
+                    target,
+                    configmap_items(cm) if cm else {},
+                    src.get("items"),
+                    0o644,
+                    f"ConfigMap {src.get('name')!r}",
+                    cm is None,
+                )
             elif vol.get("secret") is not None:
                 src = vol["secret"]
                 sec = objs.secrets.get(str(src.get("secretName", "")))
-                self._write_files(target, secret_items(sec) if sec else {}, src.get("items"),
-                                  0o600, f"Secret {src.get('secretName')!r}", sec is None)
+                self._write_files(
+                    target,
+                    secret_items(sec) if sec else {},
+                    src.get("items"),
+                    0o600,
+                    f"Secret {src.get('secretName')!r}",
+                    sec is None,
+                )
             elif vol.get("projected") is not None:
                 pm = objs.projected.get(vname)
-                self._write_files(target, configmap_items(pm) if pm else {}, None, 0o600,
-                                  f"projected volume {vname!r}", pm is None)
+                self._write_files(
+                    target,
+                    configmap_items(pm) if pm else {},
+                    None,
+                    0o600,
+                    f"projected volume {vname!r}",
+                    pm is None,
+                )
             elif vol.get("downwardAPI") is not None:
                 files = {}
                 for item in vol["downwardAPI"].get("items") or []:
@@ -353,8 +407,11 @@ class Runner:
                 _replace_symlink(target, cdir)
             else:
                 if vol.get("emptyDir") is None:
-                    log.warning("pod %s: volume %s of an unsupported type is an empty folder",
-                                job.name, vname)
+                    log.warning(
+                        "pod %s: volume %s of an unsupported type is an empty folder",
+                        job.name,
+                        vname,
+                    )
                 target.mkdir(exist_ok=True)
         rootfs = pdir / "rootfs"
         links: dict[Path, Path] = {}
@@ -374,17 +431,22 @@ class Runner:
                 link = rootfs / mp
                 if link in links:
                     if links[link] != target:
-                        log.warning("pod %s: %s is mounted from two volumes; the local plugin "
-                                    "shares one rootfs per pod and keeps %s", job.name,
-                                    vm.get("mountPath"), links[link])
+                        log.warning(
+                            "pod %s: %s is mounted from two volumes; the local plugin "
+                            "shares one rootfs per pod and keeps %s",
+                            job.name,
+                            vm.get("mountPath"),
+                            links[link],
+                        )
                     continue
                 link.parent.mkdir(parents=True, exist_ok=True)
                 _replace_symlink(link, target)
                 links[link] = target
 
     @staticmethod
-    def _write_files(target: Path, files: Mapping[str, bytes], items: Any, mode: int,
-                     what: str, missing: bool) -> None:
+    def _write_files(
+        target: Path, files: Mapping[str, bytes], items: Any, mode: int, what: str, missing: bool
+    ) -> None:
         target.mkdir(parents=True, exist_ok=True)
         if missing:
             log.warning("%s was not sent with the pod: its volume is empty", what)
@@ -412,16 +474,20 @@ class Runner:
                 del self._children[pid]
         if self.slurm is not None:
             # one squeue for every live job of this site (cached for a moment inside)
-            live = [j.jid for j in self.jobs.values() if j.jid.isdigit() and (
-                j.state in (QUEUED, INIT, RUNNING) or j.slurm_state is None)]
+            live = [
+                j.jid
+                for j in self.jobs.values()
+                if j.jid.isdigit() and (j.state in (QUEUED, INIT, RUNNING) or j.slurm_state is None)
+            ]
             self._slurm_states = self.slurm.states(live) if live else {}
         for job in list(self.jobs.values()):
             try:
                 if self._advance(job):
                     self.save(job)
             except Exception:
-                log.exception("job %s (pod %s/%s): internal error", job.jid, job.namespace,
-                              job.name)
+                log.exception(
+                    "job %s (pod %s/%s): internal error", job.jid, job.namespace, job.name
+                )
 
     def _advance(self, job: Job) -> bool:
         changed = self._teardown(job) | self._slurm_ended(job)
@@ -436,9 +502,12 @@ class Runner:
             if st is None:
                 return changed
             if st.state in ENDED:
-                self._never_started(job, f"Slurm{st.state.title().replace('_', '')}",
-                                    f"Slurm job {job.jid} ended {st.state} before the pod "
-                                    f"started ({st.reason})", START_FAILURE_EXIT_CODE)
+                self._never_started(
+                    job,
+                    f"Slurm{st.state.title().replace('_', '')}",
+                    f"Slurm job {job.jid} ended {st.state} before the pod started ({st.reason})",
+                    START_FAILURE_EXIT_CODE,
+                )
                 self._finish(job)
                 return True
             if st.state != "RUNNING":
@@ -460,13 +529,17 @@ class Runner:
             changed = True
         if job.state == INIT:
             while True:
-                failed = next((r for r in job.inits
-                               if r.state == TERMINATED and r.exit_code != 0), None)
+                failed = next(
+                    (r for r in job.inits if r.state == TERMINATED and r.exit_code != 0), None
+                )
                 if failed is not None:
-                    self._never_started(job, "InitContainerFailed",
-                                        f"not started: init container {failed.name} failed "
-                                        f"with exit code {failed.exit_code}",
-                                        failed.exit_code or 1)
+                    self._never_started(
+                        job,
+                        "InitContainerFailed",
+                        f"not started: init container {failed.name} failed "
+                        f"with exit code {failed.exit_code}",
+                        failed.exit_code or 1,
+                    )
                     self._finish(job)
                     return True
                 nxt = next((r for r in job.inits if r.state != TERMINATED), None)
@@ -502,8 +575,11 @@ class Runner:
         if st.state not in ("COMPLETED", "FAILED", "UNKNOWN"):
             # COMPLETED/FAILED: the plugin released the job itself when the containers ended
             for rec in job.containers:
-                if rec.state == TERMINATED and rec.exit_code and \
-                        rec.message in (None, KILLED_OUTSIDE):
+                if (
+                    rec.state == TERMINATED
+                    and rec.exit_code
+                    and rec.message in (None, KILLED_OUTSIDE)
+                ):
                     rec.message = f"Slurm ended job {job.jid}: {st.state}"
         return True
 
@@ -531,30 +607,39 @@ class Runner:
         if need <= 0:
             return True
         if self.gpus is None:
-            log.info("pod %s/%s asks for %d GPUs; this site was started without --gpus, "
-                     "so GPU limits are ignored", job.namespace, job.name, need)
+            log.info(
+                "pod %s/%s asks for %d GPUs; this site was started without --gpus, "
+                "so GPU limits are ignored",
+                job.namespace,
+                job.name,
+                need,
+            )
             return True
         free = self._free_gpus()
         if need > len(free):
             self._never_started(
-                job, "InsufficientGPU",
+                job,
+                "InsufficientGPU",
                 f"the pod asks for {need} {GPU_RESOURCE} but {self.site} has {len(free)} of "
                 f"{self.gpus} free (the local plugin does not wait for GPUs)",
-                START_FAILURE_EXIT_CODE)
+                START_FAILURE_EXIT_CODE,
+            )
             self._finish(job)
             return False
         job.gpus = free[:need]
         # fake devices: indices for CUDA_VISIBLE_DEVICES, no hardware behind them
         spec = self.request(job)["pod"].get("spec") or {}
         offset = 0
-        limits = {str(c.get("name")): gpu_limit(c) for c in
-                  (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+        limits = {
+            str(c.get("name")): gpu_limit(c)
+            for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        }
         for rec in job.containers:
             n = limits.get(rec.name, 0)
             if rec.init:
                 rec.gpus = job.gpus[:n]
             else:
-                rec.gpus = job.gpus[offset:offset + n]
+                rec.gpus = job.gpus[offset : offset + n]
                 offset += n
         return True
 
@@ -563,8 +648,14 @@ class Runner:
         ctrs = spec.get("initContainers" if rec.init else "containers") or []
         return next((c for c in ctrs if c.get("name") == rec.name), {})
 
-    def _fail(self, job: Job, rec: ContainerRecord, reason: str, message: str,
-              code: int = START_FAILURE_EXIT_CODE) -> None:
+    def _fail(
+        self,
+        job: Job,
+        rec: ContainerRecord,
+        reason: str,
+        message: str,
+        code: int = START_FAILURE_EXIT_CODE,
+    ) -> None:
         now = time.time()
         rec.state, rec.reason, rec.message = TERMINATED, reason, message
         rec.exit_code, rec.started_at, rec.finished_at = code, None, now
@@ -575,8 +666,15 @@ class Runner:
             f.write(line)
         with open(pdir / f"{rec.name}.log", "ab") as f:
             f.write(rfc3339(now).encode() + b" " + line)
-        log.warning("job %s (pod %s/%s) container %s: %s: %s", job.jid, job.namespace,
-                    job.name, rec.name, reason, message)
+        log.warning(
+            "job %s (pod %s/%s) container %s: %s: %s",
+            job.jid,
+            job.namespace,
+            job.name,
+            rec.name,
+            reason,
+            message,
+        )
 
     def _start(self, job: Job, rec: ContainerRecord) -> None:
         pod = self.request(job)["pod"]
@@ -589,10 +687,14 @@ class Runner:
         args = [str(a) for a in ctr.get("args") or []]
         argv0 = container_argv(str(ctr.get("image") or ""), command, args)
         if not argv0:
-            self._fail(job, rec, "ImageEntrypointUnsupported",
-                       f"container {rec.name} has neither command nor args: the local plugin "
-                       f"cannot run the default command of image {ctr.get('image', '')!r} "
-                       "(images are not pulled here); set the container's command or args")
+            self._fail(
+                job,
+                rec,
+                "ImageEntrypointUnsupported",
+                f"container {rec.name} has neither command nor args: the local plugin "
+                f"cannot run the default command of image {ctr.get('image', '')!r} "
+                "(images are not pulled here); set the container's command or args",
+            )
             return
         rootfs = pdir / "rootfs"
         # without workingDir a process starts in $HOME, as in the Jupyter images (WORKDIR is
@@ -615,25 +717,29 @@ class Runner:
             "HOSTNAME": job.name,
         }
         try:
-            env = container_env(pod, ctr, PodObjects.from_request(self.request(job)),
-                                job.pod_ip, base)
+            env = container_env(
+                pod, ctr, PodObjects.from_request(self.request(job)), job.pod_ip, base
+            )
         except ConfigError as e:
             self._fail(job, rec, "CreateContainerConfigError", str(e))
             return
-        env = {k: rewrite_wildcard(reroot(v, mounts, rootfs), job.pod_ip)
-               for k, v in env.items()}
-        env.update({
-            "POD_IP": job.pod_ip,
-            "INTERLINK_ROOTFS": str(rootfs),
-            "INTERLINK_SITE": self.site,
-            "INTERLINK_JOB_ID": job.jid,
-            # the logical working dir (through the rootfs symlinks), as a shell would set it
-            "PWD": str(workdir),
-        })
+        env = {k: rewrite_wildcard(reroot(v, mounts, rootfs), job.pod_ip) for k, v in env.items()}
+        env.update(
+            {
+                "POD_IP": job.pod_ip,
+                "INTERLINK_ROOTFS": str(rootfs),
+                "INTERLINK_SITE": self.site,
+                "INTERLINK_JOB_ID": job.jid,
+                # the logical working dir (through the rootfs symlinks), as a shell would set it
+                "PWD": str(workdir),
+            }
+        )
         if rec.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in rec.gpus)
-        argv = [rewrite_wildcard(reroot(expand_k8s_vars(a, env), mounts, rootfs), job.pod_ip)
-                for a in argv0]
+        argv = [
+            rewrite_wildcard(reroot(expand_k8s_vars(a, env), mounts, rootfs), job.pod_ip)
+            for a in argv0
+        ]
         exe = argv[0]
         first = argv0[0]
         if exe != first and not os.path.exists(exe) and os.path.exists(first):
@@ -642,9 +748,13 @@ class Runner:
         if "/" not in exe:
             found = shutil.which(exe, path=os.environ.get("PATH", os.defpath))
             if found is None:
-                self._fail(job, rec, "StartError",
-                           f"exec: {exe!r}: executable file not found in $PATH of the plugin",
-                           127)
+                self._fail(
+                    job,
+                    rec,
+                    "StartError",
+                    f"exec: {exe!r}: executable file not found in $PATH of the plugin",
+                    127,
+                )
                 return
             exe = found
         elif not os.access(exe, os.X_OK):
@@ -662,10 +772,25 @@ class Runner:
             prefix.with_name(rec.name + suffix).touch()
         with open(prefix.with_name(rec.name + ".wrapper"), "ab") as werr:
             child = subprocess.Popen(
-                [*step, "/bin/sh", "-c", WRAPPER_SCRIPT, "local-plugin-wrapper", str(prefix),
-                 sys.executable, str(PUMP), exe, *argv[1:]],
-                cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=werr,
-                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                [
+                    *step,
+                    "/bin/sh",
+                    "-c",
+                    WRAPPER_SCRIPT,
+                    "local-plugin-wrapper",
+                    str(prefix),
+                    sys.executable,
+                    str(PUMP),
+                    exe,
+                    *argv[1:],
+                ],
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=werr,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
             )
         self._children[child.pid] = child
         st = proc_stat(child.pid)
@@ -673,9 +798,16 @@ class Runner:
         rec.state, rec.started_at = CTR_RUNNING, time.time()
         rec.reason = rec.message = None
         cmdline = shlex.join(argv)
-        log.info("job %s (pod %s/%s) started %scontainer %s: pid %d, %s", job.jid,
-                 job.namespace, job.name, "init " if rec.init else "", rec.name, child.pid,
-                 cmdline if len(cmdline) < 300 else cmdline[:300] + "...")
+        log.info(
+            "job %s (pod %s/%s) started %scontainer %s: pid %d, %s",
+            job.jid,
+            job.namespace,
+            job.name,
+            "init " if rec.init else "",
+            rec.name,
+            child.pid,
+            cmdline if len(cmdline) < 300 else cmdline[:300] + "...",
+        )
 
     def _read_status(self, job: Job, rec: ContainerRecord) -> tuple[int, float] | None:
         path = self.pod_dir(job) / f"{rec.name}.status"
@@ -709,8 +841,14 @@ class Runner:
             rec.reason = "Completed" if rec.exit_code == 0 else "Error"
             if rec.pid is not None and group_members(rec.pid):
                 rec.teardown_at = time.time() + TEARDOWN_SECONDS
-        log.info("job %s (pod %s/%s) container %s exited with code %s", job.jid,
-                 job.namespace, job.name, rec.name, rec.exit_code)
+        log.info(
+            "job %s (pod %s/%s) container %s exited with code %s",
+            job.jid,
+            job.namespace,
+            job.name,
+            rec.name,
+            rec.exit_code,
+        )
         return True
 
     def _teardown(self, job: Job) -> bool:
@@ -720,8 +858,12 @@ class Runner:
             if rec.teardown_at is not None and now >= rec.teardown_at and rec.pid:
                 left = group_members(rec.pid)
                 if left:
-                    log.info("job %s container %s exited; killing what is left of its "
-                             "process group: %s", job.jid, rec.name, left)
+                    log.info(
+                        "job %s container %s exited; killing what is left of its process group: %s",
+                        job.jid,
+                        rec.name,
+                        left,
+                    )
                     signal_group(rec.pid, signal.SIGKILL)
                 rec.teardown_at = None
                 changed = True
@@ -746,8 +888,11 @@ class Runner:
         pod = self.request(job)["pod"]
         tgps = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
         grace = min(float(DEFAULT_GRACE_SECONDS if tgps is None else tgps), MAX_GRACE_SECONDS)
-        groups = [r.pid for r in job.containers if r.pid is not None and
-                  (r.state == CTR_RUNNING or r.teardown_at is not None)]
+        groups = [
+            r.pid
+            for r in job.containers
+            if r.pid is not None and (r.state == CTR_RUNNING or r.teardown_at is not None)
+        ]
         groups = [g for g in groups if group_members(g)]
         for g in groups:
             signal_group(g, signal.SIGTERM)
@@ -785,8 +930,9 @@ class Runner:
                     rec.exit_code, rec.finished_at = (137 if killed else 143), now
                     rec.reason = "Error"
                     rec.message = "killed when the pod was deleted"
-        self._never_started(job, "Cancelled",
-                            f"job {job.jid} was cancelled at {self.site} before it started", 0)
+        self._never_started(
+            job, "Cancelled", f"job {job.jid} was cancelled at {self.site} before it started", 0
+        )
         job.state, job.finished_at = DELETED, job.finished_at or now
         self.save(job)
 
@@ -802,23 +948,35 @@ class Runner:
     def status(self, job: Job) -> JSON:
         pod = self.request(job)["pod"]
         spec = pod.get("spec") or {}
-        images = {str(c.get("name")): str(c.get("image") or "")
-                  for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+        images = {
+            str(c.get("name")): str(c.get("image") or "")
+            for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        }
 
         def one(rec: ContainerRecord) -> JSON:
-            st: JSON = {"name": rec.name, "image": images.get(rec.name, ""), "imageID": "",
-                        "restartCount": 0, "ready": False, "started": False}
+            st: JSON = {
+                "name": rec.name,
+                "image": images.get(rec.name, ""),
+                "imageID": "",
+                "restartCount": 0,
+                "ready": False,
+                "started": False,
+            }
             if rec.pid is not None:
                 st["containerID"] = f"local://{job.jid}/{rec.name}"
             if rec.state == WAITING:
                 if job.state == QUEUED and self.slurm is not None:
                     reason = job.batch_reason
                     why = f": {reason}" if reason and reason != "None" else ""
-                    state = {"reason": "Queued",
-                             "message": f"queued at {self.site} (Slurm job {job.jid}{why})"}
+                    state = {
+                        "reason": "Queued",
+                        "message": f"queued at {self.site} (Slurm job {job.jid}{why})",
+                    }
                 elif job.state == QUEUED:
-                    state = {"reason": "Queued",
-                             "message": f"queued at {self.site} (job {job.jid})"}
+                    state = {
+                        "reason": "Queued",
+                        "message": f"queued at {self.site} (job {job.jid})",
+                    }
                 elif job.state == INIT:
                     state = {"reason": "PodInitializing"}
                 else:
@@ -829,9 +987,11 @@ class Runner:
                 st["started"] = True
                 st["ready"] = True
             else:
-                term: JSON = {"exitCode": rec.exit_code if rec.exit_code is not None else 0,
-                              "reason": rec.reason or "Completed",
-                              "finishedAt": rfc3339(rec.finished_at or time.time())}
+                term: JSON = {
+                    "exitCode": rec.exit_code if rec.exit_code is not None else 0,
+                    "reason": rec.reason or "Completed",
+                    "finishedAt": rfc3339(rec.finished_at or time.time()),
+                }
                 term["startedAt"] = rfc3339(rec.started_at or rec.finished_at or time.time())
                 if rec.message:
                     term["message"] = rec.message
@@ -853,11 +1013,16 @@ class Runner:
         counts: dict[str, int] = {}
         for j in self.jobs.values():
             counts[j.state] = counts.get(j.state, 0) + 1
-        out: JSON = {"status": "ok", "site": self.site, "jobs": counts,
-                     "batch": "slurm" if self.slurm is not None else "emulated"}
+        out: JSON = {
+            "status": "ok",
+            "site": self.site,
+            "jobs": counts,
+            "batch": "slurm" if self.slurm is not None else "emulated",
+        }
         if self.gpus is not None:
-            out["resources"] = {"accelerators": [
-                {"resourceType": GPU_RESOURCE, "available": str(self.gpus)}]}
+            out["resources"] = {
+                "accelerators": [{"resourceType": GPU_RESOURCE, "available": str(self.gpus)}]
+            }
         return out
 
     def log_files(self, job: Job, rec: ContainerRecord) -> tuple[Path, Path]:

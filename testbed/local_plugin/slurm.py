@@ -32,12 +32,39 @@ exit "$(cat "$1/job.done")"
 """
 
 # squeue/scontrol job states after which the job will not run (any more)
-ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
-         "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT", "REVOKED", "SPECIAL_EXIT"}
+ENDED = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "TIMEOUT",
+    "REVOKED",
+    "SPECIAL_EXIT",
+}
 
 # the flags a pod may pass to sbatch through slurm-job.vk.io/flags; the rest are the plugin's
-ALLOWED_FLAGS = ("--partition", "-p", "--gres", "--time", "-t", "--account", "-A", "--qos",
-                 "--constraint", "-C", "--nodes", "-N", "--ntasks", "-n", "--gpus", "-G")
+ALLOWED_FLAGS = (
+    "--partition",
+    "-p",
+    "--gres",
+    "--time",
+    "-t",
+    "--account",
+    "-A",
+    "--qos",
+    "--constraint",
+    "-C",
+    "--nodes",
+    "-N",
+    "--ntasks",
+    "-n",
+    "--gpus",
+    "-G",
+)
 
 STATE_CACHE_SECONDS = 0.5
 
@@ -65,8 +92,10 @@ def pod_flags(annotation: str) -> list[str]:
         word = words[i]
         name = word.split("=", 1)[0]
         if name not in ALLOWED_FLAGS:
-            raise SubmitError(f"slurm-job.vk.io/flags: {word!r} is not allowed here "
-                              f"(allowed: {', '.join(ALLOWED_FLAGS)})")
+            raise SubmitError(
+                f"slurm-job.vk.io/flags: {word!r} is not allowed here "
+                f"(allowed: {', '.join(ALLOWED_FLAGS)})"
+            )
         if "=" in word:
             out.append(word)
             i += 1
@@ -120,21 +149,36 @@ class Slurm:
 
     def run(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(argv, env=self.env, capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            return subprocess.run(
+                argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired:
             # slurmctld not answering: callers treat it as any failed command
             return subprocess.CompletedProcess(
-                argv, 124, "", f"{argv[0]}: error: Slurm did not answer within {timeout:.0f} s")
+                argv, 124, "", f"{argv[0]}: error: Slurm did not answer within {timeout:.0f} s"
+            )
 
-    def submit(self, pod_dir: Path, name: str, flags: list[str], cpus: int, mem_mib: int,
-               begin_seconds: float) -> str:
+    def submit(
+        self,
+        pod_dir: Path,
+        name: str,
+        flags: list[str],
+        cpus: int,
+        mem_mib: int,
+        begin_seconds: float,
+    ) -> str:
         """Submit the pod's holding job; return Slurm's job id."""
         script = pod_dir / "job.sh"
         script.write_text(HOLD_SCRIPT)
         script.chmod(0o700)
-        argv = ["sbatch", "--parsable", f"--job-name={name}", f"--chdir={pod_dir}",
-                f"--output={pod_dir}/slurm-%j.out", *flags]
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--job-name={name}",
+            f"--chdir={pod_dir}",
+            f"--output={pod_dir}/slurm-%j.out",
+            *flags,
+        ]
         if cpus > 0:
             argv.append(f"--cpus-per-task={cpus}")
         if mem_mib > 0:
@@ -143,8 +187,11 @@ class Slurm:
             argv.append(f"--begin=now+{max(1, round(begin_seconds))}")
         r = self.run(*argv, str(script), str(pod_dir))
         if r.returncode != 0:
-            lines = [ln.removeprefix("sbatch: error: ").strip()
-                     for ln in r.stderr.splitlines() if ln.strip()]
+            lines = [
+                ln.removeprefix("sbatch: error: ").strip()
+                for ln in r.stderr.splitlines()
+                if ln.strip()
+            ]
             raise SubmitError("; ".join(lines) or f"sbatch exited with {r.returncode}")
         jid = r.stdout.strip().split(";")[0]
         if not jid.isdigit():
@@ -155,10 +202,16 @@ class Slurm:
     def states(self, jids: list[str]) -> dict[str, SlurmJobState]:
         """State and reason of these jobs, at most every STATE_CACHE_SECONDS (one squeue)."""
         now = time.monotonic()
-        if jids and (now - self._states_at > STATE_CACHE_SECONDS
-                     or any(j not in self._states for j in jids)):
-            r = self.run("squeue", "--noheader", "--states=all", "--format=%i|%T|%r",
-                          f"--jobs={','.join(jids)}")
+        if jids and (
+            now - self._states_at > STATE_CACHE_SECONDS or any(j not in self._states for j in jids)
+        ):
+            r = self.run(
+                "squeue",
+                "--noheader",
+                "--states=all",
+                "--format=%i|%T|%r",
+                f"--jobs={','.join(jids)}",
+            )
             if r.returncode == 0:
                 self._states = {}
                 for line in r.stdout.splitlines():
@@ -181,8 +234,16 @@ class Slurm:
 
     def step_argv(self, jid: str, workdir: Path) -> list[str]:
         """The srun prefix that runs a container as a step of the pod's job."""
-        return ["srun", f"--jobid={jid}", "--overlap", "--quiet", "--nodes=1", "--ntasks=1",
-                f"--chdir={workdir}", "--kill-on-bad-exit=0"]
+        return [
+            "srun",
+            f"--jobid={jid}",
+            "--overlap",
+            "--quiet",
+            "--nodes=1",
+            "--ntasks=1",
+            f"--chdir={workdir}",
+            "--kill-on-bad-exit=0",
+        ]
 
     def release(self, pod_dir: Path, exit_code: int) -> None:
         """Let the holding job end: its containers are done."""

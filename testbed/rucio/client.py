@@ -17,13 +17,18 @@ def client(state: dict[str, Any], account: str = "root") -> Any:
     from rucio.client import Client
 
     creds = state["root"] if account == "root" else state["accounts"][account]
-    return Client(rucio_host=state["url"], auth_host=state["url"], account=creds["account"],
-                  auth_type="userpass",
-                  creds={"username": creds["username"], "password": creds["password"]})
+    return Client(
+        rucio_host=state["url"],
+        auth_host=state["url"],
+        account=creds["account"],
+        auth_type="userpass",
+        creds={"username": creds["username"], "password": creds["password"]},
+    )
 
 
-def add_dataset(state: dict[str, Any], scope: str, name: str, files: dict[str, bytes],
-                rse: str = "DESY-DCACHE") -> list[dict[str, Any]]:
+def add_dataset(
+    state: dict[str, Any], scope: str, name: str, files: dict[str, bytes], rse: str = "DESY-DCACHE"
+) -> list[dict[str, Any]]:
     """Write ``files`` (name -> bytes) where ``rse`` keeps them (Rucio's own lfns2pfns says
     where), register them as replicas and attach them to a new dataset, as root (only root may
     declare replicas). Returns the file DIDs with sizes and checksums."""
@@ -35,9 +40,15 @@ def add_dataset(state: dict[str, Any], scope: str, name: str, files: dict[str, b
         path = Path(urlparse(pfns[lfn]).path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        dids.append({"scope": scope, "name": fname, "bytes": len(data),
-                     "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}",
-                     "md5": hashlib.md5(data).hexdigest()})
+        dids.append(
+            {
+                "scope": scope,
+                "name": fname,
+                "bytes": len(data),
+                "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}",
+                "md5": hashlib.md5(data).hexdigest(),
+            }
+        )
     root.add_dataset(scope, name)
     root.add_files_to_dataset(scope, name, dids, rse=rse)
     return dids
@@ -53,9 +64,14 @@ def rse_path(state: dict[str, Any], rse: str, scope: str, name: str) -> Path:
 def token(state: dict[str, Any], account: str) -> str:
     """A fresh Rucio token of ``account`` (``GET /auth/userpass``)."""
     creds = state["root"] if account == "root" else state["accounts"][account]
-    req = urllib.request.Request(f"{state['url']}/auth/userpass", headers={
-        "X-Rucio-Account": creds["account"], "X-Rucio-Username": creds["username"],
-        "X-Rucio-Password": creds["password"]})
+    req = urllib.request.Request(
+        f"{state['url']}/auth/userpass",
+        headers={
+            "X-Rucio-Account": creds["account"],
+            "X-Rucio-Username": creds["username"],
+            "X-Rucio-Password": creds["password"],
+        },
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return str(r.headers["X-Rucio-Auth-Token"])
 
@@ -74,8 +90,9 @@ def expired_token(state: dict[str, Any], account: str) -> str:
         return tok
     con = sqlite3.connect(Path(state["dir"]) / "rucio.db", timeout=30)
     try:
-        con.execute("UPDATE tokens SET expired_at = ? WHERE token = ?",
-                    ("2000-01-01 00:00:00.000000", tok))
+        con.execute(
+            "UPDATE tokens SET expired_at = ? WHERE token = ?", ("2000-01-01 00:00:00.000000", tok)
+        )
         con.commit()
     finally:
         con.close()

@@ -66,9 +66,14 @@ def _judge(module: Any, **kwargs: Any) -> None:
     one-second partition wait its ``once`` mode adds."""
     from rucio.daemons.common import run_daemon
 
-    run_daemon(once=True, graceful_stop=module.graceful_stop, executable=module.DAEMON_NAME,
-               partition_wait_time=0, sleep_time=1,
-               run_once_fnc=functools.partial(module.run_once, **kwargs))
+    run_daemon(
+        once=True,
+        graceful_stop=module.graceful_stop,
+        executable=module.DAEMON_NAME,
+        partition_wait_time=0,
+        sleep_time=1,
+        run_once_fnc=functools.partial(module.run_once, **kwargs),
+    )
 
 
 def has_work() -> bool:
@@ -101,8 +106,9 @@ def request_states() -> Counter[str]:
     from sqlalchemy import func, select
 
     with db_session(DatabaseOperationType.READ) as s:
-        rows = s.execute(select(models.Request.state, func.count())
-                         .group_by(models.Request.state)).all()
+        rows = s.execute(
+            select(models.Request.state, func.count()).group_by(models.Request.state)
+        ).all()
     return Counter({str(state.name): int(n) for state, n in rows})
 
 
@@ -122,13 +128,21 @@ def folder_roots(s: Any) -> list[tuple[str, str, str]]:
     from rucio.db.sqla import models
     from sqlalchemy import select
 
-    dirs = dict(s.execute(select(models.RSEAttrAssociation.rse_id,
-                                 models.RSEAttrAssociation.value)
-                          .where(models.RSEAttrAssociation.key == "testbed_dir")).all())
-    rows = s.execute(select(models.RSEProtocol.rse_id, models.RSEProtocol.scheme,
-                            models.RSEProtocol.prefix)).all()
-    return [(scheme, "/" + (prefix or "").strip("/"), str(dirs[rse_id]))
-            for rse_id, scheme, prefix in rows if rse_id in dirs]
+    dirs = dict(
+        s.execute(
+            select(models.RSEAttrAssociation.rse_id, models.RSEAttrAssociation.value).where(
+                models.RSEAttrAssociation.key == "testbed_dir"
+            )
+        ).all()
+    )
+    rows = s.execute(
+        select(models.RSEProtocol.rse_id, models.RSEProtocol.scheme, models.RSEProtocol.prefix)
+    ).all()
+    return [
+        (scheme, "/" + (prefix or "").strip("/"), str(dirs[rse_id]))
+        for rse_id, scheme, prefix in rows
+        if rse_id in dirs
+    ]
 
 
 def local_file(url: str, roots: list[tuple[str, str, str]]) -> Path:
@@ -136,7 +150,7 @@ def local_file(url: str, roots: list[tuple[str, str, str]]) -> Path:
     u = urlparse(url)
     for scheme, prefix, folder in roots:
         if u.scheme == scheme and (u.path == prefix or u.path.startswith(prefix + "/")):
-            return Path(folder) / u.path[len(prefix):].lstrip("/")
+            return Path(folder) / u.path[len(prefix) :].lstrip("/")
     return Path(u.path)
 
 
@@ -151,16 +165,24 @@ def copy_bytes() -> tuple[int, int]:
     copied = missing = 0
     with db_session(DatabaseOperationType.READ) as s:
         roots = folder_roots(s)
-        reqs = s.execute(select(models.Request.id, models.Request.dest_url,
-                                models.Request.scope, models.Request.name,
-                                models.Request.bytes, models.Request.adler32)
-                         .where(models.Request.state == RequestState.SUBMITTED)).all()
+        reqs = s.execute(
+            select(
+                models.Request.id,
+                models.Request.dest_url,
+                models.Request.scope,
+                models.Request.name,
+                models.Request.bytes,
+                models.Request.adler32,
+            ).where(models.Request.state == RequestState.SUBMITTED)
+        ).all()
         for req_id, dest_url, scope, name, size, adler32 in reqs:
-            urls = s.execute(select(models.Source.url)
-                             .where(models.Source.request_id == req_id)).scalars().all()
+            urls = (
+                s.execute(select(models.Source.url).where(models.Source.request_id == req_id))
+                .scalars()
+                .all()
+            )
             # the submitter may rank a source that has no bytes: take one that exists
-            src = next((local_file(u, roots) for u in urls
-                        if local_file(u, roots).is_file()), None)
+            src = next((local_file(u, roots) for u in urls if local_file(u, roots).is_file()), None)
             data = None if src else generated(scope.external, name, int(size or 0), adler32)
             if not dest_url or (src is None and data is None):
                 missing += 1
@@ -199,8 +221,12 @@ def cycle() -> dict[str, Any]:
     _judge(abacus_rse)
     _judge(abacus_collection, limit=1000)
     after = request_states()
-    return {"copied": copied, "no_source": missing, "requests_before": dict(before),
-            "requests_after": dict(after)}
+    return {
+        "copied": copied,
+        "no_source": missing,
+        "requests_before": dict(before),
+        "requests_after": dict(after),
+    }
 
 
 def serve(pump: Pump, port: int) -> None:
@@ -215,8 +241,15 @@ def serve(pump: Pump, port: int) -> None:
 
         def do_GET(self) -> None:
             if self.path == "/healthz":
-                self._json(200, {"ok": True, "interval": pump.interval, "cycles": pump.cycles,
-                                 "last": pump.last})
+                self._json(
+                    200,
+                    {
+                        "ok": True,
+                        "interval": pump.interval,
+                        "cycles": pump.cycles,
+                        "last": pump.last,
+                    },
+                )
             else:
                 self._json(404, {"error": "not found"})
 

@@ -38,8 +38,13 @@ QUOTA = {"rse": "KBFI-TEAPOT", "bytes": 10_000}
 # scratch RSEs exposed over WebDAV only, as many dCache scratch areas are: their PFNs are
 # davs://<door>:2880/<dCache namespace>/..., a namespace that is not the folder behind them, so
 # a local path needs the catalogue's mapping rule (PSNC's `path_begins_at: 4`)
-DAVS_ONLY = {"PSNC-DCACHE": {"hostname": "dcache.psnc.testbed.invalid", "port": 2880,
-                             "prefix": "/pnfs/psnc.pl/data/intertwin/"}}
+DAVS_ONLY = {
+    "PSNC-DCACHE": {
+        "hostname": "dcache.psnc.testbed.invalid",
+        "port": 2880,
+        "prefix": "/pnfs/psnc.pl/data/intertwin/",
+    }
+}
 SERVER, CONVEYOR = "rucio-server", "rucio-conveyor"
 # a cached seed of other seeding code is removed once unused for this long
 STALE_SEED_SECONDS = 2 * 86400
@@ -141,17 +146,18 @@ def alembic_ini(db_url: str) -> str:
     site = next((rucio_home() / "venv" / "lib").glob("python3*/site-packages"))
     # the logging sections are required: without them bootstrap dies after creating tables
     template = (rucio_home() / "venv" / "rucio" / "etc" / "alembic.ini.template").read_text()
-    logging_part = template[template.index("[loggers]"):]
-    return (f"[alembic]\nsqlalchemy.url = {db_url}\n"
-            f"script_location = {site}/rucio/db/sqla/migrate_repo/\n\n{logging_part}")
+    logging_part = template[template.index("[loggers]") :]
+    return (
+        f"[alembic]\nsqlalchemy.url = {db_url}\n"
+        f"script_location = {site}/rucio/db/sqla/migrate_repo/\n\n{logging_part}"
+    )
 
 
 def venv_env(rdir: Path, policy: Policy = "intertwin") -> dict[str, str]:
     env = {"RUCIO_CONFIG": str(rdir / "etc" / "rucio.cfg"), "RUCIO_HOME": str(rdir)}
     if policy == "intertwin":
         # server and daemons only: clients reading the same rucio.cfg must not need it
-        env.update(RUCIO_POLICY_PACKAGE="intertwin_rucio_policy",
-                   PYTHONPATH=str(HERE / "policy"))
+        env.update(RUCIO_POLICY_PACKAGE="intertwin_rucio_policy", PYTHONPATH=str(HERE / "policy"))
     return env
 
 
@@ -160,8 +166,14 @@ def run_seed(cmd: str, spec: dict[str, Any], rdir: Path) -> dict[str, Any]:
     spec_path.write_text(json.dumps(spec))
     spec_path.chmod(0o600)
     env = dict(os.environ, **venv_env(rdir))
-    r = subprocess.run([str(venv_python()), str(HERE / "seed.py"), cmd, str(spec_path)],
-                       capture_output=True, text=True, env=env, check=False, cwd=rdir)
+    r = subprocess.run(
+        [str(venv_python()), str(HERE / "seed.py"), cmd, str(spec_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=rdir,
+    )
     spec_path.unlink(missing_ok=True)
     (rdir / "logs" / f"seed-{cmd}.log").write_text(r.stdout + r.stderr)
     if r.returncode != 0:
@@ -210,29 +222,43 @@ def _seed(base: Path, rses: dict[str, str], db_url: str) -> dict[str, Any]:
     for old in base.parent.glob("seed-*"):
         # a half-built seed of this code; seeds of other seeding code once unused for a while
         # (worktrees and branches with other seed code share this cache and run concurrently)
-        if old == base or (not old.name.startswith(f"seed-{key}")
-                           and time.time() - old.stat().st_mtime > STALE_SEED_SECONDS):
+        if old == base or (
+            not old.name.startswith(f"seed-{key}")
+            and time.time() - old.stat().st_mtime > STALE_SEED_SECONDS
+        ):
             shutil.rmtree(old, ignore_errors=True)
     for d in ("etc", "logs/trace", "rses"):
         (base / d).mkdir(parents=True)
     # a throwaway root password: finalize() replaces every identity per run
     root = {"account": "root", "username": "root", "password": secrets.token_urlsafe(16)}
-    for name, text in (("rucio.cfg", rucio_cfg(base, 0, root, db_url)),
-                       ("alembic.ini", alembic_ini(db_url))):
+    for name, text in (
+        ("rucio.cfg", rucio_cfg(base, 0, root, db_url)),
+        ("alembic.ini", alembic_ini(db_url)),
+    ):
         (base / "etc" / name).write_text(text)
         (base / "etc" / name).chmod(0o600)
-    spec = {"base": str(base), "config": str(base / "etc" / "rucio.cfg"), "quota": QUOTA,
-            "rses": {name: {"site": site, "kind": "origin" if name in ORIGIN_RSES else "scratch",
-                            "davs": DAVS_ONLY.get(name)}
-                     for name, site in rses.items()}}
+    spec = {
+        "base": str(base),
+        "config": str(base / "etc" / "rucio.cfg"),
+        "quota": QUOTA,
+        "rses": {
+            name: {
+                "site": site,
+                "kind": "origin" if name in ORIGIN_RSES else "scratch",
+                "davs": DAVS_ONLY.get(name),
+            }
+            for name, site in rses.items()
+        },
+    }
     t = time.monotonic()
     out = run_seed("build", spec, base)
     out["timings"]["total"] = round(time.monotonic() - t, 2)
     return out
 
 
-def seed_postgres(pg: postgres.Postgres, rses: dict[str, str], rdir: Path,
-                  progress: Progress) -> dict[str, Any]:
+def seed_postgres(
+    pg: postgres.Postgres, rses: dict[str, str], rdir: Path, progress: Progress
+) -> dict[str, Any]:
     """Seed the run's (empty) PostgreSQL database: restore the dump cached for this seed code
     and PostgreSQL version, or, the first time, seed it with seed.py (as on SQLite) and dump it
     for the runs after (pg_restore takes seconds, seeding 100k files a minute)."""
@@ -240,8 +266,10 @@ def seed_postgres(pg: postgres.Postgres, rses: dict[str, str], rdir: Path,
     dump = base / "rucio.pgdump"
 
     def build() -> dict[str, Any]:
-        progress("seeding Rucio's PostgreSQL database (RSEs, accounts, 100k-file dataset; "
-                 "a dump of it is cached)")
+        progress(
+            "seeding Rucio's PostgreSQL database (RSEs, accounts, 100k-file dataset; "
+            "a dump of it is cached)"
+        )
         out = _seed(base, rses, pg.sqlalchemy_url)
         t = time.monotonic()
         postgres.dump(pg, dump)
@@ -265,15 +293,25 @@ def copy_base(base: Path, rdir: Path) -> None:
 def link_files(base: Path, rdir: Path) -> None:
     # hard links: the origin files are never written in place (replicas are new files), and
     # linking 100k files is much faster than copying them
-    r = subprocess.run(["cp", "-al", str(base / "rses"), str(rdir / "rses")],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["cp", "-al", str(base / "rses"), str(rdir / "rses")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if r.returncode != 0:
         shutil.copytree(base / "rses", rdir / "rses", dirs_exist_ok=True)
 
 
-def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None = 2.0,
-                progress: Progress | None = None,
-                database: Database = "sqlite", policy: Policy = "intertwin") -> dict[str, Any]:
+def start_rucio(
+    sup: Supervisor,
+    run_dir: Path,
+    *,
+    pump_interval: float | None = 2.0,
+    progress: Progress | None = None,
+    database: Database = "sqlite",
+    policy: Policy = "intertwin",
+) -> dict[str, Any]:
     """Start Rucio for a run under ``run_dir/rucio``; returns what clients need (also written
     to ``run_dir/rucio/rucio.json``, mode 0600). ``database="postgresql"``: a PostgreSQL
     server of this run (tracked by ``sup``) instead of an SQLite file. ``policy="generic"``:
@@ -281,8 +319,9 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
     if database not in DATABASES:
         raise TestbedError(f"unknown Rucio database {database!r}")
     if policy not in POLICIES:
-        raise TestbedError(f"unknown Rucio policy {policy!r}: expected one of "
-                           f"{', '.join(POLICIES)}")
+        raise TestbedError(
+            f"unknown Rucio policy {policy!r}: expected one of {', '.join(POLICIES)}"
+        )
     say = progress or (lambda m: None)
     t0 = time.monotonic()
     ensure_venv(say)
@@ -295,8 +334,10 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
     timings: dict[str, float] = {}
     port, conveyor_port = free_port(), free_port()
     root = {"account": "root", "username": "root", "password": secrets.token_urlsafe(16)}
-    accounts = {u: {"account": u, "username": u, "password": secrets.token_urlsafe(16)}
-                for u in ("alice", "bob")}
+    accounts = {
+        u: {"account": u, "username": u, "password": secrets.token_urlsafe(16)}
+        for u in ("alice", "bob")
+    }
     cfg = rdir / "etc" / "rucio.cfg"
 
     def write_config(db_url: str) -> None:
@@ -323,15 +364,29 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
         db = {"kind": "sqlite", "url": sqlite_url(rdir), "path": str(rdir / "rucio.db")}
         write_config(db["url"])
 
-    rse_info = {name: {"path": f"{rdir / 'rses' / name}/", "site": site,
-                       "kind": "origin" if name in ORIGIN_RSES else "scratch",
-                       "davs": DAVS_ONLY.get(name),
-                       "schemes": ["davs"] if name in DAVS_ONLY else (
-                           ["file", "davs"] if name in ORIGIN_RSES else ["file"])}
-                for name, site in rses.items()}
+    rse_info = {
+        name: {
+            "path": f"{rdir / 'rses' / name}/",
+            "site": site,
+            "kind": "origin" if name in ORIGIN_RSES else "scratch",
+            "davs": DAVS_ONLY.get(name),
+            "schemes": ["davs"]
+            if name in DAVS_ONLY
+            else (["file", "davs"] if name in ORIGIN_RSES else ["file"]),
+        }
+        for name, site in rses.items()
+    }
     t = time.monotonic()
-    run_seed("finalize", {"config": str(cfg), "sqlite_db": db.get("path"),
-                          "rses": rse_info, "accounts": {"root": root, **accounts}}, rdir)
+    run_seed(
+        "finalize",
+        {
+            "config": str(cfg),
+            "sqlite_db": db.get("path"),
+            "rses": rse_info,
+            "accounts": {"root": root, **accounts},
+        },
+        rdir,
+    )
     timings["finalize"] = time.monotonic() - t
 
     state: dict[str, Any] = {
@@ -375,13 +430,18 @@ def start_rucio(sup: Supervisor, run_dir: Path, *, pump_interval: float | None =
 
 def _launch_server(sup: Supervisor, state: dict[str, Any]) -> Proc:
     rdir = Path(state["dir"])
-    return sup.start(SERVER, [state["python"], str(HERE / "serve.py"), str(state["port"])],
-                     env=venv_env(rdir, state.get("policy", "intertwin")), cwd=rdir)
+    return sup.start(
+        SERVER,
+        [state["python"], str(HERE / "serve.py"), str(state["port"])],
+        env=venv_env(rdir, state.get("policy", "intertwin")),
+        cwd=rdir,
+    )
 
 
 def _wait_server(state: dict[str, Any], proc: Proc, timeout: float = 60) -> None:
-    wait_until(lambda: http_ok(f"{state['url']}/ping"), f"Rucio server at {state['url']}",
-               timeout, proc)
+    wait_until(
+        lambda: http_ok(f"{state['url']}/ping"), f"Rucio server at {state['url']}", timeout, proc
+    )
 
 
 def _launch_conveyor(sup: Supervisor, state: dict[str, Any]) -> Proc:
@@ -389,13 +449,13 @@ def _launch_conveyor(sup: Supervisor, state: dict[str, Any]) -> Proc:
     argv = [state["python"], str(HERE / "conveyor.py"), "--port", str(state["conveyor_port"])]
     if state["pump_interval"] is not None:
         argv += ["--interval", str(state["pump_interval"])]
-    return sup.start(CONVEYOR, argv, env=venv_env(rdir, state.get("policy", "intertwin")),
-                     cwd=rdir)
+    return sup.start(CONVEYOR, argv, env=venv_env(rdir, state.get("policy", "intertwin")), cwd=rdir)
 
 
 def _wait_conveyor(state: dict[str, Any], proc: Proc, timeout: float = 60) -> None:
-    wait_until(lambda: http_ok(f"{state['conveyor_url']}/healthz"), "Rucio conveyor sidecar",
-               timeout, proc)
+    wait_until(
+        lambda: http_ok(f"{state['conveyor_url']}/healthz"), "Rucio conveyor sidecar", timeout, proc
+    )
 
 
 def stop_rucio_server(state: dict[str, Any]) -> None:
@@ -433,15 +493,30 @@ def conveyor_step(state: dict[str, Any], timeout: float = 120) -> dict[str, Any]
 
 def set_pump_interval(state: dict[str, Any], seconds: float | None) -> None:
     body = json.dumps({"seconds": seconds}).encode()
-    req = urllib.request.Request(f"{state['conveyor_url']}/interval", method="PUT", data=body,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{state['conveyor_url']}/interval",
+        method="PUT",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         r.read()
 
 
 __all__ = [
-    "DATABASES", "DAVS_ONLY", "POLICIES", "QUOTA", "RUCIO_VERSION", "Database", "Policy",
-    "conveyor_step", "database_from_env",
-    "rucio_server_running", "set_pump_interval", "start_rucio", "start_rucio_server",
-    "stop_rucio", "stop_rucio_server",
+    "DATABASES",
+    "DAVS_ONLY",
+    "POLICIES",
+    "QUOTA",
+    "RUCIO_VERSION",
+    "Database",
+    "Policy",
+    "conveyor_step",
+    "database_from_env",
+    "rucio_server_running",
+    "set_pump_interval",
+    "start_rucio",
+    "start_rucio_server",
+    "stop_rucio",
+    "stop_rucio_server",
 ]

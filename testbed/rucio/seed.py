@@ -33,18 +33,58 @@ BIG_FILE_BYTES = 16
 BIG_FILES_WITH_BYTES = 100
 # (container, dataset, origin RSE kind, number of files, metadata)
 PROJECT_DATA: list[tuple[str, str, str, int, dict[str, Any]]] = [
-    ("climate", "climate.era5.2020", "EODC", 4,
-     {"datatype": "climate", "project": "destine", "campaign": "era5", "run_number": 2020,
-      "version": "v1"}),
-    ("climate", "climate.era5.2021", "EODC", 4,
-     {"datatype": "climate", "project": "destine", "campaign": "era5", "run_number": 2021,
-      "version": "v1"}),
-    ("physics", "physics.virgo.o3", "DESY-DCACHE", 5,
-     {"datatype": "gw-strain", "project": "virgo", "campaign": "o3", "run_number": 3,
-      "version": "v2"}),
-    ("physics", "physics.lattice.qcd", "DESY-DCACHE", 3,
-     {"datatype": "lattice", "project": "lattice-qcd", "campaign": "2025", "run_number": 7,
-      "version": "v1"}),
+    (
+        "climate",
+        "climate.era5.2020",
+        "EODC",
+        4,
+        {
+            "datatype": "climate",
+            "project": "destine",
+            "campaign": "era5",
+            "run_number": 2020,
+            "version": "v1",
+        },
+    ),
+    (
+        "climate",
+        "climate.era5.2021",
+        "EODC",
+        4,
+        {
+            "datatype": "climate",
+            "project": "destine",
+            "campaign": "era5",
+            "run_number": 2021,
+            "version": "v1",
+        },
+    ),
+    (
+        "physics",
+        "physics.virgo.o3",
+        "DESY-DCACHE",
+        5,
+        {
+            "datatype": "gw-strain",
+            "project": "virgo",
+            "campaign": "o3",
+            "run_number": 3,
+            "version": "v2",
+        },
+    ),
+    (
+        "physics",
+        "physics.lattice.qcd",
+        "DESY-DCACHE",
+        3,
+        {
+            "datatype": "lattice",
+            "project": "lattice-qcd",
+            "campaign": "2025",
+            "run_number": 7,
+            "version": "v1",
+        },
+    ),
 ]
 FILE_BYTES = 4096
 
@@ -68,26 +108,41 @@ def content(scope: str, name: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
-def write_file(rse_dir: Path, scope: str, name: str, size: int,
-               on_disk: bool = True) -> dict[str, Any]:
+def write_file(
+    rse_dir: Path, scope: str, name: str, size: int, on_disk: bool = True
+) -> dict[str, Any]:
     data = content(scope, name, size)
     if on_disk:
         p = rse_dir / lfn_path(scope, name)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-    return {"name": name, "bytes": size, "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}",
-            "md5": hashlib.md5(data).hexdigest()}
+    return {
+        "name": name,
+        "bytes": size,
+        "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}",
+        "md5": hashlib.md5(data).hexdigest(),
+    }
 
 
 def protocol(prefix: str) -> dict[str, Any]:
     # file on lan AND wan: the mock transfer tool only handles file/mock, and rucio-jupyterlab
     # resolves paths from the wan domain (a davs-only wan protocol would give it no local path)
     return {
-        "scheme": "file", "hostname": "localhost", "port": 0, "prefix": prefix,
+        "scheme": "file",
+        "hostname": "localhost",
+        "port": 0,
+        "prefix": prefix,
         "impl": "rucio.rse.protocols.posix.Default",
-        "domains": {"lan": {"read": 1, "write": 1, "delete": 1},
-                    "wan": {"read": 1, "write": 1, "delete": 1,
-                            "third_party_copy_read": 1, "third_party_copy_write": 1}},
+        "domains": {
+            "lan": {"read": 1, "write": 1, "delete": 1},
+            "wan": {
+                "read": 1,
+                "write": 1,
+                "delete": 1,
+                "third_party_copy_read": 1,
+                "third_party_copy_write": 1,
+            },
+        },
     }
 
 
@@ -97,12 +152,21 @@ def davs_protocol(hostname: str, port: int, prefix: str, full: bool) -> dict[str
     davs-only RSEs (Rucio pairs davs destinations with davs/https sources only)."""
     n = 1 if full else 0
     return {
-        "scheme": "davs", "hostname": hostname, "port": port, "prefix": prefix,
+        "scheme": "davs",
+        "hostname": hostname,
+        "port": port,
+        "prefix": prefix,
         "impl": "rucio.rse.protocols.webdav.Default",
-        "domains": {"lan": {"read": n, "write": n, "delete": n},
-                    "wan": {"read": 1 if full else 2, "write": n, "delete": n,
-                            "third_party_copy_read": 1 if full else 2,
-                            "third_party_copy_write": n}},
+        "domains": {
+            "lan": {"read": n, "write": n, "delete": n},
+            "wan": {
+                "read": 1 if full else 2,
+                "write": n,
+                "delete": n,
+                "third_party_copy_read": 1 if full else 2,
+                "third_party_copy_write": n,
+            },
+        },
     }
 
 
@@ -118,8 +182,7 @@ def protocols(r: dict[str, Any], folder: str) -> list[dict[str, Any]]:
         return [davs_protocol(davs["hostname"], davs["port"], davs["prefix"], full=True)]
     out = [protocol(folder)]
     if r["kind"] == "origin":
-        out.append(davs_protocol(ORIGIN_DAVS_HOST, ORIGIN_DAVS_PORT, folder,
-                                 full=False))
+        out.append(davs_protocol(ORIGIN_DAVS_HOST, ORIGIN_DAVS_PORT, folder, full=False))
     return out
 
 
@@ -131,15 +194,40 @@ def add_new_replicas(rse_id: str, files: list[dict[str, Any]], account: Any, s: 
     from rucio.db.sqla.constants import DIDType, ReplicaState
     from sqlalchemy import insert
 
-    s.execute(insert(models.DataIdentifier), [
-        {"scope": f["scope"], "name": f["name"], "account": account, "did_type": DIDType.FILE,
-         "bytes": f["bytes"], "md5": f["md5"], "adler32": f["adler32"], "is_new": None}
-        for f in files])
-    s.execute(insert(models.RSEFileAssociation), [
-        {"rse_id": rse_id, "scope": f["scope"], "name": f["name"], "bytes": f["bytes"],
-         "path": None, "state": ReplicaState.AVAILABLE, "md5": f["md5"],
-         "adler32": f["adler32"], "lock_cnt": 0, "tombstone": None}
-        for f in files])
+    s.execute(
+        insert(models.DataIdentifier),
+        [
+            {
+                "scope": f["scope"],
+                "name": f["name"],
+                "account": account,
+                "did_type": DIDType.FILE,
+                "bytes": f["bytes"],
+                "md5": f["md5"],
+                "adler32": f["adler32"],
+                "is_new": None,
+            }
+            for f in files
+        ],
+    )
+    s.execute(
+        insert(models.RSEFileAssociation),
+        [
+            {
+                "rse_id": rse_id,
+                "scope": f["scope"],
+                "name": f["name"],
+                "bytes": f["bytes"],
+                "path": None,
+                "state": ReplicaState.AVAILABLE,
+                "md5": f["md5"],
+                "adler32": f["adler32"],
+                "lock_cnt": 0,
+                "tombstone": None,
+            }
+            for f in files
+        ],
+    )
     increase(rse_id, files=len(files), bytes_=sum(f["bytes"] for f in files), session=s)
 
 
@@ -190,14 +278,31 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
 
     containers: set[tuple[str, str]] = set()
 
-    def dataset(scope_: str, name: str, owner: str, rse_name: str, n: int, size: int,
-                meta: dict[str, Any], container: str | None = None,
-                with_bytes: int | None = None, close: bool = True,
-                pin: bool = True) -> list[dict[str, Any]]:
+    def dataset(
+        scope_: str,
+        name: str,
+        owner: str,
+        rse_name: str,
+        n: int,
+        size: int,
+        meta: dict[str, Any],
+        container: str | None = None,
+        with_bytes: int | None = None,
+        close: bool = True,
+        pin: bool = True,
+    ) -> list[dict[str, Any]]:
         sc, acc = InternalScope(scope_), InternalAccount(owner)
         rse_dir = base / "rses" / rse_name
-        files = [write_file(rse_dir, scope_, f"{name}.{i:06d}.dat", size,
-                            on_disk=with_bytes is None or i < with_bytes) for i in range(n)]
+        files = [
+            write_file(
+                rse_dir,
+                scope_,
+                f"{name}.{i:06d}.dat",
+                size,
+                on_disk=with_bytes is None or i < with_bytes,
+            )
+            for i in range(n)
+        ]
         with db_session(DatabaseOperationType.WRITE) as s:
             add_did(sc, name, DIDType.DATASET, acc, session=s)
             dids = [{"scope": sc, "account": acc, **f} for f in files]
@@ -208,8 +313,13 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
                 # (attach_dids uses a temporary table, no such limit)
                 add_new_replicas(ids[rse_name], dids, acc, s)
                 for i in range(0, n, 10_000):
-                    attach_dids(sc, name, [{"scope": sc, "name": d["name"]}
-                                           for d in dids[i:i + 10_000]], acc, session=s)
+                    attach_dids(
+                        sc,
+                        name,
+                        [{"scope": sc, "name": d["name"]} for d in dids[i : i + 10_000]],
+                        acc,
+                        session=s,
+                    )
             else:
                 attach_dids(sc, name, dids, acc, rse_id=ids[rse_name], session=s)
             if meta:
@@ -220,8 +330,19 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
                 # data at its origin is pinned by a rule of its owner, as in production; the
                 # rule is OK at once (the replicas are there) and gives the dataset its
                 # per-RSE collection replica
-                add_rule([{"scope": sc, "name": name}], acc, 1, rse_name, "DATASET", None,
-                         None, False, None, comment="origin", session=s)
+                add_rule(
+                    [{"scope": sc, "name": name}],
+                    acc,
+                    1,
+                    rse_name,
+                    "DATASET",
+                    None,
+                    None,
+                    False,
+                    None,
+                    comment="origin",
+                    session=s,
+                )
             if container:
                 if (scope_, container) not in containers:  # several datasets per container
                     add_did(sc, container, DIDType.CONTAINER, acc, session=s)
@@ -234,29 +355,54 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
     for cont, ds, rse_name, n, meta in PROJECT_DATA:
         files = dataset(PROJECT_SCOPE, ds, "root", rse_name, n, FILE_BYTES, meta, cont)
         datasets[f"{PROJECT_SCOPE}:{ds}"] = {
-            "container": f"{PROJECT_SCOPE}:{cont}", "rse": rse_name, "meta": meta,
+            "container": f"{PROJECT_SCOPE}:{cont}",
+            "rse": rse_name,
+            "meta": meta,
             "files": [f"{PROJECT_SCOPE}:{f['name']}" for f in files],
-            "bytes": sum(f["bytes"] for f in files)}
+            "bytes": sum(f["bytes"] for f in files),
+        }
     for user in USERS:
         sc = f"user.{user}"
         name = f"{user}.private"
-        files = dataset(sc, name, user, "DESY-DCACHE", 3, 2048,
-                        {"datatype": "notes", "project": "intertwin", "version": "v1"},
-                        f"{user}.work", close=False)
+        files = dataset(
+            sc,
+            name,
+            user,
+            "DESY-DCACHE",
+            3,
+            2048,
+            {"datatype": "notes", "project": "intertwin", "version": "v1"},
+            f"{user}.work",
+            close=False,
+        )
         datasets[f"{sc}:{name}"] = {
-            "container": f"{sc}:{user}.work", "rse": "DESY-DCACHE", "owner": user,
+            "container": f"{sc}:{user}.work",
+            "rse": "DESY-DCACHE",
+            "owner": user,
             "files": [f"{sc}:{f['name']}" for f in files],
-            "bytes": sum(f["bytes"] for f in files)}
+            "bytes": sum(f["bytes"] for f in files),
+        }
     timings["small_datasets"] = time.monotonic() - t
 
     t = time.monotonic()
-    dataset(PROJECT_SCOPE, BIG_DATASET, "root", "DESY-DCACHE", BIG_FILES, BIG_FILE_BYTES,
-            {"datatype": "benchmark", "project": "intertwin", "version": "v1"},
-            with_bytes=BIG_FILES_WITH_BYTES, pin=False)
+    dataset(
+        PROJECT_SCOPE,
+        BIG_DATASET,
+        "root",
+        "DESY-DCACHE",
+        BIG_FILES,
+        BIG_FILE_BYTES,
+        {"datatype": "benchmark", "project": "intertwin", "version": "v1"},
+        with_bytes=BIG_FILES_WITH_BYTES,
+        pin=False,
+    )
     datasets[f"{PROJECT_SCOPE}:{BIG_DATASET}"] = {
-        "rse": "DESY-DCACHE", "length": BIG_FILES, "bytes": BIG_FILES * BIG_FILE_BYTES,
+        "rse": "DESY-DCACHE",
+        "length": BIG_FILES,
+        "bytes": BIG_FILES * BIG_FILE_BYTES,
         "files_with_bytes": BIG_FILES_WITH_BYTES,
-        "first_file": f"{PROJECT_SCOPE}:{BIG_DATASET}.000000.dat"}
+        "first_file": f"{PROJECT_SCOPE}:{BIG_DATASET}.000000.dat",
+    }
     timings["big_dataset"] = time.monotonic() - t
     # no rule exists yet, so the judge has nothing to re-evaluate for these attachments (it
     # would otherwise spend ~20 s on the 100k dataset in the first conveyor cycle)
@@ -280,23 +426,36 @@ def finalize(spec: dict[str, Any]) -> dict[str, Any]:
         for name, r in spec["rses"].items():
             rse_id = rse.get_rse_id(name, session=s)
             if not r.get("davs"):  # a davs-only RSE keeps its dCache namespace
-                rse.update_protocols(rse_id, "file", {"prefix": r["path"]}, "localhost", 0,
-                                     session=s)
+                rse.update_protocols(
+                    rse_id, "file", {"prefix": r["path"]}, "localhost", 0, session=s
+                )
             if r["kind"] == "origin":
-                rse.update_protocols(rse_id, "davs", {"prefix": r["path"]},
-                                     ORIGIN_DAVS_HOST, ORIGIN_DAVS_PORT, session=s)
+                rse.update_protocols(
+                    rse_id,
+                    "davs",
+                    {"prefix": r["path"]},
+                    ORIGIN_DAVS_HOST,
+                    ORIGIN_DAVS_PORT,
+                    session=s,
+                )
             # the folder behind the RSE, for the conveyor sidecar (PFNs need not name it)
             rse.add_rse_attribute(rse_id, "testbed_dir", r["path"], session=s)
         # identities of a previous run (the cached DB holds none but root's) are replaced
         s.query(models.IdentityAccountAssociation).filter_by(
-            identity_type=IdentityType.USERPASS).delete()
+            identity_type=IdentityType.USERPASS
+        ).delete()
         s.query(models.Identity).filter_by(identity_type=IdentityType.USERPASS).delete()
         s.flush()
         for acc in spec["accounts"].values():
-            add_account_identity(acc["username"], IdentityType.USERPASS,
-                                 InternalAccount(acc["account"]),
-                                 f"{acc['account']}@testbed.invalid",
-                                 default=True, password=acc["password"], session=s)
+            add_account_identity(
+                acc["username"],
+                IdentityType.USERPASS,
+                InternalAccount(acc["account"]),
+                f"{acc['account']}@testbed.invalid",
+                default=True,
+                password=acc["password"],
+                session=s,
+            )
     if spec.get("sqlite_db"):
         # readers (server threads) and the conveyor's writer do not block each other
         # (PostgreSQL's MVCC does this anyway)

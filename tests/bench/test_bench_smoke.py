@@ -1,6 +1,7 @@
 """Every benchmark in bench/ compiles and runs at smoke size (``--smoke``), so a change that
 breaks one shows here rather than on the day someone measures. Smoke runs check that the
 bench works, not what it measures."""
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,22 @@ ON_TESTBED = {"spawn.py"}
 
 
 def run_bench(script: str, *args: str, timeout: float = 300) -> str:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--smoke", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{script} --smoke failed:\n{proc.stdout[-3000:]}\n" \
-                                 f"{proc.stderr[-3000:]}"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+    }
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, (
+        f"{script} --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     print(proc.stdout)
     return proc.stdout
 
@@ -38,8 +49,13 @@ def test_there_are_benches() -> None:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_compiles_and_has_a_smoke_flag(script: str, tmp_path: Path) -> None:
     py_compile.compile(str(BENCH / script), cfile=str(tmp_path / "c.pyc"), doraise=True)
-    out = subprocess.run([sys.executable, str(BENCH / script), "--help"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "--smoke" in out.stdout
 

@@ -31,8 +31,10 @@ def errors(values: dict[str, Any]) -> list[str]:
     schema = yaml.safe_load((Z2JH / "values.schema.yaml").read_text())
     defaults = yaml.safe_load((Z2JH / "values.yaml").read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return [f"{list(e.absolute_path)}: {e.message}"
-            for e in validator.iter_errors(helm_merge(defaults, values))]
+    return [
+        f"{list(e.absolute_path)}: {e.message}"
+        for e in validator.iter_errors(helm_merge(defaults, values))
+    ]
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "helm-values").glob("*.yaml")), ids=str)
@@ -70,7 +72,11 @@ def test_the_intertwin_service_is_managed_by_the_hub_with_its_own_identity() -> 
 def test_the_service_role_is_the_one_the_testbed_grants() -> None:
     from testbed.cluster import SERVICE_CLUSTER_ROLE_RULES, SERVICE_ROLE_RULES
 
-    docs = {d["kind"]: d for d in yaml.safe_load_all(
-        (REPO / "helm-values" / "rbac" / "intertwin-service.yaml").read_text())}
+    docs = {
+        d["kind"]: d
+        for d in yaml.safe_load_all(
+            (REPO / "helm-values" / "rbac" / "intertwin-service.yaml").read_text()
+        )
+    }
     assert docs["Role"]["rules"] == SERVICE_ROLE_RULES
     assert docs["ClusterRole"]["rules"] == SERVICE_CLUSTER_ROLE_RULES

@@ -26,8 +26,9 @@ def test_a_valid_catalogue_is_summarised() -> None:
     lines = r.stdout.splitlines()
     assert lines[0] == f"{shipped}: 4 sites, valid"
     assert lines[1].startswith("  ukri: UKRI Cloud (cloud, 4 x T4)")
-    assert lines[2].startswith("  vega: Offload to Vega HPC - dev VO (offload via vega-vk, "
-                               "slurm, 240 x A100)")
+    assert lines[2].startswith(
+        "  vega: Offload to Vega HPC - dev VO (offload via vega-vk, slurm, 240 x A100)"
+    )
     assert "partitions gpu=gpu, cpu=cpu" in lines[2]
     assert "start timeout 1800 s; open to every user" in lines[4]
 
@@ -40,8 +41,9 @@ def test_a_broken_catalogue_names_the_key_and_fails(tmp_path: Path) -> None:
     r = run("catalogue", "check", str(path))
     assert r.returncode == 1
     assert r.stdout == ""
-    assert r.stderr.startswith(f"error: {path}: sites[3].resources[1].memory: '512m' is not a "
-                               "memory size"), r.stderr
+    assert r.stderr.startswith(
+        f"error: {path}: sites[3].resources[1].memory: '512m' is not a memory size"
+    ), r.stderr
 
 
 def test_a_missing_file_and_a_wrong_command(tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def tornado_log() -> Iterator[Lines]:
 
 @pytest.mark.asyncio
 async def test_a_percent_sign_reaches_the_client_and_the_log_intact(
-        url: str, tornado_log: Lines) -> None:
+    url: str, tornado_log: Lines
+) -> None:
     code, ctype, body = await fetch(f"{url}/api")
     assert code == 409 and ctype.startswith("application/json")
     assert body == {"error": "duplicate_rule", "message": PERCENT, "rule_id": "abc"}
@@ -88,19 +89,32 @@ async def test_a_percent_sign_reaches_the_client_and_the_log_intact(
 
 @pytest.mark.asyncio
 async def test_every_failure_is_json_with_a_truthful_status(url: str) -> None:
-    assert await fetch(f"{url}/bad") == (400, "application/json", {
-        "error": "bad_request", "message": "'limit' must be at least 1; got 0.",
-        "param": "limit"})
-    assert await fetch(f"{url}/tornado") == (404, "application/json", {
-        "error": "not_found", "message": "Not Found"})
-    assert await fetch(f"{url}/formatted") == (400, "application/json", {
-        "error": "bad_request", "message": "no cursor here"})
-    assert await fetch(f"{url}/bug") == (500, "application/json", {
-        "error": "internal_error", "message": INTERNAL_MESSAGE})
+    assert await fetch(f"{url}/bad") == (
+        400,
+        "application/json",
+        {"error": "bad_request", "message": "'limit' must be at least 1; got 0.", "param": "limit"},
+    )
+    assert await fetch(f"{url}/tornado") == (
+        404,
+        "application/json",
+        {"error": "not_found", "message": "Not Found"},
+    )
+    assert await fetch(f"{url}/formatted") == (
+        400,
+        "application/json",
+        {"error": "bad_request", "message": "no cursor here"},
+    )
+    assert await fetch(f"{url}/bug") == (
+        500,
+        "application/json",
+        {"error": "internal_error", "message": INTERNAL_MESSAGE},
+    )
 
 
 def test_an_api_error_reads_as_its_sentence() -> None:
     err = ApiError(503, "rucio_unavailable", "Rucio is down (50% of the time).")
     assert str(err) == "HTTP 503: Service Unavailable (Rucio is down (50% of the time).)"
-    assert err.to_json() == {"error": "rucio_unavailable",
-                             "message": "Rucio is down (50% of the time)."}
+    assert err.to_json() == {
+        "error": "rucio_unavailable",
+        "message": "Rucio is down (50% of the time).",
+    }

@@ -40,10 +40,14 @@ c.InterTwinSpawner.site_catalogue_path = {str(catalogue) if catalogue else None!
 
 
 def start(folder: Path, cfg: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([JUPYTERHUB, "-f", str(cfg)], cwd=folder, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1",
-                                 "CONFIGPROXY_AUTH_TOKEN": "unit-test"})
+    return subprocess.Popen(
+        [JUPYTERHUB, "-f", str(cfg)],
+        cwd=folder,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "CONFIGPROXY_AUTH_TOKEN": "unit-test"},
+    )
 
 
 def test_a_broken_catalogue_stops_the_hub_with_the_key_path(tmp_path: Path) -> None:
@@ -62,8 +66,7 @@ def test_a_broken_catalogue_stops_the_hub_with_the_key_path(tmp_path: Path) -> N
 def test_a_hub_with_a_valid_catalogue_gets_past_it(tmp_path: Path) -> None:
     hub = start(tmp_path, hub_config(tmp_path, None))
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in hub.stdout or []],
-                     daemon=True).start()
+    threading.Thread(target=lambda: [lines.put(x) for x in hub.stdout or []], daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + 120
     try:

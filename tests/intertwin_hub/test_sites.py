@@ -12,18 +12,21 @@ import yaml
 from intertwin_hub.sites import CatalogueError, load_catalogue, parse_catalogue, quantity_bytes
 from testbed.slurm import slurm_partitions
 
-SHIPPED = yaml.safe_load(
-    (Path(__file__).parents[2] / "intertwin_hub" / "sites.yaml").read_text())
+SHIPPED = yaml.safe_load((Path(__file__).parents[2] / "intertwin_hub" / "sites.yaml").read_text())
 
 
 def test_shipped_catalogue_is_the_interTwin_hub_form() -> None:
     c = load_catalogue()
     assert [(s.title, s.description) for s in c] == [
         ("UKRI Cloud", "itwinai environment on UKRI Cloud"),
-        ("Offload to Vega HPC - dev VO",
-         "Offload Jupyterlab session on a GPU node at Vega supercomputer"),
-        ("Offload to PSNC HPC - dev VO",
-         "Offload Jupyterlab session on a node at PSNC supercomputer"),
+        (
+            "Offload to Vega HPC - dev VO",
+            "Offload Jupyterlab session on a GPU node at Vega supercomputer",
+        ),
+        (
+            "Offload to PSNC HPC - dev VO",
+            "Offload Jupyterlab session on a node at PSNC supercomputer",
+        ),
         ("Offload to KBFI", "Offload Jupyterlab session on a KBFI"),
     ]
     vega, psnc, kbfi = c.get("vega"), c.get("psnc"), c.get("kbfi")
@@ -49,35 +52,63 @@ def broken(edit: Any) -> str:
     return str(e.value)
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: d["sites"][1]["node"].pop("name"), "sites[1].node.name: required"),
-    (lambda d: d["sites"][0].update(kind="grid"), "sites[0].kind: must be 'cloud' or 'offload'"),
-    (lambda d: d["sites"][2].update(colour="red"), "sites[2].colour: unknown key"),
-    (lambda d: d["sites"][1]["partitions"][0].update(gpu_choices=[1, 8]),
-     "sites[1].partitions[0].gpu_choices: a choice exceeds max_gpus"),
-    (lambda d: d["sites"][3]["resources"][0].update(memory="lots"),
-     "sites[3].resources[0].memory: 'lots' is not a Kubernetes quantity"),
-    (lambda d: d["sites"][1]["other_image"]["allowed_patterns"].append("(["),
-     "sites[1].other_image.allowed_patterns[3]: bad pattern"),
-    (lambda d: d["sites"][3]["scratch"].update(mount_path="relative/path"),
-     "sites[3].scratch.mount_path: must be an absolute path"),
-    (lambda d: d["sites"][2]["scratch"].update(path_begins_at=-1),
-     "sites[2].scratch.path_begins_at: must be an integer >= 0"),
-    (lambda d: d["sites"][2]["scratch"].update(pfn_prefix="/pnfs/psnc.pl/"),
-     "sites[2].scratch.pfn_prefix: '/pnfs/psnc.pl/' does not match"),
-    (lambda d: d["sites"][2]["scratch"].update(pfn_prefix="davs://door:2880/pnfs/"),
-     "sites[2].scratch.pfn_prefix: give pfn_prefix or path_begins_at, not both"),
-    (lambda d: d["sites"][2].update(slug="vega"), "sites[2].slug: duplicate 'vega'"),
-    (lambda d: d["sites"][1].pop("batch"), "sites[1].batch: required"),
-    (lambda d: d["sites"][2].pop("reach"),
-     "sites[2].reach: an offload site must say how the hub reaches its notebooks: 'pod-vpn' "
-     "(the site routes the virtual node's PodCIDR) or 'wstunnel' (interLink's tunnel)"),
-    (lambda d: d["sites"][3].update(reach="vpn"), "(interLink's tunnel), got 'vpn'"),
-    (lambda d: d["sites"][0].update(reach="wstunnel"), "sites[0].reach: only for offload sites"),
-    (lambda d: d["sites"][3].update(partitions=[
-        {"slug": "gpu", "label": "gpu", "gpu_choices": [1], "max_gpus": 1}]),
-     "sites[3].node.gpu: GPUs are offered but the node has none"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["sites"][1]["node"].pop("name"), "sites[1].node.name: required"),
+        (
+            lambda d: d["sites"][0].update(kind="grid"),
+            "sites[0].kind: must be 'cloud' or 'offload'",
+        ),
+        (lambda d: d["sites"][2].update(colour="red"), "sites[2].colour: unknown key"),
+        (
+            lambda d: d["sites"][1]["partitions"][0].update(gpu_choices=[1, 8]),
+            "sites[1].partitions[0].gpu_choices: a choice exceeds max_gpus",
+        ),
+        (
+            lambda d: d["sites"][3]["resources"][0].update(memory="lots"),
+            "sites[3].resources[0].memory: 'lots' is not a Kubernetes quantity",
+        ),
+        (
+            lambda d: d["sites"][1]["other_image"]["allowed_patterns"].append("(["),
+            "sites[1].other_image.allowed_patterns[3]: bad pattern",
+        ),
+        (
+            lambda d: d["sites"][3]["scratch"].update(mount_path="relative/path"),
+            "sites[3].scratch.mount_path: must be an absolute path",
+        ),
+        (
+            lambda d: d["sites"][2]["scratch"].update(path_begins_at=-1),
+            "sites[2].scratch.path_begins_at: must be an integer >= 0",
+        ),
+        (
+            lambda d: d["sites"][2]["scratch"].update(pfn_prefix="/pnfs/psnc.pl/"),
+            "sites[2].scratch.pfn_prefix: '/pnfs/psnc.pl/' does not match",
+        ),
+        (
+            lambda d: d["sites"][2]["scratch"].update(pfn_prefix="davs://door:2880/pnfs/"),
+            "sites[2].scratch.pfn_prefix: give pfn_prefix or path_begins_at, not both",
+        ),
+        (lambda d: d["sites"][2].update(slug="vega"), "sites[2].slug: duplicate 'vega'"),
+        (lambda d: d["sites"][1].pop("batch"), "sites[1].batch: required"),
+        (
+            lambda d: d["sites"][2].pop("reach"),
+            "sites[2].reach: an offload site must say how the hub reaches its notebooks: 'pod-vpn' "
+            "(the site routes the virtual node's PodCIDR) or 'wstunnel' (interLink's tunnel)",
+        ),
+        (lambda d: d["sites"][3].update(reach="vpn"), "(interLink's tunnel), got 'vpn'"),
+        (
+            lambda d: d["sites"][0].update(reach="wstunnel"),
+            "sites[0].reach: only for offload sites",
+        ),
+        (
+            lambda d: d["sites"][3].update(
+                partitions=[{"slug": "gpu", "label": "gpu", "gpu_choices": [1], "max_gpus": 1}]
+            ),
+            "sites[3].node.gpu: GPUs are offered but the node has none",
+        ),
+    ],
+)
 def test_malformed_catalogue_names_the_key(edit: Any, message: str) -> None:
     assert message in broken(edit)
 
@@ -93,20 +124,36 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 
 def test_adding_a_site_is_a_yaml_edit(tmp_path: Path) -> None:
     data = copy.deepcopy(SHIPPED)
-    data["sites"].append({
-        "slug": "leonardo", "name": "Leonardo", "title": "Offload to Leonardo - dev VO",
-        "description": "Offload Jupyterlab session on a Booster node at Leonardo",
-        "kind": "offload", "node": {"name": "leonardo-vk", "cpu": "128", "memory": "512Gi",
-                                     "gpu": {"model": "A100", "count": 16}},
-        "batch": {"system": "slurm", "account": "icsc", "time": "02:00:00"},
-        "allowed_vos": ["dev.intertwin.eu"],
-        "resources": [{"slug": "small", "label": "8 CPU, 32 GiB", "cpu": 8, "memory": "32Gi"}],
-        "partitions": [{"slug": "boost-usr-prod", "label": "boost_usr_prod (A100)",
-                        "gpu_choices": [1, 4], "max_gpus": 4}],
-        "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
-        "scratch": {"rse": "CINECA-LEONARDO", "mount_path": "/leonardo_scratch/intertwin"},
-        "start_timeout": 1200, "reach": "pod-vpn",
-    })
+    data["sites"].append(
+        {
+            "slug": "leonardo",
+            "name": "Leonardo",
+            "title": "Offload to Leonardo - dev VO",
+            "description": "Offload Jupyterlab session on a Booster node at Leonardo",
+            "kind": "offload",
+            "node": {
+                "name": "leonardo-vk",
+                "cpu": "128",
+                "memory": "512Gi",
+                "gpu": {"model": "A100", "count": 16},
+            },
+            "batch": {"system": "slurm", "account": "icsc", "time": "02:00:00"},
+            "allowed_vos": ["dev.intertwin.eu"],
+            "resources": [{"slug": "small", "label": "8 CPU, 32 GiB", "cpu": 8, "memory": "32Gi"}],
+            "partitions": [
+                {
+                    "slug": "boost-usr-prod",
+                    "label": "boost_usr_prod (A100)",
+                    "gpu_choices": [1, 4],
+                    "max_gpus": 4,
+                }
+            ],
+            "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
+            "scratch": {"rse": "CINECA-LEONARDO", "mount_path": "/leonardo_scratch/intertwin"},
+            "start_timeout": 1200,
+            "reach": "pod-vpn",
+        }
+    )
     path = tmp_path / "sites.yaml"
     path.write_text(yaml.safe_dump(data))
     c = load_catalogue(path)
@@ -124,8 +171,11 @@ def test_scratch_pfn_mapping_rules() -> None:
     data["sites"][2]["scratch"].pop("path_begins_at")
     data["sites"][2]["scratch"]["pfn_prefix"] = "davs://door.psnc.pl:2880/pnfs/psnc.pl/data/"
     psnc = parse_catalogue(data).get("psnc")
-    assert psnc is not None and psnc.scratch.pfn_prefix == data["sites"][2]["scratch"][
-        "pfn_prefix"] and psnc.scratch.path_begins_at is None
+    assert (
+        psnc is not None
+        and psnc.scratch.pfn_prefix == data["sites"][2]["scratch"]["pfn_prefix"]
+        and psnc.scratch.path_begins_at is None
+    )
 
 
 def test_a_partition_has_a_batch_system_name_apart_from_its_slug() -> None:
@@ -134,10 +184,16 @@ def test_a_partition_has_a_batch_system_name_apart_from_its_slug() -> None:
     vega = parse_catalogue(data).get("vega")
     assert vega is not None
     assert [(p.slug, p.batch_name) for p in vega.partitions] == [
-        ("gpu", "boost_usr_prod"), ("cpu", "cpu")]
+        ("gpu", "boost_usr_prod"),
+        ("cpu", "cpu"),
+    ]
     # the testbed's Slurm cluster is made of the batch names
     assert slurm_partitions(list(parse_catalogue(data))) == [
-        "boost_usr_prod", "cpu", "proxima", "standard"]
+        "boost_usr_prod",
+        "cpu",
+        "proxima",
+        "standard",
+    ]
     assert slurm_partitions(list(load_catalogue())) == ["gpu", "cpu", "proxima", "standard"]
 
 
@@ -147,11 +203,16 @@ def test_a_partition_name_slurm_cannot_take_is_refused(name: object) -> None:
     assert message.startswith("sites[1].partitions[0].name: "), message
 
 
-@pytest.mark.parametrize(("where", "edit"), [
-    ("sites[0].resources[1].memory", lambda d: d["sites"][0]["resources"][1].update(
-        memory="512m")),
-    ("sites[2].node.memory", lambda d: d["sites"][2]["node"].update(memory="1000m")),
-])
+@pytest.mark.parametrize(
+    ("where", "edit"),
+    [
+        (
+            "sites[0].resources[1].memory",
+            lambda d: d["sites"][0]["resources"][1].update(memory="512m"),
+        ),
+        ("sites[2].node.memory", lambda d: d["sites"][2]["node"].update(memory="1000m")),
+    ],
+)
 def test_memory_in_milli_units_is_refused_with_the_key(where: str, edit: Any) -> None:
     # "m" is a valid Kubernetes quantity suffix, but milli-bytes are no memory size
     message = broken(edit)

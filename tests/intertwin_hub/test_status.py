@@ -9,49 +9,70 @@ from typing import Any
 from intertwin_hub import status as st
 
 
-def pod(phase: str, state: dict[str, Any] | None, job: str | None = None,
-        node: str | None = "vega-vk") -> dict[str, Any]:
-    return {"metadata": {"annotations": {"JobID": job} if job else {}},
-            "spec": {"nodeName": node} if node else {},
-            "status": {"phase": phase,
-                       "containerStatuses": [{"name": "notebook", "state": state}] if state
-                       else []}}
+def pod(
+    phase: str, state: dict[str, Any] | None, job: str | None = None, node: str | None = "vega-vk"
+) -> dict[str, Any]:
+    return {
+        "metadata": {"annotations": {"JobID": job} if job else {}},
+        "spec": {"nodeName": node} if node else {},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "notebook", "state": state}] if state else [],
+        },
+    }
 
 
 def test_pending_then_submitted_before_the_site_answers() -> None:
     s = st.pod_status("Vega", pod("Pending", None, node=None))
     assert s is not None and (s.state, s.sentence) == ("pending", "waiting for room at Vega")
     s = st.pod_status("Vega", pod("Pending", None))
-    assert s is not None and (s.state, s.sentence, s.node) == \
-        ("submitted", "submitted to Vega (node vega-vk)", "vega-vk")
+    assert s is not None and (s.state, s.sentence, s.node) == (
+        "submitted",
+        "submitted to Vega (node vega-vk)",
+        "vega-vk",
+    )
     # progress tells these from the scheduler's event, which names the node
     assert st.progress_sentence("Vega", pod("Pending", None)) is None
     assert st.pod_status("Vega", None) is None
 
 
 def test_queued_with_the_batch_job_id_and_slurms_reason() -> None:
-    s = st.pod_status("Vega", pod("Running", {"waiting": {
-        "reason": "Queued", "message": "queued at Vega (job 1001): Priority"}}))
+    s = st.pod_status(
+        "Vega",
+        pod(
+            "Running",
+            {"waiting": {"reason": "Queued", "message": "queued at Vega (job 1001): Priority"}},
+        ),
+    )
     assert s is not None
-    assert (s.state, s.batch_job, s.sentence) == \
-        ("queued", "1001", "queued at Vega (batch job 1001)")
+    assert (s.state, s.batch_job, s.sentence) == (
+        "queued",
+        "1001",
+        "queued at Vega (batch job 1001)",
+    )
     assert s.reason == "Queued queued at Vega (job 1001): Priority"
 
 
 def test_running_keeps_the_batch_job_id() -> None:
     s = st.pod_status("PSNC", pod("Running", {"running": {}}, job="77", node="psnc-vk"))
     assert s is not None
-    assert (s.state, s.sentence, s.node, s.batch_job) == \
-        ("running", "running on psnc-vk", "psnc-vk", "77")
+    assert (s.state, s.sentence, s.node, s.batch_job) == (
+        "running",
+        "running on psnc-vk",
+        "psnc-vk",
+        "77",
+    )
     assert not s.final
 
 
 def test_exit_code_decides_succeeded_or_failed() -> None:
-    ok = st.pod_status("KBFI", pod("Running", {"terminated": {"reason": "Completed",
-                                                               "exitCode": 0}}))
+    ok = st.pod_status(
+        "KBFI", pod("Running", {"terminated": {"reason": "Completed", "exitCode": 0}})
+    )
     assert ok is not None and (ok.state, ok.exit_code, ok.final) == ("succeeded", 0, True)
-    bad = st.pod_status("KBFI", pod("Failed", {"terminated": {"reason": "Error", "exitCode": 3,
-                                                              "message": "oom"}}))
+    bad = st.pod_status(
+        "KBFI", pod("Failed", {"terminated": {"reason": "Error", "exitCode": 3, "message": "oom"}})
+    )
     assert bad is not None
     assert (bad.state, bad.exit_code, bad.reason) == ("failed", 3, "Error")
     assert bad.sentence == "KBFI ended the session: Error (exit code 3). oom"
@@ -59,8 +80,16 @@ def test_exit_code_decides_succeeded_or_failed() -> None:
 
 
 def test_refused_by_the_site() -> None:
-    s = st.pod_status("Vega", {"status": {"phase": "Failed", "reason": "ProviderFailed",
-                                          "message": "sbatch: invalid account"}})
+    s = st.pod_status(
+        "Vega",
+        {
+            "status": {
+                "phase": "Failed",
+                "reason": "ProviderFailed",
+                "message": "sbatch: invalid account",
+            }
+        },
+    )
     assert s is not None and s.state == "failed" and s.reason == "ProviderFailed"
     assert s.sentence == "Vega refused the session: ProviderFailed sbatch: invalid account"
 
@@ -83,10 +112,15 @@ def test_a_deleted_pod_keeps_its_end_or_is_cancelled_or_lost() -> None:
 
 def test_node_trouble_on_the_jobs_of_that_site() -> None:
     since = datetime(2026, 12, 4, 12, 3)
-    assert st.node_note("Vega", False, since, 3600) == \
-        "Vega's interLink node is not ready since 12:03; your session keeps running for up to 1 h"
-    assert st.node_note("Vega", False, None, 90) == \
-        "Vega's interLink node is not ready; your session keeps running for up to 90 s"
+    assert (
+        st.node_note("Vega", False, since, 3600)
+        == "Vega's interLink node is not ready since 12:03; "
+        "your session keeps running for up to 1 h"
+    )
+    assert (
+        st.node_note("Vega", False, None, 90)
+        == "Vega's interLink node is not ready; your session keeps running for up to 90 s"
+    )
     assert st.node_note("Vega", True, since, 3600) is None
 
 
@@ -97,12 +131,18 @@ def test_every_state_is_named() -> None:
 
 def test_a_container_ended_by_the_pods_deletion_is_cancelled() -> None:
     # interLink's VK marks the container terminated with exit code 0 when the pod is deleted
-    deleted = pod("Running", {"terminated": {"reason": "VKProviderPodContainerDeleted",
-                                             "exitCode": 0}}, job="1001")
+    deleted = pod(
+        "Running",
+        {"terminated": {"reason": "VKProviderPodContainerDeleted", "exitCode": 0}},
+        job="1001",
+    )
     deleted["metadata"]["deletionTimestamp"] = "2026-12-04T13:13:43Z"
     s = st.pod_status("Vega", deleted)
-    assert s is not None and (s.state, s.sentence, s.batch_job) == \
-        ("cancelled", "cancelled at Vega", "1001")
+    assert s is not None and (s.state, s.sentence, s.batch_job) == (
+        "cancelled",
+        "cancelled at Vega",
+        "1001",
+    )
     # being deleted but still running: still running until it is gone
     going = pod("Running", {"running": {}})
     going["metadata"]["deletionTimestamp"] = "2026-12-04T13:13:43Z"

@@ -10,8 +10,9 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 
-async def test_site_comes_from_the_spawner_env(jp_fetch: Any,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_site_comes_from_the_spawner_env(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("INTERTWIN_SITE", "vega")
     monkeypatch.setenv("INTERTWIN_SITE_TITLE", "Offload to Vega HPC - dev VO")
     monkeypatch.setenv("INTERTWIN_SCRATCH_RSE", "VEGA-DCACHE")
@@ -19,12 +20,16 @@ async def test_site_comes_from_the_spawner_env(jp_fetch: Any,
     r = await jp_fetch("intertwin", "site")
     assert r.code == 200
     assert json.loads(r.body) == {
-        "slug": "vega", "title": "Offload to Vega HPC - dev VO",
-        "scratch_rse": "VEGA-DCACHE", "scratch_path": "/dcache/sling.si/projects/intertwin"}
+        "slug": "vega",
+        "title": "Offload to Vega HPC - dev VO",
+        "scratch_rse": "VEGA-DCACHE",
+        "scratch_path": "/dcache/sling.si/projects/intertwin",
+    }
 
 
-async def test_no_site_is_a_404_with_a_sentence(jp_fetch: Any,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_site_is_a_404_with_a_sentence(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("INTERTWIN_SITE", raising=False)
     with pytest.raises(HTTPClientError) as e:
         await jp_fetch("intertwin", "site")
@@ -40,12 +45,14 @@ async def test_requests_without_a_token_are_refused(jp_fetch: Any) -> None:
 
 
 async def test_a_percent_sign_reaches_the_client_and_the_log_intact(
-        jp_fetch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    jp_fetch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """A sentence quoting what the user typed keeps its '%' in the answer and in the server's
     log line (a filter is parsed before Rucio is asked, so no Rucio is needed here)."""
     with caplog.at_level(logging.WARNING), pytest.raises(HTTPClientError) as e:
-        await jp_fetch("intertwin", "datalake", "dids",
-                       params={"scope": "intertwin", "filters": "size%=3"})
+        await jp_fetch(
+            "intertwin", "datalake", "dids", params={"scope": "intertwin", "filters": "size%=3"}
+        )
     assert e.value.code == 400
     body = json.loads(e.value.response.body)  # type: ignore[union-attr]
     assert body["error"] == "bad_request" and body["param"] == "filters"

@@ -21,37 +21,48 @@ NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "01-datalake.ipynb"
 SITE_RSE = "PSNC-DCACHE"  # not the RSE the API tests use, so their rules stay theirs
 
 
-def test_the_datalake_notebook_reads_a_replica_where_it_runs(rucio: dict[str, Any],
-                                                              tmp_path: Path) -> None:
+def test_the_datalake_notebook_reads_a_replica_where_it_runs(
+    rucio: dict[str, Any], tmp_path: Path
+) -> None:
     token = userpass_token(rucio, "alice")
-    env = {**os.environ,
-           # what InterTwinSpawner puts in the session (pod.py::rucio_env), alice's own token
-           "RUCIO_BASE_URL": rucio["url"], "RUCIO_AUTH_URL": rucio["url"],
-           "RUCIO_DEFAULT_AUTH_TYPE": "oidc", "RUCIO_OIDC_AUTH": "env",
-           "RUCIO_OIDC_ENV_NAME": "RUCIO_ACCESS_TOKEN", "RUCIO_ACCESS_TOKEN": token,
-           "RUCIO_DESTINATION_RSE": SITE_RSE,
-           "RUCIO_RSE_MOUNT_PATH": rucio["rses"][SITE_RSE]["path"],
-           # PSNC's scratch is davs-only: the catalogue's PFN rule
-           "RUCIO_PATH_BEGINS_AT": "4",
-           "RUCIO_SITE_NAME": rucio["rses"][SITE_RSE]["site"],
-           "INTERTWIN_SITE_TITLE": "Offload to PSNC - dev VO"}
+    env = {
+        **os.environ,
+        # what InterTwinSpawner puts in the session (pod.py::rucio_env), alice's own token
+        "RUCIO_BASE_URL": rucio["url"],
+        "RUCIO_AUTH_URL": rucio["url"],
+        "RUCIO_DEFAULT_AUTH_TYPE": "oidc",
+        "RUCIO_OIDC_AUTH": "env",
+        "RUCIO_OIDC_ENV_NAME": "RUCIO_ACCESS_TOKEN",
+        "RUCIO_ACCESS_TOKEN": token,
+        "RUCIO_DESTINATION_RSE": SITE_RSE,
+        "RUCIO_RSE_MOUNT_PATH": rucio["rses"][SITE_RSE]["path"],
+        # PSNC's scratch is davs-only: the catalogue's PFN rule
+        "RUCIO_PATH_BEGINS_AT": "4",
+        "RUCIO_SITE_NAME": rucio["rses"][SITE_RSE]["site"],
+        "INTERTWIN_SITE_TITLE": "Offload to PSNC - dev VO",
+    }
     nb = nbformat.read(NOTEBOOK, as_version=4)
     set_pump_interval(rucio, 1.0)  # transfers finish on their own, as at a real site
     try:
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+        NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute(env=env)
     finally:
         set_pump_interval(rucio, None)
-    out = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                    for o in c.get("outputs", []))
+    out = "\n".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
     assert "as alice" in out and f"scratch RSE is {SITE_RSE}" in out, out
     assert "intertwin:climate.era5" in out, out
     # the file was read from PSNC's scratch directory on this machine, with the origin's bytes
     assert "AVAILABLE  " + rucio["rses"][SITE_RSE]["path"] in out, out
     read = next(line for line in out.splitlines() if line.startswith("read "))
     fname = read.split()[1].rstrip(":")
-    origin = next(rse_path(rucio, rse, "intertwin", fname) for rse in rucio["rses"]
-                  if rse != SITE_RSE and rse_path(rucio, rse, "intertwin", fname).is_file())
+    origin = next(
+        rse_path(rucio, rse, "intertwin", fname)
+        for rse in rucio["rses"]
+        if rse != SITE_RSE and rse_path(rucio, rse, "intertwin", fname).is_file()
+    )
     assert read.endswith(hashlib.sha256(origin.read_bytes()).hexdigest()), (read, origin)
 
 
@@ -59,9 +70,14 @@ def userpass_token(rucio: dict[str, Any], user: str) -> str:
     """A fresh token of ``user``'s own account, as the testbed hub gets at login (rucio-clients'
     Client may hand back a token cached on disk by an earlier run)."""
     acc = rucio["accounts"][user]
-    req = urllib.request.Request(f"{rucio['url']}/auth/userpass", headers={
-        "X-Rucio-Account": acc["account"], "X-Rucio-Username": acc["username"],
-        "X-Rucio-Password": acc["password"]})
+    req = urllib.request.Request(
+        f"{rucio['url']}/auth/userpass",
+        headers={
+            "X-Rucio-Account": acc["account"],
+            "X-Rucio-Username": acc["username"],
+            "X-Rucio-Password": acc["password"],
+        },
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return str(r.headers["X-Rucio-Auth-Token"])
 

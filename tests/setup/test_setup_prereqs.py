@@ -4,6 +4,7 @@ at once with a sentence naming what to install, before any download or build.
 Each case runs the real script in a copy of the repository's scripts (a fresh clone: no .venv,
 an empty build cache) with a PATH from which the tool is absent, or on which a stand-in
 reports an old version."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["scripts/setup.sh", "testbed/build/require-go.sh", "testbed/build/go-build.sh",
-           "testbed/build/build-k8s.sh", "testbed/build/build-interlink.sh"]
+SCRIPTS = [
+    "scripts/setup.sh",
+    "testbed/build/require-go.sh",
+    "testbed/build/go-build.sh",
+    "testbed/build/build-k8s.sh",
+    "testbed/build/build-interlink.sh",
+]
 
 
 def fresh_clone(tmp: Path) -> Path:
@@ -51,8 +57,13 @@ def run_setup(tmp: Path, path: str) -> subprocess.CompletedProcess[str]:
     repo = fresh_clone(tmp)
     env = {"PATH": path, "HOME": str(tmp / "home"), "INTERTWIN_CACHE": str(tmp / "cache")}
     t0 = time.monotonic()
-    proc = subprocess.run(["bash", str(repo / "scripts/setup.sh")], env=env, text=True,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(repo / "scripts/setup.sh")],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert time.monotonic() - t0 < 30, "the check must come before any build"
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert not (repo / ".venv").exists() and not (tmp / "cache").exists()
@@ -80,9 +91,14 @@ def test_no_node_or_npm(tmp_path: Path, tool: str) -> None:
 
 
 def test_no_python_venv(tmp_path: Path) -> None:
-    real = shutil.which("python3", path=os.pathsep.join(
-        d for d in os.environ["PATH"].split(os.pathsep)
-        if Path(d).resolve() != Path(sys.prefix).resolve() / "bin"))
+    real = shutil.which(
+        "python3",
+        path=os.pathsep.join(
+            d
+            for d in os.environ["PATH"].split(os.pathsep)
+            if Path(d).resolve() != Path(sys.prefix).resolve() / "bin"
+        ),
+    )
     assert real
     # Debian's python3 without python3-venv: ensurepip is missing
     no_venv = f'case "$*" in *ensurepip*) exit 1;; esac\nexec {real} "$@"\n'

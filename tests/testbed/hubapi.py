@@ -10,20 +10,25 @@ from typing import Any
 import aiohttp
 
 
-async def start(session: aiohttp.ClientSession, api: str, user: str, server: str,
-                options: dict[str, Any]) -> tuple[int, str]:
+async def start(
+    session: aiohttp.ClientSession, api: str, user: str, server: str, options: dict[str, Any]
+) -> tuple[int, str]:
     async with session.post(f"{api}/users/{user}") as r:
         assert r.status in (201, 409), await r.text()
-    async with session.post(f"{api}/users/{user}/servers/{server}",
-                            json={"user_options": options}) as r:
+    async with session.post(
+        f"{api}/users/{user}/servers/{server}", json={"user_options": options}
+    ) as r:
         return r.status, await r.text()
 
 
-async def follow(session: aiohttp.ClientSession, api: str, user: str, server: str,
-                 timeout: float = 240) -> list[dict[str, Any]]:
+async def follow(
+    session: aiohttp.ClientSession, api: str, user: str, server: str, timeout: float = 240
+) -> list[dict[str, Any]]:
     events = []
-    async with session.get(f"{api}/users/{user}/servers/{server}/progress",
-                           timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+    async with session.get(
+        f"{api}/users/{user}/servers/{server}/progress",
+        timeout=aiohttp.ClientTimeout(total=timeout),
+    ) as r:
         assert r.status == 200, await r.text()
         async for raw in r.content:
             line = raw.decode().strip()
@@ -35,16 +40,16 @@ async def follow(session: aiohttp.ClientSession, api: str, user: str, server: st
     return events
 
 
-async def spawn(session: aiohttp.ClientSession, api: str, user: str, server: str,
-                options: dict[str, Any]) -> list[dict[str, Any]]:
+async def spawn(
+    session: aiohttp.ClientSession, api: str, user: str, server: str, options: dict[str, Any]
+) -> list[dict[str, Any]]:
     status, text = await start(session, api, user, server, options)
     assert status in (201, 202), text
     return await follow(session, api, user, server)
 
 
 async def stop(session: aiohttp.ClientSession, api: str, user: str, server: str) -> None:
-    async with session.delete(f"{api}/users/{user}/servers/{server}",
-                              json={"remove": True}) as r:
+    async with session.delete(f"{api}/users/{user}/servers/{server}", json={"remove": True}) as r:
         assert r.status in (202, 204), await r.text()
 
 

@@ -13,8 +13,9 @@ from testbed.rucio.client import add_dataset, client, rse_path
 RSE = "VEGA-DCACHE"
 
 
-def replicate_to_vega(rucio: dict[str, Any], prefix: str, what: str = "",
-                      **replica_query: Any) -> tuple[Any, str]:
+def replicate_to_vega(
+    rucio: dict[str, Any], prefix: str, what: str = "", **replica_query: Any
+) -> tuple[Any, str]:
     """Alice rules a fresh three-file dataset to VEGA-DCACHE; one conveyor step makes the rule
     OK, and the replicas Rucio lists (``replica_query``: more list_replicas arguments) are the
     real bytes in the RSE's folder. Returns Alice's client and the rule id."""
@@ -22,8 +23,9 @@ def replicate_to_vega(rucio: dict[str, Any], prefix: str, what: str = "",
     files = {f"{ds}.{i}.dat": secrets.token_bytes(1000 + i) for i in range(3)}
     add_dataset(rucio, "intertwin", ds, files)
     alice = client(rucio, "alice")
-    [rule_id] = alice.add_replication_rule([{"scope": "intertwin", "name": ds}], 1, RSE,
-                                           lifetime=3600)
+    [rule_id] = alice.add_replication_rule(
+        [{"scope": "intertwin", "name": ds}], 1, RSE, lifetime=3600
+    )
     assert alice.get_replication_rule(rule_id)["state"] == "REPLICATING"
 
     counts = conveyor_step(rucio)
@@ -32,8 +34,14 @@ def replicate_to_vega(rucio: dict[str, Any], prefix: str, what: str = "",
     rule = alice.get_replication_rule(rule_id)
     assert (rule["state"], rule["locks_ok_cnt"]) == ("OK", 3)
 
-    reps = list(alice.list_replicas([{"scope": "intertwin", "name": ds}], schemes=["file"],
-                                    rse_expression=RSE, **replica_query))
+    reps = list(
+        alice.list_replicas(
+            [{"scope": "intertwin", "name": ds}],
+            schemes=["file"],
+            rse_expression=RSE,
+            **replica_query,
+        )
+    )
     assert len(reps) == 3
     for rep in reps:
         [pfn] = rep["rses"][RSE]

@@ -19,15 +19,25 @@ pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
 NS = "default"
 
 
-def pod_body(name: str, node: str | None, tolerations: list[dict[str, Any]] | None,
-             script: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def pod_body(
+    name: str,
+    node: str | None,
+    tolerations: list[dict[str, Any]] | None,
+    script: str,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "containers": [{
-            "name": "main", "image": "python:3.11",
-            "command": ["python3", "-u", "-c", script],
-            "resources": {"limits": {"cpu": "1", "memory": "1Gi"},
-                          "requests": {"cpu": "1", "memory": "1Gi"}},
-        }],
+        "containers": [
+            {
+                "name": "main",
+                "image": "python:3.11",
+                "command": ["python3", "-u", "-c", script],
+                "resources": {
+                    "limits": {"cpu": "1", "memory": "1Gi"},
+                    "requests": {"cpu": "1", "memory": "1Gi"},
+                },
+            }
+        ],
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 2,
     }
@@ -35,8 +45,12 @@ def pod_body(name: str, node: str | None, tolerations: list[dict[str, Any]] | No
         spec["nodeSelector"] = {"kubernetes.io/hostname": node}
     if tolerations is not None:
         spec["tolerations"] = tolerations
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "annotations": annotations or {}}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": spec,
+    }
 
 
 async def test_every_catalogue_site_has_a_ready_node(kube: Any) -> None:
@@ -51,7 +65,8 @@ async def test_every_catalogue_site_has_a_ready_node(kube: Any) -> None:
         settled = all(
             any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
             and not any(t.key.startswith("node.kubernetes.io/") for t in n.spec.taints or [])
-            for n in nodes.values())
+            for n in nodes.values()
+        )
         return nodes if settled else None
 
     nodes = await wait_for_async(all_ready, "every node Ready and without node-trouble taints", 180)
@@ -80,13 +95,17 @@ async def test_offloaded_pod_runs_logs_and_dies_on_delete(
 ) -> None:
     vega = next(s for s in testbed["sites"] if s["slug"] == "vega")
     name = f"hello-{uuid.uuid4().hex[:6]}"
-    script = ("import os, subprocess, time\n"
-              "child = subprocess.Popen(['sleep', '600'])\n"
-              "print('hello from vega pid', os.getpid(), 'child', child.pid, "
-              "'ip', os.environ.get('POD_IP'), flush=True)\n"
-              "time.sleep(600)\n")
-    await kube.create_namespaced_pod(NS, pod_body(
-        name, "vega-vk", offload_tolerations(), script, {"interlink.eu/pod-vpn": "true"}))
+    script = (
+        "import os, subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '600'])\n"
+        "print('hello from vega pid', os.getpid(), 'child', child.pid, "
+        "'ip', os.environ.get('POD_IP'), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    await kube.create_namespaced_pod(
+        NS,
+        pod_body(name, "vega-vk", offload_tolerations(), script, {"interlink.eu/pod-vpn": "true"}),
+    )
 
     async def running() -> Any:
         p = await kube.read_namespaced_pod(name, NS)
@@ -132,20 +151,22 @@ async def test_offloaded_pod_runs_logs_and_dies_on_delete(
     await wait_for_async(gone, "the pod object to go", 60)
 
 
-@pytest.mark.parametrize("tolerations", [
-    None,
-    # interlink-jhub's bug: Equal (the default operator) with value "false" never matches
-    [{"key": "virtual-node.interlink/no-schedule", "value": "false"}],
-], ids=["no-toleration", "equal-false"])
-async def test_pod_without_the_right_toleration_stays_pending(
-    kube: Any, tolerations: Any
-) -> None:
+@pytest.mark.parametrize(
+    "tolerations",
+    [
+        None,
+        # interlink-jhub's bug: Equal (the default operator) with value "false" never matches
+        [{"key": "virtual-node.interlink/no-schedule", "value": "false"}],
+    ],
+    ids=["no-toleration", "equal-false"],
+)
+async def test_pod_without_the_right_toleration_stays_pending(kube: Any, tolerations: Any) -> None:
     name = f"pending-{uuid.uuid4().hex[:6]}"
     await kube.create_namespaced_pod(NS, pod_body(name, "vega-vk", tolerations, "print(1)"))
     try:
+
         async def refused() -> str:
-            evs = await kube.list_namespaced_event(
-                NS, field_selector=f"involvedObject.name={name}")
+            evs = await kube.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}")
             msgs = [e.message for e in evs.items if e.reason == "FailedScheduling"]
             return msgs[0] if msgs else ""
 
@@ -160,10 +181,18 @@ async def test_pod_without_the_right_toleration_stays_pending(
 
 async def test_ordinary_pod_runs_on_the_cloud_node(kube: Any) -> None:
     name = f"cloud-{uuid.uuid4().hex[:6]}"
-    await kube.create_namespaced_pod(NS, pod_body(
-        name, None, None, "import time; print('cloud'); time.sleep(600)",
-        {"interlink.eu/pod-vpn": "true"}))
+    await kube.create_namespaced_pod(
+        NS,
+        pod_body(
+            name,
+            None,
+            None,
+            "import time; print('cloud'); time.sleep(600)",
+            {"interlink.eu/pod-vpn": "true"},
+        ),
+    )
     try:
+
         async def running() -> Any:
             p = await kube.read_namespaced_pod(name, NS)
             return p if p.status.phase == "Running" else None

@@ -27,12 +27,14 @@ def api_session(hub: dict[str, Any]) -> aiohttp.ClientSession:
 
 
 async def test_sessions_use_their_users_rucio_account_at_their_site(
-        testbed: dict[str, Any]) -> None:
+    testbed: dict[str, Any],
+) -> None:
     hub, rucio = testbed["hub"], testbed["rucio"]
     async with api_session(hub) as s:
         alice, bob = await asyncio.gather(
             spawn(s, hub["api_url"], "alice", "data", {"profile": "vega", "gpus": "gpu-1"}),
-            spawn(s, hub["api_url"], "bob", "data", {"profile": "kbfi"}))
+            spawn(s, hub["api_url"], "bob", "data", {"profile": "kbfi"}),
+        )
         assert alice[-1].get("ready") and bob[-1].get("ready"), (alice, bob)
         at_alice = f"{hub['url']}/user/alice/data/intertwin/datalake"
         at_bob = f"{hub['url']}/user/bob/data/intertwin/datalake"
@@ -44,8 +46,7 @@ async def test_sessions_use_their_users_rucio_account_at_their_site(
             async with s.get(f"{at_bob}/config") as r:
                 assert (await r.json())["account"] == "bob"
 
-            async with s.post(f"{at_alice}/rules",
-                              json={"did": DATASET, "lifetime_days": 1}) as r:
+            async with s.post(f"{at_alice}/rules", json={"did": DATASET, "lifetime_days": 1}) as r:
                 assert r.status == 201, await r.text()
                 rule = (await r.json())["rule"]
             assert rule["account"] == "alice" and rule["rse_expression"] == "VEGA-DCACHE"
@@ -73,5 +74,6 @@ async def test_sessions_use_their_users_rucio_account_at_their_site(
             async with s.delete(f"{at_alice}/rules/{rule['id']}") as r:
                 assert r.status == 204, await r.text()
         finally:
-            await asyncio.gather(stop(s, hub["api_url"], "alice", "data"),
-                                 stop(s, hub["api_url"], "bob", "data"))
+            await asyncio.gather(
+                stop(s, hub["api_url"], "alice", "data"), stop(s, hub["api_url"], "bob", "data")
+            )

@@ -20,8 +20,11 @@ pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
 
 # jupyterhub/templates/hub/rbac.yaml of the Zero to JupyterHub chart 4.4.0, as written there
 CHART_HUB_ROLE = [
-    {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
-     "verbs": ["get", "watch", "list", "create", "delete"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+        "verbs": ["get", "watch", "list", "create", "delete"],
+    },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
 ]
 
@@ -50,23 +53,30 @@ async def test_the_hub_has_exactly_the_charts_role(testbed: dict[str, Any], kube
     ns = testbed["control_plane"]["namespace"]
     rbac = client.RbacAuthorizationV1Api(kube.api_client)
     role = await rbac.read_namespaced_role("hub", ns)
-    rules = [{"apiGroups": r.api_groups, "resources": r.resources, "verbs": r.verbs}
-             for r in role.rules]
+    rules = [
+        {"apiGroups": r.api_groups, "resources": r.resources, "verbs": r.verbs} for r in role.rules
+    ]
     assert rules == CHART_HUB_ROLE
     hub_user = testbed["control_plane"]["identities"]["hub"]["user"]
     bindings = (await rbac.list_cluster_role_binding()).items
-    assert not [b.metadata.name for b in bindings
-                if any(s.name == hub_user for s in b.subjects or [])]
+    assert not [
+        b.metadata.name for b in bindings if any(s.name == hub_user for s in b.subjects or [])
+    ]
 
 
 async def test_a_leftover_env_secret_does_not_block_the_spawn_and_goes_with_the_pod(
-        testbed: dict[str, Any], kube: Any) -> None:
+    testbed: dict[str, Any], kube: Any
+) -> None:
     hub, ns = testbed["hub"], testbed["control_plane"]["namespace"]
     pod_name, secret_name = "jupyter-alice--leftover", "jupyter-alice--leftover-env"
     # what a hub that died mid-spawn leaves behind: a Secret of that name, owned by nobody
-    await kube.create_namespaced_secret(ns, client.V1Secret(
-        metadata=client.V1ObjectMeta(name=secret_name),
-        string_data={"JUPYTERHUB_API_TOKEN": "stale-token"}))
+    await kube.create_namespaced_secret(
+        ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=secret_name),
+            string_data={"JUPYTERHUB_API_TOKEN": "stale-token"},
+        ),
+    )
     async with api_session(hub) as s:
         events = await spawn(s, hub["api_url"], "alice", "leftover", {"profile": "vega"})
         assert events[-1].get("ready"), events
@@ -88,8 +98,7 @@ async def test_a_leftover_env_secret_does_not_block_the_spawn_and_goes_with_the_
         await stop(s, hub["api_url"], "alice", "leftover")
 
 
-async def test_stopping_the_server_removes_its_secret(testbed: dict[str, Any],
-                                                      kube: Any) -> None:
+async def test_stopping_the_server_removes_its_secret(testbed: dict[str, Any], kube: Any) -> None:
     hub, ns = testbed["hub"], testbed["control_plane"]["namespace"]
     async with api_session(hub) as s:
         events = await spawn(s, hub["api_url"], "alice", "stopped", {"profile": "ukri"})
@@ -100,13 +109,15 @@ async def test_stopping_the_server_removes_its_secret(testbed: dict[str, Any],
 
 
 async def test_the_images_entrypoint_runs_and_the_credentials_still_arrive(
-        testbed: dict[str, Any]) -> None:
+    testbed: dict[str, Any],
+) -> None:
     """A docker-stacks image (its ENTRYPOINT is tini + start.sh, played on the testbed by the
     local plugin's image map) starts with its entrypoint, which then runs the notebook."""
     hub = testbed["hub"]
     async with api_session(hub) as s:
-        events = await spawn(s, hub["api_url"], "alice", "stacks",
-                             {"profile": "ukri", "image": "minimal"})
+        events = await spawn(
+            s, hub["api_url"], "alice", "stacks", {"profile": "ukri", "image": "minimal"}
+        )
         # ready: jupyterhub-singleuser had its JUPYTERHUB_API_TOKEN
         assert events[-1].get("ready"), events
         url = f"{hub['url']}/user/alice/stacks/api/contents/docker-stacks-start.txt"

@@ -12,16 +12,17 @@ from .hubapi import spawn
 pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
 
 
-async def test_user_spawns_jupyterlab_on_vega_via_rest_api(testbed: dict[str, Any],
-                                                          kube: Any) -> None:
+async def test_user_spawns_jupyterlab_on_vega_via_rest_api(
+    testbed: dict[str, Any], kube: Any
+) -> None:
     hub = testbed["hub"]
     headers = {"Authorization": f"token {hub['service_token']}"}
     async with aiohttp.ClientSession(headers=headers) as s:
         events = await spawn(s, hub["api_url"], "alice", "vega1", {"profile": "vega"})
         assert events[-1].get("ready"), events
         pods = await kube.list_namespaced_pod(
-            testbed["control_plane"]["namespace"],
-            label_selector="hub.jupyter.org/username=alice")
+            testbed["control_plane"]["namespace"], label_selector="hub.jupyter.org/username=alice"
+        )
         pod = next(p for p in pods.items if p.metadata.name.endswith("vega1"))
         assert pod.spec.node_name == "vega-vk"
         assert pod.metadata.labels["intertwin.eu/site"] == "vega"
@@ -32,6 +33,7 @@ async def test_user_spawns_jupyterlab_on_vega_via_rest_api(testbed: dict[str, An
             status = await r.json()
             assert "started" in status
 
-        async with s.delete(f"{hub['api_url']}/users/alice/servers/vega1",
-                            json={"remove": True}) as r:
+        async with s.delete(
+            f"{hub['api_url']}/users/alice/servers/vega1", json={"remove": True}
+        ) as r:
             assert r.status in (202, 204), await r.text()

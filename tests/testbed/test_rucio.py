@@ -42,8 +42,14 @@ def test_user_logs_in_and_lists_scopes(rucio: dict[str, Any]) -> None:
 
 
 def test_wrong_password_is_refused(rucio: dict[str, Any]) -> None:
-    req = urllib.request.Request(f"{rucio['url']}/auth/userpass", headers={
-        "X-Rucio-Account": "alice", "X-Rucio-Username": "alice", "X-Rucio-Password": "nope"})
+    req = urllib.request.Request(
+        f"{rucio['url']}/auth/userpass",
+        headers={
+            "X-Rucio-Account": "alice",
+            "X-Rucio-Username": "alice",
+            "X-Rucio-Password": "nope",
+        },
+    )
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 401
@@ -51,8 +57,9 @@ def test_wrong_password_is_refused(rucio: dict[str, Any]) -> None:
 
 def test_expired_token_is_refused(rucio: dict[str, Any]) -> None:
     def whoami(tok: str) -> int:
-        req = urllib.request.Request(f"{rucio['url']}/accounts/whoami",
-                                     headers={"X-Rucio-Auth-Token": tok})
+        req = urllib.request.Request(
+            f"{rucio['url']}/accounts/whoami", headers={"X-Rucio-Auth-Token": tok}
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return int(r.status)
@@ -110,8 +117,7 @@ def test_big_dataset_file_gets_its_bytes_on_transfer(rucio: dict[str, Any]) -> N
     assert alice.get_replication_rule(rule_id)["state"] == "OK"
     data = rse_path(rucio, "VEGA-DCACHE", did["scope"], did["name"]).read_bytes()
     meta = alice.get_metadata(did["scope"], did["name"])
-    assert (len(data), f"{zlib.adler32(data) & 0xFFFFFFFF:08x}") == (meta["bytes"],
-                                                                     meta["adler32"])
+    assert (len(data), f"{zlib.adler32(data) & 0xFFFFFFFF:08x}") == (meta["bytes"], meta["adler32"])
     alice.delete_replication_rule(rule_id)
 
 
@@ -119,8 +125,9 @@ def test_automatic_pumping(rucio: dict[str, Any]) -> None:
     ds = f"auto-test.{secrets.token_hex(4)}"
     add_dataset(rucio, "intertwin", ds, {f"{ds}.dat": b"pumped"})
     bob = client(rucio, "bob")
-    [rule_id] = bob.add_replication_rule([{"scope": "intertwin", "name": ds}], 1, "PSNC-DCACHE",
-                                         lifetime=600)
+    [rule_id] = bob.add_replication_rule(
+        [{"scope": "intertwin", "name": ds}], 1, "PSNC-DCACHE", lifetime=600
+    )
     set_pump_interval(rucio, 0.5)
     try:
         deadline = time.monotonic() + 30
@@ -136,12 +143,16 @@ def test_automatic_pumping(rucio: dict[str, Any]) -> None:
 
 def test_quota_exceeded(rucio: dict[str, Any]) -> None:
     quota = rucio["quota"]
-    big = next(name for name, d in rucio["datasets"].items()
-               if d.get("bytes", 0) > quota["bytes"] and "length" not in d)
+    big = next(
+        name
+        for name, d in rucio["datasets"].items()
+        if d.get("bytes", 0) > quota["bytes"] and "length" not in d
+    )
     scope, name = big.split(":")
     with pytest.raises(InsufficientAccountLimit):
-        client(rucio, "alice").add_replication_rule([{"scope": scope, "name": name}], 1,
-                                                    quota["rse"], lifetime=3600)
+        client(rucio, "alice").add_replication_rule(
+            [{"scope": scope, "name": name}], 1, quota["rse"], lifetime=3600
+        )
 
 
 def test_server_stops_and_starts_again(rucio: dict[str, Any]) -> None:

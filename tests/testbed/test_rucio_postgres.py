@@ -33,10 +33,17 @@ def pg_rucio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     sup = Supervisor(run_dir)
     t = time.monotonic()
     try:
-        state = start_rucio(sup, run_dir, pump_interval=None, database="postgresql",
-                            progress=lambda m: print(f"[rucio-pg] {m}"))
-        print(f"Rucio on PostgreSQL up in {time.monotonic() - t:.1f} s: {state['timings']}, "
-              f"seed {state['seed_timings']}")
+        state = start_rucio(
+            sup,
+            run_dir,
+            pump_interval=None,
+            database="postgresql",
+            progress=lambda m: print(f"[rucio-pg] {m}"),
+        )
+        print(
+            f"Rucio on PostgreSQL up in {time.monotonic() - t:.1f} s: {state['timings']}, "
+            f"seed {state['seed_timings']}"
+        )
         yield state
     finally:
         sup.stop_all()
@@ -63,16 +70,18 @@ def test_database_is_postgresql(pg_rucio: dict[str, Any]) -> None:
     db = pg_rucio["database"]
     assert db["kind"] == "postgresql"
     cfg = Path(pg_rucio["config"]).read_text()
-    assert f"default = postgresql+psycopg://rucio:{db['password']}@127.0.0.1:{db['port']}/rucio" \
-        in cfg
+    assert (
+        f"default = postgresql+psycopg://rucio:{db['password']}@127.0.0.1:{db['port']}/rucio" in cfg
+    )
     [[version]] = query(db, "SELECT version()")
     assert version.startswith("PostgreSQL ")
     # the seed went into it: 100k files of the big dataset, the small datasets' files and
     # the DIDs above them
     [[dids]] = query(db, "SELECT count(*) FROM dids")
     assert int(dids) > 100_000
-    [[length]] = query(db, "SELECT length FROM dids WHERE scope = 'intertwin' "
-                           "AND name = 'big.100k'")
+    [[length]] = query(
+        db, "SELECT length FROM dids WHERE scope = 'intertwin' AND name = 'big.100k'"
+    )
     assert int(length) == 100_000
     assert not list(Path(pg_rucio["dir"]).glob("*.db"))  # no SQLite file anywhere
     # listening on 127.0.0.1 only, data and socket in the run folder, owned by postgres
@@ -86,17 +95,27 @@ def test_alice_logs_in_with_userpass(pg_rucio: dict[str, Any]) -> None:
     alice = client(pg_rucio, "alice")
     assert alice.whoami()["account"] == "alice"
     # Rucio's server holds pooled connections to this database, as its role
-    [[conns]] = query(pg_rucio["database"], "SELECT count(*) FROM pg_stat_activity "
-                      "WHERE usename = 'rucio' AND pid <> pg_backend_pid()")
+    [[conns]] = query(
+        pg_rucio["database"],
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'rucio' AND pid <> pg_backend_pid()",
+    )
     assert int(conns) >= 1
     # a wrong password and an expired token (expired in PostgreSQL) are refused
-    bad = urllib.request.Request(f"{pg_rucio['url']}/auth/userpass", headers={
-        "X-Rucio-Account": "alice", "X-Rucio-Username": "alice", "X-Rucio-Password": "nope"})
+    bad = urllib.request.Request(
+        f"{pg_rucio['url']}/auth/userpass",
+        headers={
+            "X-Rucio-Account": "alice",
+            "X-Rucio-Username": "alice",
+            "X-Rucio-Password": "nope",
+        },
+    )
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(bad, timeout=10)
     assert e.value.code == 401
-    old = urllib.request.Request(f"{pg_rucio['url']}/accounts/whoami",
-                                 headers={"X-Rucio-Auth-Token": expired_token(pg_rucio, "bob")})
+    old = urllib.request.Request(
+        f"{pg_rucio['url']}/accounts/whoami",
+        headers={"X-Rucio-Auth-Token": expired_token(pg_rucio, "bob")},
+    )
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(old, timeout=10)
     assert e.value.code == 401
@@ -118,20 +137,26 @@ def test_custom_json_metadata(pg_rucio: dict[str, Any]) -> None:
     # DID columns), stored in did_meta
     alice = client(pg_rucio, "alice")
     alice.set_metadata("user.alice", "alice.private", "instrument", "virgo-strain")
-    assert alice.get_metadata("user.alice", "alice.private",
-                              plugin="JSON") == {"instrument": "virgo-strain"}
-    assert set(alice.list_dids("user.alice", {"instrument": "virgo-strain"},
-                               did_type="dataset")) == {"alice.private"}
-    [[rows]] = query(pg_rucio["database"], "SELECT count(*) FROM did_meta "
-                     "WHERE meta->>'instrument' = 'virgo-strain'")
+    assert alice.get_metadata("user.alice", "alice.private", plugin="JSON") == {
+        "instrument": "virgo-strain"
+    }
+    assert set(
+        alice.list_dids("user.alice", {"instrument": "virgo-strain"}, did_type="dataset")
+    ) == {"alice.private"}
+    [[rows]] = query(
+        pg_rucio["database"],
+        "SELECT count(*) FROM did_meta WHERE meta->>'instrument' = 'virgo-strain'",
+    )
     assert int(rows) == 1
 
 
 def test_rule_replicates_real_bytes(pg_rucio: dict[str, Any]) -> None:
     _, rule_id = replicate_to_vega(pg_rucio, "pg-rule", " on PostgreSQL")
     # and PostgreSQL has the lock rows Rucio's finisher set OK
-    [[ok]] = query(pg_rucio["database"], "SELECT count(*) FROM locks WHERE rule_id = "
-                   f"'{rule_id}'::uuid AND state = 'O'")
+    [[ok]] = query(
+        pg_rucio["database"],
+        f"SELECT count(*) FROM locks WHERE rule_id = '{rule_id}'::uuid AND state = 'O'",
+    )
     assert int(ok) == 3
 
 

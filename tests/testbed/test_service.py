@@ -22,8 +22,9 @@ from .hubapi import start
 
 pytestmark = [pytest.mark.testbed, pytest.mark.asyncio, pytest.mark.timeout(900)]
 
-OPENAPI = yaml.safe_load((Path(intertwin_hub.service.__file__).with_name("openapi.yaml"))
-                         .read_text())
+OPENAPI = yaml.safe_load(
+    (Path(intertwin_hub.service.__file__).with_name("openapi.yaml")).read_text()
+)
 
 
 def _schema(node: Any) -> Any:
@@ -47,8 +48,7 @@ def check(method: str, route: str, status: int, body: Any) -> None:
         assert isinstance(body, str)
         return
     schema = _schema(content["application/json"]["schema"])
-    Draft202012Validator({**schema, "components": _schema(OPENAPI["components"])}) \
-        .validate(body)
+    Draft202012Validator({**schema, "components": _schema(OPENAPI["components"])}).validate(body)
 
 
 def route_of(path: str) -> str:
@@ -63,20 +63,22 @@ Api = Callable[..., Awaitable[tuple[int, Any]]]
 
 def client(base: str, token: str) -> Api:
     async def call(method: str, path: str, **params: Any) -> tuple[int, Any]:
-        async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as s, \
-                s.request(method, f"{base}/{path}", params=params) as r:
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as s,
+            s.request(method, f"{base}/{path}", params=params) as r,
+        ):
             text = await r.text()
             body: Any = text
             if r.content_type == "application/json":
                 body = await r.json()
             check(method, route_of(path), r.status, body)
             return r.status, body
+
     return call
 
 
 async def token_for(s: aiohttp.ClientSession, api: str, user: str) -> str:
-    async with s.post(f"{api}/users/{user}/tokens",
-                      json={"note": "intertwin service test"}) as r:
+    async with s.post(f"{api}/users/{user}/tokens", json={"note": "intertwin service test"}) as r:
         assert r.status == 201, await r.text()
         return str((await r.json())["token"])
 
@@ -101,29 +103,38 @@ async def test_two_users_at_two_sites_see_only_their_own(testbed: dict[str, Any]
         alice = client(base, await token_for(s, hub["api_url"], "alice"))
         bob = client(base, await token_for(s, hub["api_url"], "bob"))
         oper = client(base, await token_for(s, hub["api_url"], "oper"))
-        for user, server, options in (("alice", "svc-vega", {"profile": "vega"}),
-                                      ("bob", "svc-kbfi", {"profile": "kbfi"})):
+        for user, server, options in (
+            ("alice", "svc-vega", {"profile": "vega"}),
+            ("bob", "svc-kbfi", {"profile": "kbfi"}),
+        ):
             status, text = await start(s, hub["api_url"], user, server, options)
             assert status in (201, 202), text
         try:
+
             async def running(api: Api, site: str) -> dict[str, Any] | None:
                 st, page = await api("GET", "jobs", site=site, state="running")
                 assert st == 200
-                return next((j for j in page["jobs"] if j["server_name"].startswith("svc-")),
-                            None)
+                return next((j for j in page["jobs"] if j["server_name"].startswith("svc-")), None)
 
             a = await wait_for_async(lambda: running(alice, "vega"), "alice's Vega job", 300)
             b = await wait_for_async(lambda: running(bob, "kbfi"), "bob's KBFI job running", 300)
-            assert (a["user"], a["kind"], a["site_name"], a["node"]) == \
-                ("alice", "notebook", "Vega", "vega-vk")
+            assert (a["user"], a["kind"], a["site_name"], a["node"]) == (
+                "alice",
+                "notebook",
+                "Vega",
+                "vega-vk",
+            )
             assert a["sentence"] == "running on vega-vk" and a["batch_job"]
             assert [h["state"] for h in a["history"]][-1] == "running"
             assert b["user"] == "bob" and b["site"] == "kbfi"
 
             # isolation: every endpoint with the other's job id is a 404, lists do not leak
             for api, other in ((alice, b["id"]), (bob, a["id"])):
-                for method, path in (("GET", f"jobs/{other}"), ("GET", f"jobs/{other}/logs"),
-                                     ("DELETE", f"jobs/{other}")):
+                for method, path in (
+                    ("GET", f"jobs/{other}"),
+                    ("GET", f"jobs/{other}/logs"),
+                    ("DELETE", f"jobs/{other}"),
+                ):
                     st, body = await api(method, path)
                     assert (st, body["error"]) == (404, "not_found"), (method, path, body)
             st, page = await alice("GET", "jobs", limit=1000)
@@ -139,8 +150,9 @@ async def test_two_users_at_two_sites_see_only_their_own(testbed: dict[str, Any]
             # paging: one job a page, in order, until next is null
             ids, cursor = [], None
             while True:
-                st, page = await alice("GET", "jobs", limit=1,
-                                       **({"cursor": cursor} if cursor else {}))
+                st, page = await alice(
+                    "GET", "jobs", limit=1, **({"cursor": cursor} if cursor else {})
+                )
                 ids += [j["id"] for j in page["jobs"]]
                 cursor = page["next"]
                 if cursor is None:
@@ -179,15 +191,18 @@ async def test_two_users_at_two_sites_see_only_their_own(testbed: dict[str, Any]
             assert [j["id"] for j in body["jobs"]].count(a["id"]) == 1
         finally:
             for user, server in (("alice", "svc-vega"), ("bob", "svc-kbfi")):
-                async with s.delete(f"{hub['api_url']}/users/{user}/servers/{server}",
-                                    json={"remove": True}) as r:
+                async with s.delete(
+                    f"{hub['api_url']}/users/{user}/servers/{server}", json={"remove": True}
+                ) as r:
                     assert r.status in (202, 204, 404), await r.text()
 
 
 async def test_no_token_no_service(testbed: dict[str, Any]) -> None:
     base = f"{testbed['hub']['url']}/services/intertwin/api"
-    async with aiohttp.ClientSession() as s, s.get(f"{base}/jobs",
-                                                   headers={"Authorization": "token nope"}) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{base}/jobs", headers={"Authorization": "token nope"}) as r,
+    ):
         body = await r.json()
         assert r.status == 403 and body["error"] == "forbidden"
         check("GET", "/jobs", 403, body)
@@ -199,7 +214,8 @@ async def test_hub_and_service_restart_mid_job_history_intact(testbed: dict[str,
     hub = testbed["hub"]
     base = f"{hub['url']}/services/intertwin/api"
     async with aiohttp.ClientSession(
-            headers={"Authorization": f"token {hub['service_token']}"}) as s:
+        headers={"Authorization": f"token {hub['service_token']}"}
+    ) as s:
         token = await token_for(s, hub["api_url"], "alice")
         alice = client(base, token)
         status, text = await start(s, hub["api_url"], "alice", "svc-restart", {"profile": "psnc"})
@@ -215,8 +231,10 @@ async def test_hub_and_service_restart_mid_job_history_intact(testbed: dict[str,
 
             async def answers() -> bool:
                 # the proxy answers 503 until the new hub has started the service again
-                async with aiohttp.ClientSession() as c, c.get(
-                        f"{base}/jobs", headers={"Authorization": f"token {token}"}) as r:
+                async with (
+                    aiohttp.ClientSession() as c,
+                    c.get(f"{base}/jobs", headers={"Authorization": f"token {token}"}) as r,
+                ):
                     return r.status == 200
 
             await wait_for_async(answers, "the service after the hub's restart", 120)
@@ -227,6 +245,7 @@ async def test_hub_and_service_restart_mid_job_history_intact(testbed: dict[str,
             assert [j["id"] for j in page["jobs"]].count(before["id"]) == 1
             await cancel(alice, before["id"])
         finally:
-            async with s.delete(f"{hub['api_url']}/users/alice/servers/svc-restart",
-                                json={"remove": True}) as r:
+            async with s.delete(
+                f"{hub['api_url']}/users/alice/servers/svc-restart", json={"remove": True}
+            ) as r:
                 assert r.status in (202, 204, 404), await r.text()

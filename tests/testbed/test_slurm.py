@@ -51,16 +51,23 @@ def plugin(slurm: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def scontrol(slurm: SlurmCluster, jid: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "--oneliner", "show", "job", jid], env=slurm.env(),
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "--oneliner", "show", "job", jid],
+        env=slurm.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(w.split("=", 1) for w in out.split() if "=" in w)
 
 
 def gpu_pod(name: str, gpus: int, script: str) -> dict[str, Any]:
     limits = {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": str(gpus)}
-    return make_pod(name, [ctr("notebook", script, resources={"limits": limits,
-                                                              "requests": limits})],
-                    annotations={"slurm-job.vk.io/flags": VEGA_FLAGS.format(n=gpus)})
+    return make_pod(
+        name,
+        [ctr("notebook", script, resources={"limits": limits, "requests": limits})],
+        annotations={"slurm-job.vk.io/flags": VEGA_FLAGS.format(n=gpus)},
+    )
 
 
 WAIT_FOR_STOP = (
@@ -71,8 +78,7 @@ WAIT_FOR_STOP = (
 )
 
 
-def test_queue_run_gpus_and_scancel(plugin: Plugin, slurm: SlurmCluster,
-                                    tmp_path: Path) -> None:
+def test_queue_run_gpus_and_scancel(plugin: Plugin, slurm: SlurmCluster, tmp_path: Path) -> None:
     # the first pod takes every GPU of the node; the second must wait in Slurm's queue
     stop_first = tmp_path / "stop-first"
     first = gpu_pod("first", 4, WAIT_FOR_STOP)
@@ -85,28 +91,50 @@ def test_queue_run_gpus_and_scancel(plugin: Plugin, slurm: SlurmCluster,
     # the pod's flags and limits, as the interLink Slurm plugin passes them
     assert (job["TresPerNode"], job["TimeLimit"]) == ("gres:gpu:4", "04:00:00"), job
     assert (job["NumCPUs"], job["MinMemoryNode"]) == ("4", "16G"), job
-    wait_for(lambda: f"job {jid} gpus 0,1,2,3" in plugin.logs(first, "notebook")[1].decode(),
-             "the first notebook's line", 15)
+    wait_for(
+        lambda: f"job {jid} gpus 0,1,2,3" in plugin.logs(first, "notebook")[1].decode(),
+        "the first notebook's line",
+        15,
+    )
     assert running["state"]["running"]["startedAt"]
 
-    second = gpu_pod("second", 2, "import os; print('second on', "
-                     "os.environ.get('CUDA_VISIBLE_DEVICES'))")
+    second = gpu_pod(
+        "second", 2, "import os; print('second on', os.environ.get('CUDA_VISIBLE_DEVICES'))"
+    )
     plugin.create(create_body(second))
     waiting = wait_for(
-        lambda: (c := plugin.container(second, "notebook"))["state"].get("waiting", {})
-        .get("message", "").endswith("Resources)") and c, "the second pod pending", 15)
+        lambda: (
+            (c := plugin.container(second, "notebook"))["state"]
+            .get("waiting", {})
+            .get("message", "")
+            .endswith("Resources)")
+            and c
+        ),
+        "the second pod pending",
+        15,
+    )
     jid2 = plugin.status(second)["JID"]  # type: ignore[index]
-    assert waiting["state"]["waiting"]["message"] == \
-        f"queued at TestSite (Slurm job {jid2}: Resources)"
+    assert (
+        waiting["state"]["waiting"]["message"]
+        == f"queued at TestSite (Slurm job {jid2}: Resources)"
+    )
     assert scontrol(slurm, jid2)["JobState"] == "PENDING"
 
     # deleting the first pod cancels its Slurm job: its process dies, the second one starts
     code, text = plugin.delete(first)
     assert code == 200, text
     wait_for(lambda: scontrol(slurm, jid)["JobState"] == "CANCELLED", "job 1 CANCELLED", 15)
-    wait_for(lambda: not list(
-        p for p in Path("/proc").glob("[0-9]*/cmdline")
-        if str(stop_first).encode() in _read(p)), "the first notebook's process gone", 15)
+    wait_for(
+        lambda: (
+            not list(
+                p
+                for p in Path("/proc").glob("[0-9]*/cmdline")
+                if str(stop_first).encode() in _read(p)
+            )
+        ),
+        "the first notebook's process gone",
+        15,
+    )
     done = plugin.wait_state(second, "notebook", "terminated", timeout=30)
     assert done["state"]["terminated"]["exitCode"] == 0
     assert "second on 0,1" in plugin.logs(second, "notebook")[1].decode()
@@ -135,8 +163,10 @@ def test_slurm_refusal_is_the_containers_reason(plugin: Plugin) -> None:
     plugin.create(create_body(pod))
     term = plugin.container(pod, "notebook")["state"]["terminated"]
     assert term["reason"] == "SlurmSubmitFailed"
-    assert term["message"] == ("TestSite refused the job: invalid partition specified: nope; "
-                               "Batch job submission failed: Invalid partition name specified")
+    assert term["message"] == (
+        "TestSite refused the job: invalid partition specified: nope; "
+        "Batch job submission failed: Invalid partition name specified"
+    )
     # more GPUs than the node has
     pod = gpu_pod("too-many", 8, "print('never')")
     plugin.create(create_body(pod))
@@ -150,8 +180,9 @@ def test_slurm_refusal_is_the_containers_reason(plugin: Plugin) -> None:
     assert "'--output=/etc/passwd' is not allowed here" in term["message"]
 
 
-def test_site_cancel_ends_the_pod_with_slurms_word(plugin: Plugin, slurm: SlurmCluster,
-                                                   tmp_path: Path) -> None:
+def test_site_cancel_ends_the_pod_with_slurms_word(
+    plugin: Plugin, slurm: SlurmCluster, tmp_path: Path
+) -> None:
     pod = gpu_pod("cancelled", 1, WAIT_FOR_STOP)
     pod["spec"]["containers"][0]["args"] = [str(tmp_path / "never")]
     plugin.create(create_body(pod))
@@ -162,8 +193,14 @@ def test_site_cancel_ends_the_pod_with_slurms_word(plugin: Plugin, slurm: SlurmC
     term = plugin.wait_state(pod, "notebook", "terminated", timeout=30)["state"]["terminated"]
     assert term["exitCode"] != 0
     # Slurm says CANCELLED once the job has finished COMPLETING (its steps are gone)
-    wait_for(lambda: plugin.container(pod, "notebook")["state"]["terminated"].get("message")
-             == f"Slurm ended job {jid}: CANCELLED", "Slurm's word on the pod", 15)
+    wait_for(
+        lambda: (
+            plugin.container(pod, "notebook")["state"]["terminated"].get("message")
+            == f"Slurm ended job {jid}: CANCELLED"
+        ),
+        "Slurm's word on the pod",
+        15,
+    )
 
 
 def test_queue_seconds_is_slurms_begin_time(slurm: SlurmCluster, tmp_path: Path) -> None:
@@ -173,9 +210,14 @@ def test_queue_seconds_is_slurms_begin_time(slurm: SlurmCluster, tmp_path: Path)
         p.create(create_body(pod))
         msg = p.container(pod, "notebook")["state"]["waiting"]["message"]
         jid = p.status(pod)["JID"]  # type: ignore[index]
-        wait_for(lambda: p.container(pod, "notebook")["state"].get("waiting", {})
-                 .get("message") == f"queued at TestSite (Slurm job {jid}: BeginTime)",
-                 "pending on BeginTime", 10)
+        wait_for(
+            lambda: (
+                p.container(pod, "notebook")["state"].get("waiting", {}).get("message")
+                == f"queued at TestSite (Slurm job {jid}: BeginTime)"
+            ),
+            "pending on BeginTime",
+            10,
+        )
         assert msg.startswith(f"queued at TestSite (Slurm job {jid}")
         p.wait_state(pod, "notebook", "terminated", timeout=30)
     finally:

@@ -28,8 +28,14 @@ pytestmark = pytest.mark.testbed
 def slurm_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     run_dir = tmp_path_factory.mktemp("slurm-testbed")
     # Slurm holds each job QUEUE_SECONDS (sbatch --begin), so the hub sees it queued
-    state = up(run_dir, hub=True, queue_seconds=QUEUE_SECONDS, rucio=False, slurm=True,
-               progress=lambda m: print(f"[slurm testbed] {m}"))
+    state = up(
+        run_dir,
+        hub=True,
+        queue_seconds=QUEUE_SECONDS,
+        rucio=False,
+        slurm=True,
+        progress=lambda m: print(f"[slurm testbed] {m}"),
+    )
     pids = Supervisor(run_dir).pids()
     try:
         yield state
@@ -44,8 +50,13 @@ def slurm_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 def squeue(state: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Jobs by name: Slurm's id, state, partition and GPUs."""
     env = {"SLURM_CONF": state["slurm"]["conf"], "PATH": "/usr/bin:/bin:/usr/sbin"}
-    out = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%j|%i|%T|%P|%b"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "--noheader", "--states=all", "--format=%j|%i|%T|%P|%b"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     jobs = {}
     for line in out.splitlines():
         name, jid, st, part, gres = line.split("|")
@@ -58,7 +69,8 @@ async def test_vega_sessions_queue_in_slurm(slurm_testbed: dict[str, Any]) -> No
     hub = slurm_testbed["hub"]
     api = hub["api_url"]
     async with aiohttp.ClientSession(
-            headers={"Authorization": f"token {hub['service_token']}"}) as s:
+        headers={"Authorization": f"token {hub['service_token']}"}
+    ) as s:
         # all four GPUs of the Slurm node
         events = await spawn(s, api, "alice", "big", {"profile": "vega", "gpus": "gpu-4"})
         assert events[-1].get("ready"), events
@@ -69,8 +81,7 @@ async def test_vega_sessions_queue_in_slurm(slurm_testbed: dict[str, Any]) -> No
         assert f"queued at Vega (batch job {big['id']})" in messages, messages
 
         # a second session needs a GPU: Slurm keeps it pending until the first one stops
-        status, text = await start(s, api, "alice", "small", {"profile": "vega",
-                                                              "gpus": "gpu-1"})
+        status, text = await start(s, api, "alice", "small", {"profile": "vega", "gpus": "gpu-1"})
         assert status in (201, 202), text
         following = asyncio.create_task(follow(s, api, "alice", "small"))
         await asyncio.sleep(10)
@@ -81,10 +92,11 @@ async def test_vega_sessions_queue_in_slurm(slurm_testbed: dict[str, Any]) -> No
         await stop(s, api, "alice", "big")
         events = await following
         assert events[-1].get("ready"), events
-        assert any(re.fullmatch(rf"queued at Vega \(batch job {small['id']}\)",
-                                e.get("message", "")) for e in events), events
+        assert any(
+            re.fullmatch(rf"queued at Vega \(batch job {small['id']}\)", e.get("message", ""))
+            for e in events
+        ), events
         jobs = squeue(slurm_testbed)
         assert jobs["intertwin-jupyter-alice--big"]["state"] in ("COMPLETING", "CANCELLED")
         assert jobs["intertwin-jupyter-alice--small"]["state"] == "RUNNING"
         await stop(s, api, "alice", "small")
-

@@ -26,8 +26,11 @@ CRAFTED = [
     ("alice", {"profile": "vega", "gpus": "gpu-9"}, "offers at most 4 GPUs per session"),
     ("alice", {"profile": "ukri", "resources": "huge"}, "'huge' is not a CPU and Memory choice"),
     ("alice", {"profile": "ukri", "cpu_limit": 64}, "Unknown server option 'cpu_limit'"),
-    ("alice", {"profile": "ukri", "image--unlisted-choice": "evil.example/miner:1"},
-     "cannot run at UKRI Cloud"),
+    (
+        "alice",
+        {"profile": "ukri", "image--unlisted-choice": "evil.example/miner:1"},
+        "cannot run at UKRI Cloud",
+    ),
     ("alice", {"profile": "ukri", "image": ["minimal"]}, "must be text, not list"),
     ("alice", {"profile": "kbfi", "gpus": "1"}, "has no GPUs"),
 ]
@@ -38,10 +41,12 @@ def api_session(hub: dict[str, Any]) -> aiohttp.ClientSession:
 
 
 async def pods_of(kube: Any, testbed: dict[str, Any], user: str, server: str) -> list[Any]:
-    pods = await kube.list_namespaced_pod(testbed["control_plane"]["namespace"],
-                                          label_selector=f"hub.jupyter.org/username={user}")
-    return [p for p in pods.items
-            if p.metadata.annotations.get("hub.jupyter.org/servername") == server]
+    pods = await kube.list_namespaced_pod(
+        testbed["control_plane"]["namespace"], label_selector=f"hub.jupyter.org/username={user}"
+    )
+    return [
+        p for p in pods.items if p.metadata.annotations.get("hub.jupyter.org/servername") == server
+    ]
 
 
 async def remove(s: aiohttp.ClientSession, api: str, user: str, server: str) -> None:
@@ -50,7 +55,8 @@ async def remove(s: aiohttp.ClientSession, api: str, user: str, server: str) -> 
 
 
 async def test_crafted_options_are_400s_with_a_sentence_and_no_pod(
-        testbed: dict[str, Any], kube: Any) -> None:
+    testbed: dict[str, Any], kube: Any
+) -> None:
     hub = testbed["hub"]
     async with api_session(hub) as s:
         for i, (user, opts, says) in enumerate(CRAFTED):
@@ -66,7 +72,8 @@ async def test_crafted_options_are_400s_with_a_sentence_and_no_pod(
 
 
 async def test_options_that_crashed_the_spawn_start_what_was_validated(
-        testbed: dict[str, Any], kube: Any) -> None:
+    testbed: dict[str, Any], kube: Any
+) -> None:
     """These once passed validation and then made KubeSpawner fail with a 500."""
     hub = testbed["hub"]
     opts = {"profile": "ukri", "gpus": 1, "resources": " large ", "image": "minimal\n"}
@@ -84,8 +91,12 @@ async def test_options_that_crashed_the_spawn_start_what_was_validated(
             async with s.get(f"{hub['api_url']}/users/alice") as r:
                 saved = (await r.json())["servers"]["tolerated"]["user_options"]
             # the hub reports the canonical choice the spawner ran on
-            assert saved == {"profile": "ukri", "resources": "large", "gpus": "1",
-                             "image": "minimal"}
+            assert saved == {
+                "profile": "ukri",
+                "resources": "large",
+                "gpus": "1",
+                "image": "minimal",
+            }
         finally:
             await stop(s, hub["api_url"], "alice", "tolerated")
 
@@ -103,17 +114,18 @@ async def test_named_servers_are_capped(testbed: dict[str, Any]) -> None:
             for name in mine:
                 status, text = await start(s, hub["api_url"], "bob", name, {"profile": "vega"})
                 assert status == 400 and "open only to members" in text, text
-            status, text = await start(s, hub["api_url"], "bob", "one-too-many",
-                                       {"profile": "ukri"})
+            status, text = await start(
+                s, hub["api_url"], "bob", "one-too-many", {"profile": "ukri"}
+            )
             assert status == 400, text
             assert f"already has the maximum of {NAMED_SERVER_LIMIT} named servers" in text
         finally:
-            await asyncio.gather(*(remove(s, hub["api_url"], "bob", n)
-                                   for n in [*mine, "one-too-many"]))
+            await asyncio.gather(
+                *(remove(s, hub["api_url"], "bob", n) for n in [*mine, "one-too-many"])
+            )
 
 
-async def test_the_hub_waits_as_long_as_the_site_allows(testbed: dict[str, Any],
-                                                        kube: Any) -> None:
+async def test_the_hub_waits_as_long_as_the_site_allows(testbed: dict[str, Any], kube: Any) -> None:
     """A second hub on the testbed whose own start_timeout (3 s) is shorter than KBFI's batch
     queue (12 s in tests): the spawn is ready only if the hub waits KBFI's 1800 s."""
     run = Path(testbed["run_dir"])
@@ -121,11 +133,16 @@ async def test_the_hub_waits_as_long_as_the_site_allows(testbed: dict[str, Any],
     cps["identities"] = {k: Identity(**v) for k, v in cps["identities"].items()}
     sup = Supervisor(run)
     hub = await asyncio.to_thread(
-        start_hub, sup, ControlPlane(**cps), name="short-timeout",
-        extra_config="c.KubeSpawner.start_timeout = 3\n")
+        start_hub,
+        sup,
+        ControlPlane(**cps),
+        name="short-timeout",
+        extra_config="c.KubeSpawner.start_timeout = 3\n",
+    )
     try:
         async with aiohttp.ClientSession(
-                headers={"Authorization": f"token {hub.service_token}"}) as s:
+            headers={"Authorization": f"token {hub.service_token}"}
+        ) as s:
             status, text = await start(s, hub.api_url, "bob", "patient", {"profile": "kbfi"})
             assert status in (201, 202), text
             events = await follow(s, hub.api_url, "bob", "patient")

@@ -31,17 +31,20 @@ def api_session(hub: dict[str, Any]) -> aiohttp.ClientSession:
 
 
 async def notebook_pod(kube: Any, testbed: dict[str, Any], user: str, server: str) -> Any:
-    pods = await kube.list_namespaced_pod(testbed["control_plane"]["namespace"],
-                                          label_selector=f"hub.jupyter.org/username={user}")
-    return next(p for p in pods.items
-                if p.metadata.annotations.get("hub.jupyter.org/servername") == server)
+    pods = await kube.list_namespaced_pod(
+        testbed["control_plane"]["namespace"], label_selector=f"hub.jupyter.org/username={user}"
+    )
+    return next(
+        p for p in pods.items if p.metadata.annotations.get("hub.jupyter.org/servername") == server
+    )
 
 
 async def test_every_profile_spawns_on_its_site(testbed: dict[str, Any], kube: Any) -> None:
     hub = testbed["hub"]
     async with api_session(hub) as s:
-        runs = await asyncio.gather(*(spawn(s, hub["api_url"], u, name, opts)
-                                      for u, name, opts, _ in PROFILES))
+        runs = await asyncio.gather(
+            *(spawn(s, hub["api_url"], u, name, opts) for u, name, opts, _ in PROFILES)
+        )
         for (user, name, _, node), events in zip(PROFILES, runs, strict=True):
             assert events[-1].get("ready"), (name, events)
             pod = await notebook_pod(kube, testbed, user, name)
@@ -53,8 +56,9 @@ async def test_every_profile_spawns_on_its_site(testbed: dict[str, Any], kube: A
                 # pod is often ready before the progress stream is even opened
                 site = {"vega-vk": "Vega", "psnc-vk": "PSNC", "kbfi-vk": "KBFI"}[node]
                 assert f"submitted to {site} (node {node})" in messages, messages
-                assert any(m.startswith(f"queued at {site} (batch job 1") for m in messages), \
+                assert any(m.startswith(f"queued at {site} (batch job 1") for m in messages), (
                     messages
+                )
                 assert f"running on {node}" in messages, messages
             async with s.get(f"{hub['url']}/user/{user}/{name}/api/status") as r:
                 assert r.status == 200, await r.text()
@@ -73,22 +77,23 @@ async def test_every_profile_spawns_on_its_site(testbed: dict[str, Any], kube: A
         assert gone.value.status == 404
 
 
-async def test_non_member_is_refused_vega_through_the_api(testbed: dict[str, Any],
-                                                         kube: Any) -> None:
+async def test_non_member_is_refused_vega_through_the_api(
+    testbed: dict[str, Any], kube: Any
+) -> None:
     hub = testbed["hub"]
     async with api_session(hub) as s:
         status, text = await start(s, hub["api_url"], "bob", "sneaky", {"profile": "vega"})
         assert status == 400, text
         assert "open only to members of the dev.intertwin.eu VO" in text
-        status, text = await start(s, hub["api_url"], "alice", "greedy",
-                                   {"profile": "vega", "gpus": "gpu-16"})
+        status, text = await start(
+            s, hub["api_url"], "alice", "greedy", {"profile": "vega", "gpus": "gpu-16"}
+        )
         assert status == 400 and "at most 4 GPUs" in text, text
     pods = await kube.list_namespaced_pod(testbed["control_plane"]["namespace"])
     assert not [p for p in pods.items if p.metadata.name.endswith(("sneaky", "greedy"))]
 
 
-async def test_form_shows_only_allowed_sites_and_spawns(testbed: dict[str, Any],
-                                                       kube: Any) -> None:
+async def test_form_shows_only_allowed_sites_and_spawns(testbed: dict[str, Any], kube: Any) -> None:
     url = testbed["hub"]["url"]
     bob = await login(url, "bob", DEMO_PASSWORD)
     async with bob, bob.get(f"{url}/hub/spawn/bob/formtest") as r:
@@ -100,14 +105,21 @@ async def test_form_shows_only_allowed_sites_and_spawns(testbed: dict[str, Any],
     async with alice:
         async with alice.get(f"{url}/hub/spawn/alice/formtest") as r:
             page = await r.text()
-        for text in ("Offload to Vega HPC - dev VO",
-                     "Offload Jupyterlab session on a GPU node at Vega supercomputer",
-                     "CPU and Memory", "Partition and GPUs", "Image", "Other image"):
+        for text in (
+            "Offload to Vega HPC - dev VO",
+            "Offload Jupyterlab session on a GPU node at Vega supercomputer",
+            "CPU and Memory",
+            "Partition and GPUs",
+            "Image",
+            "Other image",
+        ):
             assert text in page, text
-        form = {"profile": "vega",
-                "profile-option-vega--resources": "small",
-                "profile-option-vega--gpus": "gpu-2",
-                "profile-option-vega--image": "itwinai"}
+        form = {
+            "profile": "vega",
+            "profile-option-vega--resources": "small",
+            "profile-option-vega--gpus": "gpu-2",
+            "profile-option-vega--image": "itwinai",
+        }
         async with alice.post(f"{url}{form_action(page)}", data=form) as r:
             assert r.status == 200, await r.text()
     async with api_session(testbed["hub"]) as s:
@@ -139,33 +151,37 @@ async def test_server_survives_a_hub_restart(testbed: dict[str, Any], kube: Any)
 
 
 async def test_a_corrected_choice_starts_after_a_refusal_on_a_fresh_hub(
-        testbed: dict[str, Any]) -> None:
+    testbed: dict[str, Any],
+) -> None:
     """A user who picks a wrong option and tries again must get a server. On a freshly started
     hub the first (refused) spawn is the one that would start KubeSpawner's reflectors."""
     hub = testbed["hub"]
     await asyncio.to_thread(restart_hub, Path(testbed["run_dir"]))
     async with api_session(hub) as s:
-        status, text = await start(s, hub["api_url"], "alice", "retry",
-                                   {"profile": "vega", "gpus": "gpu:1"})
+        status, text = await start(
+            s, hub["api_url"], "alice", "retry", {"profile": "vega", "gpus": "gpu:1"}
+        )
         assert status == 400 and "Choose one of" in text, text
-        async with s.delete(f"{hub['api_url']}/users/alice/servers/retry",
-                            json={"remove": True}) as r:
+        async with s.delete(
+            f"{hub['api_url']}/users/alice/servers/retry", json={"remove": True}
+        ) as r:
             assert r.status in (204, 404), await r.text()
         events = await asyncio.wait_for(
             spawn(s, hub["api_url"], "alice", "retry", {"profile": "vega", "gpus": "gpu-1"}),
-            timeout=120)
+            timeout=120,
+        )
         assert events[-1].get("ready"), events
         messages = [e.get("message", "") for e in events]
         # told in the order it happened: the VK's optimistic "running" at creation is not used
         queued = [m for m in messages if m.startswith("queued at Vega")]
         assert queued and "running on vega-vk" in messages, messages
         assert messages.index("running on vega-vk") > max(
-            i for i, m in enumerate(messages) if m.startswith("queued at Vega")), messages
+            i for i, m in enumerate(messages) if m.startswith("queued at Vega")
+        ), messages
         await stop(s, hub["api_url"], "alice", "retry")
 
 
-async def test_a_full_site_is_explained_to_the_user(testbed: dict[str, Any],
-                                                   kube: Any) -> None:
+async def test_a_full_site_is_explained_to_the_user(testbed: dict[str, Any], kube: Any) -> None:
     """PSNC's node has 16 H100s: with four 4-GPU sessions running, the real scheduler holds a
     fifth, and the user reads why in the progress stream instead of a silent wait."""
     hub = testbed["hub"]
@@ -173,14 +189,17 @@ async def test_a_full_site_is_explained_to_the_user(testbed: dict[str, Any],
     opts = {"profile": "psnc", "gpus": "proxima-4"}
     async with api_session(hub) as s:
         try:
-            runs = await asyncio.gather(*(spawn(s, hub["api_url"], "alice", n, opts)
-                                          for n in names[:4]))
+            runs = await asyncio.gather(
+                *(spawn(s, hub["api_url"], "alice", n, opts) for n in names[:4])
+            )
             assert all(r[-1].get("ready") for r in runs), runs
             status, text = await start(s, hub["api_url"], "alice", names[4], opts)
             assert status == 202, text
             said: list[str] = []
-            async with s.get(f"{hub['api_url']}/users/alice/servers/{names[4]}/progress",
-                             timeout=aiohttp.ClientTimeout(total=120)) as r:
+            async with s.get(
+                f"{hub['api_url']}/users/alice/servers/{names[4]}/progress",
+                timeout=aiohttp.ClientTimeout(total=120),
+            ) as r:
                 async for raw in r.content:
                     line = raw.decode().strip()
                     if line.startswith("data:"):
@@ -191,5 +210,6 @@ async def test_a_full_site_is_explained_to_the_user(testbed: dict[str, Any],
             pod = await notebook_pod(kube, testbed, "alice", names[4])
             assert pod.status.phase == "Pending" and not pod.spec.node_name
         finally:
-            await asyncio.gather(*(stop(s, hub["api_url"], "alice", n) for n in names),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(stop(s, hub["api_url"], "alice", n) for n in names), return_exceptions=True
+            )

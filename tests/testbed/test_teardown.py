@@ -41,11 +41,11 @@ def test_teardown_leaves_no_process(testbed: dict[str, Any]) -> None:
     run_dir = Path(testbed["run_dir"])
     hub = testbed["hub"]
     # a notebook is running when the testbed goes down
-    headers = {"Authorization": f"token {hub['service_token']}",
-               "Content-Type": "application/json"}
+    headers = {"Authorization": f"token {hub['service_token']}", "Content-Type": "application/json"}
     body = json.dumps({"user_options": {"profile": "kbfi"}}).encode()
-    req = urllib.request.Request(f"{hub['api_url']}/users/bob/servers/left", data=body,
-                                 method="POST", headers=headers)
+    req = urllib.request.Request(
+        f"{hub['api_url']}/users/bob/servers/left", data=body, method="POST", headers=headers
+    )
     with urllib.request.urlopen(req) as r:
         assert r.status in (201, 202)
     deadline = time.monotonic() + 90

@@ -65,22 +65,36 @@ def rucio_control(testbed: dict[str, Any]) -> Iterator[str]:
         set_pump_interval(state, state.get("pump_interval"))
 
 
-def test_datalake_panel_in_chromium(testbed: dict[str, Any], rucio_control: str,
-                                    tmp_path: Path) -> None:
+def test_datalake_panel_in_chromium(
+    testbed: dict[str, Any], rucio_control: str, tmp_path: Path
+) -> None:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
-    assert (UI / "node_modules" / ".bin" / "playwright").exists(), \
+    assert (UI / "node_modules" / ".bin" / "playwright").exists(), (
         "ui-tests/node_modules is missing: run scripts/setup.sh"
+    )
     results = tmp_path / "results"
-    env = {**os.environ, "HUB_URL": testbed["hub"]["url"], "HUB_PASSWORD": DEMO_PASSWORD,
-           "CHROMIUM": chromium, "UI_OUTPUT_DIR": str(results),
-           # set INTERTWIN_SCREENSHOTS=docs to refresh docs/datalake.png
-           "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
-           "DATALAKE_UI": "1", "DATALAKE_DATASET": DATASET,
-           "RUCIO_CONTROL_URL": rucio_control, "CI": "1"}
-    r = subprocess.run([str(UI / "node_modules" / ".bin" / "playwright"), "test",
-                        "tests/datalake.spec.ts"], cwd=UI, env=env, capture_output=True,
-                       text=True, timeout=900)
+    env = {
+        **os.environ,
+        "HUB_URL": testbed["hub"]["url"],
+        "HUB_PASSWORD": DEMO_PASSWORD,
+        "CHROMIUM": chromium,
+        "UI_OUTPUT_DIR": str(results),
+        # set INTERTWIN_SCREENSHOTS=docs to refresh docs/datalake.png
+        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
+        "DATALAKE_UI": "1",
+        "DATALAKE_DATASET": DATASET,
+        "RUCIO_CONTROL_URL": rucio_control,
+        "CI": "1",
+    }
+    r = subprocess.run(
+        [str(UI / "node_modules" / ".bin" / "playwright"), "test", "tests/datalake.spec.ts"],
+        cwd=UI,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     print(r.stdout)  # the browser's warnings, shown by pytest -rP
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
     assert "2 passed" in r.stdout, r.stdout

@@ -19,9 +19,11 @@ def __getattr__(name: str) -> Any:
     # lazy: the kernel side (``.kernel``) lives in this package and must import in a blink
     if name == "DataLake":
         from .config import DataLake
+
         return DataLake
     if name == "DataLakeService":
         from .service import DataLakeService
+
         return DataLakeService
     raise AttributeError(name)
 
@@ -37,7 +39,10 @@ def setup_datalake(server_app: Any) -> DataLakeService:
     web_app = server_app.web_app
     web_app.settings[SETTINGS_KEY] = service
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
-    server_app.log.info("intertwin_lab: DataLake API on Rucio %s (site %s, scratch RSE %s)",
-                        cfg.rucio_base_url or "(not configured)", cfg.site_name or "-",
-                        cfg.destination_rse or "none")
+    server_app.log.info(
+        "intertwin_lab: DataLake API on Rucio %s (site %s, scratch RSE %s)",
+        cfg.rucio_base_url or "(not configured)",
+        cfg.site_name or "-",
+        cfg.destination_rse or "none",
+    )
     return service

@@ -32,7 +32,8 @@ class DataLake(Configurable):
     rucio_base_url = Unicode(
         config=True,
         help="Base URL of the Rucio server, without a trailing slash "
-             "(default: $RUCIO_BASE_URL). Empty: the DataLake panel says Rucio is not set up.")
+        "(default: $RUCIO_BASE_URL). Empty: the DataLake panel says Rucio is not set up.",
+    )
 
     @default("rucio_base_url")
     def _default_base_url(self) -> str:
@@ -41,39 +42,49 @@ class DataLake(Configurable):
     rucio_auth_url = Unicode(
         config=True,
         help="Base URL of Rucio's authentication server, used for userpass sign-in "
-             "(default: $RUCIO_AUTH_URL, else the base URL).")
+        "(default: $RUCIO_AUTH_URL, else the base URL).",
+    )
 
     @default("rucio_auth_url")
     def _default_auth_url(self) -> str:
         return _env("RUCIO_AUTH_URL").rstrip("/")
 
     destination_rse = Unicode(
-        None, allow_none=True, config=True,
+        None,
+        allow_none=True,
+        config=True,
         help="The scratch RSE of the site this session runs at: where 'make available here' "
-             "replicates data (default: $RUCIO_DESTINATION_RSE). None: the site has no scratch "
-             "RSE and make-available is disabled with a reason.")
+        "replicates data (default: $RUCIO_DESTINATION_RSE). None: the site has no scratch "
+        "RSE and make-available is disabled with a reason.",
+    )
 
     @default("destination_rse")
     def _default_rse(self) -> str | None:
         return _env("RUCIO_DESTINATION_RSE") or None
 
     rse_mount_path = Unicode(
-        None, allow_none=True, config=True,
+        None,
+        allow_none=True,
+        config=True,
         help="Where the destination RSE is mounted on the compute node (default: "
-             "$RUCIO_RSE_MOUNT_PATH). A replica's local path is its PFN minus the RSE "
-             "protocol prefix (or as pfn_prefix / path_begins_at say), joined to this "
-             "directory.")
+        "$RUCIO_RSE_MOUNT_PATH). A replica's local path is its PFN minus the RSE "
+        "protocol prefix (or as pfn_prefix / path_begins_at say), joined to this "
+        "directory.",
+    )
 
     @default("rse_mount_path")
     def _default_mount(self) -> str | None:
         return _env("RUCIO_RSE_MOUNT_PATH") or None
 
     path_begins_at = Int(
-        None, allow_none=True, config=True,
+        None,
+        allow_none=True,
+        config=True,
         help="How a replica's PFN maps onto rse_mount_path when the site's catalogue says so: "
-             "drop this many leading path components of the PFN and join the rest to the mount "
-             "(rucio-jupyterlab's setting; default: $RUCIO_PATH_BEGINS_AT). None: drop the "
-             "prefix of the RSE protocol that made the PFN (any scheme: file, davs, root).")
+        "drop this many leading path components of the PFN and join the rest to the mount "
+        "(rucio-jupyterlab's setting; default: $RUCIO_PATH_BEGINS_AT). None: drop the "
+        "prefix of the RSE protocol that made the PFN (any scheme: file, davs, root).",
+    )
 
     @default("path_begins_at")
     def _default_path_begins_at(self) -> int | None:
@@ -81,11 +92,14 @@ class DataLake(Configurable):
         return n if n >= 0 else None
 
     pfn_prefix = Unicode(
-        None, allow_none=True, config=True,
+        None,
+        allow_none=True,
+        config=True,
         help="An explicit PFN prefix (e.g. davs://door.example.org:2880/pnfs/example.org/"
-             "data/intertwin/) that stands for rse_mount_path: a PFN starting with it is the "
-             "mount path plus the rest (default: $INTERTWIN_RUCIO_PFN_PREFIX). Takes "
-             "precedence over path_begins_at.")
+        "data/intertwin/) that stands for rse_mount_path: a PFN starting with it is the "
+        "mount path plus the rest (default: $INTERTWIN_RUCIO_PFN_PREFIX). Takes "
+        "precedence over path_begins_at.",
+    )
 
     @default("pfn_prefix")
     def _default_pfn_prefix(self) -> str | None:
@@ -94,7 +108,8 @@ class DataLake(Configurable):
     site_name = Unicode(
         config=True,
         help="Rucio site name of this session (the RSEs' `site` attribute, e.g. VEGA; default: "
-             "$RUCIO_SITE_NAME). Sent as client_location so Rucio answers with lan PFNs.")
+        "$RUCIO_SITE_NAME). Sent as client_location so Rucio answers with lan PFNs.",
+    )
 
     @default("site_name")
     def _default_site(self) -> str:
@@ -103,7 +118,8 @@ class DataLake(Configurable):
     site_title = Unicode(
         config=True,
         help="The site as users read it, e.g. 'Offload to Vega HPC - dev VO' (default: "
-             "$INTERTWIN_SITE_TITLE, else the site name).")
+        "$INTERTWIN_SITE_TITLE, else the site name).",
+    )
 
     @default("site_title")
     def _default_site_title(self) -> str:
@@ -112,23 +128,28 @@ class DataLake(Configurable):
     default_lifetime_days = Int(
         config=True,
         help="Lifetime in days of a replication rule when the user does not choose one "
-             "(default: $RUCIO_REPLICATION_RULE_LIFETIME_DAYS, else 7; 0 or less means 7: "
-             "scratch space is never claimed forever from this panel).")
+        "(default: $RUCIO_REPLICATION_RULE_LIFETIME_DAYS, else 7; 0 or less means 7: "
+        "scratch space is never claimed forever from this panel).",
+    )
 
     @default("default_lifetime_days")
     def _default_lifetime(self) -> int:
         return _env_int("RUCIO_REPLICATION_RULE_LIFETIME_DAYS", 7)
 
     max_lifetime_days = Int(
-        90, config=True,
-        help="Longest lifetime in days a user may ask for (creating or extending a rule).")
+        90,
+        config=True,
+        help="Longest lifetime in days a user may ask for (creating or extending a rule).",
+    )
 
     auth_type = Enum(
-        ["oidc", "userpass"], config=True,
+        ["oidc", "userpass"],
+        config=True,
         help="How to authenticate to Rucio: 'oidc' sends a token (an OIDC JWT, or a Rucio token) "
-             "read from the environment or a file (see oidc_auth); 'userpass' signs in with "
-             "username/password and keeps the Rucio token in memory only (default: "
-             "$RUCIO_AUTH_TYPE, else $RUCIO_DEFAULT_AUTH_TYPE, else 'oidc').")
+        "read from the environment or a file (see oidc_auth); 'userpass' signs in with "
+        "username/password and keeps the Rucio token in memory only (default: "
+        "$RUCIO_AUTH_TYPE, else $RUCIO_DEFAULT_AUTH_TYPE, else 'oidc').",
+    )
 
     @default("auth_type")
     def _default_auth_type(self) -> str:
@@ -136,11 +157,13 @@ class DataLake(Configurable):
         return value if value in ("oidc", "userpass") else "oidc"
 
     oidc_auth = Enum(
-        ["env", "file"], config=True,
+        ["env", "file"],
+        config=True,
         help="Where the token comes from with auth_type 'oidc': 'env' (the variable oidc_env_name "
-             "of this server's environment) or 'file' (oidc_file_name, re-read when Rucio refuses "
-             "the token, so a refresher can renew it without a restart). Default: "
-             "$RUCIO_OIDC_AUTH, else 'env'.")
+        "of this server's environment) or 'file' (oidc_file_name, re-read when Rucio refuses "
+        "the token, so a refresher can renew it without a restart). Default: "
+        "$RUCIO_OIDC_AUTH, else 'env'.",
+    )
 
     @default("oidc_auth")
     def _default_oidc_auth(self) -> str:
@@ -150,7 +173,8 @@ class DataLake(Configurable):
     oidc_env_name = Unicode(
         config=True,
         help="Environment variable holding the token (default: $RUCIO_OIDC_ENV_NAME, else "
-             "RUCIO_ACCESS_TOKEN).")
+        "RUCIO_ACCESS_TOKEN).",
+    )
 
     @default("oidc_env_name")
     def _default_oidc_env(self) -> str:
@@ -159,7 +183,8 @@ class DataLake(Configurable):
     oidc_file_name = Unicode(
         config=True,
         help="File holding the token (default: $RUCIO_OIDC_FILE_NAME). It should be readable by "
-             "this user only.")
+        "this user only.",
+    )
 
     @default("oidc_file_name")
     def _default_oidc_file(self) -> str:
@@ -168,30 +193,36 @@ class DataLake(Configurable):
     account = Unicode(
         config=True,
         help="The user's Rucio account (default: $RUCIO_ACCOUNT). Empty: asked from Rucio "
-             "(whoami) with the user's token. Never a shared or root account.")
+        "(whoami) with the user's token. Never a shared or root account.",
+    )
 
     @default("account")
     def _default_account(self) -> str:
         return _env("RUCIO_ACCOUNT")
 
     username = Unicode(
-        config=True, help="Rucio userpass identity, for auth_type 'userpass' (default: "
-                          "$RUCIO_USERNAME, else the account).")
+        config=True,
+        help="Rucio userpass identity, for auth_type 'userpass' (default: "
+        "$RUCIO_USERNAME, else the account).",
+    )
 
     @default("username")
     def _default_username(self) -> str:
         return _env("RUCIO_USERNAME")
 
     password = Unicode(
-        config=True, help="Rucio userpass password, for auth_type 'userpass' (default: "
-                          "$RUCIO_PASSWORD). Kept in memory; never written to disk.")
+        config=True,
+        help="Rucio userpass password, for auth_type 'userpass' (default: "
+        "$RUCIO_PASSWORD). Kept in memory; never written to disk.",
+    )
 
     @default("password")
     def _default_password(self) -> str:
         return _env("RUCIO_PASSWORD")
 
     vo = Unicode(
-        config=True, help="Rucio VO for multi-VO servers (default: $RUCIO_VO, else 'def').")
+        config=True, help="Rucio VO for multi-VO servers (default: $RUCIO_VO, else 'def')."
+    )
 
     @default("vo")
     def _default_vo(self) -> str:
@@ -200,50 +231,62 @@ class DataLake(Configurable):
     ca_cert = Unicode(
         config=True,
         help="CA bundle or directory to verify Rucio's TLS certificate (default: "
-             "$RUCIO_CA_CERT; empty: the system's CA bundle).")
+        "$RUCIO_CA_CERT; empty: the system's CA bundle).",
+    )
 
     @default("ca_cert")
     def _default_ca_cert(self) -> str:
         return _env("RUCIO_CA_CERT")
 
     request_timeout = Float(
-        30.0, config=True,
-        help="Seconds to wait for Rucio on one request before answering 503.")
+        30.0, config=True, help="Seconds to wait for Rucio on one request before answering 503."
+    )
 
     listing_cache_seconds = Float(
-        300.0, config=True,
+        300.0,
+        config=True,
         help="How long a collection's content (or a search result) read from Rucio is reused "
-             "for paging before it is read again.")
+        "for paging before it is read again.",
+    )
 
     listing_cache_entries = Int(
-        16, config=True,
+        16,
+        config=True,
         help="How many listings (collection contents, search results) are kept in memory at "
-             "once; the least recently used is dropped first.")
+        "once; the least recently used is dropped first.",
+    )
 
     listing_window_rows = Int(
-        10_000, config=True,
+        10_000,
+        config=True,
         help="Most rows of one listing kept in memory. Rucio streams a listing from its start "
-             "(it has no offsets), so paging further drops the oldest rows, and asking for a "
-             "dropped row reads the stream again up to it. Bounds memory whatever the size of "
-             "a collection or of a wildcard search.")
+        "(it has no offsets), so paging further drops the oldest rows, and asking for a "
+        "dropped row reads the stream again up to it. Bounds memory whatever the size of "
+        "a collection or of a wildcard search.",
+    )
 
     listing_readahead_rows = Int(
-        2_000, config=True,
+        2_000,
+        config=True,
         help="How far a listing reads past the furthest row asked for, so the next page is "
-             "ready; it then waits (Rucio's stream is not read further until asked).")
+        "ready; it then waits (Rucio's stream is not read further until asked).",
+    )
 
     listing_idle_seconds = Float(
-        60.0, config=True,
+        60.0,
+        config=True,
         help="A waiting listing nobody asks anything of for this long closes its Rucio "
-             "stream (a later page reads it again).")
+        "stream (a later page reads it again).",
+    )
 
     deep_replicas_max_files = Int(
-        10_000, config=True,
+        10_000,
+        config=True,
         help="When Rucio has no collection-replica summary for a dataset, count its replicas "
-             "per RSE from file replicas only up to this many files (slow for larger ones).")
+        "per RSE from file replicas only up to this many files (slow for larger ones).",
+    )
 
-    max_page_size = Int(
-        1000, config=True, help="Largest `limit` a client may ask for in one page.")
+    max_page_size = Int(1000, config=True, help="Largest `limit` a client may ask for in one page.")
 
     @validate("rucio_base_url", "rucio_auth_url")
     def _strip_slash(self, proposal: Any) -> str:

@@ -68,18 +68,26 @@ class RucioGateway:
                 raise ApiError(503, "not_configured", NOT_CONFIGURED)
             # an account is passed even when unknown: without one the client looks for a
             # rucio.cfg, which a session need not have (Rucio then takes the token's account)
-            c = UserClient(self.tokens, rucio_host=self.cfg.rucio_base_url,
-                           auth_host=self.cfg.auth_url, account=self.cfg.account or "-",
-                           ca_cert=self.cfg.ca_cert or None, auth_type="oidc", creds={},
-                           timeout=self.cfg.request_timeout, vo=self.cfg.vo,
-                           user_agent="intertwin-lab")
+            c = UserClient(
+                self.tokens,
+                rucio_host=self.cfg.rucio_base_url,
+                auth_host=self.cfg.auth_url,
+                account=self.cfg.account or "-",
+                ca_cert=self.cfg.ca_cert or None,
+                auth_type="oidc",
+                creds={},
+                timeout=self.cfg.request_timeout,
+                vo=self.cfg.vo,
+                user_agent="intertwin-lab",
+            )
             c.account = self.cfg.account or None
             c.request_retries = 1
             self._local.client = c
         return c
 
-    async def call(self, fn: Callable[..., T], *args: Any, param: str | None = None,
-                   what: str | None = None) -> T:
+    async def call(
+        self, fn: Callable[..., T], *args: Any, param: str | None = None, what: str | None = None
+    ) -> T:
         """Run a blocking ``fn(*args)`` in the pool; errors come back as ApiError."""
         loop = asyncio.get_running_loop()
         try:
@@ -155,8 +163,9 @@ class RucioGateway:
             # JSON metadata needs PostgreSQL: the column metadata is all there is
             return dict(c.get_metadata(scope, name))
 
-    def search_rows(self, scope: str, filters: list[dict[str, Any]],
-                    did_type: str) -> Iterator[dict[str, Any]]:
+    def search_rows(
+        self, scope: str, filters: list[dict[str, Any]], did_type: str
+    ) -> Iterator[dict[str, Any]]:
         """Blocking generator of search results (run in a listing thread)."""
         return iter(self.client().list_dids(scope, filters, did_type=did_type, long=True))
 
@@ -167,8 +176,9 @@ class RucioGateway:
         return iter(self.client().list_files(scope, name))
 
     # -- replicas -------------------------------------------------------------------------
-    def dataset_replicas_sync(self, scope: str, name: str,
-                              length: int | None) -> list[dict[str, Any]]:
+    def dataset_replicas_sync(
+        self, scope: str, name: str, length: int | None
+    ) -> list[dict[str, Any]]:
         c = self.client()
         rows = list(c.list_dataset_replicas(scope, name))
         if not rows and length is not None and length <= self.cfg.deep_replicas_max_files:
@@ -179,21 +189,23 @@ class RucioGateway:
 
     def container_replicas_sync(self, scope: str, name: str) -> list[dict[str, Any]]:
         c = self.client()
-        datasets = [{"scope": r["scope"], "name": r["name"]}
-                    for r in c.list_content(scope, name)
-                    if str(r.get("type", "")).upper() == "DATASET"]
+        datasets = [
+            {"scope": r["scope"], "name": r["name"]}
+            for r in c.list_content(scope, name)
+            if str(r.get("type", "")).upper() == "DATASET"
+        ]
         rows: list[dict[str, Any]] = []
         for i in range(0, len(datasets), REPLICA_CHUNK):
-            rows += list(c.list_dataset_replicas_bulk(datasets[i:i + REPLICA_CHUNK]))
+            rows += list(c.list_dataset_replicas_bulk(datasets[i : i + REPLICA_CHUNK]))
         return rows
 
     def file_replicas_sync(self, scope: str, name: str) -> dict[str, Any]:
-        rows = list(self.client().list_replicas([{"scope": scope, "name": name}],
-                                                all_states=True))
+        rows = list(self.client().list_replicas([{"scope": scope, "name": name}], all_states=True))
         return rows[0] if rows else {}
 
-    def local_replicas_sync(self, files: list[Mapping[str, Any]], rse: str,
-                            site: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+    def local_replicas_sync(
+        self, files: list[Mapping[str, Any]], rse: str, site: str | None
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         """``POST /replicas/list`` for files on the site's RSE, lan domain (the PFNs valid on
         the compute node), every scheme the RSE has (many scratch RSEs have no ``file``
         protocol), all states; keyed by (scope, name)."""
@@ -202,15 +214,20 @@ class RucioGateway:
         dids = [{"scope": f["scope"], "name": f["name"]} for f in files]
         location = {"site": site} if site else None
         for i in range(0, len(dids), REPLICA_CHUNK):
-            for row in c.list_replicas(dids[i:i + REPLICA_CHUNK], rse_expression=rse,
-                                       client_location=location,
-                                       domain="lan", all_states=True,
-                                       resolve_archives=False):
+            for row in c.list_replicas(
+                dids[i : i + REPLICA_CHUNK],
+                rse_expression=rse,
+                client_location=location,
+                domain="lan",
+                all_states=True,
+                resolve_archives=False,
+            ):
                 out[(row["scope"], row["name"])] = row
         return out
 
-    def path_rows(self, scope: str, name: str, kind: str, length: int | None, rse: str,
-                  site: str | None) -> Iterator[dict[str, Any]]:
+    def path_rows(
+        self, scope: str, name: str, kind: str, length: int | None, rse: str, site: str | None
+    ) -> Iterator[dict[str, Any]]:
         """Blocking generator (run in a listing thread) of the replicas at ``rse`` of every
         file of a DID: one streamed ``POST /replicas/list`` of the DID itself (Rucio resolves
         the collection), every scheme the RSE has, ``lan`` domain (the PFNs valid on the
@@ -220,10 +237,16 @@ class RucioGateway:
         location = {"site": site} if site else None
 
         def replicas() -> Iterator[dict[str, Any]]:
-            return iter(c.list_replicas([{"scope": scope, "name": name}],
-                                        rse_expression=rse, client_location=location,
-                                        domain="lan", all_states=True,
-                                        resolve_archives=False))
+            return iter(
+                c.list_replicas(
+                    [{"scope": scope, "name": name}],
+                    rse_expression=rse,
+                    client_location=location,
+                    domain="lan",
+                    all_states=True,
+                    resolve_archives=False,
+                )
+            )
 
         count = 0
         for row in replicas():
@@ -244,8 +267,12 @@ class RucioGateway:
         seen = {(x["scope"], x["name"]) for x in replicas()}
         for f in c.list_files(scope, name):
             if (f["scope"], f["name"]) not in seen:
-                yield {"scope": f["scope"], "name": f["name"], "bytes": f.get("bytes"),
-                       "missing": True}
+                yield {
+                    "scope": f["scope"],
+                    "name": f["name"],
+                    "bytes": f.get("bytes"),
+                    "missing": True,
+                }
 
     # -- rules ----------------------------------------------------------------------------
     def rule_sync(self, rule_id: str) -> dict[str, Any]:
@@ -274,14 +301,22 @@ class RucioGateway:
 
     def my_rules_for_sync(self, scope: str, name: str, rse: str) -> list[dict[str, Any]]:
         me = self.account_sync()
-        return [r for r in self.did_rules_sync(scope, name)
-                if r.get("account") == me and self.covers(r, rse)]
+        return [
+            r
+            for r in self.did_rules_sync(scope, name)
+            if r.get("account") == me and self.covers(r, rse)
+        ]
 
     def add_rule_sync(self, scope: str, name: str, rse: str, lifetime_s: int) -> str:
         ids = self.client().add_replication_rule(
-            dids=[{"scope": scope, "name": name}], copies=1, rse_expression=rse,
-            grouping="DATASET", lifetime=lifetime_s, account=self.account_sync(),
-            comment="interTwin DataLake panel: make available here")
+            dids=[{"scope": scope, "name": name}],
+            copies=1,
+            rse_expression=rse,
+            grouping="DATASET",
+            lifetime=lifetime_s,
+            account=self.account_sync(),
+            comment="interTwin DataLake panel: make available here",
+        )
         return str(ids[0])
 
     def is_admin_sync(self) -> bool:

@@ -110,11 +110,13 @@ class RulesHandler(DataLakeHandler):
         check_body_keys(body, ("did", "lifetime_days"))
         scope, name = parse_did(body.get("did"))
         cfg = self.datalake.cfg
-        days = parse_lifetime_days(body.get("lifetime_days"), cfg.lifetime_days,
-                                   cfg.max_lifetime_days)
+        days = parse_lifetime_days(
+            body.get("lifetime_days"), cfg.lifetime_days, cfg.max_lifetime_days
+        )
         rule = await self.datalake.add_rule(scope, name, days)
-        self.set_header("Location", url_path_join(self.base_url, "intertwin", "datalake",
-                                                  "rules", rule["id"]))
+        self.set_header(
+            "Location", url_path_join(self.base_url, "intertwin", "datalake", "rules", rule["id"])
+        )
         self.answer({"rule": rule}, status=201)
 
 
@@ -129,11 +131,9 @@ class RuleHandler(DataLakeHandler):
         body = self.json_body()
         check_body_keys(body, ("lifetime_days",))
         if body.get("lifetime_days") is None:
-            raise bad_request("lifetime_days", "Give the new lifetime in days "
-                                               "('lifetime_days').")
+            raise bad_request("lifetime_days", "Give the new lifetime in days ('lifetime_days').")
         cfg = self.datalake.cfg
-        days = parse_lifetime_days(body["lifetime_days"], cfg.lifetime_days,
-                                   cfg.max_lifetime_days)
+        days = parse_lifetime_days(body["lifetime_days"], cfg.lifetime_days, cfg.max_lifetime_days)
         self.answer({"rule": await self.datalake.extend_rule(rule_id, days)})
 
     @tornado.web.authenticated

@@ -64,7 +64,8 @@ class NotAvailable:
         raise DIDNotAvailableError(
             f"{self._did} is not available at this site yet, so `{self._variable}` has no "
             "local path. Make it available in the DataLake panel and wait until it shows "
-            "AVAILABLE; the variable is filled in then.")
+            "AVAILABLE; the variable is filled in then."
+        )
 
     __str__ = __fspath__ = __iter__ = __len__ = __getitem__ = _refuse
 
@@ -80,8 +81,11 @@ def variables(dids: list[Mapping[str, Any]]) -> dict[str, Any]:
         did = str(entry.get("did") or "")
         if not name.isidentifier() or keyword.iskeyword(name):
             continue
-        files = [LocalFile(str(f["path"]), did, f.get("pfn"))
-                 for f in (entry.get("files") or []) if isinstance(f, Mapping) and f.get("path")]
+        files = [
+            LocalFile(str(f["path"]), did, f.get("pfn"))
+            for f in (entry.get("files") or [])
+            if isinstance(f, Mapping) and f.get("path")
+        ]
         available = bool(entry.get("didAvailable", bool(files)))
         if not available or (entry.get("type") != "collection" and not files):
             out[name] = NotAvailable(did, name)
@@ -97,6 +101,7 @@ def _frontend_comm() -> Any:
         from comm import create_comm  # ipykernel >= 6.22 makes this a kernel comm
     except ImportError:  # older ipykernel
         from ipykernel.comm import Comm
+
         return Comm(target_name=FRONTEND_COMM_TARGET)
     return create_comm(target_name=FRONTEND_COMM_TARGET)
 

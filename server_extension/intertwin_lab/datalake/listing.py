@@ -32,10 +32,17 @@ class Listing:
     (read, counted, not kept) when the listing resumes a stream at a later offset.
     """
 
-    def __init__(self, rows: Callable[[], Iterable[Any]], convert: Callable[[Any], Row],
-                 loop: asyncio.AbstractEventLoop, *, start: int = 0,
-                 window: int = sys.maxsize, readahead: int = sys.maxsize,
-                 idle: float | None = None) -> None:
+    def __init__(
+        self,
+        rows: Callable[[], Iterable[Any]],
+        convert: Callable[[Any], Row],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        start: int = 0,
+        window: int = sys.maxsize,
+        readahead: int = sys.maxsize,
+        idle: float | None = None,
+    ) -> None:
         self.rows: list[Row] = []
         self.base = start
         self.count = 0  # rows of the stream read so far (kept or not)
@@ -185,7 +192,7 @@ class Listing:
         when row ``offset`` was dropped."""
         with self._lock:
             i = offset - self.base
-            return None if i < 0 else self.rows[i:i + count]
+            return None if i < 0 else self.rows[i : i + count]
 
     def cancel(self) -> None:
         with self._cond:
@@ -217,32 +224,53 @@ class ListingCache:
     furthest one asked for, so memory is bounded by ``entries * window`` rows whatever the
     size of the collection or search."""
 
-    def __init__(self, entries: int = 16, ttl: float = 300.0, *, window: int = 10_000,
-                 readahead: int = 2_000, idle: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        entries: int = 16,
+        ttl: float = 300.0,
+        *,
+        window: int = 10_000,
+        readahead: int = 2_000,
+        idle: float | None = 60.0,
+    ) -> None:
         self.window = window
         self.readahead = readahead
         self.idle = idle
         self._items = _Listings(entries, ttl)
 
-    def get(self, key: Any, rows: Callable[[], Iterable[Any]],
-            convert: Callable[[Any], Row], offset: int | None = None,
-            replace: Listing | None = None) -> Listing:
+    def get(
+        self,
+        key: Any,
+        rows: Callable[[], Iterable[Any]],
+        convert: Callable[[Any], Row],
+        offset: int | None = None,
+        replace: Listing | None = None,
+    ) -> Listing:
         """The listing of ``key``; with ``offset``, one that holds or can reach that row (a new
         one resuming the stream a little before it, when the row was dropped). ``replace``: a
         listing that could not serve a request, replaced if it is still the one cached."""
         self._items.expire()
         listing = self._items.get(key)  # (as the most recently used)
-        if listing is not None and (listing.error is not None
-                                    or (offset is not None and not listing.has(offset))
-                                    or listing is replace):
+        if listing is not None and (
+            listing.error is not None
+            or (offset is not None and not listing.has(offset))
+            or listing is replace
+        ):
             self.drop(key)
             listing = None
         if listing is None:
             # resume half a window before the row asked for, so paging backwards does not
             # restart the stream at every page
             start = max(0, (offset or 0) - self.window // 2)
-            listing = Listing(rows, convert, asyncio.get_running_loop(), start=start,
-                              window=self.window, readahead=self.readahead, idle=self.idle)
+            listing = Listing(
+                rows,
+                convert,
+                asyncio.get_running_loop(),
+                start=start,
+                window=self.window,
+                readahead=self.readahead,
+                idle=self.idle,
+            )
             self._items[key] = listing  # evicts (and cancels) the least recently used
         return listing
 

@@ -25,24 +25,39 @@ _RULE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 _CURSOR = re.compile(r"^[0-9]{1,18}$")
 # the operators of a filter text (ours, Rucio's and rucio-jupyterlab's spellings) and the key
 # suffix Rucio's filter engine uses for each
-_OPERATORS = {">=": "gte", "≥": "gte", "<=": "lte", "≤": "lte", "!=": "ne", "≠": "ne",
-              "==": "", "=": "", ">": "gt", "<": "lt"}
+_OPERATORS = {
+    ">=": "gte",
+    "≥": "gte",
+    "<=": "lte",
+    "≤": "lte",
+    "!=": "ne",
+    "≠": "ne",
+    "==": "",
+    "=": "",
+    ">": "gt",
+    "<": "lt",
+}
 # longest first, so '>=' is not read as '>' then '='
-_OPERATOR_RE = re.compile("(" + "|".join(re.escape(o) for o in
-                                         sorted(_OPERATORS, key=len, reverse=True)) + ")")
+_OPERATOR_RE = re.compile(
+    "(" + "|".join(re.escape(o) for o in sorted(_OPERATORS, key=len, reverse=True)) + ")"
+)
 # a range `low < key < high` is `key > low` and `key < high`: the left operator turned round
 _TURNED = {"gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte"}
 FILTER_SYNTAX = (
     "Write filters as key<operator>value, e.g. datatype=climate or run_number>=2020, with "
     "the operators = == != ≠ > >= ≥ < <= ≤; a range as low<key<high (or with <=, ≤, or "
-    "high>key>low), e.g. 2019<run_number<=2021; ',' for AND and ';' for OR.")
+    "high>key>low), e.g. 2019<run_number<=2021; ',' for AND and ';' for OR."
+)
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 
 
 def check_scope(scope: str, param: str = "scope") -> str:
     if not _SCOPE.match(scope or ""):
-        raise bad_request(param, f"'{scope}' is not a Rucio scope (letters, digits, '_', '-' and "
-                                 "'.', at most 25 characters).")
+        raise bad_request(
+            param,
+            f"'{scope}' is not a Rucio scope (letters, digits, '_', '-' and "
+            "'.', at most 25 characters).",
+        )
     return scope
 
 
@@ -56,21 +71,26 @@ def check_name(name: str, param: str = "name", pattern: bool = False) -> str:
 def parse_did(text: Any, param: str = "did") -> tuple[str, str]:
     """``"scope:name"`` → (scope, name); a 400 naming ``param`` otherwise."""
     if not isinstance(text, str) or text.count(":") < 1:
-        raise bad_request(param, f"'{param}' must be a data identifier written scope:name, "
-                                 "e.g. intertwin:climate.era5.2020.")
+        raise bad_request(
+            param,
+            f"'{param}' must be a data identifier written scope:name, "
+            "e.g. intertwin:climate.era5.2020.",
+        )
     scope, name = text.split(":", 1)
     return check_scope(scope.strip(), param), check_name(name.strip(), param)
 
 
 def check_rule_id(rule_id: str) -> str:
     if not _RULE_ID.match(rule_id):
-        raise bad_request("rule_id", f"'{rule_id}' is not a Rucio rule id (32 hexadecimal "
-                                     "characters).")
+        raise bad_request(
+            "rule_id", f"'{rule_id}' is not a Rucio rule id (32 hexadecimal characters)."
+        )
     return rule_id.lower()
 
 
-def parse_int(value: str | None, param: str, default: int, minimum: int = 0,
-              maximum: int | None = None) -> int:
+def parse_int(
+    value: str | None, param: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     if value is None or value == "":
         return default
     try:
@@ -89,8 +109,9 @@ def parse_cursor(value: str | None) -> int | None:
     if value is None or value == "":
         return None
     if not _CURSOR.match(value):
-        raise bad_request("cursor", f"'{value}' is not a cursor: give the 'next' of the page "
-                                    "before.")
+        raise bad_request(
+            "cursor", f"'{value}' is not a cursor: give the 'next' of the page before."
+        )
     return int(value)
 
 
@@ -106,13 +127,17 @@ def check_body_keys(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
         raise bad_request(extra[0], f"Unknown field '{extra[0]}' in the request body.")
 
 
-def parse_lifetime_days(value: Any, default: int, maximum: int,
-                        param: str = "lifetime_days") -> int:
+def parse_lifetime_days(
+    value: Any, default: int, maximum: int, param: str = "lifetime_days"
+) -> int:
     """A lifetime in whole days: positive and at most ``maximum``; ``None`` → ``default``."""
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or (
-            isinstance(value, float) and not value.is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not value.is_integer())
+    ):
         raise bad_request(param, f"'{param}' must be a whole number of days.")
     days = int(value)
     if days < 1 or days > maximum:
@@ -150,16 +175,20 @@ def parse_filters(text: str | None, name: str = "*") -> list[dict[str, Any]]:
                 low, op1, key, op2, high = tokens
                 s1, s2 = _OPERATORS[op1], _OPERATORS[op2]
                 if s1 not in _TURNED or s2 not in _TURNED or s1[:2] != s2[:2]:
-                    raise bad_request("filters", f"The range '{cond}' must use < or <= (or > "
-                                                 f"or >=) on both sides. {FILTER_SYNTAX}")
+                    raise bad_request(
+                        "filters",
+                        f"The range '{cond}' must use < or <= (or > "
+                        f"or >=) on both sides. {FILTER_SYNTAX}",
+                    )
                 conditions = [(key, _TURNED[s1], low), (key, s2, high)]
             else:
                 what = "has no operator" if len(tokens) == 1 else "is not a condition"
                 raise bad_request("filters", f"The filter '{cond}' {what}. {FILTER_SYNTAX}")
             for key, suffix, value in conditions:
                 if not _FILTER_KEY.match(key) or not value:
-                    raise bad_request("filters", f"The filter '{cond}' is not "
-                                                 f"key<operator>value. {FILTER_SYNTAX}")
+                    raise bad_request(
+                        "filters", f"The filter '{cond}' is not key<operator>value. {FILTER_SYNTAX}"
+                    )
                 if key == "name":
                     if suffix:
                         raise bad_request("filters", "A name filter only supports '='.")
@@ -167,8 +196,10 @@ def parse_filters(text: str | None, name: str = "*") -> list[dict[str, Any]]:
                     continue
                 full = f"{key}.{suffix}" if suffix else key
                 if full in group:
-                    raise bad_request("filters", f"The key '{key}' appears twice with the same "
-                                                 "operator in one AND group.")
+                    raise bad_request(
+                        "filters",
+                        f"The key '{key}' appears twice with the same operator in one AND group.",
+                    )
                 group[full] = value
         if group or not groups:
             group.setdefault("name", name)
@@ -184,13 +215,22 @@ def did_type_of(row: Mapping[str, Any]) -> str:
 
 def did_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One search result or child, as the API gives it."""
-    return {"scope": row["scope"], "name": row["name"], "type": did_type_of(row),
-            "bytes": row.get("bytes"), "length": row.get("length")}
+    return {
+        "scope": row["scope"],
+        "name": row["name"],
+        "type": did_type_of(row),
+        "bytes": row.get("bytes"),
+        "length": row.get("length"),
+    }
 
 
 def content_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"scope": row["scope"], "name": row["name"], "type": did_type_of(row),
-            "bytes": row.get("bytes")}
+    return {
+        "scope": row["scope"],
+        "name": row["name"],
+        "type": did_type_of(row),
+        "bytes": row.get("bytes"),
+    }
 
 
 def json_value(value: Any) -> Any:
@@ -243,22 +283,45 @@ def ends_soon(rule: Mapping[str, Any], now: datetime | None = None) -> bool:
 
 
 # columns of Rucio's DID table that say nothing to a scientist, or are in the DID row itself
-_META_HIDDEN = {"scope", "name", "did_type", "deleted_at", "purge_replicas", "is_new",
-                "hidden", "suppressed", "obsolete", "transient", "constituent", "is_archive",
-                "access_cnt", "availability", "monotonic"}
+_META_HIDDEN = {
+    "scope",
+    "name",
+    "did_type",
+    "deleted_at",
+    "purge_replicas",
+    "is_new",
+    "hidden",
+    "suppressed",
+    "obsolete",
+    "transient",
+    "constituent",
+    "is_archive",
+    "access_cnt",
+    "availability",
+    "monotonic",
+}
 
 
 def metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     """A DID's metadata without empty values and Rucio's internal columns."""
-    return {k: json_value(v) for k, v in sorted(meta.items())
-            if v is not None and v != "" and k not in _META_HIDDEN}
+    return {
+        k: json_value(v)
+        for k, v in sorted(meta.items())
+        if v is not None and v != "" and k not in _META_HIDDEN
+    }
 
 
 def rule_state(value: Any) -> str:
     """``"REPLICATING"``, ``"RuleState.REPLICATING"`` or the DB code ``"R"`` → ``REPLICATING``."""
     text = str(value or "").rsplit(".", 1)[-1].upper()
-    codes = {"O": "OK", "R": "REPLICATING", "S": "STUCK", "U": "SUSPENDED",
-             "W": "WAITING_APPROVAL", "I": "INJECT"}
+    codes = {
+        "O": "OK",
+        "R": "REPLICATING",
+        "S": "STUCK",
+        "U": "SUSPENDED",
+        "W": "WAITING_APPROVAL",
+        "I": "INJECT",
+    }
     return codes.get(text, text)
 
 
@@ -290,8 +353,14 @@ def rule_json(rule: Mapping[str, Any]) -> dict[str, Any]:
 
 def rule_rank(rule: Mapping[str, Any]) -> tuple[int, str]:
     """Sort key: the rule that best explains a DID's state at the site comes first."""
-    order = {"OK": 0, "REPLICATING": 1, "INJECT": 2, "WAITING_APPROVAL": 3, "STUCK": 4,
-             "SUSPENDED": 5}
+    order = {
+        "OK": 0,
+        "REPLICATING": 1,
+        "INJECT": 2,
+        "WAITING_APPROVAL": 3,
+        "STUCK": 4,
+        "SUSPENDED": 5,
+    }
     return order.get(rule_state(rule.get("state")), 9), str(rule.get("id"))
 
 
@@ -300,8 +369,9 @@ def here_state(replica: Mapping[str, Any] | None, rule: Mapping[str, Any] | None
     user's rule for it: AVAILABLE, PARTIAL, REPLICATING, NOT_AVAILABLE or STUCK."""
     avail = int((replica or {}).get("available_length") or 0)
     length = (replica or {}).get("length")
-    full = replica is not None and (replica.get("state") == "AVAILABLE" or (
-        length is not None and avail >= int(length) > 0))
+    full = replica is not None and (
+        replica.get("state") == "AVAILABLE" or (length is not None and avail >= int(length) > 0)
+    )
     if full:
         return "AVAILABLE"
     if rule is not None:
@@ -316,14 +386,16 @@ def here_state(replica: Mapping[str, Any] | None, rule: Mapping[str, Any] | None
     return "PARTIAL" if avail > 0 else "NOT_AVAILABLE"
 
 
-def aggregate_replicas(rows: Iterable[Mapping[str, Any]], length: int | None,
-                       sites: Mapping[str, str | None]) -> list[dict[str, Any]]:
+def aggregate_replicas(
+    rows: Iterable[Mapping[str, Any]], length: int | None, sites: Mapping[str, str | None]
+) -> list[dict[str, Any]]:
     """Dataset replicas (one row per dataset and RSE) → one entry per RSE for the DID:
     a container's entry sums its datasets; ``length`` is the DID's file count."""
     per_rse: dict[str, dict[str, Any]] = {}
     for r in rows:
-        e = per_rse.setdefault(r["rse"], {"rse": r["rse"], "available_length": 0,
-                                          "length": 0, "states": set()})
+        e = per_rse.setdefault(
+            r["rse"], {"rse": r["rse"], "available_length": 0, "length": 0, "states": set()}
+        )
         e["available_length"] += int(r.get("available_length") or 0)
         e["length"] += int(r.get("length") or 0)
         e["states"].add(str(r.get("state") or "UNAVAILABLE").rsplit(".", 1)[-1])
@@ -336,8 +408,15 @@ def aggregate_replicas(rows: Iterable[Mapping[str, Any]], length: int | None,
             state = "COPYING"
         else:
             state = "UNAVAILABLE" if total else sorted(e["states"])[0]
-        out.append({"rse": rse, "site": sites.get(rse), "state": state,
-                    "available_length": e["available_length"], "length": total})
+        out.append(
+            {
+                "rse": rse,
+                "site": sites.get(rse),
+                "state": state,
+                "available_length": e["available_length"],
+                "length": total,
+            }
+        )
     return out
 
 
@@ -346,14 +425,26 @@ def file_replicas(row: Mapping[str, Any], sites: Mapping[str, str | None]) -> li
     out = []
     for rse, state in sorted((row.get("states") or {}).items()):
         state = str(state).rsplit(".", 1)[-1]
-        out.append({"rse": rse, "site": sites.get(rse), "state": state,
-                    "available_length": 1 if state == "AVAILABLE" else 0, "length": 1})
+        out.append(
+            {
+                "rse": rse,
+                "site": sites.get(rse),
+                "state": state,
+                "available_length": 1 if state == "AVAILABLE" else 0,
+                "length": 1,
+            }
+        )
     return out
 
 
-def local_path(pfn: str | None, prefix: str | None, mount_path: str | None, *,
-               pfn_prefix: str | None = None,
-               path_begins_at: int | None = None) -> str | None:
+def local_path(
+    pfn: str | None,
+    prefix: str | None,
+    mount_path: str | None,
+    *,
+    pfn_prefix: str | None = None,
+    path_begins_at: int | None = None,
+) -> str | None:
     """A PFN on the site's RSE (any scheme: ``file``, ``davs``, ``root``...) → the file's path
     on this compute node, joined to the mount path (where the site mounts the RSE). What is
     cut from the PFN, in order of precedence: ``pfn_prefix`` (the site's explicit PFN prefix),
@@ -366,7 +457,7 @@ def local_path(pfn: str | None, prefix: str | None, mount_path: str | None, *,
         root = pfn_prefix.rstrip("/") + "/"
         if not pfn.startswith(root):
             return None
-        rel = unquote(urlparse(pfn).path)[len(unquote(urlparse(root).path)):]
+        rel = unquote(urlparse(pfn).path)[len(unquote(urlparse(root).path)) :]
     else:
         # root:// PFNs write the path after a double slash (root://host:1094//eos/...)
         path = re.sub(r"/+", "/", unquote(urlparse(pfn).path))
@@ -379,7 +470,7 @@ def local_path(pfn: str | None, prefix: str | None, mount_path: str | None, *,
             root = "/" + (prefix or "").strip("/")
             if root != "/" and not (path == root or path.startswith(root + "/")):
                 return None
-            rel = path[len(root):] if root != "/" else path
+            rel = path[len(root) :] if root != "/" else path
     rel = rel.strip("/")
     if not rel or ".." in rel.split("/"):
         return None
@@ -393,8 +484,12 @@ def pick_pfn(row: Mapping[str, Any], rse: str) -> str | None:
     for pfn, info in (row.get("pfns") or {}).items():
         if info.get("rse") != rse:
             continue
-        rank = (0 if str(pfn).startswith("file:") else 1,
-                0 if info.get("domain") == "lan" else 1, int(info.get("priority") or 0), pfn)
+        rank = (
+            0 if str(pfn).startswith("file:") else 1,
+            0 if info.get("domain") == "lan" else 1,
+            int(info.get("priority") or 0),
+            pfn,
+        )
         if best is None or rank < best:
             best = rank
     if best is not None:

@@ -69,11 +69,19 @@ class TokenSource:
         account = cfg.account or cfg.username
         if not (cfg.username or account) or not cfg.password:
             raise rexc.NoAuthInformation("no Rucio username/password configured")
-        headers = {"X-Rucio-Account": account, "X-Rucio-Username": cfg.username or account,
-                   "X-Rucio-Password": cfg.password, "X-Rucio-VO": cfg.vo,
-                   "X-Rucio-AppID": "intertwin-lab"}
-        r = requests.get(f"{cfg.auth_url}/auth/userpass", headers=headers,
-                         timeout=cfg.request_timeout, verify=cfg.ca_cert or True)
+        headers = {
+            "X-Rucio-Account": account,
+            "X-Rucio-Username": cfg.username or account,
+            "X-Rucio-Password": cfg.password,
+            "X-Rucio-VO": cfg.vo,
+            "X-Rucio-AppID": "intertwin-lab",
+        }
+        r = requests.get(
+            f"{cfg.auth_url}/auth/userpass",
+            headers=headers,
+            timeout=cfg.request_timeout,
+            verify=cfg.ca_cert or True,
+        )
         if r.status_code in (502, 503, 504):
             raise rexc.ServerConnectionException(f"Rucio auth answered {r.status_code}")
         token = r.headers.get("X-Rucio-Auth-Token")

@@ -25,12 +25,15 @@ class ImageConfig:
 # Jupyter docker-stacks images: ENTRYPOINT ["tini", "-g", "--", "start.sh"],
 # CMD ["start-notebook.py"]. tini's job (reaping, signal forwarding) is the plugin wrapper's
 # here; start.sh is played by a stand-in that leaves a trace the session can see.
-DOCKER_STACKS = ImageConfig(entrypoint=(str(HERE / "docker-stacks-start.sh"),),
-                            cmd=("start-notebook.py",))
+DOCKER_STACKS = ImageConfig(
+    entrypoint=(str(HERE / "docker-stacks-start.sh"),), cmd=("start-notebook.py",)
+)
 
 IMAGES: tuple[tuple[re.Pattern[str], ImageConfig], ...] = (
-    (re.compile(r"^(quay\.io/|docker\.io/)?jupyter/[a-z0-9-]+-notebook(:[A-Za-z0-9._-]+)?$"),
-     DOCKER_STACKS),
+    (
+        re.compile(r"^(quay\.io/|docker\.io/)?jupyter/[a-z0-9-]+-notebook(:[A-Za-z0-9._-]+)?$"),
+        DOCKER_STACKS,
+    ),
 )
 
 

@@ -52,11 +52,21 @@ def store(db_url: str) -> Iterator[db.Store]:
     s.engine.dispose()
 
 
-def workload(uid: str, user: str = "alice", site: str = "vega", kind: str = "notebook",
-             minutes: int = 0) -> db.Workload:
-    return db.Workload(uid=uid, user=user, kind=kind, site=site, pod=f"jupyter-{user}-{uid}",
-                       submitted=T0 + timedelta(minutes=minutes), cpu=16.0,
-                       memory=64 * 2**30, gpus=2, image="itwinai")
+def workload(
+    uid: str, user: str = "alice", site: str = "vega", kind: str = "notebook", minutes: int = 0
+) -> db.Workload:
+    return db.Workload(
+        uid=uid,
+        user=user,
+        kind=kind,
+        site=site,
+        pod=f"jupyter-{user}-{uid}",
+        submitted=T0 + timedelta(minutes=minutes),
+        cpu=16.0,
+        memory=64 * 2**30,
+        gpus=2,
+        image="itwinai",
+    )
 
 
 QUEUED = JobStatus("queued", "queued at Vega (batch job 1001)", node="vega-vk", batch_job="1001")
@@ -86,7 +96,9 @@ def test_one_row_per_uid_with_the_time_of_every_state_change(store: db.Store) ->
     job = store.get("u1")
     assert job is not None and store.count() == 1
     assert [(h.state, db._utc(h.at)) for h in job.history] == [
-        ("queued", T0), ("running", T0 + timedelta(minutes=2))]
+        ("queued", T0),
+        ("running", T0 + timedelta(minutes=2)),
+    ]
     assert db._utc(job.started or T0) == T0 + timedelta(minutes=2) and job.finished is None
     out = db.job_json(job, "Vega")
     assert (out["batch_job"], out["resources"]["memory"]) == ("1001", 64 * 2**30)
@@ -109,16 +121,24 @@ def test_a_gone_pod_is_cancelled_or_lost_and_final_states_stay(store: db.Store) 
 
 
 def test_an_ended_pod_keeps_its_own_end_when_deleted(store: db.Store) -> None:
-    store.record(workload("f"), JobStatus("failed", "KBFI ended the session: Error (exit code 3).",
-                                          exit_code=3, reason="Error"), T0)
+    store.record(
+        workload("f"),
+        JobStatus(
+            "failed", "KBFI ended the session: Error (exit code 3).", exit_code=3, reason="Error"
+        ),
+        T0,
+    )
     final = store.end("f", "KBFI", cancelled=True, at=T0 + timedelta(minutes=1))
     assert final is not None and (final.state, final.exit_code) == ("failed", 3)
 
 
 def test_pages_newest_first_filtered_by_owner_and_fields(store: db.Store) -> None:
     for i in range(7):
-        store.record(workload(f"a{i}", minutes=i, site="vega" if i % 2 else "psnc"),
-                     RUNNING if i < 5 else QUEUED, T0)
+        store.record(
+            workload(f"a{i}", minutes=i, site="vega" if i % 2 else "psnc"),
+            RUNNING if i < 5 else QUEUED,
+            T0,
+        )
     store.record(workload("b0", user="bob", minutes=3), RUNNING, T0)
     seen: list[str] = []
     cursor = None
@@ -128,8 +148,9 @@ def test_pages_newest_first_filtered_by_owner_and_fields(store: db.Store) -> Non
         if cursor is None:
             break
     assert seen == [f"a{i}" for i in reversed(range(7))]
-    rows, nxt = store.page("alice", db.Filters(site="vega", states=frozenset({"running"})),
-                           10, None)
+    rows, nxt = store.page(
+        "alice", db.Filters(site="vega", states=frozenset({"running"})), 10, None
+    )
     assert [r.uid for r in rows] == ["a3", "a1"] and nxt is None
     rows, _ = store.page(None, db.Filters(until=T0 + timedelta(minutes=1)), 10, None)
     assert [r.uid for r in rows] == ["a0"]

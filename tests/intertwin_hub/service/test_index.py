@@ -21,40 +21,81 @@ def index(tmp_path: Path) -> Index:
     return Index(load_catalogue(), db.open_store(f"sqlite:///{tmp_path / 'jobs.sqlite'}"))
 
 
-def pod(uid: str, user: str = "alice", site: str = "vega", node: str | None = "vega-vk",
-        phase: str = "Running", state: dict[str, Any] | None = None, job: str | None = "1001",
-        gpus: int = 2, kind: str = "notebook") -> dict[str, Any]:
+def pod(
+    uid: str,
+    user: str = "alice",
+    site: str = "vega",
+    node: str | None = "vega-vk",
+    phase: str = "Running",
+    state: dict[str, Any] | None = None,
+    job: str | None = "1001",
+    gpus: int = 2,
+    kind: str = "notebook",
+) -> dict[str, Any]:
     return {
-        "metadata": {"uid": uid, "name": f"jupyter-{user}-{uid}",
-                     "creationTimestamp": "2026-12-04T12:00:00Z",
-                     "labels": {"intertwin.eu/site": site, "intertwin.eu/workload": kind,
-                                "hub.jupyter.org/username": user},
-                     "annotations": {"hub.jupyter.org/username": user,
-                                     **({"JobID": job} if job else {})}},
-        "spec": {"nodeName": node, "containers": [{
-            "name": "notebook", "image": "itwinai",
-            "resources": {"limits": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": str(gpus)},
-                          "requests": {"cpu": "16", "memory": "64Gi"}}}]},
-        "status": {"phase": phase, "containerStatuses": [
-            {"name": "notebook", "state": state or {"running": {}}}]},
+        "metadata": {
+            "uid": uid,
+            "name": f"jupyter-{user}-{uid}",
+            "creationTimestamp": "2026-12-04T12:00:00Z",
+            "labels": {
+                "intertwin.eu/site": site,
+                "intertwin.eu/workload": kind,
+                "hub.jupyter.org/username": user,
+            },
+            "annotations": {"hub.jupyter.org/username": user, **({"JobID": job} if job else {})},
+        },
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "itwinai",
+                    "resources": {
+                        "limits": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": str(gpus)},
+                        "requests": {"cpu": "16", "memory": "64Gi"},
+                    },
+                }
+            ],
+        },
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "notebook", "state": state or {"running": {}}}],
+        },
     }
 
 
 def node(name: str, ready: bool, gpus: int = 8, since: str = "2026-12-04T12:03:00Z") -> dict:
-    return {"metadata": {"name": name},
-            "status": {"allocatable": {"nvidia.com/gpu": str(gpus)},
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                                       "lastTransitionTime": since}]}}
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "allocatable": {"nvidia.com/gpu": str(gpus)},
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "lastTransitionTime": since,
+                }
+            ],
+        },
+    }
 
 
 def test_what_a_pod_says_about_its_workload() -> None:
     w = workload_of(pod("u1"))
     assert w is not None
-    assert (w.user, w.kind, w.site, w.cpu, w.memory, w.gpus, w.submitted) == \
-        ("alice", "notebook", "vega", 16.0, 64 * 2**30, 2, T0)
+    assert (w.user, w.kind, w.site, w.cpu, w.memory, w.gpus, w.submitted) == (
+        "alice",
+        "notebook",
+        "vega",
+        16.0,
+        64 * 2**30,
+        2,
+        T0,
+    )
     assert workload_of({"metadata": {"uid": "x", "labels": {}}}) is None
-    assert resources_of({"spec": {"containers": [{"resources": {
-        "requests": {"cpu": "500m"}}}]}}) == (0.5, None, 0)
+    assert resources_of(
+        {"spec": {"containers": [{"resources": {"requests": {"cpu": "500m"}}}]}}
+    ) == (0.5, None, 0)
 
 
 def test_events_feed_the_user_index_and_the_history(index: Index) -> None:
@@ -106,8 +147,9 @@ def test_node_trouble_and_gpus_per_site(index: Index) -> None:
     index.reset_nodes([node("vega-vk", ready=False), node("psnc-vk", ready=True, gpus=4)])
     index.pod_event("ADDED", pod("g1", gpus=2), T0)
     index.pod_event("ADDED", pod("g2", gpus=1, user="bob"), T0)
-    assert index.note_for("vega") == ("Vega's interLink node is not ready since 12:03; "
-                                      "your session keeps running for up to 1 h")
+    assert index.note_for("vega") == (
+        "Vega's interLink node is not ready since 12:03; your session keeps running for up to 1 h"
+    )
     assert index.note_for("psnc") is None
     vega = next(s for s in index.catalogue if s.slug == "vega")
     out = index.site_json(vega)

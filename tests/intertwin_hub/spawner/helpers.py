@@ -48,26 +48,33 @@ class OfflineSpawner(InterTwinSpawner):
         return [self.get_env_secret_manifest(POD_UID)]
 
 
-def spawner(groups: tuple[str, ...] = (DEV,), auth_state: dict[str, Any] | None = None,
-            **config: Any) -> OfflineSpawner:
+def spawner(
+    groups: tuple[str, ...] = (DEV,), auth_state: dict[str, Any] | None = None, **config: Any
+) -> OfflineSpawner:
     user = FakeUser(groups=[Group(g) for g in groups], auth_state=auth_state)
     return OfflineSpawner(_mock=True, user=user, **config)
 
 
-async def manifest(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
-                   **config: Any) -> dict[str, Any]:
+async def manifest(
+    options: dict[str, Any], groups: tuple[str, ...] = (DEV,), **config: Any
+) -> dict[str, Any]:
     return (await build(options, groups, **config))[0]
 
 
-async def build(options: dict[str, Any], groups: tuple[str, ...] = (DEV,),
-                auth_state: dict[str, Any] | None = None,
-                **config: Any) -> tuple[dict[str, Any], list[Any]]:
+async def build(
+    options: dict[str, Any],
+    groups: tuple[str, ...] = (DEV,),
+    auth_state: dict[str, Any] | None = None,
+    **config: Any,
+) -> tuple[dict[str, Any], list[Any]]:
     """The pod manifest and the Secrets the spawner would create with it."""
     s = spawner(groups, auth_state, **config)
     pod = await hub_path(s, options)
     api = ApiClient()
-    return (api.sanitize_for_serialization(pod),
-            [api.sanitize_for_serialization(b) for b in s.created_secrets])
+    return (
+        api.sanitize_for_serialization(pod),
+        [api.sanitize_for_serialization(b) for b in s.created_secrets],
+    )
 
 
 async def hub_path(s: InterTwinSpawner, options: Any) -> Any:

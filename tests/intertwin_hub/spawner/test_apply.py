@@ -31,25 +31,31 @@ async def test_the_sites_start_timeout_is_in_force_before_start() -> None:
 async def test_the_same_spawner_forgets_the_previous_sites_timeouts() -> None:
     # JupyterHub keeps one spawner per server across starts
     s = spawner(start_timeout=180, http_timeout=90)
-    for opts, timeouts in [({"profile": "kbfi"}, (1800, 1800)),
-                           ({"profile": "ukri"}, (300, 90))]:
+    for opts, timeouts in [({"profile": "kbfi"}, (1800, 1800)), ({"profile": "ukri"}, (300, 90))]:
         s.user_options = opts
         await s._run_apply_user_options(s.user_options)
         assert (s.start_timeout, s.http_timeout) == timeouts
 
 
-@pytest.mark.parametrize("opts", [
-    {"profile": "ukri", "gpus": 1},
-    {"profile": "ukri", "resources": " large "},
-    {"profile": "ukri", "image": "minimal\n"},
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"profile": "ukri", "gpus": 1},
+        {"profile": "ukri", "resources": " large "},
+        {"profile": "ukri", "image": "minimal\n"},
+    ],
+)
 async def test_options_that_crashed_kubespawner_spawn_what_was_validated(
-        opts: dict[str, object]) -> None:
+    opts: dict[str, object],
+) -> None:
     s = spawner()
     pod = await hub_path(s, opts)
     assert s.user_options["resources"] in ("small", "large")
-    want = {"gpus": ("gpus", "1"), "resources": ("resources", "large"),
-            "image": ("image", "minimal")}
+    want = {
+        "gpus": ("gpus", "1"),
+        "resources": ("resources", "large"),
+        "image": ("image", "minimal"),
+    }
     key = next(k for k in opts if k != "profile")
     assert s.user_options[want[key][0]] == want[key][1]
     c = pod.spec.containers[0]
@@ -61,13 +67,17 @@ async def test_options_that_crashed_kubespawner_spawn_what_was_validated(
         assert c.resources.limits["cpu"] == 8.0
 
 
-@pytest.mark.parametrize(("opts", "words"), [
-    ({"profile": "ukri", "gpus": "²"}, "'²' is not a GPU choice at UKRI Cloud"),
-    ({"profile": "vega", "gpus": "gpu-²"}, "'gpu-²' is not a Partition and GPUs choice"),
-    ({"profile": "vega", "gpus": "gpu-8"}, "offers at most 4 GPUs per session"),
-])
+@pytest.mark.parametrize(
+    ("opts", "words"),
+    [
+        ({"profile": "ukri", "gpus": "²"}, "'²' is not a GPU choice at UKRI Cloud"),
+        ({"profile": "vega", "gpus": "gpu-²"}, "'gpu-²' is not a Partition and GPUs choice"),
+        ({"profile": "vega", "gpus": "gpu-8"}, "offers at most 4 GPUs per session"),
+    ],
+)
 async def test_bad_options_are_a_400_with_a_sentence_from_the_hubs_runner(
-        opts: dict[str, object], words: str) -> None:
+    opts: dict[str, object], words: str
+) -> None:
     s = spawner((DEV,))
     s.user_options = opts
     with pytest.raises(SpawnException) as e:
@@ -82,16 +92,23 @@ async def test_leonardos_partition_name_reaches_slurm(tmp_path: Path) -> None:
     leonardo = copy.deepcopy(next(s for s in data["sites"] if s["slug"] == "vega"))
     leonardo.update(slug="leonardo", name="Leonardo", title="Offload to Leonardo")
     leonardo["node"]["name"] = "leonardo-vk"
-    leonardo["partitions"] = [{"slug": "boost", "name": "boost_usr_prod",
-                               "label": "boost_usr_prod (A100)", "gpu_choices": [1, 4],
-                               "max_gpus": 4}]
+    leonardo["partitions"] = [
+        {
+            "slug": "boost",
+            "name": "boost_usr_prod",
+            "label": "boost_usr_prod (A100)",
+            "gpu_choices": [1, 4],
+            "max_gpus": 4,
+        }
+    ]
     data["sites"].append(leonardo)
     path = tmp_path / "sites.yaml"
     path.write_text(yaml.safe_dump(data))
-    pod = await manifest({"profile": "leonardo", "gpus": "boost-4"},
-                         site_catalogue_path=str(path))
+    pod = await manifest({"profile": "leonardo", "gpus": "boost-4"}, site_catalogue_path=str(path))
     assert pod["metadata"]["annotations"]["slurm-job.vk.io/flags"].split()[:2] == [
-        "--partition=boost_usr_prod", "--gres=gpu:4"]
+        "--partition=boost_usr_prod",
+        "--gres=gpu:4",
+    ]
 
 
 async def test_a_validation_never_outlives_its_spawn() -> None:

@@ -15,7 +15,8 @@ async def test_a_notebook_pod_names_its_owner_site_and_kind_even_for_odd_user_na
     user = FakeUser(name="Ana.Smith@uni-lj.si", groups=[Group(DEV)])
     s = OfflineSpawner(_mock=True, user=user)
     pod = ApiClient().sanitize_for_serialization(
-        await hub_path(s, {"profile": "vega", "resources": "medium", "gpus": "gpu-1"}))
+        await hub_path(s, {"profile": "vega", "resources": "medium", "gpus": "gpu-1"})
+    )
     # the label is KubeSpawner's label-safe slug; the exact name comes from the annotation
     assert pod["metadata"]["labels"][labels.LABEL_USER] != user.name
     assert labels.owner_of(pod) == "Ana.Smith@uni-lj.si"
@@ -24,7 +25,9 @@ async def test_a_notebook_pod_names_its_owner_site_and_kind_even_for_odd_user_na
 
 def test_workload_labels_and_the_watch_selector() -> None:
     assert labels.workload_labels("kbfi", "batch-cell") == {
-        "intertwin.eu/site": "kbfi", "intertwin.eu/workload": "batch-cell"}
+        "intertwin.eu/site": "kbfi",
+        "intertwin.eu/workload": "batch-cell",
+    }
     with pytest.raises(ValueError):
         labels.workload_labels("kbfi", "daemon")
     assert labels.WORKLOAD_SELECTOR == "intertwin.eu/workload in (notebook,batch-cell)"

@@ -26,36 +26,87 @@ CATALOGUE = load_catalogue()
 DEV = "urn:mace:egi.eu:group:dev.intertwin.eu:role=member#aai.egi.eu"
 
 # near misses of real values: the interesting attacks are the almost-right ones
-REAL = sorted({s.slug for s in CATALOGUE} | {r.slug for s in CATALOGUE for r in s.resources}
-              | {k for s in CATALOGUE for k, _, _ in gpu_choices(s)}
-              | {i.slug for s in CATALOGUE for i in s.images} | {"gpu-8", "gpu-0", "5", "-1"})
+REAL = sorted(
+    {s.slug for s in CATALOGUE}
+    | {r.slug for s in CATALOGUE for r in s.resources}
+    | {k for s in CATALOGUE for k, _, _ in gpu_choices(s)}
+    | {i.slug for s in CATALOGUE for i in s.images}
+    | {"gpu-8", "gpu-0", "5", "-1"}
+)
 texts = st.one_of(
     st.sampled_from(REAL),
     # what crashed KubeSpawner after validation, and digits int() refuses
-    st.sampled_from([1, 0, 2, " large ", "minimal\n", "²", "gpu-²", "\u0661", "gpu-\u0661",
-                     " gpu-1", "\tsmall", "itwinai ", "0 "]),
+    st.sampled_from(
+        [
+            1,
+            0,
+            2,
+            " large ",
+            "minimal\n",
+            "²",
+            "gpu-²",
+            "\u0661",
+            "gpu-\u0661",
+            " gpu-1",
+            "\tsmall",
+            "itwinai ",
+            "0 ",
+        ]
+    ),
     st.sampled_from(REAL).map(lambda v: v.upper()),
     st.sampled_from(REAL).map(lambda v: f" {v}\n"),
     st.text(max_size=40),
     st.integers(-5, 50),
-    st.none(), st.booleans(), st.lists(st.sampled_from(REAL), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.lists(st.sampled_from(REAL), max_size=2),
 )
 images = st.one_of(
     st.sampled_from([i.image for s in CATALOGUE for i in s.images]),
-    st.sampled_from(["/cvmfs/a.b/c", "quay.io/x/y:1", "evil.io/x:1", "/ceph/hpc/data/a.sif",
-                     "/ceph/hpc/data/../../etc/passwd", "/ceph/hpc/data/../../x.sif",
-                     "quay.io/x/y:1; rm -rf /",
-                     "/cvmfs/a\n/b", "a" * 400]),
+    st.sampled_from(
+        [
+            "/cvmfs/a.b/c",
+            "quay.io/x/y:1",
+            "evil.io/x:1",
+            "/ceph/hpc/data/a.sif",
+            "/ceph/hpc/data/../../etc/passwd",
+            "/ceph/hpc/data/../../x.sif",
+            "quay.io/x/y:1; rm -rf /",
+            "/cvmfs/a\n/b",
+            "a" * 400,
+        ]
+    ),
     st.text(max_size=60),
 )
 options = st.dictionaries(
-    st.sampled_from(["profile", "resources", "gpus", "image", "image--unlisted-choice",
-                     "cpu_limit", "node_selector", "Profile"]),
-    st.one_of(texts, images), max_size=6)
-groups = st.lists(st.sampled_from([DEV, "dev.intertwin.eu", "virgo.intertwin.eu",
-                                   "urn:mace:egi.eu:group:virgo.intertwin.eu#aai.egi.eu",
-                                   "dev.intertwin.eu.evil", "urn:mace:egi.eu:group:dev"]),
-                  max_size=3)
+    st.sampled_from(
+        [
+            "profile",
+            "resources",
+            "gpus",
+            "image",
+            "image--unlisted-choice",
+            "cpu_limit",
+            "node_selector",
+            "Profile",
+        ]
+    ),
+    st.one_of(texts, images),
+    max_size=6,
+)
+groups = st.lists(
+    st.sampled_from(
+        [
+            DEV,
+            "dev.intertwin.eu",
+            "virgo.intertwin.eu",
+            "urn:mace:egi.eu:group:virgo.intertwin.eu#aai.egi.eu",
+            "dev.intertwin.eu.evil",
+            "urn:mace:egi.eu:group:dev",
+        ]
+    ),
+    max_size=3,
+)
 
 
 def assert_within_catalogue(sel: Selection, vos: frozenset[str]) -> None:
@@ -134,7 +185,8 @@ def assert_refusal_is_a_sentence(e: SpawnException) -> None:
 @settings(max_examples=10_000, deadline=None)
 @given(options, groups, options)
 def test_the_hub_spawns_exactly_what_was_validated_or_refuses_with_a_sentence(
-        opts: dict[str, Any], grps: list[str], later: dict[str, Any]) -> None:
+    opts: dict[str, Any], grps: list[str], later: dict[str, Any]
+) -> None:
     """The whole path the hub runs with user_options (JupyterHub's apply_user_options runner,
     KubeSpawner's load_user_options with its profile lookups, get_pod_manifest): every
     crafted input is a 400 with a sentence, or a pod of exactly the validated selection.
@@ -167,13 +219,17 @@ async def two_starts(opts: dict[str, Any], grps: list[str], later: dict[str, Any
 
 def test_vo_from_entitlements() -> None:
     assert vos_of([DEV]) == {"dev.intertwin.eu"}
-    assert vos_of(["urn:mace:egi.eu:group:dev.intertwin.eu:itwinai:role=member#aai.egi.eu"]) \
-        == {"dev.intertwin.eu"}
+    assert vos_of(["urn:mace:egi.eu:group:dev.intertwin.eu:itwinai:role=member#aai.egi.eu"]) == {
+        "dev.intertwin.eu"
+    }
     assert vos_of(["dev.intertwin.eu.evil"]) == {"dev.intertwin.eu.evil"}
 
 
 def test_defaults_are_the_first_choices() -> None:
     sel = validate(CATALOGUE, {"dev.intertwin.eu"}, {"profile": "vega"})
     assert (sel.resource.slug, sel.partition and sel.partition.slug, sel.gpus) == (
-        "small", "gpu", 1)
+        "small",
+        "gpu",
+        1,
+    )
     assert validate(CATALOGUE, set(), {}).site.slug == "ukri"

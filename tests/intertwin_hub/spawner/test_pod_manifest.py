@@ -14,10 +14,18 @@ pytestmark = pytest.mark.asyncio
 
 OFFLOAD_TOLERATIONS = [
     {"key": "virtual-node.interlink/no-schedule", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 3600},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 3600},
+    {
+        "key": "node.kubernetes.io/not-ready",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 3600,
+    },
+    {
+        "key": "node.kubernetes.io/unreachable",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 3600,
+    },
 ]
 
 
@@ -38,14 +46,16 @@ async def test_vega_with_two_a100() -> None:
     pod = await manifest({"profile": "vega", "resources": "medium", "gpus": "gpu-2"})
     spec = pod["spec"]
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": "vega-vk"}
-    assert [t for t in spec["tolerations"] if t["key"] in
-            {t["key"] for t in OFFLOAD_TOLERATIONS}] == OFFLOAD_TOLERATIONS
+    assert [
+        t for t in spec["tolerations"] if t["key"] in {t["key"] for t in OFFLOAD_TOLERATIONS}
+    ] == OFFLOAD_TOLERATIONS
     res = resources(pod)
     assert res["limits"] == {"cpu": "16.0", "memory": str(64 * 2**30), "nvidia.com/gpu": "2"}
     assert res["requests"] == res["limits"]
     ann = pod["metadata"]["annotations"]
     assert ann["slurm-job.vk.io/flags"] == (
-        "--partition=gpu --gres=gpu:2 --time=04:00:00 --account=intertwin")
+        "--partition=gpu --gres=gpu:2 --time=04:00:00 --account=intertwin"
+    )
     assert "interlink.eu/pod-vpn" not in ann  # the shipped catalogue: Vega is reached by wstunnel
     labels = pod["metadata"]["labels"]
     assert labels["intertwin.eu/site"] == "vega"
@@ -63,8 +73,10 @@ async def test_psnc_with_h100_partition() -> None:
     pod = await manifest({"profile": "psnc", "gpus": "proxima-4"})
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "psnc-vk"}
     assert container(pod)["resources"]["limits"]["nvidia.com/gpu"] == "4"
-    assert "--partition=proxima --gres=gpu:4" in pod["metadata"]["annotations"][
-        "slurm-job.vk.io/flags"]
+    assert (
+        "--partition=proxima --gres=gpu:4"
+        in pod["metadata"]["annotations"]["slurm-job.vk.io/flags"]
+    )
 
 
 async def test_kbfi_arc_has_no_gpu_and_no_slurm_flags() -> None:
@@ -83,7 +95,8 @@ async def test_ukri_cloud_pod_is_ordinary() -> None:
     spec = pod["spec"]
     assert not (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
     assert "virtual-node.interlink/no-schedule" not in {
-        t["key"] for t in spec.get("tolerations") or []}
+        t["key"] for t in spec.get("tolerations") or []
+    }
     assert container(pod)["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container(pod)["image"] == "quay.io/jupyter/minimal-notebook:2026-10-20"
     assert "interlink.eu/pod-vpn" not in pod["metadata"]["annotations"]
@@ -108,30 +121,38 @@ async def test_no_token_in_the_pod_spec(profile: str) -> None:
     # prelude before the real command
     vol = next(v for v in pod["spec"]["volumes"] if v["name"] == "intertwin-env")
     assert vol["secret"]["secretName"] == "jupyter-alice-env"
-    assert {"name": "intertwin-env", "mountPath": "/var/run/intertwin/env",
-            "readOnly": True} in c["volumeMounts"]
+    assert {"name": "intertwin-env", "mountPath": "/var/run/intertwin/env", "readOnly": True} in c[
+        "volumeMounts"
+    ]
     # the prelude is the container's args (the image's CMD): the image's ENTRYPOINT still runs
     assert not c.get("command")
     assert c["args"][:2] == ["/bin/sh", "-c"]
     assert c["args"][4].endswith("jupyterhub-singleuser")
     # owned by the pod, so Kubernetes deletes it with the pod even if the hub cannot
-    assert secret["metadata"]["ownerReferences"] == [{
-        "apiVersion": "v1", "kind": "Pod", "name": "jupyter-alice", "uid": POD_UID,
-        "blockOwnerDeletion": False, "controller": False}]
+    assert secret["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": "jupyter-alice",
+            "uid": POD_UID,
+            "blockOwnerDeletion": False,
+            "controller": False,
+        }
+    ]
 
 
 async def test_a_command_set_by_the_hub_config_is_wrapped_with_its_args() -> None:
     """A command (from the hub configuration) already replaces the entrypoint: the prelude
     runs it with its args."""
-    pod, _ = await build({"profile": "vega"}, api_token="t",
-                         extra_container_config={"command": ["tini", "--"]})
+    pod, _ = await build(
+        {"profile": "vega"}, api_token="t", extra_container_config={"command": ["tini", "--"]}
+    )
     c = container(pod)
     assert c["command"][:2] == ["/bin/sh", "-c"]
     assert c["args"][:3] == ["tini", "--", "jupyterhub-singleuser"]
 
 
-async def test_the_prelude_exports_the_secret_files_then_execs_the_command(
-        tmp_path: Any) -> None:
+async def test_the_prelude_exports_the_secret_files_then_execs_the_command(tmp_path: Any) -> None:
     import asyncio
 
     from intertwin_hub.spawner.pod import secret_env_command
@@ -141,25 +162,40 @@ async def test_the_prelude_exports_the_secret_files_then_execs_the_command(
     show = 'echo "$JUPYTERHUB_API_TOKEN|$RUCIO_ACCESS_TOKEN|$0"'
     command, args = secret_env_command([], ["sh", "-c", show, "x"])
     proc = await asyncio.create_subprocess_exec(
-        *command, *args, stdout=asyncio.subprocess.PIPE,
-        env={"INTERTWIN_SECRET_ENV_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        *command,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        env={"INTERTWIN_SECRET_ENV_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     out, _ = await proc.communicate()
     assert (proc.returncode, out) == (0, b"tok 1|rucio'2|x\n")
 
 
-@pytest.mark.parametrize(("reach", "present", "absent"), [
-    ("pod-vpn", {"interlink.eu/pod-vpn": "true"},
-     "interlink.virtual-kubelet.io/wstunnel-timeout"),
-    ("wstunnel", {"interlink.virtual-kubelet.io/wstunnel-timeout": "5m"},
-     "interlink.eu/pod-vpn"),
-])
+@pytest.mark.parametrize(
+    ("reach", "present", "absent"),
+    [
+        (
+            "pod-vpn",
+            {"interlink.eu/pod-vpn": "true"},
+            "interlink.virtual-kubelet.io/wstunnel-timeout",
+        ),
+        (
+            "wstunnel",
+            {"interlink.virtual-kubelet.io/wstunnel-timeout": "5m"},
+            "interlink.eu/pod-vpn",
+        ),
+    ],
+)
 async def test_the_sites_reach_mode_sets_its_annotations_only(
-        reach: str, present: dict[str, str], absent: str) -> None:
+    reach: str, present: dict[str, str], absent: str
+) -> None:
     # the hub-wide extra_annotations carry both; only the site's mode may reach the VK
-    extra = {"interlink.eu/pod-vpn": "true",
-             "interlink.virtual-kubelet.io/wstunnel-timeout": "1s", "team": "x"}
-    pod = await manifest({"profile": "vega"}, site_reach={"vega": reach},
-                         extra_annotations=extra)
+    extra = {
+        "interlink.eu/pod-vpn": "true",
+        "interlink.virtual-kubelet.io/wstunnel-timeout": "1s",
+        "team": "x",
+    }
+    pod = await manifest({"profile": "vega"}, site_reach={"vega": reach}, extra_annotations=extra)
     ann = pod["metadata"]["annotations"]
     assert ann.items() >= present.items()
     assert absent not in ann
@@ -182,27 +218,36 @@ async def test_an_unknown_reach_in_the_hub_config_is_a_sentence() -> None:
 
 
 async def test_a_profile_override_cannot_undo_site_rules() -> None:
-    pod = await manifest({"profile": "vega"}, node_selector={"kubernetes.io/hostname": "x"},
-                         tolerations=[{"key": "virtual-node.interlink/no-schedule",
-                                       "value": "false"}])
+    pod = await manifest(
+        {"profile": "vega"},
+        node_selector={"kubernetes.io/hostname": "x"},
+        tolerations=[{"key": "virtual-node.interlink/no-schedule", "value": "false"}],
+    )
     spec = pod["spec"]
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": "vega-vk"}
     tol = [t for t in spec["tolerations"] if t["key"] == "virtual-node.interlink/no-schedule"]
     assert tol == [OFFLOAD_TOLERATIONS[0]]
 
 
-@pytest.mark.parametrize(("options", "groups", "says"), [
-    ({"profile": "vega"}, (), "open only to members of the dev.intertwin.eu VO"),
-    ({"profile": "nowhere"}, (DEV,), "There is no site 'nowhere'"),
-    ({"profile": "vega", "gpus": "gpu-8"}, (DEV,), "offers at most 4 GPUs"),
-    ({"profile": "vega", "resources": "huge"}, (DEV,), "'huge' is not a CPU and Memory choice"),
-    ({"profile": "vega", "image--unlisted-choice": "evil.example/miner:1"}, (DEV,),
-     "cannot run at Offload to Vega HPC"),
-    ({"profile": "kbfi", "gpus": "1"}, (), "has no GPUs"),
-    ({"profile": "ukri", "nodeSelector": "x"}, (), "Unknown server option 'nodeSelector'"),
-])
-async def test_refusals_are_400_with_a_sentence(options: dict[str, Any],
-                                                groups: tuple[str, ...], says: str) -> None:
+@pytest.mark.parametrize(
+    ("options", "groups", "says"),
+    [
+        ({"profile": "vega"}, (), "open only to members of the dev.intertwin.eu VO"),
+        ({"profile": "nowhere"}, (DEV,), "There is no site 'nowhere'"),
+        ({"profile": "vega", "gpus": "gpu-8"}, (DEV,), "offers at most 4 GPUs"),
+        ({"profile": "vega", "resources": "huge"}, (DEV,), "'huge' is not a CPU and Memory choice"),
+        (
+            {"profile": "vega", "image--unlisted-choice": "evil.example/miner:1"},
+            (DEV,),
+            "cannot run at Offload to Vega HPC",
+        ),
+        ({"profile": "kbfi", "gpus": "1"}, (), "has no GPUs"),
+        ({"profile": "ukri", "nodeSelector": "x"}, (), "Unknown server option 'nodeSelector'"),
+    ],
+)
+async def test_refusals_are_400_with_a_sentence(
+    options: dict[str, Any], groups: tuple[str, ...], says: str
+) -> None:
     with pytest.raises(SpawnException) as e:
         await manifest(options, groups=groups)
     assert e.value.status_code == 400
@@ -211,15 +256,18 @@ async def test_refusals_are_400_with_a_sentence(options: dict[str, Any],
 
 async def test_rucio_config_follows_the_site_and_the_token_is_secret() -> None:
     instance = {"RUCIO_BASE_URL": "https://rucio.example", "RUCIO_AUTH_URL": "https://auth.ex"}
-    pod, secrets = await build({"profile": "vega"}, rucio_instance=instance,
-                               auth_state={"access_token": "oidc-access-xyz"})
+    pod, secrets = await build(
+        {"profile": "vega"}, rucio_instance=instance, auth_state={"access_token": "oidc-access-xyz"}
+    )
     e = env(pod)
     # the user's own OIDC token, in the Secret only
     assert "oidc-access-xyz" not in json.dumps(pod)
     assert secrets[0]["stringData"]["RUCIO_ACCESS_TOKEN"] == "oidc-access-xyz"
     assert e["RUCIO_BASE_URL"] == "https://rucio.example"
     assert (e["RUCIO_DESTINATION_RSE"], e["RUCIO_RSE_MOUNT_PATH"]) == (
-        "VEGA-DCACHE", "/dcache/sling.si/projects/intertwin")
+        "VEGA-DCACHE",
+        "/dcache/sling.si/projects/intertwin",
+    )
     assert (e["RUCIO_OIDC_AUTH"], e["RUCIO_OIDC_ENV_NAME"]) == ("env", "RUCIO_ACCESS_TOKEN")
     pod, _ = await build({"profile": "ukri"}, groups=(), rucio_instance=instance)
     assert "RUCIO_DESTINATION_RSE" not in env(pod)  # UKRI has no scratch RSE
@@ -227,12 +275,18 @@ async def test_rucio_config_follows_the_site_and_the_token_is_secret() -> None:
 
 async def test_a_deployment_may_mount_a_sites_scratch_elsewhere() -> None:
     instance = {"RUCIO_BASE_URL": "https://rucio.example"}
-    pod, _ = await build({"profile": "vega"}, rucio_instance=instance,
-                         scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"})
+    pod, _ = await build(
+        {"profile": "vega"},
+        rucio_instance=instance,
+        scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"},
+    )
     assert env(pod)["RUCIO_RSE_MOUNT_PATH"] == "/srv/rse/VEGA-DCACHE/"
     assert env(pod)["INTERTWIN_SCRATCH_PATH"] == "/srv/rse/VEGA-DCACHE/"
-    pod, _ = await build({"profile": "psnc"}, rucio_instance=instance,
-                         scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"})
+    pod, _ = await build(
+        {"profile": "psnc"},
+        rucio_instance=instance,
+        scratch_mount_paths={"vega": "/srv/rse/VEGA-DCACHE/"},
+    )
     assert env(pod)["RUCIO_RSE_MOUNT_PATH"] == "/mnt/dcache/intertwin"  # the catalogue's
 
 
@@ -244,28 +298,40 @@ async def test_a_site_added_to_the_catalogue_is_offered_and_routed(tmp_path: Any
     import intertwin_hub
 
     data = yaml.safe_load((Path(intertwin_hub.__file__).parent / "sites.yaml").read_text())
-    data["sites"].append({
-        "slug": "jsc", "name": "JSC", "title": "Offload to JUWELS Booster - dev VO",
-        "description": "Offload Jupyterlab session on a JUWELS Booster node",
-        "kind": "offload",
-        "node": {"name": "jsc-vk", "cpu": "48", "memory": "512Gi",
-                 "gpu": {"model": "A100", "count": 4}},
-        "batch": {"system": "slurm", "account": "intertwin", "time": "01:00:00"},
-        "allowed_vos": ["dev.intertwin.eu"],
-        "resources": [{"slug": "node", "label": "48 CPU, 512 GiB", "cpu": 48,
-                       "memory": "500Gi"}],
-        "partitions": [{"slug": "booster", "label": "booster (A100)", "gpu_choices": [4],
-                        "max_gpus": 4}],
-        "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
-        "scratch": {"rse": "JSC-TEAPOT", "mount_path": "/p/scratch/intertwin"},
-        "start_timeout": 1800, "reach": "pod-vpn",
-    })
+    data["sites"].append(
+        {
+            "slug": "jsc",
+            "name": "JSC",
+            "title": "Offload to JUWELS Booster - dev VO",
+            "description": "Offload Jupyterlab session on a JUWELS Booster node",
+            "kind": "offload",
+            "node": {
+                "name": "jsc-vk",
+                "cpu": "48",
+                "memory": "512Gi",
+                "gpu": {"model": "A100", "count": 4},
+            },
+            "batch": {"system": "slurm", "account": "intertwin", "time": "01:00:00"},
+            "allowed_vos": ["dev.intertwin.eu"],
+            "resources": [
+                {"slug": "node", "label": "48 CPU, 512 GiB", "cpu": 48, "memory": "500Gi"}
+            ],
+            "partitions": [
+                {"slug": "booster", "label": "booster (A100)", "gpu_choices": [4], "max_gpus": 4}
+            ],
+            "images": [{"slug": "itwinai", "label": "itwinai", "image": "ghcr.io/x/itwinai:1"}],
+            "scratch": {"rse": "JSC-TEAPOT", "mount_path": "/p/scratch/intertwin"},
+            "start_timeout": 1800,
+            "reach": "pod-vpn",
+        }
+    )
     path = tmp_path / "sites.yaml"
     path.write_text(yaml.safe_dump(data))
     s = spawner(site_catalogue_path=str(path))
     assert "jsc" in [p["slug"] for p in s.profile_list(s)]
-    pod = await manifest({"profile": "jsc", "gpus": "booster-4"},
-                         site_catalogue_path=str(path))
+    pod = await manifest({"profile": "jsc", "gpus": "booster-4"}, site_catalogue_path=str(path))
     assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "jsc-vk"}
-    assert "--partition=booster --gres=gpu:4" in pod["metadata"]["annotations"][
-        "slurm-job.vk.io/flags"]
+    assert (
+        "--partition=booster --gres=gpu:4"
+        in pod["metadata"]["annotations"]["slurm-job.vk.io/flags"]
+    )

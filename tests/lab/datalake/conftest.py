@@ -21,19 +21,25 @@ OPENAPI = Path(intertwin_lab.datalake.__file__).with_name("openapi.yaml")
 SITE_RSE = "VEGA-DCACHE"
 
 
-def datalake_config(rucio: dict[str, Any], user: str, rse: str | None = SITE_RSE,
-                    **overrides: Any) -> dict[str, Any]:
+def datalake_config(
+    rucio: dict[str, Any], user: str, rse: str | None = SITE_RSE, **overrides: Any
+) -> dict[str, Any]:
     """``c.DataLake`` for ``user`` at the site whose scratch RSE is ``rse``; in the testbed the
     RSE's directory IS the mount path, so local paths are real files."""
     acc = rucio["accounts"][user]
     cfg: dict[str, Any] = {
-        "rucio_base_url": rucio["url"], "rucio_auth_url": rucio["url"],
-        "auth_type": "userpass", "account": acc["account"], "username": acc["username"],
-        "password": acc["password"], "destination_rse": rse,
+        "rucio_base_url": rucio["url"],
+        "rucio_auth_url": rucio["url"],
+        "auth_type": "userpass",
+        "account": acc["account"],
+        "username": acc["username"],
+        "password": acc["password"],
+        "destination_rse": rse,
         "rse_mount_path": rucio["rses"][rse]["path"] if rse else None,
         "site_name": rucio["rses"][rse]["site"] if rse else "UKRI",
         "site_title": "Offload to Vega HPC - dev VO" if rse == SITE_RSE else "",
-        "default_lifetime_days": 7, "max_lifetime_days": 30,
+        "default_lifetime_days": 7,
+        "max_lifetime_days": 30,
     }
     cfg.update(overrides)
     return cfg
@@ -45,10 +51,13 @@ def datalake_user() -> str:
 
 
 @pytest.fixture
-def jp_server_config(jp_server_config: dict[str, Any], rucio: dict[str, Any],
-                     datalake_user: str) -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"intertwin_lab": True}},
-            "DataLake": datalake_config(rucio, datalake_user)}
+def jp_server_config(
+    jp_server_config: dict[str, Any], rucio: dict[str, Any], datalake_user: str
+) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"intertwin_lab": True}},
+        "DataLake": datalake_config(rucio, datalake_user),
+    }
 
 
 Api = Callable[..., Awaitable[tuple[int, Any]]]
@@ -63,8 +72,9 @@ class OpenAPI:
 
     def check(self, method: str, route: str, status: int, body: Any) -> None:
         op = self.doc["paths"][route][method.lower()]
-        assert str(status) in op["responses"], \
+        assert str(status) in op["responses"], (
             f"{method} {route} answered {status}, which openapi.yaml does not document"
+        )
         resp = op["responses"][str(status)]
         if "$ref" in resp:
             resp = self.doc["components"]["responses"][resp["$ref"].rsplit("/", 1)[-1]]
@@ -81,8 +91,7 @@ def _to_json_schema(node: Any) -> Any:
         return [_to_json_schema(x) for x in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _to_json_schema(v) for k, v in node.items()
-           if k not in ("nullable", "example")}
+    out = {k: _to_json_schema(v) for k, v in node.items() if k not in ("nullable", "example")}
     if node.get("nullable"):
         return {"anyOf": [out, {"type": "null"}]}
     return out
@@ -108,8 +117,13 @@ def api(jp_fetch: Any, openapi: OpenAPI) -> Api:
     """``await api("GET", "dids", params={...}, body={...})`` → (status, JSON), every answer
     checked against openapi.yaml."""
 
-    async def call(method: str, path: str, params: dict[str, Any] | None = None,
-                   body: Any = None, check: bool = True) -> tuple[int, Any]:
+    async def call(
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        check: bool = True,
+    ) -> tuple[int, Any]:
         kwargs: dict[str, Any] = {"method": method, "params": params or {}}
         if body is not None:
             kwargs["body"] = json.dumps(body)
@@ -134,16 +148,14 @@ def api(jp_fetch: Any, openapi: OpenAPI) -> Api:
 
 def did_path(did: str, suffix: str = "") -> str:
     scope, name = did.split(":", 1)
-    return f"dids/{quote(scope, safe='')}/{quote(name, safe='')}" + (f"/{suffix}" if suffix
-                                                                         else "")
+    return f"dids/{quote(scope, safe='')}/{quote(name, safe='')}" + (f"/{suffix}" if suffix else "")
 
 
 @pytest.fixture
 def use_datalake(jp_serverapp: Any, rucio: dict[str, Any]) -> Callable[..., DataLakeService]:
     """Swap the server's DataLake for another user / site / Rucio (same server, one call)."""
 
-    def swap(user: str = "alice", rse: str | None = SITE_RSE,
-             **overrides: Any) -> DataLakeService:
+    def swap(user: str = "alice", rse: str | None = SITE_RSE, **overrides: Any) -> DataLakeService:
         cfg = DataLake(**datalake_config(rucio, user, rse, **overrides))
         service = DataLakeService(cfg)
         jp_serverapp.web_app.settings[SETTINGS_KEY] = service

@@ -62,29 +62,42 @@ async def test_search_wildcards_types_and_metadata(api: Api) -> None:
         return {f"{d['scope']}:{d['name']}" for d in body["items"]}
 
     assert await names(scope="intertwin", name="climate.era5.*", type="dataset") == {
-        "intertwin:climate.era5.2020", "intertwin:climate.era5.2021"}
+        "intertwin:climate.era5.2020",
+        "intertwin:climate.era5.2021",
+    }
     assert await names(scope="intertwin", name="*", type="container") >= {
-        "intertwin:climate", "intertwin:physics"}
+        "intertwin:climate",
+        "intertwin:physics",
+    }
     assert await names(name="intertwin:physics.*", type="collection") == {
-        "intertwin:physics.virgo.o3", "intertwin:physics.lattice.qcd"}
+        "intertwin:physics.virgo.o3",
+        "intertwin:physics.lattice.qcd",
+    }
     assert await names(scope="intertwin", type="dataset", filters="datatype=climate") == {
-        "intertwin:climate.era5.2020", "intertwin:climate.era5.2021"}
-    assert await names(scope="intertwin", type="dataset",
-                       filters="datatype=climate,run_number>2020") == {
-        "intertwin:climate.era5.2021"}
-    assert await names(scope="intertwin", type="dataset",
-                       filters="run_number=2020;project=virgo") == {
-        "intertwin:climate.era5.2020", "intertwin:physics.virgo.o3"}
-    code, body = await api("GET", "dids", params={"scope": "intertwin", "name": "climate*",
-                                                  "type": "file"})
+        "intertwin:climate.era5.2020",
+        "intertwin:climate.era5.2021",
+    }
+    assert await names(
+        scope="intertwin", type="dataset", filters="datatype=climate,run_number>2020"
+    ) == {"intertwin:climate.era5.2021"}
+    assert await names(
+        scope="intertwin", type="dataset", filters="run_number=2020;project=virgo"
+    ) == {"intertwin:climate.era5.2020", "intertwin:physics.virgo.o3"}
+    code, body = await api(
+        "GET", "dids", params={"scope": "intertwin", "name": "climate*", "type": "file"}
+    )
     assert code == 200 and body["items"][0]["type"] == "file"
     assert body["items"][0]["bytes"] == 4096
 
 
 async def test_search_pages_with_a_cursor(api: Api) -> None:
     seen: list[str] = []
-    params: dict[str, Any] = {"scope": "intertwin", "name": "big.100k.0001*", "type": "file",
-                              "limit": 40}
+    params: dict[str, Any] = {
+        "scope": "intertwin",
+        "name": "big.100k.0001*",
+        "type": "file",
+        "limit": 40,
+    }
     for _ in range(10):
         code, body = await api("GET", "dids", params=params)
         assert code == 200
@@ -95,16 +108,20 @@ async def test_search_pages_with_a_cursor(api: Api) -> None:
     assert len(seen) == len(set(seen)) == 100  # big.100k.000100 … 000199
 
 
-@pytest.mark.parametrize(("params", "param"), [
-    ({"name": "x*"}, "scope"),
-    ({"scope": "intertwin", "type": "tape"}, "type"),
-    ({"scope": "intertwin", "filters": "datatype"}, "filters"),
-    ({"scope": "intertwin", "limit": "0"}, "limit"),
-    ({"scope": "intertwin", "limit": "100000"}, "limit"),
-    ({"scope": "in twin"}, "scope"),
-])
-async def test_search_bad_input_names_the_parameter(api: Api, params: dict[str, str],
-                                                    param: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"name": "x*"}, "scope"),
+        ({"scope": "intertwin", "type": "tape"}, "type"),
+        ({"scope": "intertwin", "filters": "datatype"}, "filters"),
+        ({"scope": "intertwin", "limit": "0"}, "limit"),
+        ({"scope": "intertwin", "limit": "100000"}, "limit"),
+        ({"scope": "in twin"}, "scope"),
+    ],
+)
+async def test_search_bad_input_names_the_parameter(
+    api: Api, params: dict[str, str], param: str
+) -> None:
     code, body = await api("GET", "dids", params=params)
     assert code == 400 and body["error"] == "bad_request" and body["param"] == param, body
 
@@ -114,8 +131,9 @@ async def test_details_of_a_dataset_a_container_and_a_file(api: Api) -> None:
     assert code == 200, d
     assert d["type"] == "dataset" and d["length"] == 4 and d["bytes"] == 4 * 4096
     assert d["metadata"]["datatype"] == "climate" and d["metadata"]["run_number"] == 2020
-    assert d["replicas"] == [{"rse": "EODC", "site": "EODC", "state": "AVAILABLE",
-                              "available_length": 4, "length": 4}]
+    assert d["replicas"] == [
+        {"rse": "EODC", "site": "EODC", "state": "AVAILABLE", "available_length": 4, "length": 4}
+    ]
     assert d["here"]["rse"] == SITE_RSE and d["here"]["state"] == "NOT_AVAILABLE"
     assert d["here"]["rule_id"] is None
 
@@ -143,8 +161,9 @@ async def test_content_of_small_collections(api: Api) -> None:
     assert code == 200 and page["total"] == 4 and len(page["items"]) == 3
     assert page["next"] is not None and page["total_bytes"] == 4 * 4096
     first = [x["name"] for x in page["items"]]
-    code, page = await api("GET", did_path(ERA5, "content"),
-                           params={"cursor": page["next"], "limit": 3})
+    code, page = await api(
+        "GET", did_path(ERA5, "content"), params={"cursor": page["next"], "limit": 3}
+    )
     assert code == 200 and page["offset"] == 3 and page["next"] is None
     (last,) = [x["name"] for x in page["items"]]
     assert len({*first, last}) == 4
@@ -171,8 +190,9 @@ async def test_pages_through_the_100k_dataset(api: Api, rucio: dict[str, Any]) -
     names = [x["name"] for x in page["items"]]
     cursor = page["next"]
     while cursor is not None:
-        code, page = await api("GET", did_path(big, "content"),
-                               params={"cursor": cursor, "limit": 1000}, check=False)
+        code, page = await api(
+            "GET", did_path(big, "content"), params={"cursor": cursor, "limit": 1000}, check=False
+        )
         assert code == 200
         names += [x["name"] for x in page["items"]]
         cursor = page["next"]
@@ -181,15 +201,18 @@ async def test_pages_through_the_100k_dataset(api: Api, rucio: dict[str, Any]) -
     assert len(names) == len(set(names)) == 100_000
 
 
-async def test_a_wide_search_holds_bounded_memory_and_pages_on(
-        api: Api, use_datalake: Any) -> None:
+async def test_a_wide_search_holds_bounded_memory_and_pages_on(api: Api, use_datalake: Any) -> None:
     """``big.100k.*`` matches 100,000 files: the server reads Rucio's stream only a little past
     the page asked for, holds at most its window of rows, and still pages truthfully (a next
     cursor, the same rows when paging back)."""
     window, readahead = 2_000, 500
     service = use_datalake(listing_window_rows=window, listing_readahead_rows=readahead)
-    params: dict[str, Any] = {"scope": "intertwin", "name": "big.100k.*", "type": "file",
-                              "limit": 1000}
+    params: dict[str, Any] = {
+        "scope": "intertwin",
+        "name": "big.100k.*",
+        "type": "file",
+        "limit": 1000,
+    }
 
     async def paused() -> None:
         deadline = time.monotonic() + 120
@@ -214,8 +237,9 @@ async def test_a_wide_search_holds_bounded_memory_and_pages_on(
 
 
 @pytest.mark.timeout(900)  # Rucio resolves 100,000 replicas: minutes on a loaded 2-core box
-async def test_every_local_path_of_the_100k_dataset(api: Api, rucio: dict[str, Any],
-                                                   use_datalake: Any) -> None:
+async def test_every_local_path_of_the_100k_dataset(
+    api: Api, rucio: dict[str, Any], use_datalake: Any
+) -> None:
     """What "Add to notebook" does for the 100,000-file dataset, at the RSE that holds it:
     one streamed replica listing paged through, every path under the mount, distinct."""
     service = use_datalake(rse="DESY-DCACHE")
@@ -225,8 +249,9 @@ async def test_every_local_path_of_the_100k_dataset(api: Api, rucio: dict[str, A
     paths: list[str] = []
     params = {"limit": 1000, "whole": "true"}
     while True:
-        code, page = await api("GET", did_path(big, "paths"), params=params,
-                               check="cursor" not in params)
+        code, page = await api(
+            "GET", did_path(big, "paths"), params=params, check="cursor" not in params
+        )
         assert code == 200, page
         assert all(x["state"] == "AVAILABLE" for x in page["items"]), page["items"][:3]
         paths += [x["path"] for x in page["items"]]
@@ -251,7 +276,8 @@ async def test_paths_of_data_not_here_say_so(api: Api, use_datalake: Any) -> Non
 
 
 async def test_make_available_replicates_and_the_file_is_readable(
-        api: Api, rucio: dict[str, Any]) -> None:
+    api: Api, rucio: dict[str, Any]
+) -> None:
     code, body = await api("POST", "rules", body={"did": ERA5, "lifetime_days": 2})
     assert code == 201, body
     rule = body["rule"]
@@ -350,15 +376,18 @@ async def test_no_scratch_at_this_site(api: Api, use_datalake: Any) -> None:
     assert code == 200 and d["here"] is None
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"did": ERA5, "lifetime_days": 0}, "lifetime_days"),
-    ({"did": ERA5, "lifetime_days": 31}, "lifetime_days"),
-    ({"did": ERA5, "lifetime_days": "7"}, "lifetime_days"),
-    ({"did": "no-colon"}, "did"),
-    ({}, "did"),
-    ({"did": ERA5, "copies": 2}, "copies"),
-    (["not", "an", "object"], "body"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"did": ERA5, "lifetime_days": 0}, "lifetime_days"),
+        ({"did": ERA5, "lifetime_days": 31}, "lifetime_days"),
+        ({"did": ERA5, "lifetime_days": "7"}, "lifetime_days"),
+        ({"did": "no-colon"}, "did"),
+        ({}, "did"),
+        ({"did": ERA5, "copies": 2}, "copies"),
+        (["not", "an", "object"], "body"),
+    ],
+)
 async def test_rule_bad_input(api: Api, body: Any, param: str) -> None:
     code, err = await api("POST", "rules", body=body)
     assert code == 400 and err["param"] == param, err
@@ -414,8 +443,9 @@ async def test_rucio_down_is_503(api: Api, use_datalake: Any) -> None:
     assert code == 200 and cfg["rse"] == SITE_RSE
 
 
-async def test_expired_or_invalid_credentials_are_401(api: Api, use_datalake: Any,
-                                                      tmp_path: Path) -> None:
+async def test_expired_or_invalid_credentials_are_401(
+    api: Api, use_datalake: Any, tmp_path: Path
+) -> None:
     token = tmp_path / "token"
     token.write_text("not-a-valid-rucio-token")
     token.chmod(0o600)

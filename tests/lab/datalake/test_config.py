@@ -10,11 +10,26 @@ from traitlets.config import Config
 from intertwin_hub.sites import load_catalogue
 from intertwin_hub.spawner.pod import rucio_env
 
-RUCIO_VARS = ("RUCIO_BASE_URL", "RUCIO_AUTH_URL", "RUCIO_DESTINATION_RSE", "RUCIO_RSE_MOUNT_PATH",
-              "RUCIO_SITE_NAME", "RUCIO_REPLICATION_RULE_LIFETIME_DAYS", "RUCIO_OIDC_AUTH",
-              "RUCIO_OIDC_ENV_NAME", "RUCIO_OIDC_FILE_NAME", "RUCIO_ACCOUNT", "RUCIO_AUTH_TYPE",
-              "RUCIO_DEFAULT_AUTH_TYPE", "RUCIO_USERNAME", "RUCIO_PASSWORD", "RUCIO_VO",
-              "INTERTWIN_SITE_TITLE", "RUCIO_PATH_BEGINS_AT", "INTERTWIN_RUCIO_PFN_PREFIX")
+RUCIO_VARS = (
+    "RUCIO_BASE_URL",
+    "RUCIO_AUTH_URL",
+    "RUCIO_DESTINATION_RSE",
+    "RUCIO_RSE_MOUNT_PATH",
+    "RUCIO_SITE_NAME",
+    "RUCIO_REPLICATION_RULE_LIFETIME_DAYS",
+    "RUCIO_OIDC_AUTH",
+    "RUCIO_OIDC_ENV_NAME",
+    "RUCIO_OIDC_FILE_NAME",
+    "RUCIO_ACCOUNT",
+    "RUCIO_AUTH_TYPE",
+    "RUCIO_DEFAULT_AUTH_TYPE",
+    "RUCIO_USERNAME",
+    "RUCIO_PASSWORD",
+    "RUCIO_VO",
+    "INTERTWIN_SITE_TITLE",
+    "RUCIO_PATH_BEGINS_AT",
+    "INTERTWIN_RUCIO_PFN_PREFIX",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +40,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults_from_what_the_spawner_injects(monkeypatch: pytest.MonkeyPatch) -> None:
     vega = next(s for s in load_catalogue().sites if s.slug == "vega")
-    env = rucio_env(vega, {"RUCIO_BASE_URL": "https://rucio.example/",
-                           "RUCIO_AUTH_URL": "https://rucio-auth.example"}, "jwt-of-alice")
+    env = rucio_env(
+        vega,
+        {
+            "RUCIO_BASE_URL": "https://rucio.example/",
+            "RUCIO_AUTH_URL": "https://rucio-auth.example",
+        },
+        "jwt-of-alice",
+    )
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     cfg = DataLake()

@@ -30,7 +30,8 @@ def test_the_davs_rse_has_no_file_protocol(rucio: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("rule", ["catalogue", "protocol-prefix"])
 async def test_a_replica_at_a_davs_only_rse_has_a_local_path(
-        api: Api, rucio: dict[str, Any], use_datalake: Any, rule: str) -> None:
+    api: Api, rucio: dict[str, Any], use_datalake: Any, rule: str
+) -> None:
     psnc = load_catalogue().get("psnc")
     assert psnc is not None and psnc.scratch.rse == RSE
     # the mount is the RSE's folder here; the PFN rule is the shipped catalogue's (or none:
@@ -41,8 +42,7 @@ async def test_a_replica_at_a_davs_only_rse_has_a_local_path(
     files = {f"{ds}.{i}.dat": secrets.token_bytes(64 + i) for i in range(3)}
     await asyncio.to_thread(add_dataset, rucio, "intertwin", ds, files)
 
-    code, body = await api("POST", "rules", body={"did": f"intertwin:{ds}",
-                                                  "lifetime_days": 1})
+    code, body = await api("POST", "rules", body={"did": f"intertwin:{ds}", "lifetime_days": 1})
     assert code == 201, body
     rule_id = body["rule"]["id"]
     try:
@@ -60,7 +60,8 @@ async def test_a_replica_at_a_davs_only_rse_has_a_local_path(
         for item in page["items"]:
             assert item["state"] == "AVAILABLE", item
             assert item["pfn"].startswith(
-                f"davs://{door['hostname']}:{door['port']}{door['prefix']}"), item
+                f"davs://{door['hostname']}:{door['port']}{door['prefix']}"
+            ), item
             assert item["path"].startswith(mount), item
             data = await asyncio.to_thread(Path(item["path"]).read_bytes)
             assert data == files[item["name"]]

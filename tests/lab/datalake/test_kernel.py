@@ -44,8 +44,9 @@ def inject(kc: BlockingKernelClient, dids: list[dict[str, Any]]) -> list[str]:
     """Open the comm, send ``inject``, return the variable names the kernel acknowledged."""
     comm_id = uuid.uuid4().hex
     for msg_type, content in (
-            ("comm_open", {"comm_id": comm_id, "target_name": COMM_TARGET, "data": {}}),
-            ("comm_msg", {"comm_id": comm_id, "data": {"action": "inject", "dids": dids}})):
+        ("comm_open", {"comm_id": comm_id, "target_name": COMM_TARGET, "data": {}}),
+        ("comm_msg", {"comm_id": comm_id, "data": {"action": "inject", "dids": dids}}),
+    ):
         kc.shell_channel.send(kc.session.msg(msg_type, content))
     while True:
         msg = kc.get_iopub_msg(timeout=TIMEOUT)
@@ -55,8 +56,7 @@ def inject(kc: BlockingKernelClient, dids: list[dict[str, Any]]) -> list[str]:
             return list(data["variable_names"])
 
 
-def test_attached_dids_become_local_paths(kernel: BlockingKernelClient,
-                                          tmp_path: Path) -> None:
+def test_attached_dids_become_local_paths(kernel: BlockingKernelClient, tmp_path: Path) -> None:
     files = []
     for i in range(3):
         f = tmp_path / f"era5.{i}.nc"
@@ -65,32 +65,65 @@ def test_attached_dids_become_local_paths(kernel: BlockingKernelClient,
     out, reply = run(kernel, "%load_ext intertwin_lab.datalake.kernel")
     assert reply["status"] == "ok", out
 
-    names = inject(kernel, [
-        {"type": "collection", "variableName": "era5", "did": "intertwin:era5",
-         "didAvailable": True, "files": files},
-        {"type": "file", "variableName": "one", "did": "intertwin:era5.1.nc",
-         "didAvailable": True, "files": [files[1]]},
-    ])
+    names = inject(
+        kernel,
+        [
+            {
+                "type": "collection",
+                "variableName": "era5",
+                "did": "intertwin:era5",
+                "didAvailable": True,
+                "files": files,
+            },
+            {
+                "type": "file",
+                "variableName": "one",
+                "did": "intertwin:era5.1.nc",
+                "didAvailable": True,
+                "files": [files[1]],
+            },
+        ],
+    )
     assert names == ["era5", "one"]
 
-    out, reply = run(kernel, "print(len(era5), open(era5[2]).read(), '|', open(one).read(), "
-                             "one.pfn, one.did)")
+    out, reply = run(
+        kernel, "print(len(era5), open(era5[2]).read(), '|', open(one).read(), one.pfn, one.did)"
+    )
     assert reply["status"] == "ok", out
-    assert out.strip() == (f"3 bytes of file 2 | bytes of file 1 {files[1]['pfn']} "
-                           "intertwin:era5.1.nc")
+    assert out.strip() == (
+        f"3 bytes of file 2 | bytes of file 1 {files[1]['pfn']} intertwin:era5.1.nc"
+    )
 
 
 def test_a_did_not_here_yet_says_so_when_used(kernel: BlockingKernelClient) -> None:
     run(kernel, "%load_ext intertwin_lab.datalake.kernel")
-    names = inject(kernel, [
-        {"type": "collection", "variableName": "qcd", "did": "intertwin:physics.lattice.qcd",
-         "didAvailable": False, "files": []},
-        {"type": "file", "variableName": "gone", "did": "user.alice:x", "didAvailable": True,
-         "files": None},
-        # not a Python name: skipped, never executed
-        {"type": "file", "variableName": "x; import os", "did": "a:b", "didAvailable": True,
-         "files": [{"path": "/tmp/x"}]},
-    ])
+    names = inject(
+        kernel,
+        [
+            {
+                "type": "collection",
+                "variableName": "qcd",
+                "did": "intertwin:physics.lattice.qcd",
+                "didAvailable": False,
+                "files": [],
+            },
+            {
+                "type": "file",
+                "variableName": "gone",
+                "did": "user.alice:x",
+                "didAvailable": True,
+                "files": None,
+            },
+            # not a Python name: skipped, never executed
+            {
+                "type": "file",
+                "variableName": "x; import os",
+                "did": "a:b",
+                "didAvailable": True,
+                "files": [{"path": "/tmp/x"}],
+            },
+        ],
+    )
     assert names == ["gone", "qcd"]
     out, reply = run(kernel, "open(qcd[0])")
     assert reply["status"] == "error" and reply["ename"] == "DIDNotAvailableError"

@@ -30,14 +30,20 @@ def generic_rucio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     run_dir: Path = tmp_path_factory.mktemp("rucio-generic")
     sup = Supervisor(run_dir)
     try:
-        yield start_rucio(sup, run_dir, pump_interval=None, policy="generic",
-                          progress=lambda m: print(f"[rucio generic] {m}"))
+        yield start_rucio(
+            sup,
+            run_dir,
+            pump_interval=None,
+            policy="generic",
+            progress=lambda m: print(f"[rucio generic] {m}"),
+        )
     finally:
         sup.stop_all()
 
 
 async def test_the_stock_policy_refuses_owners_and_the_api_says_so(
-        api: Api, jp_serverapp: Any, generic_rucio: dict[str, Any]) -> None:
+    api: Api, jp_serverapp: Any, generic_rucio: dict[str, Any]
+) -> None:
     assert generic_rucio["policy"] == "generic"
     service = DataLakeService(DataLake(**datalake_config(generic_rucio, "alice")))
     jp_serverapp.web_app.settings[SETTINGS_KEY] = service
@@ -61,8 +67,10 @@ async def test_the_stock_policy_refuses_owners_and_the_api_says_so(
 
     code, body = await api("PATCH", f"rules/{rule['id']}", body={"lifetime_days": 5})
     assert code == 403 and body["error"] == "forbidden" and body["action"] == "extend", body
-    assert "does not let your account change the lifetime of replication rules" in \
-        body["message"] and "DataLake operators" in body["message"]
+    assert (
+        "does not let your account change the lifetime of replication rules" in body["message"]
+        and "DataLake operators" in body["message"]
+    )
     code, body = await api("DELETE", f"rules/{rule['id']}")
     assert code == 403 and body["action"] == "delete", body
     assert "does not let your account delete replication rules" in body["message"]
@@ -72,7 +80,8 @@ async def test_the_stock_policy_refuses_owners_and_the_api_says_so(
 
 
 async def test_an_admin_account_may_under_the_stock_policy(
-        api: Api, jp_serverapp: Any, generic_rucio: dict[str, Any]) -> None:
+    api: Api, jp_serverapp: Any, generic_rucio: dict[str, Any]
+) -> None:
     from testbed.rucio.client import client
 
     root = client(generic_rucio, "root")
@@ -86,8 +95,9 @@ async def test_an_admin_account_may_under_the_stock_policy(
         await asyncio.to_thread(root.delete_account_attribute, "bob", "admin")
 
 
-async def test_owners_may_under_the_intertwin_policy(api: Api, rucio: dict[str, Any],
-                                                    use_datalake: Any) -> None:
+async def test_owners_may_under_the_intertwin_policy(
+    api: Api, rucio: dict[str, Any], use_datalake: Any
+) -> None:
     from testbed.rucio.client import add_dataset
 
     use_datalake("alice")

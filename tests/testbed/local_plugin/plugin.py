@@ -34,9 +34,25 @@ class Plugin:
         self.port = free_port()
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen(
-                [PY, "-m", "testbed.local_plugin", "--host", "127.0.0.1", "--port",
-                 str(self.port), "--root", str(self.root), "--site", "TestSite", *self.extra],
-                cwd=REPO, stdout=err, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    PY,
+                    "-m",
+                    "testbed.local_plugin",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--root",
+                    str(self.root),
+                    "--site",
+                    "TestSite",
+                    *self.extra,
+                ],
+                cwd=REPO,
+                stdout=err,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
         def up() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
@@ -63,14 +79,24 @@ class Plugin:
     def cancel_all(self) -> str:
         return subprocess.run(
             [PY, "-m", "testbed.local_plugin", "--root", str(self.root), "--cancel-all"],
-            cwd=REPO, capture_output=True, text=True, timeout=30, check=True).stdout
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
 
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-             timeout: float = 10.0) -> tuple[int, str, bytes]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, str, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            data = raw if raw is not None else (None if body is None else
-                                                json.dumps(body).encode())
+            data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
             headers = {"Content-Type": "application/json"} if data is not None else {}
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
@@ -94,11 +120,11 @@ class Plugin:
     def container(self, pod: JSONish, name: str, init: bool = False) -> JSONish:
         st = self.status(pod)
         assert st is not None
-        return next(c for c in st["initContainers" if init else "containers"]
-                    if c["name"] == name)
+        return next(c for c in st["initContainers" if init else "containers"] if c["name"] == name)
 
-    def wait_state(self, pod: JSONish, name: str, state: str, init: bool = False,
-                   timeout: float = 10.0) -> JSONish:
+    def wait_state(
+        self, pod: JSONish, name: str, state: str, init: bool = False, timeout: float = 10.0
+    ) -> JSONish:
         def check() -> JSONish | None:
             c = self.container(pod, name, init)
             return c if state in c["state"] else None
@@ -106,8 +132,9 @@ class Plugin:
         return wait_for(check, f"{name} to be {state}", timeout)
 
     def logs(self, pod: JSONish, ctr: str, **opts: Any) -> tuple[int, bytes]:
-        code, _, body = self.call("GET", "/getLogs", log_request(pod, ctr, **opts),
-                                  timeout=opts.get("timeout", 10.0))
+        code, _, body = self.call(
+            "GET", "/getLogs", log_request(pod, ctr, **opts), timeout=opts.get("timeout", 10.0)
+        )
         return code, body
 
     def delete(self, pod: JSONish) -> tuple[int, str]:
@@ -117,34 +144,70 @@ class Plugin:
 
 def log_request(pod: JSONish, ctr: str, **opts: Any) -> JSONish:
     meta = pod["metadata"]
-    base = {"Tail": 0, "Bytes": 0, "Timestamps": False, "Follow": False, "Previous": False,
-            "SinceSeconds": 0, "SinceTime": "0001-01-01T00:00:00Z"}
+    base = {
+        "Tail": 0,
+        "Bytes": 0,
+        "Timestamps": False,
+        "Follow": False,
+        "Previous": False,
+        "SinceSeconds": 0,
+        "SinceTime": "0001-01-01T00:00:00Z",
+    }
     base.update({k: v for k, v in opts.items() if k != "timeout"})
-    return {"Namespace": meta["namespace"], "PodUID": meta["uid"], "PodName": meta["name"],
-            "ContainerName": ctr, "Opts": base}
+    return {
+        "Namespace": meta["namespace"],
+        "PodUID": meta["uid"],
+        "PodName": meta["name"],
+        "ContainerName": ctr,
+        "Opts": base,
+    }
 
 
-def make_pod(name: str, containers: list[JSONish], init: list[JSONish] | None = None,
-             volumes: list[JSONish] | None = None, annotations: dict[str, str] | None = None,
-             grace: int | None = None) -> JSONish:
+def make_pod(
+    name: str,
+    containers: list[JSONish],
+    init: list[JSONish] | None = None,
+    volumes: list[JSONish] | None = None,
+    annotations: dict[str, str] | None = None,
+    grace: int | None = None,
+) -> JSONish:
     spec: JSONish = {"containers": containers, "volumes": volumes or []}
     if init:
         spec["initContainers"] = init
     if grace is not None:
         spec["terminationGracePeriodSeconds"] = grace
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "jhub", "uid": str(uuid.uuid4()),
-                         "annotations": annotations or {}},
-            "spec": spec, "status": {"phase": "Pending"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "jhub",
+            "uid": str(uuid.uuid4()),
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+        "status": {"phase": "Pending"},
+    }
 
 
-def create_body(pod: JSONish, configmaps: list[JSONish] | None = None,
-                secrets: list[JSONish] | None = None) -> JSONish:
+def create_body(
+    pod: JSONish, configmaps: list[JSONish] | None = None, secrets: list[JSONish] | None = None
+) -> JSONish:
     """Shaped as interLink's API sends it: one object, one entry per container."""
     ctrs = pod["spec"].get("initContainers", []) + pod["spec"]["containers"]
-    return {"pod": pod, "container": [
-        {"name": c["name"], "configMaps": configmaps or [], "secrets": secrets or [],
-         "projectedvolumemaps": [], "emptyDirs": []} for c in ctrs]}
+    return {
+        "pod": pod,
+        "container": [
+            {
+                "name": c["name"],
+                "configMaps": configmaps or [],
+                "secrets": secrets or [],
+                "projectedvolumemaps": [],
+                "emptyDirs": [],
+            }
+            for c in ctrs
+        ],
+    }
 
 
 def ctr(name: str, script: str | None, *args: str, **extra: Any) -> JSONish:

@@ -15,8 +15,9 @@ def test_the_pump_writes_the_output_as_is_and_stamped(tmp_path: Path) -> None:
     out, log = tmp_path / "main.out", tmp_path / "main.log"
     long = b"x" * 70000
     data = b"one\ntwo\n" + long + b"\npartial"
-    subprocess.run([sys.executable, "-I", str(PUMP), str(out), str(log)], input=data,
-                   check=True, timeout=30)
+    subprocess.run(
+        [sys.executable, "-I", str(PUMP), str(out), str(log)], input=data, check=True, timeout=30
+    )
     assert out.read_bytes() == data
     lines = log.read_bytes().split(b"\n")
     assert lines[-1] == b""

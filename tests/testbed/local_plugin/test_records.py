@@ -16,11 +16,21 @@ from testbed.local_plugin.records import (
 
 
 def test_a_job_round_trips_through_its_json(tmp_path: Path) -> None:
-    job = Job(uid="u-1", name="jupyter-ana", namespace="jhub", jid="1001", pod_ip="127.0.0.1",
-              submitted_at=1.0, queue_until=2.0, state=RUNNING, gpus=[0],
-              containers=[ContainerRecord("prepare", True, state="terminated", exit_code=0),
-                          ContainerRecord("notebook", False, state=CTR_RUNNING, pid=42,
-                                          start_ticks=7, gpus=[0])])
+    job = Job(
+        uid="u-1",
+        name="jupyter-ana",
+        namespace="jhub",
+        jid="1001",
+        pod_ip="127.0.0.1",
+        submitted_at=1.0,
+        queue_until=2.0,
+        state=RUNNING,
+        gpus=[0],
+        containers=[
+            ContainerRecord("prepare", True, state="terminated", exit_code=0),
+            ContainerRecord("notebook", False, state=CTR_RUNNING, pid=42, start_ticks=7, gpus=[0]),
+        ],
+    )
     path = tmp_path / "job.json"
     atomic_write(path, json.dumps(asdict(job)).encode(), 0o600)
     assert path.stat().st_mode & 0o777 == 0o600

@@ -67,23 +67,38 @@ time.sleep(120)
 def test_notebook_pod_lifecycle(plugin: Plugin) -> None:
     pod = make_pod(
         "jupyter-alice",
-        [ctr("notebook", NOTEBOOK, "--ip=0.0.0.0", "$(GREETING)",
-             workingDir="/home/jovyan",
-             env=[
-                 {"name": "GREETING", "value": "hello"},
-                 {"name": "SECRET_TOKEN",
-                  "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}},
-                 {"name": "SERVICE_URL", "value": "http://0.0.0.0:8888/user/alice/"},
-                 {"name": "CFG_DIR", "value": "/etc/nbcfg"},
-                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-             ],
-             volumeMounts=[{"name": "cfg", "mountPath": "/etc/nbcfg"},
-                           {"name": "tokvol", "mountPath": "/var/run/tok", "readOnly": True},
-                           {"name": "home", "mountPath": "/home/jovyan"}])],
-        volumes=[{"name": "cfg", "configMap": {"name": "nb-config"}},
-                 {"name": "tokvol", "secret": {"secretName": "tok"}},
-                 {"name": "home", "emptyDir": {}}],
-        annotations={"interlink.eu/pod-ip": "127.0.0.42"}, grace=3)
+        [
+            ctr(
+                "notebook",
+                NOTEBOOK,
+                "--ip=0.0.0.0",
+                "$(GREETING)",
+                workingDir="/home/jovyan",
+                env=[
+                    {"name": "GREETING", "value": "hello"},
+                    {
+                        "name": "SECRET_TOKEN",
+                        "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}},
+                    },
+                    {"name": "SERVICE_URL", "value": "http://0.0.0.0:8888/user/alice/"},
+                    {"name": "CFG_DIR", "value": "/etc/nbcfg"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                ],
+                volumeMounts=[
+                    {"name": "cfg", "mountPath": "/etc/nbcfg"},
+                    {"name": "tokvol", "mountPath": "/var/run/tok", "readOnly": True},
+                    {"name": "home", "mountPath": "/home/jovyan"},
+                ],
+            )
+        ],
+        volumes=[
+            {"name": "cfg", "configMap": {"name": "nb-config"}},
+            {"name": "tokvol", "secret": {"secretName": "tok"}},
+            {"name": "home", "emptyDir": {}},
+        ],
+        annotations={"interlink.eu/pod-ip": "127.0.0.42"},
+        grace=3,
+    )
     secret = {"metadata": {"name": "tok"}, "data": {"token": base64.b64encode(b"s3cr3t").decode()}}
     cm = {"metadata": {"name": "nb-config"}, "data": {"settings.txt": "theme=dark\n"}}
     body = create_body(pod, configmaps=[cm], secrets=[secret])
@@ -99,8 +114,12 @@ def test_notebook_pod_lifecycle(plugin: Plugin) -> None:
     assert parse_rfc3339(running["state"]["running"]["startedAt"]) is not None
     st = plugin.status(pod)
     assert st is not None
-    assert (st["name"], st["UID"], st["namespace"], st["JID"]) == \
-        ("jupyter-alice", uid, "jhub", created["PodJID"])
+    assert (st["name"], st["UID"], st["namespace"], st["JID"]) == (
+        "jupyter-alice",
+        uid,
+        "jhub",
+        created["PodJID"],
+    )
 
     def ready_output() -> bytes | None:
         code, body = plugin.logs(pod, "notebook")
@@ -148,16 +167,24 @@ def test_exit_code_and_missing_command(plugin: Plugin) -> None:
     failing = make_pod("fails", [ctr("main", "import sys; print('bye'); sys.exit(3)")])
     no_cmd = make_pod("entrypoint", [ctr("main", None)])
     # args only: run by the image's exec entrypoint (tini -g --), as KubeSpawner pods are
-    args_only = make_pod("args-only", [ctr(
-        "main", None, PY, "-c",
-        "import os; print('via entrypoint', os.getcwd() == os.environ['HOME'], "
-        "sorted(os.listdir('..')).count('request.json'))")])
+    args_only = make_pod(
+        "args-only",
+        [
+            ctr(
+                "main",
+                None,
+                PY,
+                "-c",
+                "import os; print('via entrypoint', os.getcwd() == os.environ['HOME'], "
+                "sorted(os.listdir('..')).count('request.json'))",
+            )
+        ],
+    )
     plugin.create(create_body(failing))
     plugin.create(create_body(no_cmd))
     plugin.create(create_body(args_only))
     # it starts in $HOME, not in the plugin's pod folder with the request's Secrets
-    assert wait_for(lambda: plugin.logs(args_only, "main")[1], "logs") == \
-        b"via entrypoint True 1\n"
+    assert wait_for(lambda: plugin.logs(args_only, "main")[1], "logs") == b"via entrypoint True 1\n"
     term = plugin.wait_state(failing, "main", "terminated")["state"]["terminated"]
     assert (term["exitCode"], term["reason"]) == (3, "Error")
     assert parse_rfc3339(term["startedAt"]) and parse_rfc3339(term["finishedAt"])
@@ -167,8 +194,16 @@ def test_exit_code_and_missing_command(plugin: Plugin) -> None:
     assert term["exitCode"] != 0 and "image" in term["message"]
     assert b"ImageEntrypointUnsupported" in plugin.logs(no_cmd, "main")[1]
 
-    missing = make_pod("no-secret", [ctr("main", "pass", env=[
-        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}])])
+    missing = make_pod(
+        "no-secret",
+        [
+            ctr(
+                "main",
+                "pass",
+                env=[{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}],
+            )
+        ],
+    )
     plugin.create(create_body(missing))
     term = plugin.wait_state(missing, "main", "terminated")["state"]["terminated"]
     assert term["reason"] == "CreateContainerConfigError" and "absent" in term["message"]
@@ -203,11 +238,24 @@ def test_init_containers_run_first(plugin: Plugin) -> None:
     env = [{"name": "WORK", "value": "/scratch"}]
     pod = make_pod(
         "with-init",
-        [ctr("main", "import os; print(open(os.environ['WORK'] + '/f').read())", env=env,
-             volumeMounts=mount)],
-        init=[ctr("prepare", "import os; open(os.environ['WORK'] + '/f', 'w').write('ok')",
-                  env=env, volumeMounts=mount)],
-        volumes=[{"name": "work", "emptyDir": {}}])
+        [
+            ctr(
+                "main",
+                "import os; print(open(os.environ['WORK'] + '/f').read())",
+                env=env,
+                volumeMounts=mount,
+            )
+        ],
+        init=[
+            ctr(
+                "prepare",
+                "import os; open(os.environ['WORK'] + '/f', 'w').write('ok')",
+                env=env,
+                volumeMounts=mount,
+            )
+        ],
+        volumes=[{"name": "work", "emptyDir": {}}],
+    )
     plugin.create(create_body(pod))
     term = plugin.wait_state(pod, "main", "terminated")["state"]["terminated"]
     assert term["exitCode"] == 0, plugin.logs(pod, "main")
@@ -216,8 +264,9 @@ def test_init_containers_run_first(plugin: Plugin) -> None:
     assert parse_rfc3339(init["finishedAt"]) <= parse_rfc3339(term["startedAt"])  # type: ignore[operator]
     assert plugin.logs(pod, "main")[1] == b"ok\n"
 
-    bad = make_pod("bad-init", [ctr("main", "print('never')")],
-                   init=[ctr("prepare", "raise SystemExit(2)")])
+    bad = make_pod(
+        "bad-init", [ctr("main", "print('never')")], init=[ctr("prepare", "raise SystemExit(2)")]
+    )
     plugin.create(create_body(bad))
     term = plugin.wait_state(bad, "main", "terminated")["state"]["terminated"]
     assert term["exitCode"] != 0 and "prepare" in term["message"]
@@ -225,8 +274,10 @@ def test_init_containers_run_first(plugin: Plugin) -> None:
 
 
 def test_follow_streams_until_exit(plugin: Plugin) -> None:
-    pod = make_pod("counter", [ctr(
-        "main", "import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(0.1)")])
+    pod = make_pod(
+        "counter",
+        [ctr("main", "import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(0.1)")],
+    )
     plugin.create(create_body(pod))
     start = time.monotonic()
     code, body = plugin.logs(pod, "main", Follow=True, timeout=15)
@@ -267,12 +318,22 @@ def test_errors_and_ping(plugin: Plugin) -> None:
 def test_queue_and_gpus(start_plugin: Callable[..., Plugin]) -> None:
     site = start_plugin("--queue-seconds", "1", "--gpus", "1")
     ping = json.loads(site.call("GET", "/status", [])[2])
-    assert ping["resources"]["accelerators"] == [{"resourceType": "nvidia.com/gpu",
-                                                  "available": "1"}]
+    assert ping["resources"]["accelerators"] == [
+        {"resourceType": "nvidia.com/gpu", "available": "1"}
+    ]
     gpu = {"limits": {"nvidia.com/gpu": "1"}}
-    one = make_pod("gpu1", [ctr("main", "import os, time; print("
-                                "os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); "
-                                "time.sleep(30)", resources=gpu)])
+    one = make_pod(
+        "gpu1",
+        [
+            ctr(
+                "main",
+                "import os, time; print("
+                "os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); "
+                "time.sleep(30)",
+                resources=gpu,
+            )
+        ],
+    )
     two = make_pod("gpu2", [ctr("main", "pass", resources={"limits": {"nvidia.com/gpu": 2}})])
     jid = site.create(create_body(one))["PodJID"]
     site.create(create_body(two))
@@ -288,11 +349,19 @@ def test_queue_and_gpus(start_plugin: Callable[..., Plugin]) -> None:
 def test_restart_reattaches(start_plugin: Callable[..., Plugin], tmp_path: Path) -> None:
     first = start_plugin()
     flag = tmp_path / "flag"
-    sleeper = make_pod("sleeper", [ctr("main", "import os, time; print(os.getpid()); "
-                                               "time.sleep(60)")])
-    waiter = make_pod("waiter", [ctr(
-        "main", f"import os, sys, time\nwhile not os.path.exists({str(flag)!r}): "
-                "time.sleep(0.05)\nprint('done'); sys.exit(7)")])
+    sleeper = make_pod(
+        "sleeper", [ctr("main", "import os, time; print(os.getpid()); time.sleep(60)")]
+    )
+    waiter = make_pod(
+        "waiter",
+        [
+            ctr(
+                "main",
+                f"import os, sys, time\nwhile not os.path.exists({str(flag)!r}): "
+                "time.sleep(0.05)\nprint('done'); sys.exit(7)",
+            )
+        ],
+    )
     jid = first.create(create_body(sleeper))["PodJID"]
     first.create(create_body(waiter))
     first.wait_state(sleeper, "main", "running")
@@ -313,8 +382,10 @@ def test_restart_reattaches(start_plugin: Callable[..., Plugin], tmp_path: Path)
     pid = int(second.logs(sleeper, "main")[1])
     assert alive(pid)
     # a new job gets the next id from the persisted counter
-    assert int(second.create(create_body(make_pod("next", [ctr("main", "pass")])))["PodJID"]) \
+    assert (
+        int(second.create(create_body(make_pod("next", [ctr("main", "pass")])))["PodJID"])
         == int(jid) + 2
+    )
 
     second.stop()
     assert "sleeper" in second.cancel_all()
@@ -322,9 +393,17 @@ def test_restart_reattaches(start_plugin: Callable[..., Plugin], tmp_path: Path)
 
 
 def test_delete_escalates_to_sigkill(plugin: Plugin) -> None:
-    stubborn = make_pod("stubborn", [ctr(
-        "main", "import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                "print(os.getpid(), flush=True)\ntime.sleep(60)")], grace=1)
+    stubborn = make_pod(
+        "stubborn",
+        [
+            ctr(
+                "main",
+                "import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print(os.getpid(), flush=True)\ntime.sleep(60)",
+            )
+        ],
+        grace=1,
+    )
     plugin.create(create_body(stubborn))
     pid = int(wait_for(lambda: plugin.logs(stubborn, "main")[1], "the pid"))
     start = time.monotonic()

@@ -47,8 +47,9 @@ def upgrade() -> None:
     op.create_table(
         "state_changes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("job_uid", sa.String(64), sa.ForeignKey("jobs.uid", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "job_uid", sa.String(64), sa.ForeignKey("jobs.uid", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )

@@ -23,7 +23,10 @@ def _owns_rule(issuer: Any, rule_id: str, session: Any) -> bool:
 def has_permission(issuer: Any, action: str, kwargs: dict[str, Any], *, session: Any = None) -> Any:
     if action == "del_rule" and _owns_rule(issuer, kwargs["rule_id"], session):
         return True
-    if (action == "update_rule" and set(kwargs.get("options") or {}) <= OWNER_RULE_OPTIONS
-            and _owns_rule(issuer, kwargs["rule_id"], session)):
+    if (
+        action == "update_rule"
+        and set(kwargs.get("options") or {}) <= OWNER_RULE_OPTIONS
+        and _owns_rule(issuer, kwargs["rule_id"], session)
+    ):
         return True
     return generic.has_permission(issuer, action, kwargs, session=session)
