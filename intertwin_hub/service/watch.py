@@ -72,33 +72,47 @@ class Watcher:
             resp.release()
 
     async def _pods_once(self) -> None:
-        listed = await self._list(
-            self.core.list_namespaced_pod, self.namespace, label_selector=WORKLOAD_SELECTOR
-        )
-        self.index.reconcile(listed.get("items") or [])
-        self.pods_listed.set()
-        w = watch.Watch()
-        async with w.stream(
+        await self._list_then_watch(
             self.core.list_namespaced_pod,
-            self.namespace,
-            label_selector=WORKLOAD_SELECTOR,
-            resource_version=listed["metadata"]["resourceVersion"],
-            timeout_seconds=WATCH_SECONDS,
-        ) as stream:
-            async for ev in stream:
-                if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    self.index.pod_event(ev["type"], ev["raw_object"])
+            (self.namespace,),
+            {"label_selector": WORKLOAD_SELECTOR},
+            self.index.reconcile,
+            self.pods_listed,
+            self.index.pod_event,
+        )
 
     async def _nodes_once(self) -> None:
-        listed = await self._list(self.core.list_node)
-        self.index.reset_nodes(listed.get("items") or [])
-        self.nodes_listed.set()
+        await self._list_then_watch(
+            self.core.list_node,
+            (),
+            {},
+            self.index.reset_nodes,
+            self.nodes_listed,
+            self.index.node_event,
+        )
+
+    async def _list_then_watch(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_list: Callable[[list[dict[str, Any]]], Any],
+        listed_event: asyncio.Event,
+        on_event: Callable[[str, dict[str, Any]], Any],
+    ) -> None:
+        """List, hand the items over, then watch from the list's resourceVersion until the
+        watch ends (the caller lists again)."""
+        listed = await self._list(func, *args, **kwargs)
+        on_list(listed.get("items") or [])
+        listed_event.set()
         w = watch.Watch()
         async with w.stream(
-            self.core.list_node,
+            func,
+            *args,
             resource_version=listed["metadata"]["resourceVersion"],
             timeout_seconds=WATCH_SECONDS,
+            **kwargs,
         ) as stream:
             async for ev in stream:
                 if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    self.index.node_event(ev["type"], ev["raw_object"])
+                    on_event(ev["type"], ev["raw_object"])

@@ -61,19 +61,25 @@ def rse_path(state: dict[str, Any], rse: str, scope: str, name: str) -> Path:
     return Path(state["rses"][rse]["path"]) / sdir / h[0:2] / h[2:4] / name
 
 
-def token(state: dict[str, Any], account: str) -> str:
-    """A fresh Rucio token of ``account`` (``GET /auth/userpass``)."""
-    creds = state["root"] if account == "root" else state["accounts"][account]
+def userpass(url: str, account: str, username: str, password: str, timeout: float = 30) -> str:
+    """A fresh Rucio token from ``GET /auth/userpass``; a refusal raises urllib's HTTPError."""
     req = urllib.request.Request(
-        f"{state['url']}/auth/userpass",
+        f"{url}/auth/userpass",
         headers={
-            "X-Rucio-Account": creds["account"],
-            "X-Rucio-Username": creds["username"],
-            "X-Rucio-Password": creds["password"],
+            "X-Rucio-Account": account,
+            "X-Rucio-Username": username,
+            "X-Rucio-Password": password,
         },
     )
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return str(r.headers["X-Rucio-Auth-Token"])
+
+
+def token(state: dict[str, Any], account: str) -> str:
+    """A fresh Rucio token of ``account`` (rucio-clients' Client may hand back one cached on
+    disk by an earlier run)."""
+    creds = state["root"] if account == "root" else state["accounts"][account]
+    return userpass(state["url"], creds["account"], creds["username"], creds["password"])
 
 
 def expired_token(state: dict[str, Any], account: str) -> str:

@@ -501,22 +501,3 @@ def set_pump_interval(state: dict[str, Any], seconds: float | None) -> None:
     )
     with urllib.request.urlopen(req, timeout=10) as r:
         r.read()
-
-
-__all__ = [
-    "DATABASES",
-    "DAVS_ONLY",
-    "POLICIES",
-    "QUOTA",
-    "RUCIO_VERSION",
-    "Database",
-    "Policy",
-    "conveyor_step",
-    "database_from_env",
-    "rucio_server_running",
-    "set_pump_interval",
-    "start_rucio",
-    "start_rucio_server",
-    "stop_rucio",
-    "stop_rucio_server",
-]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from testbed.rucio import set_pump_interval
-from testbed.rucio.client import rse_path
+from testbed.rucio.client import rse_path, token
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "01-datalake.ipynb"
 SITE_RSE = "PSNC-DCACHE"  # not the RSE the API tests use, so their rules stay theirs
@@ -24,7 +23,7 @@ SITE_RSE = "PSNC-DCACHE"  # not the RSE the API tests use, so their rules stay t
 def test_the_datalake_notebook_reads_a_replica_where_it_runs(
     rucio: dict[str, Any], tmp_path: Path
 ) -> None:
-    token = userpass_token(rucio, "alice")
+    alice_token = token(rucio, "alice")
     env = {
         **os.environ,
         # what InterTwinSpawner puts in the session (pod.py::rucio_env), alice's own token
@@ -33,7 +32,7 @@ def test_the_datalake_notebook_reads_a_replica_where_it_runs(
         "RUCIO_DEFAULT_AUTH_TYPE": "oidc",
         "RUCIO_OIDC_AUTH": "env",
         "RUCIO_OIDC_ENV_NAME": "RUCIO_ACCESS_TOKEN",
-        "RUCIO_ACCESS_TOKEN": token,
+        "RUCIO_ACCESS_TOKEN": alice_token,
         "RUCIO_DESTINATION_RSE": SITE_RSE,
         "RUCIO_RSE_MOUNT_PATH": rucio["rses"][SITE_RSE]["path"],
         # PSNC's scratch is davs-only: the catalogue's PFN rule
@@ -64,22 +63,6 @@ def test_the_datalake_notebook_reads_a_replica_where_it_runs(
         if rse != SITE_RSE and rse_path(rucio, rse, "intertwin", fname).is_file()
     )
     assert read.endswith(hashlib.sha256(origin.read_bytes()).hexdigest()), (read, origin)
-
-
-def userpass_token(rucio: dict[str, Any], user: str) -> str:
-    """A fresh token of ``user``'s own account, as the testbed hub gets at login (rucio-clients'
-    Client may hand back a token cached on disk by an earlier run)."""
-    acc = rucio["accounts"][user]
-    req = urllib.request.Request(
-        f"{rucio['url']}/auth/userpass",
-        headers={
-            "X-Rucio-Account": acc["account"],
-            "X-Rucio-Username": acc["username"],
-            "X-Rucio-Password": acc["password"],
-        },
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return str(r.headers["X-Rucio-Auth-Token"])
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from testbed.rucio import (
     start_rucio_server,
     stop_rucio_server,
 )
-from testbed.rucio.client import add_dataset, client, expired_token, rse_path, token
+from testbed.rucio.client import add_dataset, client, expired_token, rse_path, token, userpass
 
 from .rucio_rules import replicate_to_vega
 
@@ -42,16 +42,8 @@ def test_user_logs_in_and_lists_scopes(rucio: dict[str, Any]) -> None:
 
 
 def test_wrong_password_is_refused(rucio: dict[str, Any]) -> None:
-    req = urllib.request.Request(
-        f"{rucio['url']}/auth/userpass",
-        headers={
-            "X-Rucio-Account": "alice",
-            "X-Rucio-Username": "alice",
-            "X-Rucio-Password": "nope",
-        },
-    )
     with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(req, timeout=10)
+        userpass(rucio["url"], "alice", "alice", "nope", timeout=10)
     assert e.value.code == 401
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from testbed.procs import Supervisor, alive
 from testbed.rucio import start_rucio, stop_rucio
-from testbed.rucio.client import client, expired_token
+from testbed.rucio.client import client, expired_token, userpass
 from testbed.rucio.postgres import query
 
 from .rucio_rules import replicate_to_vega
@@ -101,16 +101,8 @@ def test_alice_logs_in_with_userpass(pg_rucio: dict[str, Any]) -> None:
     )
     assert int(conns) >= 1
     # a wrong password and an expired token (expired in PostgreSQL) are refused
-    bad = urllib.request.Request(
-        f"{pg_rucio['url']}/auth/userpass",
-        headers={
-            "X-Rucio-Account": "alice",
-            "X-Rucio-Username": "alice",
-            "X-Rucio-Password": "nope",
-        },
-    )
     with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(bad, timeout=10)
+        userpass(pg_rucio["url"], "alice", "alice", "nope", timeout=10)
     assert e.value.code == 401
     old = urllib.request.Request(
         f"{pg_rucio['url']}/accounts/whoami",
