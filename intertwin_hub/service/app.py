@@ -41,6 +41,8 @@ from .watch import Watcher
 
 log = logging.getLogger("intertwin.service")
 ADMIN_CACHE_SECONDS = 60.0
+# how long a cancel waits for the hub to finish what it is doing with a server
+HUB_PENDING_SECONDS = 60.0
 
 
 class Service:
@@ -213,6 +215,7 @@ class JobHandler(BaseHandler):
                 if job.server_name
                 else f"users/{user}/server"
             )
+            await self._wait_until_the_hub_is_done_with(job, f"users/{user}")
             try:
                 await self.svc.hub("DELETE", path)
             except HTTPClientError as e:
@@ -224,6 +227,28 @@ class JobHandler(BaseHandler):
         else:
             await self._delete_pod(job)
         self.write_json(self.job_json(self.svc.store.get(uid) or job), 202)
+
+    async def _wait_until_the_hub_is_done_with(self, job: db.Job, user_path: str) -> None:
+        """JupyterHub refuses to stop a server while an action on it is pending (a start, or
+        the check of every server it does right after its own restart) and answers 500: wait
+        for the hub to finish, then stop. A server the hub no longer holds is left to DELETE."""
+        end = time.monotonic() + HUB_PENDING_SECONDS
+        while True:
+            try:
+                model = await self.svc.hub("GET", user_path)
+            except HTTPClientError:
+                return
+            servers = (model or {}).get("servers") or {}
+            pending = (servers.get(job.server_name or "") or {}).get("pending")
+            if not pending:
+                return
+            if time.monotonic() > end:
+                raise ApiError(
+                    409,
+                    "hub_busy",
+                    f"The hub is still busy with this server ({pending}); try again in a minute.",
+                )
+            await asyncio.sleep(0.5)
 
     async def _delete_pod(self, job: db.Job) -> None:
         try:
