@@ -227,6 +227,15 @@ async def test_hub_and_service_restart_mid_job_history_intact(testbed: dict[str,
 
         try:
             before = await wait_for_async(running, "alice's PSNC job running", 300)
+
+            async def hub_says_ready() -> bool:
+                # the pod runs before the notebook answers; a hub restarted while the spawn is
+                # still pending stops that half-started server (JupyterHub's own clean-up)
+                async with s.get(f"{hub['api_url']}/users/alice") as r:
+                    model = await r.json()
+                return bool(model["servers"].get("svc-restart", {}).get("ready"))
+
+            await wait_for_async(hub_says_ready, "the hub to say alice's server is ready", 300)
             await asyncio.to_thread(restart_hub, Path(testbed["run_dir"]))
 
             async def answers() -> bool:
