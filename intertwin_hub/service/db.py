@@ -8,7 +8,7 @@ import base64
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -227,23 +227,7 @@ class Store:
 def _record(s: Session, w: Workload, status: JobStatus, at: datetime) -> bool:
     job = s.get(Job, w.uid)
     if job is None:
-        job = Job(
-            uid=w.uid,
-            user=w.user,
-            kind=w.kind,
-            site=w.site,
-            pod=w.pod,
-            server_name=w.server_name,
-            notebook_path=w.notebook_path,
-            cell_id=w.cell_id,
-            cpu=w.cpu,
-            memory=w.memory,
-            gpus=w.gpus,
-            image=w.image,
-            submitted=w.submitted,
-            state="",
-            sentence="",
-        )
+        job = Job(**asdict(w), state="", sentence="")
         s.add(job)
     elif job.state in FINAL:
         return False
@@ -251,22 +235,16 @@ def _record(s: Session, w: Workload, status: JobStatus, at: datetime) -> bool:
 
 
 def _apply(job: Job, status: JobStatus, at: datetime) -> bool:
-    changed = (job.state, job.sentence, job.node, job.batch_job, job.reason, job.exit_code) != (
-        status.state,
-        status.sentence,
-        status.node,
-        status.batch_job,
-        status.reason,
-        status.exit_code,
-    )
+    new = asdict(status)
+    changed = any(getattr(job, k) != v for k, v in new.items())
     if job.state != status.state:
         job.history.append(StateChange(state=status.state, at=at))
         if status.state == "running" and job.started is None:
             job.started = at
         if status.state in FINAL:
             job.finished = at
-    job.state, job.sentence, job.node = status.state, status.sentence, status.node
-    job.batch_job, job.reason, job.exit_code = status.batch_job, status.reason, status.exit_code
+    for k, v in new.items():
+        setattr(job, k, v)
     return changed
 
 

@@ -56,6 +56,26 @@ def inject(kc: BlockingKernelClient, dids: list[dict[str, Any]]) -> list[str]:
             return list(data["variable_names"])
 
 
+def era5_and_one(files: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """What the panel sends for a collection ``era5`` of ``files`` and its file ``one``."""
+    return [
+        {
+            "type": "collection",
+            "variableName": "era5",
+            "did": "intertwin:era5",
+            "didAvailable": True,
+            "files": files,
+        },
+        {
+            "type": "file",
+            "variableName": "one",
+            "did": "intertwin:era5.1.nc",
+            "didAvailable": True,
+            "files": [files[1]],
+        },
+    ]
+
+
 def test_attached_dids_become_local_paths(kernel: BlockingKernelClient, tmp_path: Path) -> None:
     files = []
     for i in range(3):
@@ -67,22 +87,7 @@ def test_attached_dids_become_local_paths(kernel: BlockingKernelClient, tmp_path
 
     names = inject(
         kernel,
-        [
-            {
-                "type": "collection",
-                "variableName": "era5",
-                "did": "intertwin:era5",
-                "didAvailable": True,
-                "files": files,
-            },
-            {
-                "type": "file",
-                "variableName": "one",
-                "did": "intertwin:era5.1.nc",
-                "didAvailable": True,
-                "files": [files[1]],
-            },
-        ],
+        era5_and_one(files),
     )
     assert names == ["era5", "one"]
 

@@ -25,7 +25,7 @@ from jupyter_client.manager import start_new_kernel
 
 from testbed.binaries import cache_dir
 
-from .test_kernel import TIMEOUT, run
+from .test_kernel import TIMEOUT, era5_and_one, run
 
 RUCIO_JUPYTERLAB = "41.0.0"
 INJECTION_TS = Path(__file__).parents[3] / "labextension" / "src" / "datalake" / "injection.ts"
@@ -161,20 +161,7 @@ def test_the_panel_injects_into_rucio_jupyterlabs_kernel_extension(
     panel_inject(
         kernel,
         [
-            {
-                "type": "collection",
-                "variableName": "era5",
-                "did": "intertwin:era5",
-                "didAvailable": True,
-                "files": files,
-            },
-            {
-                "type": "file",
-                "variableName": "one",
-                "did": "intertwin:era5.1.nc",
-                "didAvailable": True,
-                "files": [files[1]],
-            },
+            *era5_and_one(files),
             {
                 "type": "collection",
                 "variableName": "later",
