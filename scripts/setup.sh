@@ -72,10 +72,18 @@ step "lab extension"
 PYTHON=.venv/bin/python scripts/build-labextension.sh
 
 step "intertwin-hub (editable, with the hub, lab, test and dev extras)"
-.venv/bin/python -m pip install -q --no-build-isolation -e ".[dev]"
+.venv/bin/python -m pip install -q --no-build-isolation -c constraints/testbed.txt -e ".[dev]"
 .venv/bin/python -c "import intertwin_hub, intertwin_lab, kubespawner, jupyterhub"
 # serve the lab extension from the source tree (a rebuild is live without reinstalling)
 .venv/bin/jupyter labextension develop --overwrite . >/dev/null
+
+step "a second environment with the chart's JupyterHub 5.5 (.venv-jupyterhub5, constraints/chart-4.4.txt)"
+# the Zero to JupyterHub chart 4.4.0's hub image runs JupyterHub 5.5: scripts/test.sh runs the
+# spawner's tests and spawns through a real hub under it too
+if [ ! -x .venv-jupyterhub5/bin/python ]; then python3 -m venv .venv-jupyterhub5; fi
+.venv-jupyterhub5/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv-jupyterhub5/bin/python -m pip install -q -c constraints/chart-4.4.txt -e ".[test]"
+.venv-jupyterhub5/bin/python -c "import jupyterhub; assert jupyterhub.version_info[0] == 5, jupyterhub.__version__"
 
 step "configurable-http-proxy"
 if [ ! -x "$CACHE/node/node_modules/.bin/configurable-http-proxy" ]; then

@@ -12,3 +12,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 jlpm lint:check
 jlpm test
 .venv/bin/python -m pytest "$@"
+# the same spawner under the chart's JupyterHub 5.5 (not when arguments pick tests): its unit
+# tests, a spawn through a real JupyterHub 5 hub and a refusal's sentence from that hub's API
+if [ $# -eq 0 ]; then
+  .venv-jupyterhub5/bin/python -m pytest tests/intertwin_hub/spawner \
+    tests/testbed/test_hub.py::test_user_spawns_jupyterlab_on_vega_via_rest_api \
+    tests/testbed/test_spawner.py::test_non_member_is_refused_vega_through_the_api
+fi

@@ -9,13 +9,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets import Dict, Float, TraitError, Unicode, default
 from traitlets import validate as validate_trait
 
 from ..sites import REACH_MODES, Catalogue, CatalogueError, load_catalogue
 from ..status import event_sentence, progress_sentence
+from .compat import SpawnException
 from .options import OptionsError, Selection, validate, vos_of
 from .pod import (
     GPU_RESOURCE,

@@ -16,7 +16,10 @@ async def start(
     async with session.post(f"{api}/users/{user}") as r:
         assert r.status in (201, 409), await r.text()
     async with session.post(
-        f"{api}/users/{user}/servers/{server}", json={"user_options": options}
+        # the options as the whole body: JupyterHub 5 reads them so, and JupyterHub 6 still does
+        # (its {"user_options": ...} form is new in 6.0)
+        f"{api}/users/{user}/servers/{server}",
+        json=options,
     ) as r:
         return r.status, await r.text()
 

@@ -42,7 +42,7 @@ def test_teardown_leaves_no_process(testbed: dict[str, Any]) -> None:
     hub = testbed["hub"]
     # a notebook is running when the testbed goes down
     headers = {"Authorization": f"token {hub['service_token']}", "Content-Type": "application/json"}
-    body = json.dumps({"user_options": {"profile": "kbfi"}}).encode()
+    body = json.dumps({"profile": "kbfi"}).encode()
     req = urllib.request.Request(
         f"{hub['api_url']}/users/bob/servers/left", data=body, method="POST", headers=headers
     )

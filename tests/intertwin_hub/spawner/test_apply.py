@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from jupyterhub.spawner import SpawnException
+
+from intertwin_hub.spawner.compat import SpawnException
 
 from .helpers import DEV, hub_path, manifest, spawner
 
@@ -83,7 +84,7 @@ async def test_bad_options_are_a_400_with_a_sentence_from_the_hubs_runner(
     with pytest.raises(SpawnException) as e:
         await s._run_apply_user_options(s.user_options)
     assert e.value.status_code == 400
-    assert words in (e.value.log_message or "") and e.value.log_message.endswith(".")
+    assert words in e.value.message and e.value.message.endswith(".")
 
 
 async def test_leonardos_partition_name_reaches_slurm(tmp_path: Path) -> None:

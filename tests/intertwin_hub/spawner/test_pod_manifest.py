@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from jupyterhub.spawner import SpawnException
+
+from intertwin_hub.spawner.compat import SpawnException
 
 from .helpers import DEV, POD_UID, build, manifest, spawner
 
