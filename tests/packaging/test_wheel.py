@@ -82,6 +82,8 @@ def test_wheel_from_the_working_tree_installs_and_registers(tmp_path: Path) -> N
     for part in ("install.json", "package.json", "static/style.js"):
         assert f"{data}/data/{LABEXT}/{part}" in names, part
     assert any(n.startswith(f"{data}/data/etc/jupyter/jupyter_server_config.d/") for n in names)
+    overrides = "share/jupyter/lab/settings/overrides.d/intertwin-hub.json"
+    assert f"{data}/data/{overrides}" in names
 
     venv = tmp_path / "venv"
     sh(sys.executable, "-m", "venv", venv, cwd=tmp_path)

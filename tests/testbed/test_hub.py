@@ -33,6 +33,15 @@ async def test_user_spawns_jupyterlab_on_vega_via_rest_api(
             status = await r.json()
             assert "started" in status
 
+        # the lab extra's single-user defaults: a managed hub asks no news or update question
+        notification = "lab/api/settings/@jupyterlab/apputils-extension:notification"
+        async with s.get(f"{hub['url']}/user/alice/vega1/{notification}") as r:
+            assert r.status == 200, await r.text()
+            # overrides are the schema's defaults (a user may still change them)
+            props = (await r.json())["schema"]["properties"]
+            assert props["fetchNews"]["default"] == "false", props["fetchNews"]
+            assert props["checkForUpdates"]["default"] is False
+
         async with s.delete(
             f"{hub['api_url']}/users/alice/servers/vega1", json={"remove": True}
         ) as r:
