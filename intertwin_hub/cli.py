@@ -2,6 +2,10 @@
 
 ``intertwin-hub catalogue check FILE`` validates a site catalogue as the hub does at start-up
 and prints the error with the key at fault, or a summary of the sites.
+
+``intertwin-hub usage apel --db URL --site-name NAME --from DAY --to DAY --out DIR`` writes the
+period's APEL records (cloud, and accelerator for GPUs) from the hub service's history into the
+queue directory an APEL SSM sender reads.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .sites import CatalogueError, Site, load_catalogue
@@ -44,6 +49,33 @@ def catalogue_check(path: str) -> int:
     return 0
 
 
+def usage_apel(args: argparse.Namespace) -> int:
+    from .service.db import open_store  # the hub extra's SQLAlchemy, only for this command
+    from .usage.apel import Origin
+    from .usage.report import parse_day, write_apel
+
+    try:
+        start, end = parse_day(args.start), parse_day(args.end)
+    except ValueError as e:
+        print(f"error: {e}; write days as 2026-11-01", file=sys.stderr)
+        return 2
+    if end <= start:
+        print("error: --to must be after --from", file=sys.stderr)
+        return 2
+    try:
+        catalogue = load_catalogue(args.catalogue)
+    except CatalogueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    origin = Origin(site_name=args.site_name, user_names=not args.no_user_names)
+    cloud, gpu = write_apel(open_store(args.db), catalogue, origin, start, end, Path(args.out))
+    print(
+        f"{_count(cloud, 'cloud record')} and {_count(gpu, 'accelerator record')} "
+        f"for {start:%Y-%m-%d} to {end:%Y-%m-%d} written to {args.out}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="intertwin-hub", description="Tools for operators of the interTwin hub."
@@ -54,9 +86,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     what = catalogue.add_subparsers(dest="action", required=True)
     check = what.add_parser("check", help="validate a site catalogue as the hub does at start-up")
     check.add_argument("file", help="the catalogue YAML (c.InterTwinSpawner.site_catalogue_path)")
+    usage = commands.add_parser("usage", help="usage records")
+    usage_what = usage.add_subparsers(dest="action", required=True)
+    apel = usage_what.add_parser(
+        "apel", help="write a period's APEL records into an SSM sender's queue directory"
+    )
+    apel.add_argument("--db", required=True, help="the intertwin service's database URL")
+    apel.add_argument("--site-name", required=True, help="the hub cluster's GOCDB site name")
+    apel.add_argument("--from", dest="start", required=True, help="first day (2026-11-01)")
+    apel.add_argument("--to", dest="end", required=True, help="day after the last (2026-12-01)")
+    apel.add_argument("--out", required=True, help="the SSM sender's outgoing queue directory")
+    apel.add_argument("--catalogue", help="the site catalogue, if not the shipped one")
+    apel.add_argument(
+        "--no-user-names",
+        action="store_true",
+        help="leave GlobalUserName out (user names are personal data leaving the site)",
+    )
     args = parser.parse_args(argv)
     if args.command == "catalogue" and args.action == "check":
         return catalogue_check(args.file)
+    if args.command == "usage" and args.action == "apel":
+        return usage_apel(args)
     parser.error("unknown command")  # argparse exits; unreachable with required subparsers
     return 2
 

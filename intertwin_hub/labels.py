@@ -30,6 +30,9 @@ ANNOTATION_SERVER = "hub.jupyter.org/servername"
 ANNOTATION_NOTEBOOK_PATH = "intertwin.eu/notebook-path"
 ANNOTATION_CELL_ID = "intertwin.eu/cell-id"
 
+# the VO the workload's usage is accounted to (a VO name such as dev.intertwin.eu)
+ANNOTATION_VO = "intertwin.eu/vo"
+
 # every workload pod, whoever's: what the hub service watches
 WORKLOAD_SELECTOR = f"{LABEL_WORKLOAD} in ({','.join(KINDS)})"
 

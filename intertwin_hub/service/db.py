@@ -62,6 +62,7 @@ class Job(Base):
     memory: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gpus: Mapped[int] = mapped_column(Integer, default=0)
     image: Mapped[str | None] = mapped_column(Text, nullable=True)
+    vo: Mapped[str | None] = mapped_column(String(255), nullable=True)
     submitted: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -110,6 +111,7 @@ class Workload:
     memory: int | None = None
     gpus: int = 0
     image: str | None = None
+    vo: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,18 @@ class Store:
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (encode_cursor(rows[-1]) if more and rows else None)
+
+    def ran_between(self, start: datetime, end: datetime) -> list[Job]:
+        """Jobs that were running at some time in [start, end): started before ``end`` and
+        not finished before ``start``, oldest first."""
+        q = (
+            select(Job)
+            .where(Job.started.is_not(None), Job.started < end)
+            .where(or_(Job.finished.is_(None), Job.finished >= start))
+            .order_by(Job.started, Job.uid)
+        )
+        with Session(self.engine) as s:
+            return list(s.scalars(q))
 
     def count(self) -> int:
         with Session(self.engine) as s:

@@ -84,6 +84,7 @@ def workload_of(pod: Pod) -> Workload | None:
         memory=mem,
         gpus=gpus,
         image=containers[0].get("image"),
+        vo=ann.get(labels.ANNOTATION_VO),
     )
 
 

@@ -38,6 +38,8 @@ class Selection:
     gpus: int
     image: str
     other_image: bool
+    # the VO the server's usage is accounted to (APEL's FQAN, the usage ledger, budgets)
+    vo: str | None = None
 
     def user_options(self) -> dict[str, str]:
         """The selection as canonical ``user_options`` (catalogue slugs and keys only), so
@@ -163,7 +165,14 @@ def validate(
     else:
         chosen: Image = _pick(listed, list(site.images), lambda i: i.slug, "Image", site)
         image, is_other = chosen.image, False
-    return Selection(site, resource, partition, gpus, image, is_other)
+    return Selection(site, resource, partition, gpus, image, is_other, accounted_vo(site, vos))
+
+
+def accounted_vo(site: Site, vos: frozenset[str]) -> str | None:
+    """The VO a user's work at ``site`` is accounted to: one that admits them there (the
+    first by name when several do), for an open site their first VO by name, else None."""
+    admitting = vos & set(site.allowed_vos) if site.allowed_vos else vos
+    return min(admitting) if admitting else None
 
 
 def _check_gpu_limit(site: Site, raw: str | None) -> None:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..labels import KIND_NOTEBOOK, workload_labels
+from ..labels import ANNOTATION_VO, KIND_NOTEBOOK, workload_labels
 from ..sites import Site, quantity_bytes
 from .options import Selection
 
@@ -97,6 +97,8 @@ def plan_pod(sel: Selection, reach: str | None = None) -> PodPlan:
         annotations["slurm-job.vk.io/flags"] = slurm_flags(sel)
     if sel.other_image:
         annotations[ANNOTATION_IMAGE_OTHER] = "true"
+    if sel.vo:
+        annotations[ANNOTATION_VO] = sel.vo
     return PodPlan(
         image=sel.image,
         cpu=sel.resource.cpu,

@@ -93,6 +93,10 @@ def test_what_a_pod_says_about_its_workload() -> None:
         T0,
     )
     assert workload_of({"metadata": {"uid": "x", "labels": {}}}) is None
+    assert w.vo is None  # a pod from before the VO annotation
+    p = pod("u2")
+    p["metadata"]["annotations"]["intertwin.eu/vo"] = "dev.intertwin.eu"
+    assert (workload_of(p) or w).vo == "dev.intertwin.eu"
     assert resources_of(
         {"spec": {"containers": [{"resources": {"requests": {"cpu": "500m"}}}]}}
     ) == (0.5, None, 0)

@@ -234,3 +234,11 @@ def test_defaults_are_the_first_choices() -> None:
         1,
     )
     assert validate(CATALOGUE, set(), {}).site.slug == "ukri"
+
+
+def test_usage_is_accounted_to_a_vo_that_admits_the_user() -> None:
+    vos = {"dev.intertwin.eu", "zz.other.eu"}
+    assert validate(CATALOGUE, vos, {"profile": "vega"}).vo == "dev.intertwin.eu"
+    # an open site: the user's first VO by name; no VO at all: none
+    assert validate(CATALOGUE, {"zz.other.eu", "b.eu"}, {"profile": "ukri"}).vo == "b.eu"
+    assert validate(CATALOGUE, set(), {"profile": "ukri"}).vo is None

@@ -58,6 +58,8 @@ async def test_vega_with_two_a100() -> None:
         "--partition=gpu --gres=gpu:2 --time=04:00:00 --account=intertwin"
     )
     assert "interlink.eu/pod-vpn" not in ann  # the shipped catalogue: Vega is reached by wstunnel
+    # the VO that admits alice at Vega is the one her usage is accounted to
+    assert ann["intertwin.eu/vo"] == "dev.intertwin.eu"
     labels = pod["metadata"]["labels"]
     assert labels["intertwin.eu/site"] == "vega"
     assert labels["intertwin.eu/workload"] == "notebook"

@@ -1,0 +1,2 @@
+"""Personal accounting: what each workload pod used (allocated CPU-core, memory and GPU time),
+and the APEL records the sites' accounting expects."""

@@ -1,0 +1,77 @@
+"""``intertwin-hub usage apel``: a period's APEL records from the hub service's history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..service import db
+from ..sites import Catalogue
+from .accounting import Usage, usage_of
+from .apel import (
+    Origin,
+    accelerator_message,
+    accelerator_records,
+    cloud_message,
+    cloud_record,
+    write_spool,
+)
+
+
+def usages(store: db.Store, catalogue: Catalogue, start: datetime, end: datetime) -> list[Usage]:
+    """Every workload that ran in [start, end), its running time counted up to ``end``."""
+    found = []
+    for job in store.ran_between(start, end):
+        u = usage_of(
+            uid=job.uid,
+            pod=job.pod,
+            user=job.user,
+            vo=job.vo,
+            site=job.site,
+            kind=job.kind,
+            image=job.image,
+            state=job.state,
+            started=job.started,
+            finished=job.finished,
+            cpu=job.cpu,
+            memory=job.memory,
+            gpus=job.gpus,
+            catalogue=catalogue,
+            until=end,
+        )
+        if u is not None:
+            found.append(u)
+    return found
+
+
+def write_apel(
+    store: db.Store,
+    catalogue: Catalogue,
+    origin: Origin,
+    start: datetime,
+    end: datetime,
+    out: Path,
+) -> tuple[int, int]:
+    """Write the period's cloud message and, when any pod had GPUs, its accelerator message
+    into the queue at ``out``; (cloud records, accelerator records)."""
+    found = usages(store, catalogue, start, end)
+    if not found:
+        return 0, 0
+
+    def name_of(slug: str) -> str:
+        site = catalogue.get(slug)
+        return site.name if site else slug
+
+    cloud = [cloud_record(u, origin, name_of(u.site)) for u in found]
+    gpu = [r for u in found for r in accelerator_records(u, origin)]
+    messages = [cloud_message(cloud)]
+    if gpu:
+        messages.append(accelerator_message(gpu))
+    write_spool(out, messages)
+    return len(cloud), len(gpu)
+
+
+def parse_day(text: str) -> datetime:
+    """A date (2026-11-01, midnight UTC) or an ISO 8601 time."""
+    t = datetime.fromisoformat(text)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
