@@ -41,6 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         help="queue the Slurm sites' (Vega, PSNC) pods in a real Slurm cluster "
         "(Debian's slurm-wlm, run as root) instead of the emulated queue",
     )
+    u.add_argument(
+        "--keycloak",
+        action="store_true",
+        help="log in through a Keycloak of this run (realm egi, mirroring EGI Check-in) "
+        "instead of the demo password",
+    )
+    u.add_argument(
+        "--access-token-lifespan",
+        type=int,
+        default=3600,
+        help="with --keycloak: seconds an access token lives (EGI Check-in: 3600)",
+    )
     sub.add_parser("down", help="stop every process of the testbed")
     sub.add_parser("status", help="print the running testbed's endpoints")
     a = p.parse_args(argv)
@@ -55,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 rucio=not a.no_rucio,
                 rucio_db=database_from_env(),
                 slurm=a.slurm,
+                keycloak=a.keycloak,
+                access_token_lifespan=a.access_token_lifespan,
             )
             print(
                 f"[testbed] up in {time.monotonic() - t0:.1f} s; state in "
@@ -62,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             if state.get("hub"):
                 print(f"[testbed] JupyterHub: {state['hub']['url']}")
+            if state.get("keycloak"):
+                kc = state["keycloak"]
+                print(
+                    f"[testbed] Keycloak: {kc['url']}/realms/egi (admin console "
+                    f"{kc['url']}/admin/ as {kc['admin_user']} / {kc['admin_password']})"
+                )
             if state.get("rucio"):
                 print(
                     f"[testbed] Rucio: {state['rucio']['url']} "

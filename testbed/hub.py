@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .binaries import cache_dir
 from .cluster import ControlPlane
+from .keycloak import Keycloak
 from .procs import Supervisor, TestbedError, free_port, http_ok, wait_until
 
 DEV_VO = "dev.intertwin.eu"
@@ -23,6 +26,9 @@ ADMINS = ["oper"]
 # named servers a user may have at once (stopped ones count until deleted), above what any
 # test holds at a time
 NAMED_SERVER_LIMIT = 10
+HELM_VALUES = Path(__file__).resolve().parents[1] / "helm-values" / "ukri.yaml"
+# EGI Check-in's Keycloak: the testbed's serves the same paths below its own URL
+CHECKIN_URL = "https://aai.egi.eu/auth"
 
 
 @dataclass
@@ -53,6 +59,8 @@ def hub_config(
     service_token: str,
     rucio: dict[str, Any] | None = None,
     service_port: int | None = None,
+    keycloak: Keycloak | None = None,
+    auth_refresh_age: int = 300,
 ) -> str:
     venv_bin = str(Path(sys.executable).parent)
     service_port = service_port or free_port()
@@ -67,6 +75,16 @@ def hub_config(
         "INTERTWIN_NAMESPACE": cp.namespace,
         "INTERTWIN_SERVICE_DB_URL": f"sqlite:///{run}/intertwin-service.sqlite",
     }
+    if keycloak is None:
+        login = f"""c.JupyterHub.authenticator_class = "dummy"
+# demo only: production uses GenericOAuthenticator against EGI Check-in (helm-values/);
+# `testbed up --keycloak` logs in through the testbed's Keycloak instead
+c.DummyAuthenticator.password = {DEMO_PASSWORD!r}
+c.Authenticator.allowed_users = {set(DEMO_USERS)!r}
+c.Authenticator.admin_users = {set(ADMINS)!r}
+c.JupyterHub.load_groups = {{{DEV_VO!r}: {{"users": {vo_members!r}}}}}"""
+    else:
+        login = checkin_config(keycloak, f"http://127.0.0.1:{port}", auth_refresh_age)
     return f"""# written by testbed/hub.py for one testbed run
 c = get_config()  # noqa
 c.JupyterHub.ip = "127.0.0.1"
@@ -81,12 +99,7 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = {NAMED_SERVER_LIMIT}
-c.JupyterHub.authenticator_class = "dummy"
-# demo only: production uses GenericOAuthenticator against EGI Check-in (helm-values/)
-c.DummyAuthenticator.password = {DEMO_PASSWORD!r}
-c.Authenticator.allowed_users = {set(DEMO_USERS)!r}
-c.Authenticator.admin_users = {set(ADMINS)!r}
-c.JupyterHub.load_groups = {{{DEV_VO!r}: {{"users": {vo_members!r}}}}}
+{login}
 c.JupyterHub.services = [
     {{"name": "testbed", "api_token": {service_token!r}}},
     # the intertwin service, started and stopped by the hub, its own Kubernetes identity
@@ -127,10 +140,39 @@ c.KubeSpawner.extra_annotations = {{"interlink.eu/pod-vpn": "true"}}
 # reached by pod-vpn here (the shipped catalogue says wstunnel, which needs an ingress)
 c.InterTwinSpawner.site_reach = {reach!r}
 c.KubeSpawner.automount_service_account_token = False
-""" + (rucio_config(rucio) if rucio else "")
+""" + (rucio_config(rucio, demo_login=keycloak is None) if rucio else "")
 
 
-def rucio_config(rucio: dict[str, Any]) -> str:
+def checkin_values(values_file: Path = HELM_VALUES) -> dict[str, dict[str, Any]]:
+    """The authenticator sections of the deployment's Helm values (``hub.config``)."""
+    config = yaml.safe_load(values_file.read_text())["hub"]["config"]
+    return {k: dict(config[k]) for k in ("GenericOAuthenticator", "Authenticator")}
+
+
+def checkin_config(kc: Keycloak, hub_url: str, auth_refresh_age: int) -> str:
+    """The login of ``helm-values/`` with EGI Check-in's URLs pointing at the testbed's
+    Keycloak (same realm name and paths), the hub's own callback, and the run's client."""
+    sections = checkin_values()
+    oauth = sections["GenericOAuthenticator"]
+    for key in ("authorize_url", "token_url", "userdata_url"):
+        if not oauth[key].startswith(CHECKIN_URL + "/"):
+            raise TestbedError(f"helm-values: {key} {oauth[key]!r} is not under {CHECKIN_URL}")
+        oauth[key] = kc.url + oauth[key][len(CHECKIN_URL) :]
+    oauth["oauth_callback_url"] = f"{hub_url}/hub/oauth_callback"
+    oauth["client_id"] = kc.client_id
+    oauth["client_secret"] = kc.client_secret
+    auth = sections["Authenticator"]
+    auth["auth_refresh_age"] = auth_refresh_age
+    lines = [
+        'c.JupyterHub.authenticator_class = "generic-oauth"',
+        "# helm-values/ukri.yaml's login, against the testbed's Keycloak (testbed/keycloak.py)",
+    ]
+    for section, values in sections.items():
+        lines += [f"c.{section}.{k} = {v!r}" for k, v in values.items()]
+    return "\n".join(lines)
+
+
+def rucio_config(rucio: dict[str, Any], demo_login: bool = True) -> str:
     """The testbed's Rucio for the hub: each demo user signs in with their own Rucio account
     (testbed/demo_auth.py), sessions get that token, and each site's scratch RSE is the local
     directory the testbed's Rucio writes replicas to."""
@@ -145,9 +187,9 @@ def rucio_config(rucio: dict[str, Any]) -> str:
         user: acc["password"] for user, acc in rucio["accounts"].items() if user in DEMO_USERS
     }
     repo = str(Path(__file__).resolve().parents[1])
-    return f"""
-# the testbed's Rucio DataLake
-import sys  # noqa: E402
+    # with Keycloak the session's token is Keycloak's access token, which this Rucio (userpass
+    # accounts) does not accept yet
+    demo = f"""import sys  # noqa: E402
 sys.path.insert(0, {repo!r})
 c.JupyterHub.authenticator_class = "testbed.demo_auth.RucioDemoAuthenticator"
 c.RucioDemoAuthenticator.rucio_url = {rucio["url"]!r}
@@ -155,7 +197,12 @@ c.RucioDemoAuthenticator.rucio_passwords = {passwords!r}
 c.Authenticator.enable_auth_state = True
 c.Authenticator.refresh_pre_spawn = True
 c.Authenticator.auth_refresh_age = 300
-c.InterTwinSpawner.rucio_instance = {{"RUCIO_BASE_URL": {rucio["url"]!r},
+"""
+    if not demo_login:
+        demo = ""
+    return f"""
+# the testbed's Rucio DataLake
+{demo}c.InterTwinSpawner.rucio_instance = {{"RUCIO_BASE_URL": {rucio["url"]!r},
                                      "RUCIO_AUTH_URL": {rucio["url"]!r}}}
 c.InterTwinSpawner.scratch_mount_paths = {mounts!r}
 """
@@ -167,17 +214,33 @@ def start_hub(
     name: str = "hub",
     extra_config: str = "",
     rucio: dict[str, Any] | None = None,
+    keycloak: Keycloak | None = None,
+    port: int | None = None,
+    auth_refresh_age: int = 300,
 ) -> Hub:
     """Start a proxy and a hub; ``name`` and ``extra_config`` let a benchmark run a second,
-    differently configured hub on the same testbed."""
+    differently configured hub on the same testbed. ``keycloak``: log in through it (the
+    Helm values' GenericOAuthenticator) instead of the demo password; ``port`` is then the
+    one its hub client redirects to."""
     run = sup.run_dir / name
     run.mkdir(parents=True, exist_ok=True)
-    port, hub_port, proxy_api = free_port(), free_port(), free_port()
+    port, hub_port, proxy_api = port or free_port(), free_port(), free_port()
     service_token = secrets.token_hex(24)
     proxy_token = secrets.token_hex(24)
     cfg = run / "jupyterhub_config.py"
     cfg.write_text(
-        hub_config(cp, run, port, hub_port, proxy_api, service_token, rucio) + extra_config
+        hub_config(
+            cp,
+            run,
+            port,
+            hub_port,
+            proxy_api,
+            service_token,
+            rucio,
+            keycloak=keycloak,
+            auth_refresh_age=auth_refresh_age,
+        )
+        + extra_config
     )
     cfg.chmod(0o600)  # it holds the demo users' Rucio passwords
     env = {"CONFIGPROXY_AUTH_TOKEN": proxy_token}

@@ -13,7 +13,7 @@ from typing import Any
 from intertwin_hub.sites import load_catalogue
 
 from .binaries import ensure_built
-from .cluster import start_control_plane
+from .cluster import ControlPlane, Identity, start_control_plane
 from .hub import DEMO_PASSWORD, DEMO_USERS, start_hub
 from .interlink import (
     ensure_pod_controllers,
@@ -23,8 +23,9 @@ from .interlink import (
     stacks_json,
     start_site,
 )
+from .keycloak import Keycloak, start_keycloak
 from .kube import Kube
-from .procs import Supervisor, TestbedError, alive, wait_until
+from .procs import Supervisor, TestbedError, alive, free_port, wait_until
 from .rucio import Database, start_rucio
 from .slurm import SlurmCluster, require_slurm, slurm_sites, start_slurm
 from .slurm import cancel_all as cancel_slurm_jobs
@@ -52,8 +53,14 @@ def up(
     rucio: bool | dict[str, Any] = True,
     rucio_db: Database = "sqlite",
     slurm: bool = False,
+    keycloak: bool = False,
+    access_token_lifespan: int = 3600,
+    auth_refresh_age: int = 300,
 ) -> dict[str, Any]:
-    """``rucio``: True starts a Rucio server for this run (pumping transfers every 2 s) on
+    """``keycloak``: start the testbed's Keycloak (realm ``egi``, :mod:`testbed.keycloak`) with
+    access tokens living ``access_token_lifespan`` seconds, and log in to the hub through it
+    (refreshing tokens on requests ``auth_refresh_age`` seconds after the last refresh).
+    ``rucio``: True starts a Rucio server for this run (pumping transfers every 2 s) on
     ``rucio_db``, a dict is a Rucio someone else started and stops (the test session's),
     False: none. ``slurm``: queue the Slurm sites' pods in a real Slurm cluster of this run
     (:mod:`testbed.slurm`) instead of the plugins' emulated queue."""
@@ -119,9 +126,26 @@ def up(
             state["rucio"] = rucio_state
         if cluster is not None:
             state["slurm"] = cluster.to_json()
+        kc: Keycloak | None = None
+        hub_port = free_port()
+        if keycloak:
+            kc = start_keycloak(
+                sup,
+                [f"http://127.0.0.1:{hub_port}/hub/oauth_callback"],
+                access_token_lifespan=access_token_lifespan,
+                progress=progress,
+            )
+            state["keycloak"] = kc.to_json()
         if hub:
             progress("starting configurable-http-proxy and JupyterHub")
-            h = start_hub(sup, cp, rucio=rucio_state)
+            h = start_hub(
+                sup,
+                cp,
+                rucio=rucio_state,
+                keycloak=kc,
+                port=hub_port,
+                auth_refresh_age=auth_refresh_age,
+            )
             state["hub"] = asdict(h)
             state["demo_users"] = {"password": DEMO_PASSWORD, "users": DEMO_USERS}
         state["startup_seconds"] = round(time.monotonic() - t0, 1)
@@ -155,13 +179,17 @@ def down(run_dir: Path) -> int:
 
 def restart_hub(run_dir: Path) -> None:
     """Restart the running testbed's JupyterHub process alone (proxy and notebooks stay)."""
-    from .cluster import ControlPlane, Identity
     from .hub import Hub
     from .hub import restart_hub as restart
 
     state = read_state(run_dir)
     if state is None or "hub" not in state:
         raise TestbedError(f"no testbed hub is running from {run_dir}")
+    restart(Supervisor(run_dir), control_plane_of(state), Hub(**state["hub"]))
+
+
+def control_plane_of(state: dict[str, Any]) -> ControlPlane:
+    """The running testbed's control plane, from its state file."""
     cp_state = dict(state["control_plane"])
     cp_state["identities"] = {k: Identity(**v) for k, v in cp_state["identities"].items()}
-    restart(Supervisor(run_dir), ControlPlane(**cp_state), Hub(**state["hub"]))
+    return ControlPlane(**cp_state)

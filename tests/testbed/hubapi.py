@@ -74,3 +74,21 @@ def form_action(html: str) -> str:
     m = re.search(r'<form[^>]*id="spawn_form"[^>]*action="([^"]+)"', html, re.S)
     assert m, "no spawn form on the page"
     return unescape(m.group(1))
+
+
+async def checkin_login(
+    hub_url: str, user: str, password: str, next_url: str = "/hub/home"
+) -> tuple[aiohttp.ClientSession, int, str, str]:
+    """Log in as a browser does on a hub whose login is Keycloak (EGI Check-in): the hub's
+    oauth_login redirects to Keycloak's login form, the form is posted, Keycloak redirects to
+    the hub's oauth_callback, which redirects to ``next_url``. Returns the session (with the
+    hub's cookie when the login succeeded) and the last page's status, text and URL."""
+    s = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with s.get(f"{hub_url}/hub/oauth_login", params={"next": next_url}) as r:
+        page = await r.text()
+        assert r.status == 200 and "kc-form-login" in page, f"{r.status} {r.url}: {page[:500]}"
+    m = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', page, re.S)
+    assert m, "no login form on Keycloak's page"
+    form = {"username": user, "password": password, "credentialId": ""}
+    async with s.post(unescape(m.group(1)), data=form) as r:
+        return s, r.status, await r.text(), str(r.url)

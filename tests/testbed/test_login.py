@@ -1,0 +1,239 @@
+"""The hub's login through the testbed's Keycloak (realm ``egi``, mirroring EGI Check-in), with
+the authenticator configuration of ``helm-values/``: entitlements become groups, the admins'
+entitlement makes admins, a user of no admitted VO is told how to join, and the tokens in the
+auth state are refreshed, or the user sent to log in again once Keycloak revoked them.
+
+One Keycloak and one hub (the session testbed's control plane, a proxy and hub of their own)
+for the whole module."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from testbed.hub import Hub, checkin_values, start_hub
+from testbed.keycloak import (
+    ADMIN_ENTITLEMENT,
+    DEV_VO_ENTITLEMENT,
+    USERS_PASSWORD,
+    Keycloak,
+    start_keycloak,
+)
+from testbed.lifecycle import control_plane_of
+from testbed.procs import Supervisor, free_port
+
+from .hubapi import checkin_login
+
+# Check-in's access tokens live an hour; here a minute, so a test sees one expire
+ACCESS_TOKEN_LIFESPAN = 60
+# a cookie-authenticated request this long after the last refresh refreshes again
+AUTH_REFRESH_AGE = 5
+
+
+@pytest.fixture(scope="module")
+def checkin(
+    testbed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Keycloak, Hub]]:
+    sup = Supervisor(tmp_path_factory.mktemp("login"))
+    port = free_port()
+    try:
+        kc = start_keycloak(
+            sup,
+            [f"http://127.0.0.1:{port}/hub/oauth_callback"],
+            access_token_lifespan=ACCESS_TOKEN_LIFESPAN,
+            progress=print,
+        )
+        hub = start_hub(
+            sup,
+            control_plane_of(testbed),
+            name="login",
+            keycloak=kc,
+            port=port,
+            auth_refresh_age=AUTH_REFRESH_AGE,
+        )
+        yield kc, hub
+    finally:
+        sup.stop_all(("jupyterhub-login", "proxy-login"))
+
+
+@pytest_asyncio.fixture
+async def hub_api(checkin: tuple[Keycloak, Hub]) -> AsyncIterator[aiohttp.ClientSession]:
+    hub = checkin[1]
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {hub.service_token}"}) as s:
+        yield s
+
+
+async def user_model(api: aiohttp.ClientSession, hub: Hub, name: str) -> dict[str, Any]:
+    async with api.get(f"{hub.api_url}/users/{name}") as r:
+        assert r.status == 200, await r.text()
+        model: dict[str, Any] = await r.json()
+        return model
+
+
+def claims(jwt: str) -> dict[str, Any]:
+    payload = jwt.split(".")[1]
+    padded = payload + "=" * (-len(payload) % 4)
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
+    return decoded
+
+
+def test_the_testbed_logs_in_with_the_helm_values_authenticator() -> None:
+    """What the testbed hub runs is helm-values/' login with only the IdP's address swapped."""
+    from testbed.hub import checkin_config
+
+    kc = Keycloak(
+        url="http://127.0.0.1:1/auth",
+        management_url="http://127.0.0.1:2/auth",
+        admin_user="a",
+        admin_password="p",
+        client_id="intertwin-hub",
+        client_secret="s",
+        access_token_lifespan=60,
+        java="java",
+        home="/nowhere",
+    )
+    config = checkin_config(kc, "http://127.0.0.1:3", auth_refresh_age=5)
+    values = checkin_values()
+    oauth = values["GenericOAuthenticator"]
+    assert oauth["manage_groups"] is True
+    assert oauth["auth_state_groups_key"] == "oauth_user.eduperson_entitlement"
+    assert DEV_VO_ENTITLEMENT in oauth["allowed_groups"]
+    assert ADMIN_ENTITLEMENT in oauth["admin_groups"]
+    assert values["Authenticator"]["enable_auth_state"] is True
+    assert values["Authenticator"]["refresh_pre_spawn"] is True
+    assert (
+        "c.GenericOAuthenticator.token_url = "
+        "'http://127.0.0.1:1/auth/realms/egi/protocol/openid-connect/token'" in config
+    )
+    assert "aai.egi.eu/auth" not in config
+    assert "c.Authenticator.auth_refresh_age = 5" in config
+    for key in ("allowed_groups", "admin_groups", "scope", "custom_403_message"):
+        assert f"c.GenericOAuthenticator.{key} = {oauth[key]!r}" in config
+
+
+@pytest.mark.testbed
+@pytest.mark.asyncio
+async def test_alice_logs_in_through_keycloak_and_gets_her_vo_group(
+    checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
+) -> None:
+    kc, hub = checkin
+    session, status, page, url = await checkin_login(hub.url, "alice", USERS_PASSWORD)
+    async with session:
+        assert status == 200, page
+        assert url == f"{hub.url}/hub/home"
+        alice = await user_model(hub_api, hub, "alice")
+        assert alice["groups"] == [DEV_VO_ENTITLEMENT]
+        assert alice["admin"] is False
+        state = alice["auth_state"]
+        assert state["refresh_token"]
+        token = claims(state["access_token"])
+        assert token["iss"] == kc.issuer
+        assert token["preferred_username"] == "alice"
+        assert token["exp"] - token["iat"] == ACCESS_TOKEN_LIFESPAN
+        # the spawn form shows alice the dev VO's sites (the spawner reads the groups)
+        async with session.get(f"{hub.url}/hub/spawn") as r:
+            assert r.status == 200
+            form = await r.text()
+        assert "Vega" in form
+
+
+@pytest.mark.testbed
+@pytest.mark.asyncio
+async def test_oper_is_admin_through_the_admins_entitlement(
+    checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
+) -> None:
+    _, hub = checkin
+    session, status, page, _ = await checkin_login(hub.url, "oper", USERS_PASSWORD)
+    async with session:
+        assert status == 200, page
+        oper = await user_model(hub_api, hub, "oper")
+        assert oper["admin"] is True
+        assert set(oper["groups"]) == {DEV_VO_ENTITLEMENT, ADMIN_ENTITLEMENT}
+        async with session.get(f"{hub.url}/hub/admin") as r:
+            assert r.status == 200
+
+
+@pytest.mark.testbed
+@pytest.mark.asyncio
+async def test_bob_of_no_vo_is_told_which_vo_to_join(
+    checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
+) -> None:
+    _, hub = checkin
+    session, status, page, url = await checkin_login(hub.url, "bob", USERS_PASSWORD)
+    async with session:
+        assert status == 403
+        assert url.startswith(f"{hub.url}/hub/oauth_callback")
+        text = " ".join(page.split())
+        assert "not a member of a virtual organisation (VO) this hub admits" in text
+        assert "join the dev.intertwin.eu VO" in text
+        assert "https://docs.egi.eu/users/check-in/joining-virtual-organisation/" in text
+        assert "Traceback" not in page
+        async with session.get(f"{hub.url}/hub/home", allow_redirects=False) as r:
+            assert r.status == 302 and "/hub/login" in r.headers["Location"]
+    async with hub_api.get(f"{hub.api_url}/users/bob") as r:
+        assert r.status == 404
+
+
+async def wait_for(check: Any, what: str, timeout: float, interval: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+@pytest.mark.testbed
+@pytest.mark.asyncio
+async def test_expired_access_token_is_refreshed_then_revocation_means_login(
+    checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
+) -> None:
+    kc, hub = checkin
+    session, status, page, _ = await checkin_login(hub.url, "alice", USERS_PASSWORD)
+    async with session:
+        assert status == 200, page
+        first = (await user_model(hub_api, hub, "alice"))["auth_state"]
+        expires = claims(first["access_token"])["exp"]
+
+        async def refreshed() -> dict[str, Any] | None:
+            # alice keeps using the hub: her requests are what triggers refresh_user
+            async with session.get(f"{hub.url}/hub/home", allow_redirects=False) as r:
+                assert r.status == 200, f"alice was sent to {r.headers.get('Location')}"
+            state = (await user_model(hub_api, hub, "alice"))["auth_state"]
+            return state if state["access_token"] != first["access_token"] else None
+
+        state = await wait_for(
+            refreshed, "a new access token in the auth state", ACCESS_TOKEN_LIFESPAN + 120
+        )
+        # renewed once the old one had expired (Keycloak's userinfo refused it)
+        assert time.time() >= expires - 1
+        new = claims(state["access_token"])
+        assert new["exp"] > expires
+        assert new["preferred_username"] == "alice"
+        assert state["refresh_token"]
+
+        # the operator (or alice, on a lost laptop) ends her sessions in Keycloak
+        await asyncio.to_thread(kc.revoke_sessions, "alice")
+
+        async def sent_to_login() -> str | None:
+            async with session.get(f"{hub.url}/hub/home", allow_redirects=False) as r:
+                if r.status == 200:
+                    return None
+                assert r.status == 302, await r.text()
+                return r.headers["Location"]
+
+        where = await wait_for(sent_to_login, "alice sent to log in again", 60)
+        assert "/hub/login" in where
+        async with session.get(f"{hub.url}{where}") as r:
+            # the login page of an OAuth hub sends the browser on to Keycloak's login form
+            assert r.status == 200
+            assert "kc-form-login" in await r.text()
