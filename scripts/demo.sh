@@ -19,6 +19,12 @@ print(f"""
     logs      {st['run_dir']}/logs/
     stop      scripts/demo.sh stop   (or Ctrl-C here)
 """)
+if st.get("keycloak"):
+    kc = st["keycloak"]
+    print(f"""    login     through the testbed's Keycloak (as EGI Check-in): {kc['url']}/realms/egi
+              bob (no VO) is refused with a page saying which VO to join
+    keycloak  admin console {kc['url']}/admin/ ({kc['admin_user']} / {kc['admin_password']})
+""")
 PY
 trap '.venv/bin/python -m testbed down' INT TERM
 while sleep 3600; do :; done

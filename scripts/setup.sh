@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need on a fresh machine; a no-op when done.
-#   Debian packages, the Go-built control plane and interLink and the Rucio server's venv (cached
-#   in ~/.cache/intertwin-hub), the Python environment (.venv), configurable-http-proxy, the lab
-#   extension.
+#   Debian packages, the Go-built control plane and interLink, the Rucio server's venv and
+#   Keycloak (cached in ~/.cache/intertwin-hub), the Python environment (.venv),
+#   configurable-http-proxy, the lab extension.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${INTERTWIN_CACHE:-$HOME/.cache/intertwin-hub}
@@ -27,6 +27,7 @@ fi
 for b in testbed/build/build-k8s.sh testbed/build/build-interlink.sh; do
   if ! msg=$("$b" --check 2>&1 >/dev/null); then missing+=("$msg"); break; fi
 done
+if ! msg=$(testbed/build/build-keycloak.sh --check 2>&1 >/dev/null); then missing+=("$msg"); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/setup.sh cannot set up this machine; please install first:" >&2
   printf ' - %s\n' "${missing[@]}" >&2
@@ -53,6 +54,9 @@ testbed/build/build-interlink.sh
 
 step "Rucio server + daemons (own venv, cached by version)"
 testbed/build/build-rucio.sh
+
+step "Keycloak (the testbed's EGI Check-in; from Maven Central, cached by version)"
+testbed/build/build-keycloak.sh
 
 step "Python environment (.venv)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi

@@ -1,5 +1,6 @@
-"""scripts/setup.sh on a machine without Go >= 1.24, Node.js/npm or Python's venv module stops
-at once with a sentence naming what to install, before any download or build.
+"""scripts/setup.sh on a machine without Go >= 1.24, Node.js/npm, Python's venv module or Maven
+(to fetch Keycloak) stops at once with a sentence naming what to install, before any download
+or build.
 
 Each case runs the real script in a copy of the repository's scripts (a fresh clone: no .venv,
 an empty build cache) with a PATH from which the tool is absent, or on which a stand-in
@@ -23,6 +24,7 @@ SCRIPTS = [
     "testbed/build/go-build.sh",
     "testbed/build/build-k8s.sh",
     "testbed/build/build-interlink.sh",
+    "testbed/build/build-keycloak.sh",
 ]
 
 
@@ -110,3 +112,9 @@ def test_old_node(tmp_path: Path) -> None:
     old = 'case "$1" in --version) echo v16.20.2;; -e) exit 1;; esac\n'
     proc = run_setup(tmp_path, path_without(tmp_path, {"node"}, {"node": old}))
     assert "Node.js 18 or newer (found v16.20.2)" in proc.stderr
+
+
+def test_no_maven_for_keycloak(tmp_path: Path) -> None:
+    proc = run_setup(tmp_path, path_without(tmp_path, {"mvn"}))
+    assert "Maven (mvn) is needed once to fetch Keycloak" in proc.stderr
+    assert "apt-get install maven" in proc.stderr

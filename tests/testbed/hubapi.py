@@ -77,13 +77,17 @@ def form_action(html: str) -> str:
 
 
 async def checkin_login(
-    hub_url: str, user: str, password: str, next_url: str = "/hub/home"
+    hub_url: str, idp_url: str, user: str, password: str, next_url: str = "/hub/home"
 ) -> tuple[aiohttp.ClientSession, int, str, str]:
-    """Log in as a browser does on a hub whose login is Keycloak (EGI Check-in): the hub's
-    oauth_login redirects to Keycloak's login form, the form is posted, Keycloak redirects to
-    the hub's oauth_callback, which redirects to ``next_url``. Returns the session (with the
-    hub's cookie when the login succeeded) and the last page's status, text and URL."""
-    s = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    """Log in as a browser does on a hub whose login is Keycloak (EGI Check-in) at
+    ``idp_url``: the hub's oauth_login redirects to Keycloak's login form, the form is posted,
+    Keycloak redirects to the hub's oauth_callback, which redirects to ``next_url``. Returns
+    the session (with the hub's cookie when the login succeeded) and the last page's status,
+    text and URL."""
+    # Keycloak marks its cookies Secure on loopback too (a browser's "potentially trustworthy"
+    # origin, https://w3c.github.io/webappsec-secure-contexts/): send them back over HTTP
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[idp_url])
+    s = aiohttp.ClientSession(cookie_jar=jar)
     async with s.get(f"{hub_url}/hub/oauth_login", params={"next": next_url}) as r:
         page = await r.text()
         assert r.status == 200 and "kc-form-login" in page, f"{r.status} {r.url}: {page[:500]}"

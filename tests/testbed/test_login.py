@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from html import unescape
 from typing import Any
 
 import aiohttp
@@ -125,7 +127,7 @@ async def test_alice_logs_in_through_keycloak_and_gets_her_vo_group(
     checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
 ) -> None:
     kc, hub = checkin
-    session, status, page, url = await checkin_login(hub.url, "alice", USERS_PASSWORD)
+    session, status, page, url = await checkin_login(hub.url, kc.url, "alice", USERS_PASSWORD)
     async with session:
         assert status == 200, page
         assert url == f"{hub.url}/hub/home"
@@ -150,8 +152,8 @@ async def test_alice_logs_in_through_keycloak_and_gets_her_vo_group(
 async def test_oper_is_admin_through_the_admins_entitlement(
     checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
 ) -> None:
-    _, hub = checkin
-    session, status, page, _ = await checkin_login(hub.url, "oper", USERS_PASSWORD)
+    kc, hub = checkin
+    session, status, page, _ = await checkin_login(hub.url, kc.url, "oper", USERS_PASSWORD)
     async with session:
         assert status == 200, page
         oper = await user_model(hub_api, hub, "oper")
@@ -166,8 +168,8 @@ async def test_oper_is_admin_through_the_admins_entitlement(
 async def test_bob_of_no_vo_is_told_which_vo_to_join(
     checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
 ) -> None:
-    _, hub = checkin
-    session, status, page, url = await checkin_login(hub.url, "bob", USERS_PASSWORD)
+    kc, hub = checkin
+    session, status, page, url = await checkin_login(hub.url, kc.url, "bob", USERS_PASSWORD)
     async with session:
         assert status == 403
         assert url.startswith(f"{hub.url}/hub/oauth_callback")
@@ -198,7 +200,7 @@ async def test_expired_access_token_is_refreshed_then_revocation_means_login(
     checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
 ) -> None:
     kc, hub = checkin
-    session, status, page, _ = await checkin_login(hub.url, "alice", USERS_PASSWORD)
+    session, status, page, _ = await checkin_login(hub.url, kc.url, "alice", USERS_PASSWORD)
     async with session:
         assert status == 200, page
         first = (await user_model(hub_api, hub, "alice"))["auth_state"]
@@ -234,6 +236,12 @@ async def test_expired_access_token_is_refreshed_then_revocation_means_login(
         where = await wait_for(sent_to_login, "alice sent to log in again", 60)
         assert "/hub/login" in where
         async with session.get(f"{hub.url}{where}") as r:
-            # the login page of an OAuth hub sends the browser on to Keycloak's login form
+            assert r.status == 200
+            page = await r.text()
+        # the hub's login page offers Check-in again, and Keycloak asks for her password
+        assert "Sign in with EGI Check-in" in page
+        m = re.search(r'href="([^"]*/hub/oauth_login[^"]*)"', page)
+        assert m, page
+        async with session.get(f"{hub.url}{unescape(m.group(1))}") as r:
             assert r.status == 200
             assert "kc-form-login" in await r.text()
