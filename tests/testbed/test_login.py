@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,6 +38,7 @@ from testbed.procs import Supervisor, free_port
 
 from .hubapi import checkin_login
 
+UI = Path(__file__).parents[2] / "ui-tests"
 # Check-in's access tokens live an hour; here a minute, so a test sees one expire
 ACCESS_TOKEN_LIFESPAN = 60
 # a cookie-authenticated request this long after the last refresh refreshes again
@@ -184,6 +189,38 @@ async def test_bob_of_no_vo_is_told_which_vo_to_join(
         assert r.status == 404
 
 
+@pytest.mark.testbed
+def test_alice_signs_in_through_keycloaks_page_in_chromium(
+    checkin: tuple[Keycloak, Hub], tmp_path: Path
+) -> None:
+    """ui-tests/tests/checkin.spec.ts: the same login in Debian's Chromium, clicking through."""
+    _, hub = checkin
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    playwright = UI / "node_modules" / ".bin" / "playwright"
+    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
+    assert playwright.exists(), "ui-tests/node_modules is missing: run scripts/setup.sh"
+    env = {
+        **os.environ,
+        "HUB_URL": hub.url,
+        "HUB_PASSWORD": USERS_PASSWORD,
+        "CHECKIN_UI": "1",
+        "CHROMIUM": chromium,
+        "UI_OUTPUT_DIR": str(tmp_path / "results"),
+        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
+        "CI": "1",
+    }
+    r = subprocess.run(
+        [str(playwright), "test", "tests/checkin.spec.ts"],
+        cwd=UI,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+    assert "1 passed" in r.stdout, r.stdout
+
+
 async def wait_for(check: Any, what: str, timeout: float, interval: float = 2.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -240,7 +277,7 @@ async def test_expired_access_token_is_refreshed_then_revocation_means_login(
             page = await r.text()
         # the hub's login page offers Check-in again, and Keycloak asks for her password
         assert "Sign in with EGI Check-in" in page
-        m = re.search(r'href="([^"]*/hub/oauth_login[^"]*)"', page)
+        m = re.search(r"""href=['"]([^'"]*/hub/oauth_login[^'"]*)['"]""", page)
         assert m, page
         async with session.get(f"{hub.url}{unescape(m.group(1))}") as r:
             assert r.status == 200
