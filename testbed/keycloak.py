@@ -138,7 +138,10 @@ def ensure_fetched() -> tuple[Path, str]:
     script = str(BUILD_DIR / "build-keycloak.sh")
     env = dict(os.environ, KEYCLOAK_VERSION=KEYCLOAK_VERSION)
     # a no-op (0.1 s) when the cache has this version built with the testbed's options
-    subprocess.run([script], check=True, env=env, stdout=subprocess.DEVNULL)
+    built = subprocess.run([script], env=env, capture_output=True, text=True)
+    if built.returncode != 0:
+        tail = "\n".join(built.stderr.strip().splitlines()[-15:])
+        raise TestbedError(f"{script} failed:\n{tail}")
     found = subprocess.run([script, "--find-java"], env=env, capture_output=True, text=True)
     if found.returncode != 0:
         raise TestbedError(found.stderr.strip())

@@ -25,10 +25,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from testbed.hub import Hub, checkin_values, start_hub
+from intertwin_hub.spawner.options import vos_of
+from testbed.hub import ADMINS, DEMO_USERS, Hub, checkin_values, start_hub
 from testbed.keycloak import (
     ADMIN_ENTITLEMENT,
     DEV_VO_ENTITLEMENT,
+    REALM_FILE,
     USERS_PASSWORD,
     Keycloak,
     start_keycloak,
@@ -126,6 +128,26 @@ def test_the_testbed_logs_in_with_the_helm_values_authenticator() -> None:
         assert f"c.GenericOAuthenticator.{key} = {oauth[key]!r}" in config
 
 
+def test_the_realm_has_the_demo_users_with_their_vos() -> None:
+    """The Keycloak realm's users are the demo login's, in the same VOs, the same admins."""
+    realm = json.loads(REALM_FILE.read_text())
+    entitlements = {
+        u["username"]: u.get("attributes", {}).get("eduperson_entitlement", [])
+        for u in realm["users"]
+    }
+    assert {u: sorted(vos_of(e)) for u, e in entitlements.items()} == {
+        u: sorted(vos) for u, vos in DEMO_USERS.items()
+    }
+    admins = checkin_values()["GenericOAuthenticator"]["admin_groups"]
+    assert sorted(u for u, e in entitlements.items() if set(e) & set(admins)) == sorted(ADMINS)
+    hub_client = next(c for c in realm["clients"] if c["clientId"] == "intertwin-hub")
+    assert hub_client["publicClient"] is False
+    scopes = set(hub_client["defaultClientScopes"] + hub_client["optionalClientScopes"])
+    # every scope the hub asks for (openid is OpenID Connect's own)
+    assert set(checkin_values()["GenericOAuthenticator"]["scope"]) - {"openid"} <= scopes
+    assert "rucio" in scopes
+
+
 @pytest.mark.testbed
 @pytest.mark.asyncio
 async def test_alice_logs_in_through_keycloak_and_gets_her_vo_group(
@@ -187,6 +209,33 @@ async def test_bob_of_no_vo_is_told_which_vo_to_join(
             assert r.status == 302 and "/hub/login" in r.headers["Location"]
     async with hub_api.get(f"{hub.api_url}/users/bob") as r:
         assert r.status == 404
+
+
+@pytest.mark.testbed
+def test_the_rucio_scope_adds_the_rucio_audience(checkin: tuple[Keycloak, Hub]) -> None:
+    """Keycloak's own evaluation of the hub client's token for alice (the admin console's
+    "Evaluate" tab): with the scope rucio the access token's audience names rucio; without it,
+    not. The entitlements are in both."""
+    kc, _ = checkin
+    client = kc.admin("GET", "/clients?clientId=intertwin-hub")[0]["id"]
+    alice = kc.user_id("alice")
+
+    def example(scope: str) -> dict[str, Any]:
+        token: dict[str, Any] = kc.admin(
+            "GET",
+            f"/clients/{client}/evaluate-scopes/generate-example-access-token"
+            f"?scope={scope.replace(' ', '%20')}&userId={alice}",
+        )
+        return token
+
+    def audience(token: dict[str, Any]) -> list[str]:
+        aud = token.get("aud", [])
+        return [aud] if isinstance(aud, str) else list(aud)
+
+    with_rucio = example("openid eduperson_entitlement rucio")
+    assert "rucio" in audience(with_rucio)
+    assert with_rucio["eduperson_entitlement"] == [DEV_VO_ENTITLEMENT]
+    assert "rucio" not in audience(example("openid eduperson_entitlement"))
 
 
 @pytest.mark.testbed
