@@ -231,7 +231,9 @@ def start_keycloak(
         env=env,
         cwd=home,
     )
-    progress(f"starting Keycloak {KEYCLOAK_VERSION} on 127.0.0.1:{port} (about 20-40 s)")
+    progress(
+        f"starting Keycloak {KEYCLOAK_VERSION} on 127.0.0.1:{port} (20 s on an idle machine, a minute or two on a busy one)"
+    )
     wait_until(
         lambda: http_ok(f"{kc.management_url}/health/ready"),
         f"Keycloak {KEYCLOAK_VERSION} (log {proc.log})",
