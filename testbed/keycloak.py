@@ -232,7 +232,8 @@ def start_keycloak(
         cwd=home,
     )
     progress(
-        f"starting Keycloak {KEYCLOAK_VERSION} on 127.0.0.1:{port} (20 s on an idle machine, a minute or two on a busy one)"
+        f"starting Keycloak {KEYCLOAK_VERSION} on 127.0.0.1:{port} "
+        "(20 s on an idle machine, a minute or two on a busy one)"
     )
     wait_until(
         lambda: http_ok(f"{kc.management_url}/health/ready"),
