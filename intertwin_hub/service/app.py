@@ -306,10 +306,13 @@ class SitesHandler(BaseHandler):
 
 
 def make_app(svc: Service, prefix: str) -> Application:
+    from . import usage_api  # its handlers build on BaseHandler above
+
     api = url_path_join(prefix, "api")
     args = {"svc": svc}
     return Application(
         [
+            *usage_api.routes(api, args),
             (url_path_join(api, "jobs"), JobsHandler, args),
             (url_path_join(api, r"jobs/([^/]+)"), JobHandler, args),
             (url_path_join(api, r"jobs/([^/]+)/logs"), LogsHandler, args),

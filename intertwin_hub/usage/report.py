@@ -18,10 +18,18 @@ from .apel import (
 )
 
 
-def usages(store: db.Store, catalogue: Catalogue, start: datetime, end: datetime) -> list[Usage]:
-    """Every workload that ran in [start, end), its running time counted up to ``end``."""
+def usages(
+    store: db.Store,
+    catalogue: Catalogue,
+    start: datetime,
+    end: datetime,
+    user: str | None = None,
+) -> list[Usage]:
+    """Every workload (one user's, or everyone's) that ran in [start, end), its running time
+    counted up to ``end`` (or now, when that is earlier)."""
+    until = min(end, datetime.now(UTC))
     found = []
-    for job in store.ran_between(start, end):
+    for job in store.ran_between(start, end, user):
         u = usage_of(
             uid=job.uid,
             pod=job.pod,
@@ -37,7 +45,7 @@ def usages(store: db.Store, catalogue: Catalogue, start: datetime, end: datetime
             memory=job.memory,
             gpus=job.gpus,
             catalogue=catalogue,
-            until=end,
+            until=until,
         )
         if u is not None:
             found.append(u)
