@@ -130,6 +130,20 @@ class Scratch:
     path_begins_at: int | None = None
 
 
+BUDGET_PERIODS = ("day", "week", "month")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A VO's allowance at a site per calendar period (UTC; weeks from Monday): GPU hours and
+    CPU-core hours of allocation, either may be absent (no limit)."""
+
+    vo: str
+    period: Literal["day", "week", "month"]
+    gpu_hours: float | None = None
+    cpu_hours: float | None = None
+
+
 # How the hub reaches an offloaded notebook: "pod-vpn" where the site routes the virtual
 # node's PodCIDR to the hub's cluster, "wstunnel" through interLink's tunnel.
 REACH_MODES = ("pod-vpn", "wstunnel")
@@ -154,6 +168,7 @@ class Site:
     gpu_choices: tuple[int, ...] = ()
     gpu_label: str = "GPU"
     reach: Literal["pod-vpn", "wstunnel"] | None = None
+    budgets: tuple[Budget, ...] = ()
 
     @property
     def offload(self) -> bool:
@@ -162,6 +177,9 @@ class Site:
     def allows(self, vos: set[str] | frozenset[str]) -> bool:
         """Whether a user in these VOs may use the site (no list: everyone)."""
         return not self.allowed_vos or bool(set(self.allowed_vos) & set(vos))
+
+    def budget_of(self, vo: str | None) -> Budget | None:
+        return next((b for b in self.budgets if b.vo == vo), None)
 
 
 @dataclass(frozen=True)
@@ -414,6 +432,27 @@ def _site(r: _Reader) -> Site:
     if not all(isinstance(v, str) and v for v in vos):
         raise CatalogueError(f"{r.path('allowed_vos')}: must be a list of VO names")
 
+    budgets = []
+    for i, item in enumerate(r.items("budgets", required=False)):
+        bw = _Reader(item, f"{r.path('budgets')}[{i}]")
+        period = bw.text("period")
+        if period not in BUDGET_PERIODS:
+            raise CatalogueError(
+                f"{bw.path('period')}: must be one of {', '.join(BUDGET_PERIODS)}, got {period!r}"
+            )
+        hours = {}
+        for key in ("gpu_hours", "cpu_hours"):
+            v = bw.raw(key, required=False)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
+                raise CatalogueError(f"{bw.path(key)}: must be a number of hours > 0")
+            hours[key] = None if v is None else float(v)
+        if hours["gpu_hours"] is None and hours["cpu_hours"] is None:
+            raise CatalogueError(f"{bw.path('gpu_hours')}: give gpu_hours, cpu_hours or both")
+        budgets.append(Budget(bw.text("vo"), period, **hours))
+        bw.done()
+    if len({b.vo for b in budgets}) != len(budgets):
+        raise CatalogueError(f"{r.path('budgets')}: one budget per VO")
+
     site = Site(
         slug=slug,
         name=r.text("name"),
@@ -432,6 +471,7 @@ def _site(r: _Reader) -> Site:
         gpu_choices=gpu_choices,
         gpu_label=gpu_label,
         reach=reach,
+        budgets=tuple(budgets),
     )
     r.done()
     return site

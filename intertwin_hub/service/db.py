@@ -221,17 +221,26 @@ class Store:
         rows = rows[:limit]
         return rows, (encode_cursor(rows[-1]) if more and rows else None)
 
-    def ran_between(self, start: datetime, end: datetime, user: str | None = None) -> list[Job]:
-        """Jobs (one user's, or everyone's) that were running at some time in [start, end):
-        started before ``end`` and not finished before ``start``, oldest first."""
+    def ran_between(
+        self,
+        start: datetime,
+        end: datetime,
+        user: str | None = None,
+        site: str | None = None,
+        vo: str | None = None,
+    ) -> list[Job]:
+        """Jobs (one user's, or everyone's; at one site, of one VO) that were running at some
+        time in [start, end): started before ``end`` and not finished before ``start``, oldest
+        first."""
         q = (
             select(Job)
             .where(Job.started.is_not(None), Job.started < end)
             .where(or_(Job.finished.is_(None), Job.finished >= start))
             .order_by(Job.started, Job.uid)
         )
-        if user is not None:
-            q = q.where(Job.user == user)
+        for column, value in ((Job.user, user), (Job.site, site), (Job.vo, vo)):
+            if value is not None:
+                q = q.where(column == value)
         with Session(self.engine) as s:
             return list(s.scalars(q))
 

@@ -9,10 +9,13 @@ import io
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import ApiError, bad_request
+from ..spawner.options import vos_of
 from ..usage import summary
 from ..usage.accounting import Usage
+from ..usage.budgets import budget_use, period_bounds
 from ..usage.report import usages
 from .app import BaseHandler, _time_param
 
@@ -180,6 +183,36 @@ class UsersHandler(UsageBase):
         )
 
 
+class BudgetsHandler(UsageBase):
+    """The budgets of my VOs (an admin's: every VO's) and what this period used of them."""
+
+    async def get(self) -> None:
+        site_slug = self.get_query_argument("site", None)
+        if site_slug is not None and self.svc.catalogue.get(site_slug) is None:
+            raise bad_request("site", f"No site is called {site_slug!r}.")
+        vo = self.get_query_argument("vo", None)
+        mine: frozenset[str] | None = None
+        if not self.admin:
+            model = await self.svc.hub("GET", f"users/{quote(self.user_name, safe='')}")
+            mine = vos_of((model or {}).get("groups") or [])
+        now = datetime.now(UTC)
+        found = []
+        for site in self.svc.catalogue:
+            if site_slug is not None and site.slug != site_slug:
+                continue
+            for budget in site.budgets:
+                if (vo is not None and budget.vo != vo) or (
+                    mine is not None and budget.vo not in mine
+                ):
+                    continue
+                start, end = period_bounds(budget.period, now)
+                used = usages(
+                    self.svc.store, self.svc.catalogue, start, end, site=site.slug, vo=budget.vo
+                )
+                found.append(budget_use(site, budget, used, now).to_json())
+        self.write_json({"budgets": found})
+
+
 def routes(api: str, args: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
     from jupyterhub.utils import url_path_join
 
@@ -189,4 +222,5 @@ def routes(api: str, args: dict[str, Any]) -> list[tuple[str, type, dict[str, An
         (url_path_join(api, "usage/jobs"), TopJobsHandler, args),
         (url_path_join(api, "usage/users"), UsersHandler, args),
         (url_path_join(api, "usage.csv"), CsvHandler, args),
+        (url_path_join(api, "budgets"), BudgetsHandler, args),
     ]

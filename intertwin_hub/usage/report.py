@@ -24,12 +24,14 @@ def usages(
     start: datetime,
     end: datetime,
     user: str | None = None,
+    site: str | None = None,
+    vo: str | None = None,
 ) -> list[Usage]:
     """Every workload (one user's, or everyone's) that ran in [start, end), its running time
     counted up to ``end`` (or now, when that is earlier)."""
     until = min(end, datetime.now(UTC))
     found = []
-    for job in store.ran_between(start, end, user):
+    for job in store.ran_between(start, end, user, site, vo):
         u = usage_of(
             uid=job.uid,
             pod=job.pod,

@@ -107,6 +107,22 @@ def broken(edit: Any) -> str:
             ),
             "sites[3].node.gpu: GPUs are offered but the node has none",
         ),
+        (
+            lambda d: d["sites"][2]["budgets"][0].update(period="year"),
+            "sites[2].budgets[0].period: must be one of day, week, month, got 'year'",
+        ),
+        (
+            lambda d: d["sites"][2]["budgets"][0].update(gpu_hours=0),
+            "sites[2].budgets[0].gpu_hours: must be a number of hours > 0",
+        ),
+        (
+            lambda d: d["sites"][2]["budgets"][0].pop("gpu_hours"),
+            "sites[2].budgets[0].gpu_hours: give gpu_hours, cpu_hours or both",
+        ),
+        (
+            lambda d: d["sites"][2]["budgets"].append(dict(d["sites"][2]["budgets"][0])),
+            "sites[2].budgets: one budget per VO",
+        ),
     ],
 )
 def test_malformed_catalogue_names_the_key(edit: Any, message: str) -> None:

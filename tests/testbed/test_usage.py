@@ -93,6 +93,22 @@ async def test_a_sessions_usage_is_its_own_and_to_the_second(testbed: dict[str, 
     assert "alice" in {u["user"] for u in everyone["users"]}
     assert "dev.intertwin.eu" in {v["vo"] for v in everyone["vos"]}
 
+    # budgets: alice's VO has one at PSNC; bob is in no VO; the admin sees every VO's
+    st, body = await alice("GET", "budgets")
+    psnc = next(b for b in body["budgets"] if b["site"] == "psnc")
+    assert (psnc["vo"], psnc["period"], psnc["gpu_hours"]["budget"]) == (
+        "dev.intertwin.eu",
+        "month",
+        500,
+    )
+    assert psnc["state"] in ("ok", "warning", "exhausted") and "PSNC" in psnc["sentence"]
+    st, body = await bob("GET", "budgets")
+    assert (st, body["budgets"]) == (200, [])
+    st, body = await oper("GET", "budgets", site="psnc")
+    assert [b["vo"] for b in body["budgets"]] == ["dev.intertwin.eu"]
+    st, body = await alice("GET", "budgets", site="mars")
+    assert (st, body["param"]) == (400, "site")
+
     # bad periods are sentences
     st, body = await alice("GET", "usage", **{"from": period["to"], "to": period["from"]})
     assert (st, body["param"]) == (400, "to")
