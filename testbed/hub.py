@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .binaries import cache_dir
 from .cluster import ControlPlane
+from .helm_values import values_for
 from .keycloak import Keycloak
 from .procs import Supervisor, TestbedError, free_port, http_ok, wait_until
 
@@ -26,7 +25,6 @@ ADMINS = ["oper"]
 # named servers a user may have at once (stopped ones count until deleted), above what any
 # test holds at a time
 NAMED_SERVER_LIMIT = 10
-HELM_VALUES = Path(__file__).resolve().parents[1] / "helm-values" / "ukri.yaml"
 # EGI Check-in's Keycloak: the testbed's serves the same paths below its own URL
 CHECKIN_URL = "https://aai.egi.eu/auth"
 
@@ -143,9 +141,10 @@ c.KubeSpawner.automount_service_account_token = False
 """ + (rucio_config(rucio, demo_login=keycloak is None) if rucio else "")
 
 
-def checkin_values(values_file: Path = HELM_VALUES) -> dict[str, dict[str, Any]]:
-    """The authenticator sections of the deployment's Helm values (``hub.config``)."""
-    config = yaml.safe_load(values_file.read_text())["hub"]["config"]
+def checkin_values(env: str = "prod") -> dict[str, dict[str, Any]]:
+    """The authenticator sections of the deployment's Helm values (``hub.config`` of
+    ``helm-values/ukri.yaml`` with the environment's overlay)."""
+    config = values_for(env)["hub"]["config"]
     return {k: dict(config[k]) for k in ("GenericOAuthenticator", "Authenticator")}
 
 
@@ -165,7 +164,7 @@ def checkin_config(kc: Keycloak, hub_url: str, auth_refresh_age: int) -> str:
     auth["auth_refresh_age"] = auth_refresh_age
     lines = [
         'c.JupyterHub.authenticator_class = "generic-oauth"',
-        "# helm-values/ukri.yaml's login, against the testbed's Keycloak (testbed/keycloak.py)",
+        "# helm-values' production login, against the testbed's Keycloak (testbed/keycloak.py)",
     ]
     for section, values in sections.items():
         lines += [f"c.{section}.{k} = {v!r}" for k, v in values.items()]

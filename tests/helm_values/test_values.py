@@ -1,8 +1,8 @@
-"""helm-values/ must validate against the Zero to JupyterHub 4.4.0 schema, merged as helm does."""
+"""helm-values/ must validate against the Zero to JupyterHub 4.4.0 schema, merged as helm does:
+the shared ukri.yaml with each environment's overlay."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -10,21 +10,11 @@ import jsonschema
 import pytest
 import yaml
 
+from testbed.helm_values import ENVIRONMENTS, helm_merge, values_for
+
 REPO = Path(__file__).parents[2]
 # byte-for-byte copies of the chart's 4.4.0 schema and defaults (see z2jh/README.md)
 Z2JH = Path(__file__).parent / "z2jh"
-
-
-def helm_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if v is None:
-            out.pop(k, None)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = helm_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
 
 
 def errors(values: dict[str, Any]) -> list[str]:
@@ -37,19 +27,43 @@ def errors(values: dict[str, Any]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "helm-values").glob("*.yaml")), ids=str)
-def test_values_validate_against_the_chart_schema(path: Path) -> None:
-    assert errors(yaml.safe_load(path.read_text())) == []
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_validates_against_the_chart_schema(env: str) -> None:
+    assert errors(values_for(env)) == []
+
+
+def test_every_values_file_is_the_base_or_an_environment() -> None:
+    files = {p.name for p in (REPO / "helm-values").glob("*.yaml")}
+    assert files == {"ukri.yaml"} | {f"{env}.yaml" for env in ENVIRONMENTS}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_environment_has_its_own_login_and_address(env: str) -> None:
+    """Check-in's instance, the callback and the hub address the notebooks call back to
+    agree within an environment, and no two environments share them."""
+    values = values_for(env)
+    oauth = values["hub"]["config"]["GenericOAuthenticator"]
+    host = values["ingress"]["hosts"][0]
+    assert oauth["oauth_callback_url"] == f"https://{host}/hub/oauth_callback"
+    assert values["hub"]["config"]["KubeSpawner"]["hub_connect_url"] == f"https://{host}"
+    issuer = oauth["authorize_url"].split("/protocol/")[0]
+    assert oauth["token_url"].startswith(issuer) and oauth["userdata_url"].startswith(issuer)
+    others = [values_for(e) for e in ENVIRONMENTS if e != env]
+    for other in others:
+        assert other["ingress"]["hosts"][0] != host
+        assert not other["hub"]["config"]["GenericOAuthenticator"]["authorize_url"].startswith(
+            issuer
+        )
 
 
 def test_the_schema_check_catches_a_typo() -> None:
-    values = yaml.safe_load((REPO / "helm-values" / "ukri.yaml").read_text())
+    values = values_for("prod")
     values["hub"]["extraConfg"] = {}
     assert any("extraConfg" in e for e in errors(values))
 
 
 def test_named_servers_are_capped() -> None:
-    values = yaml.safe_load((REPO / "helm-values" / "ukri.yaml").read_text())
+    values = values_for("prod")
     hub = values["hub"]["config"]["JupyterHub"]
     assert hub["allow_named_servers"] is True
     assert isinstance(hub["named_server_limit_per_user"], int)
@@ -59,7 +73,7 @@ def test_named_servers_are_capped() -> None:
 
 
 def test_the_intertwin_service_is_managed_by_the_hub_with_its_own_identity() -> None:
-    values = yaml.safe_load((REPO / "helm-values" / "ukri.yaml").read_text())
+    values = values_for("prod")
     svc = values["hub"]["services"]["intertwin"]
     assert svc["command"][-2:] == ["-m", "intertwin_hub.service"]
     assert svc["url"].endswith(":10101")
