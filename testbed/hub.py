@@ -137,6 +137,8 @@ c.KubeSpawner.extra_annotations = {{"interlink.eu/pod-vpn": "true"}}
 # every testbed node's PodCIDR is a loopback /24 the hub reaches directly: the sites' pods are
 # reached by pod-vpn here (the shipped catalogue says wstunnel, which needs an ingress)
 c.InterTwinSpawner.site_reach = {reach!r}
+# sessions reach the intertwin service through the proxy (the testbed hub has no public_url)
+c.InterTwinSpawner.service_url = "http://127.0.0.1:{port}/services/intertwin/"
 c.KubeSpawner.automount_service_account_token = False
 """ + (rucio_config(rucio, demo_login=keycloak is None) if rucio else "")
 

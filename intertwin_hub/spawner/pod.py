@@ -141,10 +141,13 @@ def site_env(site: Site, mount_path: str | None = None) -> dict[str, str]:
     env = {
         "INTERTWIN_SITE": site.slug,
         "INTERTWIN_SITE_TITLE": site.title,
+        "INTERTWIN_SITE_NAME": site.name,
         "INTERTWIN_SCRATCH_PATH": mount_path or site.scratch.mount_path,
     }
     if site.scratch.rse:
         env["INTERTWIN_SCRATCH_RSE"] = site.scratch.rse
+    if site.node.gpu:
+        env["INTERTWIN_GPU_MODEL"] = site.node.gpu.model
     return env
 
 

@@ -36,6 +36,24 @@ _catalogues: dict[str | None, Catalogue] = {}
 PATIENCE_SECONDS = 30.0
 
 
+# the session's address of the intertwin hub service (the lab extension and %%offload read it)
+SERVICE_URL_ENV = "INTERTWIN_SERVICE_URL"
+SERVICE_NAME = "intertwin"
+
+
+def service_url_of(public_hub_url: str) -> str:
+    """The service's public address from the hub's (``https://h.example/hub/`` →
+    ``https://h.example/services/intertwin/``: JupyterHub's proxy routes every service at
+    ``{base_url}services/{name}/``,
+    https://jupyterhub.readthedocs.io/en/stable/reference/services.html); "" without one."""
+    if not public_hub_url:
+        return ""
+    base = public_hub_url if public_hub_url.endswith("/") else public_hub_url + "/"
+    if base.endswith("/hub/"):
+        base = base[: -len("hub/")]
+    return f"{base}services/{SERVICE_NAME}/"
+
+
 def catalogue_at(path: str | None) -> Catalogue:
     """One parsed catalogue per path for the whole hub, not one per spawner."""
     if path not in _catalogues:
@@ -114,6 +132,21 @@ class InterTwinSpawner(KubeSpawner):
         the catalogue's ``reach`` (the local testbed routes its loopback PodCIDRs). Sites not
         listed use the catalogue.""",
     )
+
+    service_url = Unicode(
+        config=True,
+        help="""Where the sessions reach the intertwin hub service (the Jobs panel, %%offload),
+        set in each session's environment as INTERTWIN_SERVICE_URL, e.g.
+        ``https://hub.intertwin.eu/services/intertwin/``. Default: the hub's public URL
+        (``c.JupyterHub.public_url``) with the service's proxy route ``services/intertwin/``;
+        offloaded sessions reach the hub only through its public address. Empty (no public URL
+        configured): the sessions are not told, and the Jobs panel says the service is not
+        reachable.""",
+    )
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return service_url_of(self.public_hub_url)
 
     selection: Selection | None = None
     _access_token: str | None = None
@@ -259,6 +292,8 @@ class InterTwinSpawner(KubeSpawner):
 
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()
+        if self.service_url:
+            env[SERVICE_URL_ENV] = self.service_url
         if self.selection is not None:
             site = self.selection.site
             mount = self.scratch_mount_paths.get(site.slug)

@@ -14,7 +14,9 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     # jupyter-server and rucio-clients
     from .datalake import setup_datalake
     from .handlers import setup_handlers
+    from .jobs import setup_jobs
 
     setup_handlers(server_app.web_app)
     setup_datalake(server_app)
+    setup_jobs(server_app)
     server_app.log.info("intertwin_lab: registered /intertwin handlers")

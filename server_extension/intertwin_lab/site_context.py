@@ -13,6 +13,9 @@ class SiteContext:
     title: str
     scratch_rse: str | None
     scratch_path: str | None
+    # the site's short name (Vega) and its GPU model (A100), for "Vega, 2 x A100"
+    name: str
+    gpu_model: str | None
 
     def to_json(self) -> dict[str, str | None]:
         return asdict(self)
@@ -27,4 +30,6 @@ def site_context(env: Mapping[str, str] = os.environ) -> SiteContext | None:
         title=env.get("INTERTWIN_SITE_TITLE") or slug,
         scratch_rse=env.get("INTERTWIN_SCRATCH_RSE") or None,
         scratch_path=env.get("INTERTWIN_SCRATCH_PATH") or None,
+        name=env.get("INTERTWIN_SITE_NAME") or slug,
+        gpu_model=env.get("INTERTWIN_GPU_MODEL") or None,
     )

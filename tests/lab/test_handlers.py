@@ -17,6 +17,8 @@ async def test_site_comes_from_the_spawner_env(
     monkeypatch.setenv("INTERTWIN_SITE_TITLE", "Offload to Vega HPC - dev VO")
     monkeypatch.setenv("INTERTWIN_SCRATCH_RSE", "VEGA-DCACHE")
     monkeypatch.setenv("INTERTWIN_SCRATCH_PATH", "/dcache/sling.si/projects/intertwin")
+    monkeypatch.setenv("INTERTWIN_SITE_NAME", "Vega")
+    monkeypatch.setenv("INTERTWIN_GPU_MODEL", "A100")
     r = await jp_fetch("intertwin", "site")
     assert r.code == 200
     assert json.loads(r.body) == {
@@ -24,6 +26,8 @@ async def test_site_comes_from_the_spawner_env(
         "title": "Offload to Vega HPC - dev VO",
         "scratch_rse": "VEGA-DCACHE",
         "scratch_path": "/dcache/sling.si/projects/intertwin",
+        "name": "Vega",
+        "gpu_model": "A100",
     }
 
 

@@ -70,6 +70,23 @@ async def test_vega_with_two_a100() -> None:
     e = env(pod)
     assert (e["INTERTWIN_SITE"], e["INTERTWIN_SCRATCH_RSE"]) == ("vega", "VEGA-DCACHE")
     assert e["INTERTWIN_SCRATCH_PATH"] == "/dcache/sling.si/projects/intertwin"
+    # the session's status bar: "Vega, 2 x A100"
+    assert (e["INTERTWIN_SITE_NAME"], e["INTERTWIN_GPU_MODEL"]) == ("Vega", "A100")
+    # no public hub URL in this hub's config: the session is not told where the service is
+    assert "INTERTWIN_SERVICE_URL" not in e
+
+
+async def test_sessions_are_told_where_the_intertwin_service_is() -> None:
+    """From the hub's public URL (the service's proxy route), or as the deployment says."""
+    s = spawner(public_hub_url="https://hub.intertwin.eu/prefix/hub/")
+    assert s.service_url == "https://hub.intertwin.eu/prefix/services/intertwin/"
+    e = env(await manifest({"profile": "kbfi"}, public_hub_url="https://hub.intertwin.eu/hub/"))
+    assert e["INTERTWIN_SERVICE_URL"] == "https://hub.intertwin.eu/services/intertwin/"
+    assert "INTERTWIN_GPU_MODEL" not in e  # KBFI has no GPUs
+    e = env(
+        await manifest({"profile": "ukri"}, service_url="http://proxy:8000/services/intertwin/")
+    )
+    assert e["INTERTWIN_SERVICE_URL"] == "http://proxy:8000/services/intertwin/"
 
 
 async def test_psnc_with_h100_partition() -> None:
