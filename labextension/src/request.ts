@@ -53,6 +53,11 @@ export function datalakeAPI<T>(
   query: Record<string, string | number | null | undefined> = {},
   init: RequestInit = {}
 ): Promise<T> {
+  return requestAPI<T>(`datalake/${endPoint}${queryString(query)}`, init);
+}
+
+/** Query parameters as a query string (empty values left out), with its `?`. */
+function queryString(query: Record<string, string | number | null | undefined>): string {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) {
     if (v !== null && v !== undefined && v !== '') {
@@ -60,7 +65,83 @@ export function datalakeAPI<T>(
     }
   }
   const qs = params.toString();
-  return requestAPI<T>(`datalake/${endPoint}${qs ? `?${qs}` : ''}`, init);
+  return qs ? `?${qs}` : '';
+}
+
+/**
+ * Call the intertwin hub service's jobs API through this server (`{baseUrl}intertwin/jobs...`,
+ * which forwards with the server's own hub token).
+ */
+export function jobsAPI<T>(
+  endPoint: string,
+  query: Record<string, string | number | null | undefined> = {},
+  init: RequestInit = {}
+): Promise<T> {
+  return requestAPI<T>(`${endPoint}${queryString(query)}`, init);
+}
+
+/**
+ * Read a job's log as it arrives (`jobs/{id}/logs`, streamed through with `follow`): each
+ * decoded piece of text goes to `onText`; resolves when the log ends (a followed log: when the
+ * job ends), rejects with an `ApiError` carrying the server's sentence. `signal` stops it.
+ */
+export async function streamLog(
+  jobId: string,
+  query: { tail: number; follow: boolean },
+  onText: (text: string) => void,
+  signal: AbortSignal
+): Promise<void> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(
+    settings.baseUrl,
+    API_NAMESPACE,
+    `jobs/${encodeURIComponent(jobId)}/logs${queryString({
+      tail: query.tail,
+      follow: query.follow ? 'true' : null
+    })}`
+  );
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, { signal }, settings);
+  } catch (error) {
+    if (signal.aborted) {
+      return;
+    }
+    throw new ApiError(0, 'network', `The JupyterLab server cannot be reached: ${error}`);
+  }
+  if (!response.ok) {
+    const text = await response.text();
+    let err: Partial<IApiError> = {};
+    try {
+      err = JSON.parse(text) as Partial<IApiError>;
+    } catch {
+      // not JSON: the status says it
+    }
+    throw new ApiError(
+      response.status,
+      err.error ?? 'http_error',
+      err.message ?? `The server answered ${response.status} ${response.statusText}.`
+    );
+  }
+  if (!response.body) {
+    onText(await response.text());
+    return;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
+        break;
+      }
+      onText(decoder.decode(value, { stream: true }));
+    }
+  } catch (error) {
+    if (!signal.aborted) {
+      throw new ApiError(0, 'network', `The log stopped arriving: ${error}`);
+    }
+  }
 }
 
 /** The user-facing sentence of any failure. */

@@ -3,6 +3,8 @@ import { Token } from '@lumino/coreutils';
 
 import type { DataLakeModel } from './datalake/model';
 import type { components, operations } from './datalake/openapi';
+import type { JobsModel } from './jobs/model';
+import type { components as JobComponents } from './jobs/openapi';
 
 export const PLUGIN_ID = '@intertwin/hub:site';
 export const API_NAMESPACE = 'intertwin';
@@ -15,6 +17,10 @@ export interface ISiteContext {
   title: string;
   scratch_rse: string | null;
   scratch_path: string | null;
+  /** the site's short name (Vega) */
+  name?: string;
+  /** the model of the site's GPUs (A100), null without GPUs */
+  gpu_model?: string | null;
 }
 
 /** The JSON error shape of every intertwin API: a code and a sentence for people. */
@@ -71,3 +77,25 @@ export interface IRucioAttachment {
 }
 
 export const ATTACHMENTS_KEY = 'rucio_attachments';
+
+export const JOBS_PLUGIN_ID = '@intertwin/hub:jobs';
+
+/**
+ * The Jobs model (my notebook servers and batch cells across sites, from the intertwin hub
+ * service), for the panels that need it too (Usage): `requires: [IJobsModel]`.
+ */
+export const IJobsModel = new Token<JobsModel>(
+  '@intertwin/hub:IJobsModel',
+  'The Jobs model of the interTwin sidebar: my jobs across sites, their logs, cancel.'
+);
+
+/** The intertwin service's schemas, generated from its openapi.yaml (`jlpm openapi`). */
+type JobSchemas = JobComponents['schemas'];
+/** One notebook server or batch cell, in the site's words. */
+export type IJob = JobSchemas['Job'];
+/** GET jobs: a page, newest first; `next` is the cursor of the following page. */
+export type IJobPage = JobSchemas['JobPage'];
+export type JobState = IJob['state'];
+export type JobKind = IJob['kind'];
+/** GET sites: a site's node and GPUs as the service sees them now. */
+export type ISiteStatus = JobSchemas['Site'];

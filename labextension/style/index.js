@@ -1,2 +1,3 @@
 import './base.css';
 import './datalake.css';
+import './jobs.css';
