@@ -184,7 +184,7 @@ export function sessionText(
   return parts.join(' · ');
 }
 
-/** Does the job match the words of the search (every word somewhere in its text)? */
+/** Does the job match the words of the search (every word somewhere in its text, its kind included)? */
 export function matches(job: IJob, search: string, trans: TranslationBundle): boolean {
   const words = search.toLowerCase().split(/\s+/).filter(Boolean);
   if (words.length === 0) {
@@ -192,6 +192,7 @@ export function matches(job: IJob, search: string, trans: TranslationBundle): bo
   }
   const text = [
     jobTitle(job, trans),
+    job.kind,
     job.pod,
     job.server_name,
     job.notebook_path ?? '',
