@@ -1,0 +1,100 @@
+"""The Jobs routes of the lab extension on the testbed: a real JupyterLab session at Vega reaches
+the real intertwin service through the proxy (INTERTWIN_SERVICE_URL, set by the spawner) with its
+own hub token. Answers, the service's errors and a followed log come through as the service
+sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ..waiting import wait_for_async
+from .hubapi import spawn, stop
+from .test_service import token_for
+
+pytestmark = [pytest.mark.testbed, pytest.mark.asyncio, pytest.mark.timeout(600)]
+
+SERVER = "jobs-api"
+
+
+async def test_a_session_reaches_the_service_through_its_jobs_routes(
+    testbed: dict[str, Any],
+) -> None:
+    hub = testbed["hub"]
+    admin = {"Authorization": f"token {hub['service_token']}"}
+    async with aiohttp.ClientSession(headers=admin) as s:
+        events = await spawn(
+            s, hub["api_url"], "alice", SERVER, {"profile": "vega", "gpus": "gpu-2"}
+        )
+        assert events[-1].get("ready"), events
+        token = await token_for(s, hub["api_url"], "alice")
+    lab = f"{hub['url']}/user/alice/{SERVER}/intertwin"
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as u:
+
+            async def get(path: str, **params: Any) -> tuple[int, Any]:
+                async with u.get(f"{lab}/{path}", params=params) as r:
+                    body = await (r.json() if r.content_type == "application/json" else r.text())
+                    return r.status, body
+
+            # the session knows where it runs, for the status bar
+            st, site = await get("site")
+            assert st == 200, site
+            assert (site["name"], site["gpu_model"]) == ("Vega", "A100")
+
+            # the list: this very session, as the service sees it
+            async def mine() -> dict[str, Any] | None:
+                st, page = await get("jobs", state="active", kind="notebook")
+                assert st == 200, page
+                return next((j for j in page["jobs"] if j["server_name"] == SERVER), None)
+
+            job = await wait_for_async(mine, "the session's own job", 120)
+            assert (job["user"], job["site_name"], job["resources"]["gpus"]) == ("alice", "Vega", 2)
+            assert job["state"] == "running" and job["batch_job"], job
+            st, one = await get(f"jobs/{job['id']}")
+            assert st == 200 and one["id"] == job["id"]
+            st, sites = await get("sites")
+            assert st == 200 and "vega" in [x["site"] for x in sites["sites"]]
+
+            # the service's errors, with its status and its words
+            st, body = await get(f"jobs/{uuid.uuid4()}")
+            assert (st, body["error"]) == (404, "not_found"), body
+            st, body = await get("jobs", kind="spaceship")
+            assert (st, body["error"], body["param"]) == (400, "bad_request", "kind"), body
+
+            # the last lines: what the server printed when it started
+            st, text = await get(f"jobs/{job['id']}/logs", tail="1000")
+            assert st == 200, text
+            assert "intertwin_lab: Jobs API forwarding to the intertwin service at" in text
+
+            # a followed log streams through: a line the server prints while the answer is open
+            # arrives while it stays open
+            marker = f"itw-marker-{uuid.uuid4().hex[:8]}"
+            async with u.get(
+                f"{lab}/jobs/{job['id']}/logs",
+                params={"follow": "true", "tail": "5"},
+                timeout=aiohttp.ClientTimeout(total=120),
+            ) as r:
+                assert r.status == 200, await r.text()
+                assert r.headers["Content-Type"].startswith("text/plain")
+                seen = ""
+
+                async def poke() -> None:
+                    # a 404 the server logs with its path (jupyter_server logs 4xx as warnings)
+                    async with u.get(f"{hub['url']}/user/alice/{SERVER}/api/contents/{marker}"):
+                        pass
+
+                asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(poke()))
+                async with asyncio.timeout(90):
+                    async for chunk in r.content.iter_any():
+                        seen += chunk.decode(errors="replace")
+                        if marker in seen:
+                            break
+                assert marker in seen, seen[-2000:]
+    finally:
+        async with aiohttp.ClientSession(headers=admin) as s:
+            await stop(s, hub["api_url"], "alice", SERVER)
