@@ -339,7 +339,12 @@ export class JobsModel {
   async refresh(): Promise<void> {
     let page: IJobPage;
     try {
-      page = await jobsAPI<IJobPage>('jobs', { state: 'active', limit: 1000 });
+      // `user`: an admin's list would hold everyone's jobs (the service ignores it for others)
+      page = await jobsAPI<IJobPage>('jobs', {
+        state: 'active',
+        limit: 1000,
+        user: this.host.session().user
+      });
     } catch (e) {
       this.status = statusOf(e);
       this._emit();
@@ -402,6 +407,7 @@ export class JobsModel {
     const { site, kind, state } = this.filters;
     try {
       const page = await jobsAPI<IJobPage>('jobs', {
+        user: this.host.session().user,
         site,
         kind,
         state: FINAL_STATES.has(state) ? state : [...FINAL_STATES].join(','),

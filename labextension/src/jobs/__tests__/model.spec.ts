@@ -178,6 +178,63 @@ describe('the list', () => {
     expect(model.shownActive.map(j => j.id)).toEqual(['uid-1']);
   });
 
+  it('asks only for my jobs, even as an admin (who may list everyone)', async () => {
+    const { asked } = serve({ 'GET jobs': () => ({ jobs: [], next: null }) });
+    const model = new JobsModel(host('oper'));
+    await model.refresh();
+    await model.loadHistory(true);
+    expect(asked.map(a => a.query.user)).toEqual(['oper', 'oper']);
+  });
+
+  it('polls at once, then every few seconds while shown and less often while closed', async () => {
+    jest.useFakeTimers();
+    try {
+      let fail = false;
+      const { asked } = serve({
+        'GET jobs': q => {
+          if (fail && q.state === 'active') {
+            throw new ApiError(
+              503,
+              'service_unreachable',
+              'The intertwin service is not reachable.'
+            );
+          }
+          return { jobs: [], next: null };
+        },
+        'GET sites': () => ({ sites: [] })
+      });
+      const model = new JobsModel(host(), {
+        pollSeconds: 5,
+        pollHiddenSeconds: 30,
+        pollMaxSeconds: 60
+      });
+      const polls = (): number => asked.filter(a => a.query.state === 'active').length;
+      model.start(); // at start-up, the panel closed
+      await jest.advanceTimersByTimeAsync(100);
+      expect(polls()).toBe(1);
+      await jest.advanceTimersByTimeAsync(29_000);
+      expect(polls()).toBe(1);
+      await jest.advanceTimersByTimeAsync(2_000);
+      expect(polls()).toBe(2);
+      model.setVisible(true); // shown: at once, then every 5 s
+      await jest.advanceTimersByTimeAsync(100);
+      expect(polls()).toBe(3);
+      await jest.advanceTimersByTimeAsync(10_500);
+      expect(polls()).toBe(5);
+      // the service fails: the poll backs off (fewer asks than every 5 s), and says so
+      fail = true;
+      const before = polls();
+      await jest.advanceTimersByTimeAsync(120_000);
+      expect(polls() - before).toBeGreaterThanOrEqual(2);
+      expect(polls() - before).toBeLessThan(24);
+      expect(model.status.kind).toBe('error');
+      fail = false;
+      model.dispose();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('says the service is not reachable, and the poll sees the failure', async () => {
     serve({});
     api.mockRejectedValue(
