@@ -74,6 +74,13 @@ async def test_a_session_reaches_the_service_through_its_jobs_routes(
             # a followed log streams through: a line the server prints while the answer is open
             # arrives while it stays open
             marker = f"itw-marker-{uuid.uuid4().hex[:8]}"
+
+            async def poke(path: str, delay: float = 0.0) -> None:
+                # a 404 the server logs with its path (jupyter_server logs 4xx as warnings)
+                await asyncio.sleep(delay)
+                async with u.get(f"{hub['url']}/user/alice/{SERVER}/api/contents/{path}"):
+                    pass
+
             async with u.get(
                 f"{lab}/jobs/{job['id']}/logs",
                 params={"follow": "true", "tail": "5"},
@@ -82,19 +89,27 @@ async def test_a_session_reaches_the_service_through_its_jobs_routes(
                 assert r.status == 200, await r.text()
                 assert r.headers["Content-Type"].startswith("text/plain")
                 seen = ""
-
-                async def poke() -> None:
-                    # a 404 the server logs with its path (jupyter_server logs 4xx as warnings)
-                    async with u.get(f"{hub['url']}/user/alice/{SERVER}/api/contents/{marker}"):
-                        pass
-
-                asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(poke()))
+                poking = asyncio.create_task(poke(marker, delay=1.0))
                 async with asyncio.timeout(90):
                     async for chunk in r.content.iter_any():
                         seen += chunk.decode(errors="replace")
                         if marker in seen:
                             break
+                await poking
                 assert marker in seen, seen[-2000:]
+
+            # the reader left: the next line ends the forwarding quietly (no error in the log)
+            after = f"itw-after-{uuid.uuid4().hex[:8]}"
+            await poke(after)
+
+            async def logged_after() -> str | None:
+                st, text = await get(f"jobs/{job['id']}/logs", tail="200")
+                assert st == 200, text
+                return text if after in text else None
+
+            text = await wait_for_async(logged_after, "the line printed after the reader left")
+            tail = text[text.index(after) :]
+            assert "Traceback" not in tail and "Uncaught exception" not in tail, tail
     finally:
         async with aiohttp.ClientSession(headers=admin) as s:
             await stop(s, hub["api_url"], "alice", SERVER)

@@ -44,6 +44,15 @@ test('Jobs: my Vega session, its logs, cancel a second server, the notification'
   await status.click();
   const panel = page.locator('#intertwin-jobs');
   await expect(panel).toBeVisible();
+  // a wider sidebar, as a user would drag it to read logs
+  const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
+  const box = await handle.boundingBox();
+  if (box) {
+    await page.mouse.move(box.x + box.width / 2, box.y + 300);
+    await page.mouse.down();
+    await page.mouse.move(460, box.y + 300, { steps: 5 });
+    await page.mouse.up();
+  }
 
   // this session: running at Vega, in the site's words
   const mine = panel.locator(`[data-testid="itw-jobs-row"][data-server="${SERVER}"]`);
@@ -69,7 +78,11 @@ test('Jobs: my Vega session, its logs, cancel a second server, the notification'
   );
   await expect(log.getByTestId('itw-jobs-log-text')).toContainText(marker, { timeout: 60_000 });
   if (shots) {
-    await panel.screenshot({ path: `${shots}/jobs.png` });
+    await page.waitForTimeout(500); // the log's scroll settles
+    await page.screenshot({
+      path: `${shots}/jobs.png`,
+      clip: { x: 0, y: 0, width: 900, height: 860 }
+    });
   }
   await log.getByTestId('itw-jobs-log-close').click();
 
