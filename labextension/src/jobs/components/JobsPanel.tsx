@@ -20,6 +20,21 @@ const STATE_CLASS: Record<string, string> = {
   lost: 'bad'
 };
 
+/** The service's states as the filter names them. */
+function stateWords(trans: TranslationBundle): Record<(typeof STATES)[number], string> {
+  return {
+    pending: trans.__('pending'),
+    submitted: trans.__('submitted'),
+    queued: trans.__('queued'),
+    preparing: trans.__('preparing'),
+    running: trans.__('running'),
+    succeeded: trans.__('succeeded'),
+    failed: trans.__('failed'),
+    cancelled: trans.__('cancelled'),
+    lost: trans.__('lost')
+  };
+}
+
 function when(iso: string | null | undefined): string {
   if (!iso) {
     return '—';
@@ -178,7 +193,7 @@ function Filters(props: { model: JobsModel }): JSX.Element {
         <option value="ended">{trans.__('ended')}</option>
         {STATES.map(s => (
           <option key={s} value={s}>
-            {s}
+            {stateWords(trans)[s]}
           </option>
         ))}
       </select>
