@@ -63,6 +63,8 @@ async def test_a_session_reaches_the_service_through_its_jobs_routes(
             # the service's errors, with its status and its words
             st, body = await get(f"jobs/{uuid.uuid4()}")
             assert (st, body["error"]) == (404, "not_found"), body
+            st, body = await get(f"jobs/{uuid.uuid4()}/logs", follow="true")
+            assert (st, body["error"]) == (404, "not_found"), body
             st, body = await get("jobs", kind="spaceship")
             assert (st, body["error"], body["param"]) == (400, "bad_request", "kind"), body
 
