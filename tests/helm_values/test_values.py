@@ -39,13 +39,17 @@ def test_every_values_file_is_the_base_or_an_environment() -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_an_environment_has_its_own_login_and_address(env: str) -> None:
-    """Check-in's instance, the callback and the hub address the notebooks call back to
-    agree within an environment, and no two environments share them."""
+    """Check-in's instance, the callback, the hub address the notebooks call back to and the
+    intertwin service's address the sessions use agree within an environment, and no two
+    environments share them."""
     values = values_for(env)
     oauth = values["hub"]["config"]["GenericOAuthenticator"]
     host = values["ingress"]["hosts"][0]
     assert oauth["oauth_callback_url"] == f"https://{host}/hub/oauth_callback"
     assert values["hub"]["config"]["KubeSpawner"]["hub_connect_url"] == f"https://{host}"
+    # the sessions' address of the intertwin service (the Jobs panel, %%offload)
+    service_url = values["hub"]["config"]["InterTwinSpawner"]["service_url"]
+    assert service_url == f"https://{host}/services/intertwin/"
     issuer = oauth["authorize_url"].split("/protocol/")[0]
     assert oauth["token_url"].startswith(issuer) and oauth["userdata_url"].startswith(issuer)
     others = [values_for(e) for e in ENVIRONMENTS if e != env]
