@@ -83,6 +83,8 @@ class Partition:
     max_gpus: int
     # the batch system's own partition name (slugs forbid "_", Slurm names need not)
     name: str = ""
+    # the longest a batch job may ask for in this partition, in seconds (None: the site's)
+    max_time: int | None = None
 
     @property
     def batch_name(self) -> str:
@@ -110,6 +112,49 @@ class Batch:
     system: Literal["slurm", "arc"]
     account: str | None = None
     time: str | None = None
+    # the longest a batch job may ask for, in seconds (a partition may say otherwise)
+    max_time: int | None = None
+    # batch cells (``%%offload``) one user may have queued or running at the site at once
+    max_cells_per_user: int = 4
+
+
+# a time limit as users type it in ``%%offload --time`` (90s, 30m, 4h, 2d) or in Slurm's forms
+_WITH_UNIT = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def duration_seconds(text: str) -> int:
+    """A time limit in seconds: ``30m``, ``4h``, or Slurm's ``--time`` forms
+    (https://slurm.schedmd.com/sbatch.html#OPT_time): ``M``, ``M:S``, ``H:M:S``, ``D-H``,
+    ``D-H:M``, ``D-H:M:S``. ValueError for anything else."""
+    t = text.strip()
+    m = _WITH_UNIT.fullmatch(t)
+    if m:
+        return int(float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    m = _SLURM_TIME.fullmatch(t)
+    if not m:
+        raise ValueError(f"{text!r} is not a time such as 30m, 2h or 04:00:00")
+    days, *parts = m.groups()
+    nums = [int(p) for p in parts if p is not None]
+    if days is not None:
+        d = int(days) * 86400
+        h, mi, sec = [*nums, 0, 0][:3]
+        return d + h * 3600 + mi * 60 + sec
+    if len(nums) == 1:
+        return nums[0] * 60
+    if len(nums) == 2:
+        return nums[0] * 60 + nums[1]
+    return nums[0] * 3600 + nums[1] * 60 + nums[2]
+
+
+def slurm_time(seconds: int) -> str:
+    """Seconds as Slurm's ``D-HH:MM:SS`` (``HH:MM:SS`` under a day)."""
+    days, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    clock = f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{days}-{clock}" if days else clock
 
 
 @dataclass(frozen=True)
@@ -281,6 +326,16 @@ def _memory(r: _Reader, key: str) -> str:
     return s
 
 
+def _duration(r: _Reader, key: str) -> int | None:
+    v = r.raw(key, required=False)
+    if v is None:
+        return None
+    try:
+        return duration_seconds(str(v))
+    except ValueError as e:
+        raise CatalogueError(f"{r.path(key)}: {e}") from None
+
+
 def _unique(items: Sequence[Any], where: str) -> None:
     seen: set[str] = set()
     for i in items:
@@ -344,6 +399,7 @@ def _site(r: _Reader) -> Site:
             _int_list(pr, "gpu_choices", True),
             pr.integer("max_gpus"),
             pr.text("name", required=False, pattern=_BATCH_PARTITION, default=slug_),
+            _duration(pr, "max_time"),
         )
         if any(g > p.max_gpus for g in p.gpu_choices):
             raise CatalogueError(f"{pr.path('gpu_choices')}: a choice exceeds max_gpus")
@@ -411,7 +467,15 @@ def _site(r: _Reader) -> Site:
         system = br.text("system")
         if system not in ("slurm", "arc"):
             raise CatalogueError(f"{br.path('system')}: must be 'slurm' or 'arc', got {system!r}")
-        batch = Batch(system, br.text("account", required=False), br.text("time", required=False))
+        batch = Batch(
+            system,
+            br.text("account", required=False),
+            br.text("time", required=False),
+            _duration(br, "max_time"),
+            br.integer("max_cells_per_user", required=False, default=4, minimum=1),
+        )
+        if batch.time is not None:
+            _duration(br, "time")
         br.done()
 
     reach = r.text("reach", required=False)

@@ -72,6 +72,8 @@ def hub_config(
         "KUBECONFIG": str(service_kubeconfig),
         "INTERTWIN_NAMESPACE": cp.namespace,
         "INTERTWIN_SERVICE_DB_URL": f"sqlite:///{run}/intertwin-service.sqlite",
+        # batch cells run on this machine through the local plugin: the venv is their image
+        "INTERTWIN_OFFLOAD_PYTHON": sys.executable,
     }
     if keycloak is None:
         login = f"""c.JupyterHub.authenticator_class = "dummy"

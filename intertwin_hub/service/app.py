@@ -37,6 +37,8 @@ from ..sites import Catalogue, load_catalogue
 from ..status import FINAL, STATES
 from . import db
 from .index import Index
+from .results import read_result
+from .submit import submit_cell
 from .watch import Watcher
 
 log = logging.getLogger("intertwin.service")
@@ -60,7 +62,9 @@ class Service:
         self.watcher = Watcher(api, namespace, self.index)
         self.hub_api_url = os.environ.get("JUPYTERHUB_API_URL", "")
         self.hub_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
-        self._admins: dict[str, tuple[float, bool]] = {}
+        self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+        # how a batch cell's container starts Python (the job's image decides what that is)
+        self.runner_python = "python3"
 
     async def hub(self, method: str, path: str) -> Any:
         req = HTTPRequest(
@@ -72,16 +76,19 @@ class Service:
         resp = await AsyncHTTPClient().fetch(req)
         return json.loads(resp.body) if resp.body else None
 
-    async def is_admin(self, name: str) -> bool:
-        """Asked of the hub (with this service's own token), not of the caller's token, whose
-        scopes may not include reading the admin flag."""
-        hit = self._admins.get(name)
+    async def user_model(self, name: str) -> dict[str, Any]:
+        """The hub's model of a user (admin flag, groups), asked of the hub with this
+        service's own token (``read:users``), not with the caller's, whose scopes may not
+        include them; kept for a minute."""
+        hit = self._users.get(name)
         if hit and time.monotonic() - hit[0] < ADMIN_CACHE_SECONDS:
             return hit[1]
-        model = await self.hub("GET", f"users/{quote(name, safe='')}")
-        admin = bool((model or {}).get("admin"))
-        self._admins[name] = (time.monotonic(), admin)
-        return admin
+        model = await self.hub("GET", f"users/{quote(name, safe='')}") or {}
+        self._users[name] = (time.monotonic(), model)
+        return dict(model)
+
+    async def is_admin(self, name: str) -> bool:
+        return bool((await self.user_model(name)).get("admin"))
 
 
 class BaseHandler(JSONErrorsMixin, HubOAuthenticated, RequestHandler):
@@ -148,6 +155,11 @@ def _time_param(h: RequestHandler, name: str) -> datetime | None:
 
 
 class JobsHandler(BaseHandler):
+    async def post(self) -> None:
+        """Submit a batch cell (``submit.py``)."""
+        job = await submit_cell(self.svc, self.user_name, self.request.body)
+        self.write_json(self.job_json(job), 201)
+
     async def get(self) -> None:
         site = self.get_query_argument("site", None)
         if site is not None and self.svc.catalogue.get(site) is None:
@@ -300,6 +312,12 @@ class LogsHandler(BaseHandler):
         self.finish()
 
 
+class ResultHandler(BaseHandler):
+    async def get(self, uid: str) -> None:
+        """A batch cell's result frame, read from its log (``results.py``)."""
+        self.write_json(await read_result(self.svc, self.job(uid)))
+
+
 class SitesHandler(BaseHandler):
     async def get(self) -> None:
         self.write_json({"sites": [self.svc.index.site_json(s) for s in self.svc.catalogue]})
@@ -316,6 +334,7 @@ def make_app(svc: Service, prefix: str) -> Application:
             (url_path_join(api, "jobs"), JobsHandler, args),
             (url_path_join(api, r"jobs/([^/]+)"), JobHandler, args),
             (url_path_join(api, r"jobs/([^/]+)/logs"), LogsHandler, args),
+            (url_path_join(api, r"jobs/([^/]+)/result"), ResultHandler, args),
             (url_path_join(api, "sites"), SitesHandler, args),
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
         ],
@@ -343,6 +362,12 @@ async def serve(argv: list[str] | None = None) -> None:
         default=os.environ.get("INTERTWIN_SITE_CATALOGUE"),
         help="the site catalogue (default: the shipped sites.yaml)",
     )
+    p.add_argument(
+        "--runner-python",
+        default=os.environ.get("INTERTWIN_OFFLOAD_PYTHON", "python3"),
+        help="the Python a batch cell's container runs the offload runner with (in the job's "
+        "image; the testbed's plugin runs jobs on this machine, so it names the venv's)",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s"
@@ -360,6 +385,7 @@ async def serve(argv: list[str] | None = None) -> None:
         await config.load_kube_config()
     api = client.ApiClient()
     svc = Service(load_catalogue(a.catalogue), store, a.namespace, api)
+    svc.runner_python = a.runner_python
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/intertwin/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
     app = make_app(svc, prefix)

@@ -195,3 +195,157 @@ def _check_gpu_limit(site: Site, raw: str | None) -> None:
         raise OptionsError(
             f"{where} offers at most {limit} GPUs per session; you asked for {wanted}."
         )
+
+
+# --- batch cells (``%%offload``) ---------------------------------------------------------------
+
+# batch cells a user may have queued or running at a site whose catalogue entry sets no limit
+DEFAULT_MAX_CELLS_PER_USER = 4
+
+
+@dataclass(frozen=True)
+class BatchSelection:
+    """A validated batch cell: the spawner's :class:`Selection` (site, resources, partition,
+    GPUs, image) plus the time limit it asked for, in seconds (None: the site's default)."""
+
+    selection: Selection
+    time: int | None
+
+    @property
+    def site(self) -> Site:
+        return self.selection.site
+
+
+def max_cells_per_user(site: Site) -> int:
+    return site.batch.max_cells_per_user if site.batch else DEFAULT_MAX_CELLS_PER_USER
+
+
+def validate_batch(
+    catalogue: Catalogue, vos: Iterable[str], request: Mapping[str, Any]
+) -> BatchSelection:
+    """Check a batch cell's request (site, partition, gpus, cpus, memory, time, image) for a
+    user in ``vos`` with the spawner's own rules (:func:`validate`): the same VO, partition,
+    GPU and image checks and the same refusals. CPUs and memory pick the smallest of the
+    site's resource choices that holds both, so nothing outside the catalogue reaches a pod;
+    the time must be within the partition's (else the site's) ``max_time``."""
+    site = catalogue.get(str(request.get("site") or "")) if request.get("site") else None
+    options: dict[str, Any] = {}
+    if request.get("site") is not None:
+        options["profile"] = _text(request, "site")
+    if site is None:
+        # an unknown site or none given: validate says which sites there are
+        return BatchSelection(validate(catalogue, vos, options), None)
+    # who may use the site first, as the spawn form does: a non-member hears that, not GPU rules
+    validate(catalogue, vos, options)
+    options[GPUS] = _batch_gpus(site, request)
+    options[RESOURCES] = _batch_resource(site, request)
+    image = _text(request, "image")
+    if image:
+        listed = next((i for i in site.images if image in (i.slug, i.image)), None)
+        options[IMAGE if listed else OTHER_IMAGE] = listed.slug if listed else image
+    sel = validate(catalogue, vos, {k: v for k, v in options.items() if v is not None})
+    return BatchSelection(sel, _batch_time(sel, request))
+
+
+def _count(request: Mapping[str, Any], key: str) -> int | None:
+    v = request.get(key)
+    if v is None or v == "":
+        return None
+    text = str(v).strip()
+    if isinstance(v, bool) or not (text.isascii() and text.isdigit()):
+        raise OptionsError(f"{key} must be a whole number, not {str(v)[:40]!r}.")
+    return int(text)
+
+
+def _batch_gpus(site: Site, request: Mapping[str, Any]) -> str | None:
+    """The spawner's GPU choice key (``gpu-1`` for a partition, ``1`` without) for the
+    request's partition and GPU count."""
+    gpus = _count(request, "gpus")
+    partition = _text(request, "partition")
+    if not site.partitions:
+        if partition:
+            raise OptionsError(f"{site.title} has no partitions to choose from.")
+        return None if gpus is None else str(gpus)
+    if partition:
+        p = next((p for p in site.partitions if partition in (p.slug, p.batch_name)), None)
+        if p is None:
+            offered = ", ".join(repr(p.slug) for p in site.partitions)
+            raise OptionsError(
+                f"{partition!r} is not a partition of {site.title}. Choose one of: {offered}."
+            )
+        if gpus is None:
+            gpus = p.gpu_choices[0]
+        return gpu_choice_key(p, gpus)
+    if gpus is None:
+        return None
+    # the first partition that offers that many GPUs (--gpus 0 on Vega: the cpu partition)
+    for p in site.partitions:
+        if gpus in p.gpu_choices:
+            return gpu_choice_key(p, gpus)
+    most = max(p.max_gpus for p in site.partitions)
+    if gpus > most:
+        raise OptionsError(
+            f"{site.title} offers at most {most} GPUs per job; you asked for {gpus}."
+        )
+    counts = sorted({n for p in site.partitions for n in p.gpu_choices})
+    raise OptionsError(
+        f"{site.title} offers {', '.join(map(str, counts))} GPUs per job; you asked for {gpus}."
+    )
+
+
+def _batch_resource(site: Site, request: Mapping[str, Any]) -> str | None:
+    from ..sites import quantity_bytes
+
+    cpus = _count(request, "cpus")
+    memory = _text(request, "memory")
+    if cpus is None and not memory:
+        return None
+    mem = 0
+    if memory:
+        # users write 32G and mean GiB, as Slurm's --mem does
+        text = memory[:-1] if memory.endswith("B") else memory
+        text = text + "i" if text[-1:] in ("K", "M", "G", "T") else text
+        try:
+            mem = quantity_bytes(text)
+        except ValueError:
+            raise OptionsError(
+                f"memory must be a size such as 16G or 512Mi, not {memory[:40]!r}."
+            ) from None
+    fits = [r for r in site.resources if r.cpu >= (cpus or 0) and quantity_bytes(r.memory) >= mem]
+    if not fits:
+        biggest = max(site.resources, key=lambda r: (r.cpu, quantity_bytes(r.memory)))
+        raise OptionsError(
+            f"{site.title} runs jobs of at most {biggest.label}; you asked for "
+            + " and ".join(
+                x
+                for x in (f"{cpus} CPU" if cpus else "", f"{memory} of memory" if memory else "")
+                if x
+            )
+            + "."
+        )
+    return min(fits, key=lambda r: (r.cpu, quantity_bytes(r.memory))).slug
+
+
+def _batch_time(sel: Selection, request: Mapping[str, Any]) -> int | None:
+    from ..sites import duration_seconds, slurm_time
+
+    raw = _text(request, "time")
+    if not raw:
+        return None
+    try:
+        seconds = duration_seconds(raw)
+    except ValueError as e:
+        raise OptionsError(f"time: {e}.") from None
+    if seconds <= 0:
+        raise OptionsError("time must be longer than nothing.")
+    limit, where = None, sel.site.title
+    if sel.partition and sel.partition.max_time:
+        limit, where = sel.partition.max_time, f"the {sel.partition.slug} partition of {where}"
+    elif sel.site.batch:
+        limit = sel.site.batch.max_time
+    if limit is not None and seconds > limit:
+        raise OptionsError(
+            f"{where} runs jobs for at most {slurm_time(limit)}; you asked for "
+            f"{slurm_time(seconds)}."
+        )
+    return seconds

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..labels import ANNOTATION_VO, KIND_NOTEBOOK, workload_labels
-from ..sites import Site, quantity_bytes
+from ..sites import Site, quantity_bytes, slurm_time
 from .options import Selection
 
 INTERLINK_TAINT = "virtual-node.interlink/no-schedule"
@@ -57,7 +57,8 @@ def offload_tolerations() -> list[dict[str, Any]]:
     ]
 
 
-def slurm_flags(sel: Selection) -> str:
+def slurm_flags(sel: Selection, time: int | None = None) -> str:
+    """The job's Slurm flags; ``time``: a batch cell's own limit in seconds (else the site's)."""
     flags = []
     if sel.partition:
         flags.append(f"--partition={sel.partition.batch_name}")
@@ -66,7 +67,9 @@ def slurm_flags(sel: Selection) -> str:
         # https://github.com/interlink-hq/interlink-slurm-plugin (flavors select on GPU count only)
         flags.append(f"--gres=gpu:{sel.gpus}")
     batch = sel.site.batch
-    if batch and batch.time:
+    if time is not None:
+        flags.append(f"--time={slurm_time(time)}")
+    elif batch and batch.time:
         flags.append(f"--time={batch.time}")
     if batch and batch.account:
         flags.append(f"--account={batch.account}")
@@ -89,12 +92,16 @@ class PodPlan:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def plan_pod(sel: Selection, reach: str | None = None) -> PodPlan:
-    """``reach``: how this deployment reaches the site's notebooks, if not the catalogue's."""
+def plan_pod(
+    sel: Selection, reach: str | None = None, kind: str = KIND_NOTEBOOK, time: int | None = None
+) -> PodPlan:
+    """``reach``: how this deployment reaches the site's notebooks, if not the catalogue's;
+    ``kind``: a notebook server or a batch cell (which nobody reaches: no reach annotations);
+    ``time``: a batch cell's time limit in seconds (else the site's)."""
     site = sel.site
-    annotations = reach_annotations(reach or site.reach)
+    annotations = reach_annotations(reach or site.reach) if kind == KIND_NOTEBOOK else {}
     if site.batch and site.batch.system == "slurm":
-        annotations["slurm-job.vk.io/flags"] = slurm_flags(sel)
+        annotations["slurm-job.vk.io/flags"] = slurm_flags(sel, time)
     if sel.other_image:
         annotations[ANNOTATION_IMAGE_OTHER] = "true"
     if sel.vo:
@@ -104,7 +111,7 @@ def plan_pod(sel: Selection, reach: str | None = None) -> PodPlan:
         cpu=sel.resource.cpu,
         memory=quantity_bytes(sel.resource.memory),
         gpus=sel.gpus,
-        labels=workload_labels(site.slug, KIND_NOTEBOOK),
+        labels=workload_labels(site.slug, kind),
         annotations=annotations,
         node_selector={"kubernetes.io/hostname": site.node.name} if site.offload else {},
         tolerations=offload_tolerations() if site.offload else [],
