@@ -297,8 +297,9 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> db.Job:
             raise ApiError(
                 502, "kubernetes_error", f"Kubernetes refused the batch cell's inputs: {reason}"
             ) from None
-        # counted at once (the watch reports it a moment later, to the same row)
-        svc.index.pod_event("ADDED", pod)
+        # counted at once, unless the watch has already told a newer state of it
+        if pod["metadata"]["uid"] not in svc.index.pods:
+            svc.index.pod_event("ADDED", pod)
     job = svc.store.get(pod["metadata"]["uid"])
     assert job is not None
     return job

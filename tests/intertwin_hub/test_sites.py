@@ -123,6 +123,18 @@ def broken(edit: Any) -> str:
             lambda d: d["sites"][2]["budgets"].append(dict(d["sites"][2]["budgets"][0])),
             "sites[2].budgets: one budget per VO",
         ),
+        (
+            lambda d: d["sites"][1]["partitions"][0].update(max_time="forever"),
+            "sites[1].partitions[0].max_time: 'forever' is not a time such as 30m, 2h or 04:00:00",
+        ),
+        (
+            lambda d: d["sites"][3]["batch"].update(max_cells_per_user=0),
+            "sites[3].batch.max_cells_per_user: must be an integer >= 1",
+        ),
+        (
+            lambda d: d["sites"][2]["batch"].update(time="soon"),
+            "sites[2].batch.time: 'soon' is not a time",
+        ),
     ],
 )
 def test_malformed_catalogue_names_the_key(edit: Any, message: str) -> None:

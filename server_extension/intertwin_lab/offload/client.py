@@ -1,0 +1,69 @@
+"""The kernel's client of the ``intertwin`` hub service: the session's own JupyterHub token
+(``JUPYTERHUB_API_TOKEN``, which carries ``access:services!service=intertwin``) and the
+service's URL (``INTERTWIN_SERVICE_URL``, set by InterTwinSpawner). The kernel never talks to
+Kubernetes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import requests
+
+SERVICE_URL_ENV = "INTERTWIN_SERVICE_URL"
+TIMEOUT = (10.0, 120.0)
+
+
+class OffloadError(Exception):
+    """A refusal or failure told in a sentence (the service's, or ours)."""
+
+
+class ServiceClient:
+    def __init__(self, url: str | None = None, token: str | None = None) -> None:
+        base = (url if url is not None else os.environ.get(SERVICE_URL_ENV, "")).strip()
+        if not base:
+            raise OffloadError(
+                f"This session does not know where the intertwin hub service is "
+                f"(${SERVICE_URL_ENV} is not set); %%offload needs a session started by the "
+                "interTwin hub."
+            )
+        self.api = base.rstrip("/") + "/api/"
+        self.session = requests.Session()
+        tok = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        self.session.headers["Authorization"] = f"token {tok}"
+
+    def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        try:
+            r = self.session.request(method, self.api + path, timeout=TIMEOUT, **kw)
+        except requests.RequestException as e:
+            raise OffloadError(f"The intertwin hub service cannot be reached: {e}") from None
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+                message = body.get("message") or r.reason
+            except ValueError:
+                body, message = {}, f"{r.status_code} {r.reason}"
+            err = OffloadError(message)
+            err.status = r.status_code  # type: ignore[attr-defined]
+            err.code = body.get("error")  # type: ignore[attr-defined]
+            err.body = body  # type: ignore[attr-defined]
+            raise err
+        return r
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.call("POST", "jobs", json=body).json())
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"jobs/{job_id}").json())
+
+    def jobs(self, **params: Any) -> dict[str, Any]:
+        return dict(self.call("GET", "jobs", params=params).json())
+
+    def logs(self, job_id: str, tail: int = 100000) -> str:
+        return self.call("GET", f"jobs/{job_id}/logs", params={"tail": tail}).text
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"jobs/{job_id}/result").json())
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return dict(self.call("DELETE", f"jobs/{job_id}").json())

@@ -1,0 +1,336 @@
+"""``%%offload``: run one cell as a batch job at a site and get its variables back.
+
+    %%offload --site vega --gpus 1 --in x,df --out model,losses [--partition P] [--cpus 8]
+              [--memory 32G] [--time 30m] [--image IMAGE] [--name NAME] [--no-wait]
+
+The cell's source, its ``--in`` variables and the names it reads but does not define (found
+with the AST; ``--no-auto-in`` turns that off) are cloudpickled, each on its own (an error
+names the variable), and sent to the ``intertwin`` hub service, which checks the request with
+the spawner's rules and creates the job. The magic then shows the job's state in the site's
+words and streams its log into the cell; at the end it assigns the ``--out`` variables, or
+re-raises the cell's exception with the remote traceback. ``--no-wait`` returns an
+:class:`OffloadJob` at once; ``%offload_attach ID`` attaches to a job (after a kernel restart,
+say) and fetches its results.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from intertwin_hub.offload import frame
+from intertwin_hub.offload.runner import PackError, pack_inputs
+
+from .cellcode import needed_names
+from .client import OffloadError, ServiceClient
+
+FINAL = frozenset({"succeeded", "failed", "cancelled", "lost"})
+POLL_SECONDS = 1.0
+# names the notebook holds that are IPython's, not the user's
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+class RemoteTraceback(Exception):
+    """The traceback of the cell's exception at the site (the cause of the re-raised one), as
+    ``concurrent.futures`` shows a worker's traceback."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return "\n\n" + self.tb.rstrip()
+
+
+class RemoteError(Exception):
+    """The cell's exception at the site, when it cannot be rebuilt here."""
+
+
+def _names(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out += [n.strip() for n in v.split(",") if n.strip()]
+    for n in out:
+        if not n.isidentifier():
+            raise UsageError(f"{n!r} is not a variable name.")
+    return out
+
+
+def decode_result(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The service's result answer, checked again here (sha256, size), as (status, payload)."""
+    payload = base64.b64decode(body["payload"])
+    if len(payload) != body["bytes"] or hashlib.sha256(payload).hexdigest() != body["sha256"]:
+        raise OffloadError("The batch cell's result arrived damaged (its checksum differs).")
+    return body["status"], json.loads(zlib.decompress(payload))
+
+
+def unpickle_values(payload: dict[str, Any]) -> dict[str, Any]:
+    import cloudpickle
+
+    values = {}
+    for name, b64 in payload.get("values", {}).items():
+        try:
+            values[name] = cloudpickle.loads(base64.b64decode(b64))
+        except Exception as e:
+            raise OffloadError(
+                f"The output variable {name!r} cannot be unpickled here ({type(e).__name__}: "
+                f"{e}); is its package installed in this session?"
+            ) from e
+    return values
+
+
+def remote_exception(payload: dict[str, Any]) -> BaseException:
+    exc: BaseException | None = None
+    if payload.get("exception"):
+        try:
+            import cloudpickle
+
+            exc = cloudpickle.loads(base64.b64decode(payload["exception"]))
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(f"{payload.get('type')}: {payload.get('message')}")
+    exc.__cause__ = RemoteTraceback(payload.get("traceback") or "")
+    return exc
+
+
+class OffloadJob:
+    """A batch cell at a site: ``status()``, ``logs()``, ``result()``, ``cancel()``, ``wait()``."""
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        job: dict[str, Any],
+        assign: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._job = job
+        self._assign = assign
+        self.id: str = job["id"]
+
+    def __repr__(self) -> str:
+        j = self._job
+        return f"<OffloadJob {self.id} at {j.get('site_name')}: {j.get('sentence')}>"
+
+    def status(self) -> dict[str, Any]:
+        """The job as the service tells it now (``state``, ``sentence``, ``batch_job``, ...)."""
+        self._job = self._client.job(self.id)
+        return self._job
+
+    @property
+    def done(self) -> bool:
+        return self._job.get("state") in FINAL
+
+    def logs(self, tail: int = 1000) -> str:
+        """The last lines the cell printed at the site (without the result frame)."""
+        return "\n".join(frame.strip(self._client.logs(self.id, tail).splitlines()))
+
+    def cancel(self) -> dict[str, Any]:
+        self._job = self._client.cancel(self.id)
+        return self._job
+
+    def result(self, wait: bool = True) -> dict[str, Any]:
+        """The ``--out`` values by name (waiting for the end unless ``wait=False``); the
+        cell's exception, re-raised with the remote traceback, if it failed."""
+        while wait and self.status().get("state") not in FINAL:
+            time.sleep(POLL_SECONDS)
+        status, payload = decode_result(self._client.result(self.id))
+        if status == "error":
+            raise remote_exception(payload)
+        return unpickle_values(payload)
+
+    def wait(self, show: bool = True) -> dict[str, Any]:
+        """Show the state and stream the log into the cell until the job ends, then assign
+        (and return) its ``--out`` values."""
+        t0 = time.monotonic()
+        handle = display(_Line(self._line(t0)), display_id=True) if show else None
+        printed = 0
+        last_line = ""
+        try:
+            while True:
+                job = self.status()
+                if show and job.get("state") in ("running", *FINAL):
+                    printed = self._print_new_lines(printed)
+                line = self._line(t0)
+                if handle is not None and line != last_line:
+                    handle.update(_Line(line))
+                    last_line = line
+                if job.get("state") in FINAL:
+                    break
+                time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            self.cancel()
+            raise KeyboardInterrupt(
+                f"Interrupted: the batch cell {self.id} is cancelled at {job.get('site_name')}."
+            ) from None
+        values = self.result(wait=False)
+        if self._assign is not None:
+            self._assign(values)
+        return values
+
+    def _print_new_lines(self, printed: int) -> int:
+        try:
+            text = self._client.logs(self.id)
+        except OffloadError:
+            return printed  # no log yet
+        complete = text.splitlines()
+        if text and not text.endswith("\n"):
+            complete = complete[:-1]  # a line still being written
+        visible = list(frame.strip(complete))
+        for line in visible[printed:]:
+            print(line, flush=True)
+        return max(printed, len(visible))
+
+    def _line(self, t0: float) -> str:
+        """``Vega: queued at Vega (batch job 1001) · 12 s``, at the end ``Vega: succeeded
+        (batch job 1001, exit code 0) · 40 s``."""
+        j = self._job
+        said = j.get("sentence") or ""
+        if j.get("state") in FINAL:
+            facts = [f"batch job {j['batch_job']}" if j.get("batch_job") else ""]
+            if j.get("exit_code") is not None:
+                facts.append(f"exit code {j['exit_code']}")
+            facts = [f for f in facts if f]
+            said = str(j.get("state")) + (f" ({', '.join(facts)})" if facts else "")
+        return f"{j.get('site_name')}: {said} · {int(time.monotonic() - t0)} s"
+
+
+class _Line:
+    """One status line, shown as text (and kept in place with update_display)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+@magics_class
+class OffloadMagics(Magics):
+    def _client(self) -> ServiceClient:
+        try:
+            return ServiceClient()
+        except OffloadError as e:
+            raise UsageError(str(e)) from None
+
+    def _assigner(self) -> Callable[[dict[str, Any]], None]:
+        return lambda values: self.shell.user_ns.update(values)  # type: ignore[union-attr]
+
+    @magic_arguments()
+    @argument(
+        "--site", help="a site of the catalogue (vega, psnc, kbfi, ukri); default: this session's"
+    )
+    @argument("--gpus", type=int, help="GPUs for the job")
+    @argument("--partition", help="the site's partition (default: one that offers the GPUs)")
+    @argument("--cpus", type=int, help="CPUs for the job")
+    @argument("--memory", help="memory for the job, e.g. 32G")
+    @argument("--time", help="the job's time limit, e.g. 30m, 2h, 04:00:00")
+    @argument("--image", help="the job's image; default: this session's")
+    @argument("--in", dest="inputs", action="append", help="variables to send, e.g. x,df")
+    @argument("--out", dest="outputs", action="append", help="variables to get back, e.g. model")
+    @argument("--name", help="a name for the job (shown in the Jobs panel)")
+    @argument("--no-auto-in", action="store_true", help="send only the --in variables")
+    @argument("--wait", dest="wait", action="store_true", default=True, help="wait (default)")
+    @argument("--no-wait", dest="wait", action="store_false", help="return an OffloadJob at once")
+    @cell_magic
+    def offload(self, line: str, cell: str) -> OffloadJob | None:
+        """Run this cell as a batch job at an interTwin site; see the module's help."""
+        args = parse_argstring(self.offload, line)
+        shell = self.shell
+        assert shell is not None
+        ns = shell.user_ns
+        explicit = _names(args.inputs)
+        outputs = _names(args.outputs)
+        for name in explicit:
+            if name not in ns:
+                raise UsageError(f"--in {name}: this notebook has no variable {name!r}.")
+        try:
+            auto = [] if args.no_auto_in else sorted(needed_names(cell))
+        except SyntaxError as e:
+            raise UsageError(f"The cell is not valid Python: {e}") from None
+        hidden = getattr(shell, "user_ns_hidden", {})
+        names = list(dict.fromkeys(explicit))
+        for n in auto:
+            if n in ns and n not in hidden and n not in _IPYTHON_NAMES and not n.startswith("_"):
+                if n not in names:
+                    names.append(n)
+        try:
+            packed = pack_inputs(cell, {n: ns[n] for n in names}, outputs)
+        except PackError as e:
+            raise UsageError(str(e)) from None
+        if len(packed) > frame.MAX_INPUT_BYTES:
+            raise UsageError(
+                f"The cell's inputs ({', '.join(names) or 'its source'}) are "
+                f"{len(packed) / 2**20:.1f} MiB packed, over the "
+                f"{frame.MAX_INPUT_BYTES // 1024} KiB a batch cell can carry. Put large data "
+                "in the DataLake (the DataLake panel makes it available at the site) and read "
+                "it in the cell from there."
+            )
+        body: dict[str, Any] = {
+            "site": args.site or os.environ.get("INTERTWIN_SITE") or None,
+            "inputs": base64.b64encode(packed).decode(),
+        }
+        if body["site"] is None:
+            raise UsageError("Say where to run the cell: --site vega (or psnc, kbfi, ukri).")
+        image = args.image or os.environ.get("JUPYTER_IMAGE") or None
+        for key, value in (
+            ("gpus", args.gpus),
+            ("partition", args.partition),
+            ("cpus", args.cpus),
+            ("memory", args.memory),
+            ("time", args.time),
+            ("image", image),
+            ("name", args.name),
+            ("notebook_path", os.environ.get("JPY_SESSION_NAME")),
+            ("cell_id", _cell_id(shell)),
+        ):
+            if value is not None:
+                body[key] = value
+        client = self._client()
+        try:
+            job = OffloadJob(client, client.submit(body), self._assigner())
+        except OffloadError as e:
+            raise UsageError(str(e)) from None
+        if not args.wait:
+            return job
+        job.wait()
+        return None
+
+    @line_magic
+    def offload_attach(self, line: str) -> OffloadJob | None:
+        """``%offload_attach ID [--no-wait]``: attach to a batch cell (after a kernel restart,
+        say): wait for it and assign the variables it returns; ``--no-wait``: its handle."""
+        parts = line.split()
+        if not parts:
+            raise UsageError("Usage: %offload_attach JOB_ID [--no-wait]")
+        client = self._client()
+        try:
+            job = OffloadJob(client, client.job(parts[0]), self._assigner())
+        except OffloadError as e:
+            raise UsageError(str(e)) from None
+        if "--no-wait" in parts[1:]:
+            return job
+        job.wait()
+        return None
+
+
+def _cell_id(shell: Any) -> str | None:
+    """The id JupyterLab sends with the cell's execute request (``metadata.cellId``)."""
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:
+        parent = None
+    cell = ((parent or {}).get("metadata") or {}).get("cellId")
+    return str(cell) if cell else None

@@ -1,0 +1,105 @@
+"""The pure parts of ``POST /jobs``: the request body, the inputs, the pod and its Secret."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from intertwin_hub.errors import ApiError
+from intertwin_hub.labels import (
+    ANNOTATION_CELL_ID,
+    ANNOTATION_NOTEBOOK_PATH,
+    ANNOTATION_USER,
+    KIND_BATCH_CELL,
+    LABEL_SITE,
+    LABEL_USER,
+    LABEL_WORKLOAD,
+)
+from intertwin_hub.offload.frame import MAX_INPUT_BYTES
+from intertwin_hub.service import submit
+from intertwin_hub.service.index import workload_of
+from intertwin_hub.sites import load_catalogue
+from intertwin_hub.spawner.options import validate_batch
+from intertwin_hub.spawner.pod import INTERLINK_TAINT, plan_pod
+
+CATALOGUE = load_catalogue()
+
+
+def vega_pod(body: dict[str, object]) -> dict[str, object]:
+    b = validate_batch(CATALOGUE, ["dev.intertwin.eu"], {"site": "vega", "gpus": 2})
+    plan = plan_pod(b.selection, kind=KIND_BATCH_CELL, time=b.time)
+    return submit.cell_pod("cell-alice-1234abcd", "Alice.Smith@egi.eu", plan, "python3", body)
+
+
+def test_the_pod_is_a_batch_cell_at_the_sites_node_with_nothing_to_reach_it() -> None:
+    path = "projects/a very/long/" + "x" * 300 + ".ipynb"
+    pod = vega_pod({"notebook_path": path, "cell_id": "c-1", "name": "train"})
+    meta, spec = pod["metadata"], pod["spec"]
+    assert meta["labels"][LABEL_WORKLOAD] == KIND_BATCH_CELL  # type: ignore[index]
+    assert meta["labels"][LABEL_SITE] == "vega"  # type: ignore[index]
+    assert meta["labels"][LABEL_USER] == "alice-smith-egi-eu"  # type: ignore[index]
+    ann = meta["annotations"]  # type: ignore[index]
+    assert (ann[ANNOTATION_USER], ann[ANNOTATION_NOTEBOOK_PATH], ann[ANNOTATION_CELL_ID]) == (
+        "Alice.Smith@egi.eu",
+        path,
+        "c-1",
+    )
+    assert "--gres=gpu:2" in ann["slurm-job.vk.io/flags"]
+    assert spec["restartPolicy"] == "Never"  # type: ignore[index]
+    assert spec["automountServiceAccountToken"] is False  # type: ignore[index]
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": "vega-vk"}  # type: ignore[index]
+    assert any(t["key"] == INTERLINK_TAINT for t in spec["tolerations"])  # type: ignore[index]
+    (ctr,) = spec["containers"]  # type: ignore[index]
+    assert ctr["command"] == ["python3", "-m", "intertwin_hub.offload.runner"]
+    assert ctr["args"] == ["/var/run/intertwin/cell/inputs"]
+    assert ctr["resources"]["limits"] == ctr["resources"]["requests"]
+    assert ctr["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    (vol,) = spec["volumes"]  # type: ignore[index]
+    assert vol["secret"]["secretName"] == "cell-alice-1234abcd-inputs"
+    assert not any("persistentVolumeClaim" in v for v in spec["volumes"])  # type: ignore[index]
+    # the hub service's watch reads it back as the user's batch cell
+    pod["metadata"]["uid"] = "u-1"  # type: ignore[index]
+    pod["metadata"]["creationTimestamp"] = "2026-12-04T12:00:00Z"  # type: ignore[index]
+    w = workload_of(pod)
+    assert w is not None
+    assert (w.user, w.kind, w.site, w.notebook_path, w.cell_id, w.gpus) == (
+        "Alice.Smith@egi.eu",
+        KIND_BATCH_CELL,
+        "vega",
+        path,
+        "c-1",
+        2,
+    )
+
+
+def test_the_inputs_secret_is_owned_by_the_pod() -> None:
+    pod = vega_pod({})
+    pod["metadata"]["uid"] = "u-1"  # type: ignore[index]
+    secret = submit.inputs_secret(pod, b"packed")
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Pod", "cell-alice-1234abcd", "u-1")
+    assert base64.b64decode(secret["data"]["inputs"]) == b"packed"
+
+
+def test_the_body_is_checked() -> None:
+    with pytest.raises(ApiError) as e:
+        submit.parse_body(b"[1]")
+    assert e.value.status == 400
+    with pytest.raises(ApiError) as e:
+        submit.parse_body(json.dumps({"site": "vega", "colour": "red"}).encode())
+    assert e.value.extra["param"] == "colour"
+    with pytest.raises(ApiError) as e:
+        submit.decode_inputs({"inputs": "not base64!"})
+    assert (e.value.status, e.value.extra["param"]) == (400, "inputs")
+
+
+def test_inputs_over_the_limit_are_a_413_that_suggests_the_datalake() -> None:
+    ok = base64.b64encode(b"x" * MAX_INPUT_BYTES).decode()
+    assert len(submit.decode_inputs({"inputs": ok})) == MAX_INPUT_BYTES
+    big = base64.b64encode(b"x" * (MAX_INPUT_BYTES + 1)).decode()
+    with pytest.raises(ApiError) as e:
+        submit.decode_inputs({"inputs": big})
+    assert (e.value.status, e.value.code) == (413, "too_large")
+    assert "DataLake" in e.value.message and "900.0 KiB" in e.value.message

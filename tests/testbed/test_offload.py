@@ -1,0 +1,228 @@
+"""``%%offload`` end to end on the testbed: a real IPython kernel (jupyter_client) holding
+alice's hub token sends cells through the real hub service to the Vega and KBFI virtual nodes
+(interLink → the local plugin, whose processes run the offload runner from this venv), and
+gets their variables, output and exceptions back. The service's answers are checked against
+its openapi.yaml."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from intertwin_hub.offload.frame import MAX_INPUT_BYTES
+
+from ..waiting import wait_for
+from .test_service import check, route_of
+
+pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
+NOTEBOOK = "work/offload demo.ipynb"
+CELL_TIMEOUT = 300
+
+
+def token_for(hub: dict[str, Any], user: str) -> str:
+    r = requests.post(
+        f"{hub['api_url']}/users/{user}/tokens",
+        json={"note": "offload test"},
+        headers={"Authorization": f"token {hub['service_token']}"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+class Api:
+    """The jobs API as one user, every answer checked against openapi.yaml."""
+
+    def __init__(self, hub: dict[str, Any], token: str) -> None:
+        self.base = f"{hub['url']}/services/intertwin/api"
+        self.headers = {"Authorization": f"token {token}"}
+
+    def __call__(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        r = requests.request(method, f"{self.base}/{path}", headers=self.headers, timeout=60, **kw)
+        body: Any = (
+            r.json() if r.headers.get("Content-Type", "").startswith("application/json") else r.text
+        )
+        check(method, route_of(path), r.status_code, body)
+        return r.status_code, body
+
+    def ready(self) -> bool:
+        r = requests.get(f"{self.base}/jobs", headers=self.headers, timeout=30)
+        return r.status_code == 200
+
+    def batch_cells(self) -> list[dict[str, Any]]:
+        st, page = self("GET", "jobs", params={"kind": "batch-cell", "limit": 1000})
+        assert st == 200, page
+        return list(page["jobs"])
+
+
+@pytest.fixture(scope="module")
+def alice_kernel(testbed: dict[str, Any]) -> Iterator[tuple[BlockingKernelClient, str]]:
+    """A kernel as a session of alice's would have it: her token, the service's URL, the
+    notebook's path (jupyter-server's JPY_SESSION_NAME)."""
+    hub = testbed["hub"]
+    token = token_for(hub, "alice")
+    # the proxy routes the service once the hub has seen it answer
+    wait_for(lambda: Api(hub, token).ready(), "the intertwin service behind the proxy", 120, 0.5)
+    env = {
+        **os.environ,
+        "INTERTWIN_SERVICE_URL": f"{hub['url']}/services/intertwin/",
+        "JUPYTERHUB_API_TOKEN": token,
+        "JPY_SESSION_NAME": NOTEBOOK,
+    }
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=env)
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    try:
+        yield kc, token
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def run_cell(
+    kc: BlockingKernelClient, code: str, cell_id: str | None = None, timeout: float = CELL_TIMEOUT
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Execute as JupyterLab does (``metadata.cellId``); the reply and the outputs."""
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    msg = kc.session.msg(
+        "execute_request", content, metadata={"cellId": cell_id} if cell_id else {}
+    )
+    kc.shell_channel.send(msg)
+    outputs: list[dict[str, Any]] = []
+    while True:
+        m = kc.get_iopub_msg(timeout=timeout)
+        if m["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+            continue
+        if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+            break
+        if m["msg_type"] in (
+            "stream",
+            "display_data",
+            "update_display_data",
+            "execute_result",
+            "error",
+        ):
+            outputs.append({"type": m["msg_type"], **m["content"]})
+    reply = kc.get_shell_msg(timeout=timeout)
+    return reply["content"], outputs
+
+
+def text_of(outputs: list[dict[str, Any]], kind: str = "stream") -> str:
+    return "".join(o.get("text", "") for o in outputs if o["type"] == kind)
+
+
+def displayed(outputs: list[dict[str, Any]]) -> list[str]:
+    return [
+        o["data"]["text/plain"]
+        for o in outputs
+        if o["type"] in ("display_data", "update_display_data")
+    ]
+
+
+def test_a_cell_runs_at_vega_and_its_variable_comes_back(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    kc, token = alice_kernel
+    api = Api(testbed["hub"], token)
+    reply, _ = run_cell(kc, "x = 21\nfactor = 2")
+    assert reply["status"] == "ok"
+    # x by --in, factor found by the AST (the cell reads it and does not define it)
+    reply, outputs = run_cell(
+        kc,
+        "%%offload --site vega --gpus 0 --in x --out y\n"
+        "import os\n"
+        "print('hello from', os.environ['INTERTWIN_SITE'], x)\n"
+        "y = x * factor\n",
+        cell_id="cell-7f3a",
+    )
+    assert reply["status"] == "ok", (reply, outputs)
+    out = text_of(outputs)
+    assert "hello from vega 21" in out, outputs
+    assert "BEGIN INTERTWIN OFFLOAD" not in out  # the frame is not shown
+    lines = displayed(outputs)
+    assert any("queued at Vega (batch job" in x for x in lines), lines
+    assert lines[-1].startswith("Vega: succeeded"), lines
+    reply, outputs = run_cell(kc, "print(repr(y))")
+    assert text_of(outputs).strip() == "42"
+
+    # the service lists it with its notebook and cell
+    job = next(j for j in api.batch_cells() if j["cell_id"] == "cell-7f3a")
+    assert (job["user"], job["site"], job["kind"], job["state"]) == (
+        "alice",
+        "vega",
+        "batch-cell",
+        "succeeded",
+    )
+    assert job["notebook_path"] == NOTEBOOK and job["node"] == "vega-vk"
+    st, result = api("GET", f"jobs/{job['id']}/result")
+    assert st == 200 and result["status"] == "ok"
+
+
+def test_a_failing_cell_reraises_with_the_remote_traceback(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    kc, _ = alice_kernel
+    reply, _ = run_cell(
+        kc,
+        "%%offload --site vega --gpus 0\ndef ratio(a):\n    return 1 / a\n\nratio(0)\n",
+    )
+    assert reply["status"] == "error", reply
+    assert reply["ename"] == "ZeroDivisionError"
+    tb = "\n".join(reply["traceback"])
+    assert 'File "<offloaded cell>", line 2, in ratio' in tb, tb
+    assert "return 1 / a" in tb
+
+
+def test_refusals_before_anything_is_created(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    kc, token = alice_kernel
+    hub = testbed["hub"]
+    alice, bob = Api(hub, token), Api(hub, token_for(hub, "bob"))
+    before = len(alice.batch_cells()), len(bob.batch_cells())
+
+    # too large: refused in the kernel, before any request
+    reply, _ = run_cell(kc, "import os\nbig = os.urandom(2 * 1024 * 1024)")
+    assert reply["status"] == "ok"
+    reply, _ = run_cell(kc, "%%offload --site kbfi\nn = len(big)\n")
+    assert (reply["status"], reply["ename"]) == ("error", "UsageError"), reply
+    assert "DataLake" in reply["evalue"] and "900 KiB" in reply["evalue"], reply
+    # and by the service, for whoever sends it anyway
+    huge = base64.b64encode(b"x" * (MAX_INPUT_BYTES + 1)).decode()
+    st, body = alice("POST", "jobs", json={"site": "kbfi", "inputs": huge})
+    assert (st, body["error"]) == (413, "too_large") and "DataLake" in body["message"], body
+
+    # a variable that cannot be pickled is named
+    reply, _ = run_cell(kc, "import threading\nlock = threading.Lock()")
+    reply, _ = run_cell(kc, "%%offload --site kbfi\nwith lock:\n    pass\n")
+    assert reply["status"] == "error" and "'lock'" in reply["evalue"], reply
+
+    inputs = base64.b64encode(b"not used").decode()
+    # bob is not in the dev VO: Vega is refused with the spawner's sentence
+    st, body = bob("POST", "jobs", json={"site": "vega", "gpus": 0, "inputs": inputs})
+    assert st == 400 and "open only to members of the dev.intertwin.eu VO" in body["message"]
+    # KBFI has no GPUs, for anyone
+    st, body = alice("POST", "jobs", json={"site": "kbfi", "gpus": 1, "inputs": inputs})
+    assert st == 400 and "has no GPUs" in body["message"], body
+    reply, _ = run_cell(kc, "%%offload --site kbfi --gpus 1\nz = 1\n")
+    assert reply["status"] == "error" and "has no GPUs" in reply["evalue"], reply
+    # past the partition's time limit
+    st, body = alice("POST", "jobs", json={"site": "vega", "time": "3d", "inputs": inputs})
+    assert st == 400 and "at most 2-00:00:00" in body["message"], body
+    assert (len(alice.batch_cells()), len(bob.batch_cells())) == before
