@@ -119,8 +119,11 @@ def run_cell(
             "error",
         ):
             outputs.append({"type": m["msg_type"], **m["content"]})
-    reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], outputs
+    while True:
+        # wait_for_ready may have left kernel_info replies in the queue
+        reply = kc.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            return reply["content"], outputs
 
 
 def text_of(outputs: list[dict[str, Any]], kind: str = "stream") -> str:
@@ -226,3 +229,80 @@ def test_refusals_before_anything_is_created(
     st, body = alice("POST", "jobs", json={"site": "vega", "time": "3d", "inputs": inputs})
     assert st == 400 and "at most 2-00:00:00" in body["message"], body
     assert (len(alice.batch_cells()), len(bob.batch_cells())) == before
+
+
+def test_no_wait_a_handle_and_attach_from_a_fresh_kernel(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    kc, token = alice_kernel
+    reply, outputs = run_cell(
+        kc, "%%offload --site kbfi --out answer --no-wait\nanswer = sum(range(10))\n"
+    )
+    assert reply["status"] == "ok", reply
+    (shown,) = [o["data"]["text/plain"] for o in outputs if o["type"] == "execute_result"]
+    assert shown.startswith("<OffloadJob ") and " at KBFI: " in shown
+    job_id = shown.split()[1]
+    reply, outputs = run_cell(kc, "job = _\nprint(job.result())\nprint(job.status()['state'])")
+    assert reply["status"] == "ok", reply
+    assert text_of(outputs).splitlines() == ["{'answer': 45}", "succeeded"]
+
+    # a kernel restarted since: %offload_attach fetches the result and assigns it
+    env = {
+        **os.environ,
+        "INTERTWIN_SERVICE_URL": f"{testbed['hub']['url']}/services/intertwin/",
+        "JUPYTERHUB_API_TOKEN": token,
+    }
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=env)
+    fresh = km.blocking_client()
+    fresh.start_channels()
+    try:
+        fresh.wait_for_ready(timeout=60)
+        reply, outputs = run_cell(fresh, f"%offload_attach {job_id}\nprint(answer)")
+        assert reply["status"] == "ok", (reply, outputs)
+        assert text_of(outputs).strip().endswith("45")
+    finally:
+        fresh.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_cancel_ends_the_cell_and_the_per_user_limit_holds(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    kc, token = alice_kernel
+    api = Api(testbed["hub"], token)
+    reply, outputs = run_cell(
+        kc,
+        "%%offload --site psnc --partition standard --no-wait\n"
+        "import time\nprint('started', flush=True)\ntime.sleep(600)\n",
+    )
+    assert reply["status"] == "ok", reply
+    reply, _ = run_cell(kc, "sleeper = _")
+
+    def started() -> bool:
+        _, outputs = run_cell(kc, "print(sleeper.logs())")
+        return "started" in text_of(outputs)
+
+    wait_for(started, "the sleeping cell to start at PSNC", 180, 1)
+    # PSNC allows 4 batch cells at once: 3 more fill it, a fifth is refused with a sentence
+    cell = "%%offload --site psnc --partition standard --no-wait\nimport time\ntime.sleep(600)\n"
+    handles = []
+    for i in range(3):
+        reply, _ = run_cell(kc, cell)
+        assert reply["status"] == "ok", reply
+        run_cell(kc, f"h{i} = _")
+        handles.append(f"h{i}")
+    reply, _ = run_cell(kc, cell)
+    assert reply["ename"] == "UsageError", reply
+    assert "You have 4 batch cells queued or running at PSNC" in reply["evalue"], reply
+
+    reply, outputs = run_cell(kc, "sleeper.cancel()\nprint(sleeper.id)")
+    job_id = text_of(outputs).strip()
+
+    def cancelled() -> bool:
+        _, job = api("GET", f"jobs/{job_id}")
+        return bool(job["state"] == "cancelled")
+
+    wait_for(cancelled, "the cancelled cell", 120, 1)
+    reply, _ = run_cell(kc, "\n".join(f"{h}.cancel()" for h in handles))
+    assert reply["status"] == "ok", reply
