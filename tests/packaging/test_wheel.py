@@ -84,6 +84,7 @@ def test_wheel_from_the_working_tree_installs_and_registers(tmp_path: Path) -> N
     assert any(n.startswith(f"{data}/data/etc/jupyter/jupyter_server_config.d/") for n in names)
     overrides = "share/jupyter/lab/settings/overrides.d/intertwin-hub.json"
     assert f"{data}/data/{overrides}" in names
+    assert f"{data}/data/etc/ipython/ipython_kernel_config.json" in names
 
     venv = tmp_path / "venv"
     sh(sys.executable, "-m", "venv", venv, cwd=tmp_path)
@@ -109,3 +110,15 @@ def test_wheel_from_the_working_tree_installs_and_registers(tmp_path: Path) -> N
     ep = sh(bin_ / "python", "-c", probe, cwd=tmp_path)
     assert "InterTwinSpawner" in ep.stdout
     assert str(venv) in ep.stdout.splitlines()[-1], "imported from outside the fresh venv"
+    # every IPython kernel of the environment loads %%offload: the config is where IPython
+    # reads it ({sys.prefix}/etc/ipython), and the magics import with the lab extra alone
+    kernel_probe = (
+        "import os, sys; from IPython.core.application import ENV_CONFIG_DIRS; "
+        "from traitlets.config.loader import JSONFileConfigLoader; "
+        "d = os.path.join(sys.prefix, 'etc', 'ipython'); assert d in ENV_CONFIG_DIRS; "
+        "cfg = JSONFileConfigLoader('ipython_kernel_config.json', d).load_config(); "
+        "print(cfg.InteractiveShellApp.extra_extensions); "
+        "from intertwin_lab.offload.magic import OffloadMagics"
+    )
+    k = sh(bin_ / "python", "-c", kernel_probe, cwd=tmp_path)
+    assert "intertwin_lab.offload" in k.stdout
