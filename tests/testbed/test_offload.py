@@ -245,6 +245,10 @@ def test_no_wait_a_handle_and_attach_from_a_fresh_kernel(
     reply, outputs = run_cell(kc, "job = _\nprint(job.result())\nprint(job.status()['state'])")
     assert reply["status"] == "ok", reply
     assert text_of(outputs).splitlines() == ["{'answer': 45}", "succeeded"]
+    reply, outputs = run_cell(kc, "%offload_jobs")
+    listed = text_of(outputs).splitlines()
+    assert listed[0].split() == ["id", "site", "state", "submitted", "cell"], listed
+    assert any(line.startswith(job_id) and " KBFI " in line for line in listed), listed
 
     # a kernel restarted since: %offload_attach fetches the result and assigns it
     env = {

@@ -10,7 +10,7 @@ the spawner's rules and creates the job. The magic then shows the job's state in
 words and streams its log into the cell; at the end it assigns the ``--out`` variables, or
 re-raises the cell's exception with the remote traceback. ``--no-wait`` returns an
 :class:`OffloadJob` at once; ``%offload_attach ID`` attaches to a job (after a kernel restart,
-say) and fetches its results.
+say) and fetches its results; ``%offload_jobs`` lists this notebook's batch cells.
 """
 
 from __future__ import annotations
@@ -308,6 +308,19 @@ class OffloadMagics(Magics):
         return None
 
     @line_magic
+    def offload_jobs(self, line: str) -> None:
+        """``%offload_jobs [--all]``: this notebook's batch cells, newest first (``--all``:
+        every batch cell of yours)."""
+        client = self._client()
+        notebook = os.environ.get("JPY_SESSION_NAME")
+        every = "--all" in line.split() or not notebook
+        try:
+            jobs = client.jobs(kind="batch-cell", limit=1000)["jobs"]
+        except OffloadError as e:
+            raise UsageError(str(e)) from None
+        print(jobs_table([j for j in jobs if every or j.get("notebook_path") == notebook]))
+
+    @line_magic
     def offload_attach(self, line: str) -> OffloadJob | None:
         """``%offload_attach ID [--no-wait]``: attach to a batch cell (after a kernel restart,
         say): wait for it and assign the variables it returns; ``--no-wait``: its handle."""
@@ -323,6 +336,27 @@ class OffloadMagics(Magics):
             return job
         job.wait()
         return None
+
+
+def jobs_table(jobs: list[dict[str, Any]]) -> str:
+    """One line a job: id, site, state in the site's words, submitted, cell."""
+    if not jobs:
+        return "No batch cells."
+    rows = [("id", "site", "state", "submitted", "cell")]
+    for j in jobs:
+        rows.append(
+            (
+                j["id"],
+                j.get("site_name") or j["site"],
+                j.get("sentence") or j["state"],
+                (j.get("submitted") or "")[:19].replace("T", " "),
+                j.get("cell_id") or "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def _cell_id(shell: Any) -> str | None:

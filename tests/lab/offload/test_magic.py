@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 from intertwin_lab.offload.client import OffloadError
-from intertwin_lab.offload.magic import RemoteTraceback, decode_result, remote_exception
+from intertwin_lab.offload.magic import (
+    RemoteTraceback,
+    decode_result,
+    jobs_table,
+    remote_exception,
+)
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
@@ -97,3 +102,20 @@ def test_a_remote_exception_is_rebuilt_with_its_traceback_as_cause() -> None:
     }
     exc = remote_exception(unknown)
     assert str(exc) == "CudaError: out of memory" and str(exc.__cause__).strip() == "tb"
+
+
+def test_the_jobs_table() -> None:
+    assert jobs_table([]) == "No batch cells."
+    job = {
+        "id": "u-1",
+        "site": "vega",
+        "site_name": "Vega",
+        "state": "queued",
+        "sentence": "queued at Vega (batch job 1001)",
+        "submitted": "2026-12-04T12:00:00+00:00",
+        "cell_id": "c-1",
+    }
+    head, row = jobs_table([job]).splitlines()
+    assert head.split() == ["id", "site", "state", "submitted", "cell"]
+    assert row.split("  ")[0] == "u-1" and "queued at Vega (batch job 1001)" in row
+    assert "2026-12-04 12:00:00" in row and row.endswith("c-1")
