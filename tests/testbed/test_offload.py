@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -62,30 +63,38 @@ class Api:
         return list(page["jobs"])
 
 
-@pytest.fixture(scope="module")
-def alice_kernel(testbed: dict[str, Any]) -> Iterator[tuple[BlockingKernelClient, str]]:
-    """A kernel as a session of alice's would have it: her token, the service's URL, the
+@contextmanager
+def kernel_for(
+    hub: dict[str, Any], token: str, notebook: str | None = NOTEBOOK
+) -> Iterator[BlockingKernelClient]:
+    """A kernel as a user's session would have it: their token, the service's URL, the
     notebook's path (jupyter-server's JPY_SESSION_NAME)."""
-    hub = testbed["hub"]
-    token = token_for(hub, "alice")
     # the proxy routes the service once the hub has seen it answer
     wait_for(lambda: Api(hub, token).ready(), "the intertwin service behind the proxy", 120, 0.5)
     env = {
         **os.environ,
         "INTERTWIN_SERVICE_URL": f"{hub['url']}/services/intertwin/",
         "JUPYTERHUB_API_TOKEN": token,
-        "JPY_SESSION_NAME": NOTEBOOK,
     }
+    if notebook:
+        env["JPY_SESSION_NAME"] = notebook
     km = KernelManager(kernel_name="python3")
     km.start_kernel(env=env)
     kc = km.blocking_client()
     kc.start_channels()
-    kc.wait_for_ready(timeout=60)
     try:
-        yield kc, token
+        kc.wait_for_ready(timeout=60)
+        yield kc
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def alice_kernel(testbed: dict[str, Any]) -> Iterator[tuple[BlockingKernelClient, str]]:
+    token = token_for(testbed["hub"], "alice")
+    with kernel_for(testbed["hub"], token) as kc:
+        yield kc, token
 
 
 def run_cell(
@@ -251,23 +260,10 @@ def test_no_wait_a_handle_and_attach_from_a_fresh_kernel(
     assert any(line.startswith(job_id) and " KBFI " in line for line in listed), listed
 
     # a kernel restarted since: %offload_attach fetches the result and assigns it
-    env = {
-        **os.environ,
-        "INTERTWIN_SERVICE_URL": f"{testbed['hub']['url']}/services/intertwin/",
-        "JUPYTERHUB_API_TOKEN": token,
-    }
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env)
-    fresh = km.blocking_client()
-    fresh.start_channels()
-    try:
-        fresh.wait_for_ready(timeout=60)
+    with kernel_for(testbed["hub"], token) as fresh:
         reply, outputs = run_cell(fresh, f"%offload_attach {job_id}\nprint(answer)")
         assert reply["status"] == "ok", (reply, outputs)
         assert text_of(outputs).strip().endswith("45")
-    finally:
-        fresh.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_cancel_ends_the_cell_and_the_per_user_limit_holds(

@@ -19,6 +19,7 @@ from testbed.procs import Supervisor, group_members
 
 from ..conftest import QUEUE_SECONDS
 from .hubapi import follow, spawn, start, stop
+from .test_offload import Api, kernel_for, run_cell, text_of, token_for
 from .test_teardown import processes_under
 
 pytestmark = pytest.mark.testbed
@@ -100,3 +101,29 @@ async def test_vega_sessions_queue_in_slurm(slurm_testbed: dict[str, Any]) -> No
         assert jobs["intertwin-jupyter-alice--big"]["state"] in ("COMPLETING", "CANCELLED")
         assert jobs["intertwin-jupyter-alice--small"]["state"] == "RUNNING"
         await stop(s, api, "alice", "small")
+
+
+def test_an_offloaded_cell_is_a_slurm_job_with_its_gpu(slurm_testbed: dict[str, Any]) -> None:
+    """``%%offload --gpus 1`` at Vega: a Slurm job with ``--gres=gpu:1``, and the cell sees the
+    GPU Slurm gave it."""
+    hub = slurm_testbed["hub"]
+    token = token_for(hub, "alice")
+    with kernel_for(hub, token) as kc:
+        reply, outputs = run_cell(
+            kc,
+            "%%offload --site vega --gpus 1 --out devices\n"
+            "import os\ndevices = os.environ.get('CUDA_VISIBLE_DEVICES')\n"
+            "print('slurm job', os.environ.get('SLURM_JOB_ID'))\n",
+            cell_id="gpu-cell",
+        )
+        assert reply["status"] == "ok", (reply, outputs)
+        reply, outputs = run_cell(kc, "print(devices)")
+        # one GPU index, as Slurm's gres plugin sets it for the job step
+        assert re.fullmatch(r"\d+", text_of(outputs).strip()), outputs
+    job = next(j for j in Api(hub, token).batch_cells() if j["cell_id"] == "gpu-cell")
+    slurm = squeue(slurm_testbed)[f"intertwin-{job['pod']}"]
+    assert (slurm["id"], slurm["partition"], slurm["gres"]) == (
+        job["batch_job"],
+        "gpu",
+        "gres:gpu:1",
+    )
