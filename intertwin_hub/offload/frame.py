@@ -7,7 +7,8 @@ Anything else in the log (the cell's own output) is left alone.
     <base64, 76 characters a line>
     ==== END INTERTWIN OFFLOAD v1 ====
 
-The payload is opaque here (the runner and the kernel agree on it: zlib-compressed
+An exception's traceback follows the frame as text, for people reading the log. The payload
+is opaque here (the runner and the kernel agree on it: zlib-compressed
 cloudpickle); the hub service finds and checks frames but never unpickles them.
 """
 
@@ -99,6 +100,14 @@ def decode(log: str | Iterable[str]) -> Frame:
     if frame.sha256 != m.group("sha"):
         raise FrameError("the result frame's checksum does not match its content")
     return frame
+
+
+def before(lines: Iterable[str]) -> Iterator[str]:
+    """The log's lines up to the (first) frame: what the cell printed while it ran."""
+    for line in lines:
+        if BEGIN in line:
+            return
+        yield line
 
 
 def strip(lines: Iterable[str]) -> Iterator[str]:

@@ -7,7 +7,7 @@ cell's source, its ``--in`` variables (each pickled on its own with cloudpickle)
 of its ``--out`` variables. The cell runs as a module's code would, its stdout and stderr
 going to the job's log as they come (line-buffered); at the end the runner prints one frame
 (:mod:`intertwin_hub.offload.frame`) holding the ``--out`` values, or the exception and its
-traceback, and exits 0 or 1.
+traceback (then the traceback again as text, for people reading the log), and exits 0 or 1.
 """
 
 from __future__ import annotations
@@ -135,7 +135,6 @@ def run(inputs_path: str) -> int:
         if isinstance(e, KeyboardInterrupt):
             raise
         tb_text = _traceback_without_runner(e)
-        sys.stderr.write(tb_text)
         status, payload = "error", error_payload(e, tb_text)
     sys.stderr.flush()
     sys.stdout.flush()
@@ -143,6 +142,12 @@ def run(inputs_path: str) -> int:
     for line in frame.encode(status, payload):
         out.write(line + "\n")
     out.flush()
+    if status == "error":
+        # after the frame, for whoever reads the log (the Jobs panel); the cell that waits for
+        # the job stops at the frame and re-raises the exception with this traceback instead
+        err = sys.__stderr__ or sys.stderr
+        err.write(tb_text)
+        err.flush()
     return 0 if status == "ok" else 1
 
 

@@ -190,7 +190,7 @@ def test_a_failing_cell_reraises_with_the_remote_traceback(
     testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
 ) -> None:
     kc, _ = alice_kernel
-    reply, _ = run_cell(
+    reply, outputs = run_cell(
         kc,
         "%%offload --site vega --gpus 0\ndef ratio(a):\n    return 1 / a\n\nratio(0)\n",
     )
@@ -199,6 +199,8 @@ def test_a_failing_cell_reraises_with_the_remote_traceback(
     tb = "\n".join(reply["traceback"])
     assert 'File "<offloaded cell>", line 2, in ratio' in tb, tb
     assert "return 1 / a" in tb
+    # told once, by the re-raised exception, not also by the streamed log
+    assert "Traceback" not in text_of(outputs)
 
 
 def test_refusals_before_anything_is_created(

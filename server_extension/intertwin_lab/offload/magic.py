@@ -187,7 +187,8 @@ class OffloadJob:
         complete = text.splitlines()
         if text and not text.endswith("\n"):
             complete = complete[:-1]  # a line still being written
-        visible = list(frame.strip(complete))
+        # the frame ends what the cell printed; a traceback after it is re-raised instead
+        visible = list(frame.before(complete))
         for line in visible[printed:]:
             print(line, flush=True)
         return max(printed, len(visible))

@@ -59,3 +59,4 @@ def test_damage_is_named(damage: object, message: str, missing: bool) -> None:
 def test_strip_leaves_only_what_the_cell_printed() -> None:
     lines = ["a", *framed(b"x" * 500), "b"]
     assert list(frame.strip(lines)) == ["a", "b"]
+    assert list(frame.before(lines)) == ["a"]

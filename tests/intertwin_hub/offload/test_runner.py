@@ -62,6 +62,9 @@ def test_an_exception_comes_back_with_the_cells_own_traceback(tmp_path: Path) ->
     assert "return 1 / a" in err["traceback"]
     assert "runner.py" not in err["traceback"]
     assert isinstance(cloudpickle.loads(base64.b64decode(err["exception"])), ZeroDivisionError)
+    # the log tells it too, after the frame (a waiting cell stops at the frame)
+    assert log.rstrip().endswith("ZeroDivisionError: division by zero")
+    assert "Traceback" not in "\n".join(frame.before(log.splitlines()))
 
 
 def test_a_missing_or_unpicklable_output_is_named(tmp_path: Path) -> None:
