@@ -14,7 +14,20 @@ export interface paths {
         /** My jobs (an admin's: everyone's), newest first, a page at a time */
         get: operations["listJobs"];
         put?: never;
-        post?: never;
+        /**
+         * Submit a batch cell (what `%%offload` sends)
+         * @description Validated by the spawner's own rules: the site from the catalogue, the caller's VO
+         *     membership (their hub groups), the partition, the GPU limits, the image rules, the time
+         *     within the partition's limit (else the site's). CPUs and memory pick the smallest of the
+         *     site's resource choices that holds both. A refusal is a 400 with a sentence, and nothing
+         *     is created. The job is a pod labelled `intertwin.eu/workload: batch-cell` at the site's
+         *     virtual node, planned as notebook pods are (interLink toleration, node selector, equal
+         *     requests and limits, `nvidia.com/gpu` and `--gres`, Slurm flags, no PVC, no
+         *     service-account token); its inputs travel in a Secret owned by the pod, mounted as a
+         *     file. Its container runs `python -m intertwin_hub.offload.runner`, which prints the
+         *     result frame at the end of the log (`GET /jobs/{id}/result`).
+         */
+        post: operations["submitBatchCell"];
         delete?: never;
         options?: never;
         head?: never;
@@ -60,6 +73,33 @@ export interface paths {
         };
         /** The job's log, through the Kubernetes API (virtual kubelet → interLink → site plugin) */
         get: operations["getJobLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (its pod's UID) */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A finished batch cell's result, read from the end of its log
+         * @description The runner's frame (`==== BEGIN INTERTWIN OFFLOAD v1 status=... bytes=N sha256=... ====`,
+         *     base64 lines, `==== END INTERTWIN OFFLOAD v1 ====`), found in the job's log through the
+         *     Kubernetes API and checked (size, sha256). The payload is handed on as it is
+         *     (zlib-compressed JSON of cloudpickled values, or of the exception and its traceback);
+         *     the service never unpickles it.
+         */
+        get: operations["getBatchCellResult"];
         put?: never;
         post?: never;
         delete?: never;
@@ -203,9 +243,40 @@ export interface components {
     schemas: {
         Error: {
             /** @enum {string} */
-            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error";
+            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "hub_busy" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error" | "still_running" | "no_result" | "result_gone" | "too_large" | "limit_reached" | "result_corrupt";
             message: string;
             param?: string;
+        };
+        BatchCell: {
+            /** @description A site slug from the catalogue */
+            site: string;
+            /** @description A partition slug (or its batch name); default: the first that offers the GPUs asked for */
+            partition?: string;
+            gpus?: number;
+            cpus?: number;
+            /** @description 16G, 512Mi, ... (G means GiB, as in Slurm's --mem) */
+            memory?: string;
+            /** @description 30m, 4h, 04:00:00, 1-12:00:00 (Slurm's forms); default: the site's */
+            time?: string;
+            /** @description A catalogue image (slug or reference) or an image the site's rules allow; default: the site's first */
+            image?: string;
+            name?: string;
+            /** @description The notebook the cell came from (the Jobs panel links back to it) */
+            notebook_path?: string;
+            cell_id?: string;
+            /**
+             * Format: byte
+             * @description The packed cell (source, --in variables, --out names), base64; at most 900 KiB decoded
+             */
+            inputs: string;
+        };
+        Result: {
+            /** @enum {string} */
+            status: "ok" | "error";
+            bytes: number;
+            sha256: string;
+            /** Format: byte */
+            payload: string;
         };
         JobPage: {
             jobs: components["schemas"]["Job"][];
@@ -387,6 +458,36 @@ export interface operations {
             403: components["responses"]["Error"];
         };
     };
+    submitBatchCell: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchCell"];
+            };
+        };
+        responses: {
+            /** @description The batch cell's job, as it stands right after its pod was created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["Error"];
+            502: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
     getJob: {
         parameters: {
             query?: never;
@@ -469,6 +570,35 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            502: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    getBatchCellResult: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (its pod's UID) */
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result frame's payload */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Result"];
+                };
+            };
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            410: components["responses"]["Error"];
             502: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
