@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 # the benches; modules they share start with "_"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
-# spawn.py needs Kubernetes, interLink and a hub: it uses the session's testbed (--state)
-ON_TESTBED = {"spawn.py"}
+# spawn.py needs Kubernetes, interLink and a hub, login.py a control plane for its own hub:
+# they use the session's testbed (--state)
+ON_TESTBED = {"spawn.py", "login.py"}
 
 
 def run_bench(script: str, *args: str, timeout: float = 300) -> str:
@@ -70,3 +71,9 @@ def test_spawn_smoke(testbed: dict[str, Any]) -> None:
     out = run_bench("spawn.py", "--state", testbed["run_dir"], timeout=600)
     assert "POST -> pod created" in out and "pod Running -> server ready" in out
     assert "2 concurrent Vega spawns: 2 ready, 0 failed" in out
+
+
+@pytest.mark.testbed
+def test_login_smoke(testbed: dict[str, Any]) -> None:
+    out = run_bench("login.py", "--state", testbed["run_dir"], timeout=900)
+    assert "3 concurrent users:" in out and "goal: 0 errors (got 0)" in out
