@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httputil import url_concat
 from traitlets import Dict, Float, TraitError, Unicode, default
 from traitlets import validate as validate_trait
 
@@ -454,9 +458,51 @@ class InterTwinSpawner(KubeSpawner):
         finally:
             await self._delete_env_secret()
 
+    async def budget_note(self) -> str | None:
+        """Refuse the start once the VO's budget at the site is used up (a SpawnException with
+        the service's sentence); the sentence when it is nearly so (from 90 %); else None. The
+        intertwin service knows the use (``GET /budgets`` with this server's own token, whose
+        scopes reach the service). When it cannot answer, the start goes ahead: a budget is
+        accounting, and a service restart must not stop every spawn."""
+        sel = self.selection
+        budget = sel.site.budget_of(sel.vo) if sel else None
+        if sel is None or budget is None:
+            return None
+        if not (self.service_url and self.api_token):
+            self.log.warning("no intertwin service to ask for %s's budget", budget.vo)
+            return None
+        url = url_concat(
+            url_path_join(self.service_url, "api/budgets"),
+            {"site": sel.site.slug, "vo": budget.vo},
+        )
+        req = HTTPRequest(
+            url, headers={"Authorization": f"token {self.api_token}"}, request_timeout=10
+        )
+        try:
+            resp = await AsyncHTTPClient().fetch(req)
+            budgets = json.loads(resp.body)["budgets"]
+        except Exception as e:
+            self.log.warning(
+                "the budget of %s at %s is not known (%s); starting anyway",
+                budget.vo,
+                sel.site.name,
+                e,
+            )
+            return None
+        mine = next((b for b in budgets if b.get("site") == sel.site.slug), None)
+        if mine is None:
+            return None
+        if mine["state"] == "exhausted":
+            raise SpawnException(mine["sentence"], reason="budget_exhausted", status_code=403)
+        return str(mine["sentence"]) if mine["state"] == "warning" else None
+
     async def _start(self) -> Any:
         self._progress_lines = []
         self._progress_grew = asyncio.Event()
+        note = await self.budget_note()
+        if note:
+            self._progress_lines.append(note)
+            self._progress_grew.set()
         # progress lines are gathered whether or not anyone watches: the progress page may be
         # opened late (the REST API answers only after slow_spawn_timeout)
         watcher = asyncio.ensure_future(self._watch_progress())
