@@ -23,6 +23,7 @@ import json
 import re
 import secrets
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from kubernetes_asyncio.client.rest import ApiException
@@ -38,6 +39,7 @@ from ..labels import (
     site_of,
 )
 from ..offload.frame import MAX_INPUT_BYTES
+from ..sites import Site
 from ..spawner.options import (
     BatchSelection,
     OptionsError,
@@ -47,6 +49,8 @@ from ..spawner.options import (
 )
 from ..spawner.pod import GPU_RESOURCE, PodPlan, plan_pod
 from ..status import FINAL, pod_status
+from ..usage.budgets import EXHAUSTED, budget_use, period_bounds
+from ..usage.report import usages
 from . import db
 
 if TYPE_CHECKING:
@@ -245,6 +249,20 @@ def active_cells(svc: Service, user: str, site: str) -> int:
     return n
 
 
+def check_budget(svc: Service, site: Site, vo: str | None) -> None:
+    """A 403 with the sentence when the VO's budget at the site is used up (as the spawner
+    refuses a notebook server)."""
+    budget = site.budget_of(vo)
+    if budget is None:
+        return
+    now = datetime.now(UTC)
+    start, end = period_bounds(budget.period, now)
+    used = usages(svc.store, svc.catalogue, start, end, site=site.slug, vo=budget.vo)
+    verdict = budget_use(site, budget, used, now)
+    if verdict.state == EXHAUSTED:
+        raise ApiError(403, "budget_exhausted", verdict.sentence)
+
+
 async def submit_cell(svc: Service, user: str, raw: bytes) -> db.Job:
     body = parse_body(raw)
     for key, limit in (("notebook_path", 4096), ("cell_id", 255), ("name", 63)):
@@ -270,6 +288,7 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> db.Job:
                 in_use=in_use,
                 limit=limit,
             )
+        check_budget(svc, site, batch.selection.vo)
         name = pod_name(user)
         manifest = cell_pod(name, user, plan, svc.runner_python, body)
         try:

@@ -7,6 +7,7 @@ VO exists only in this test, so no other test's pods count against it."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Iterator
 from importlib import resources
@@ -106,6 +107,19 @@ async def test_a_used_up_budget_refuses_the_next_start_with_a_sentence(budget_hu
         async with s.get(f"{api}/users/carol") as r:
             servers = (await r.json())["servers"]
             assert not (servers.get("second") or {}).get("ready")
+        # so is a batch cell (%%offload) at KBFI, before anything is created
+        inputs = base64.b64encode(b"unused").decode()
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as c,
+            c.post(
+                f"{hub.url}/services/intertwin/api/jobs", json={"site": "kbfi", "inputs": inputs}
+            ) as r,
+        ):
+            body = await r.json()
+            assert (r.status, body["error"]) == (403, "budget_exhausted"), body
+            assert body["message"].startswith(sentence)
+        st, page = await carol("GET", "jobs", kind="batch-cell")
+        assert (st, page["jobs"]) == (200, [])
         # a site without a budget for the VO still starts
         events = await spawn(s, api, "carol", "cloud", {"profile": "ukri"})
         assert events[-1].get("ready"), events

@@ -243,7 +243,7 @@ export interface components {
     schemas: {
         Error: {
             /** @enum {string} */
-            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "hub_busy" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error" | "still_running" | "no_result" | "result_gone" | "too_large" | "limit_reached" | "result_corrupt";
+            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "hub_busy" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error" | "still_running" | "no_result" | "result_gone" | "too_large" | "limit_reached" | "result_corrupt" | "budget_exhausted";
             message: string;
             param?: string;
         };
