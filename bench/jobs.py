@@ -1,24 +1,48 @@
-"""“My jobs” of one user with 10,000 labelled pods of 500 users known to the service vs with 100,
-the service's way (its index and history: ``Store.page`` + the answer's JSON, what
-``GET api/jobs`` does after authentication) against a naive list-per-request baseline measured in
-the same run (parse the whole pod list as an API answer, keep the caller's pods, tell each one's
-status), and the resident memory of the index at 10,000 pods.
+"""“My jobs” of one user with 10,000 labelled workload pods of 500 users in the cluster vs with
+100, through the proxy with the user's JupyterHub token: the intertwin service (one shared watch,
+an index by user, the history database) against a naive list-per-request service measured in the
+same run, and the intertwin service's resident memory at 10,000 pods.
 
-    .venv/bin/python bench/jobs.py [--pods 10000] [--users 500] [--requests 100]
-    .venv/bin/python bench/jobs.py --smoke     # 200 pods, 30 requests, seconds
+    .venv/bin/python bench/jobs.py [--pods 10000] [--users 500] [--small 100] [--requests 300]
+    .venv/bin/python bench/jobs.py --smoke          # 200 pods, 20 requests: does it still work
+    .venv/bin/python bench/jobs.py --in-process     # no cluster: the index and history alone
 
-In process, without a cluster: the pods are API-shaped dicts fed to the service's ``Index`` as
-its watch would feed them, and the history is SQLite in a temporary folder. What this leaves out
-(the issue's full benchmark: the pods created unschedulable in the testbed's etcd, the requests
-through the proxy and HubAuth) is not measured here; the baseline is flattered (its pod list comes
-from memory, not from the API server).
+Starts what it needs in a folder of its own: the testbed's Kubernetes control plane (etcd,
+kube-apiserver, kube-scheduler, kube-controller-manager; no site, no node) and a hub behind
+configurable-http-proxy, started with the testbed's configuration, so the hub runs the managed
+``intertwin`` service with its own Kubernetes identity. The bench's hub also runs a second
+managed service, ``naive-jobs`` (``bench/_naive_jobs.py``): the same tornado handler base (the
+same HubOAuth authentication and admin check) behind the same proxy, which LISTs the caller's
+pods from the Kubernetes API (label selector of the user and the workload kinds) on every
+request and tells each one's status. Both answer the same jobs; the bench checks that.
+
+The pods are made as the spawner and the service label them (``intertwin_hub.labels``:
+``workload_labels`` plus KubeSpawner's owner label and annotation; the spawner's own pod plan
+per site: annotations, tolerations, resources, environment), created concurrently with
+kubernetes_asyncio. They cannot run: their node selector matches no node (there is none), and
+their ``schedulerName`` names no scheduler, so kube-scheduler leaves them alone instead of
+retrying 10,000 unschedulable pods every five minutes in the middle of the measurement; etcd
+just holds them.
+
+The small cluster is the first ``--small`` pods (the measured user's 20 among them), measured
+before the rest are created: the same service process, the same user with the same 20 jobs, the
+only difference being the other pods. (Deleting down to 100 would leave the service's history
+with the 9,900 deleted jobs, and a second namespace would need a second service.) Each size
+gets a warm-up, then ``--requests`` requests to each service, alternating in random order,
+timed in this process from the request to the whole answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import os
+import random
 import resource
+import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -27,19 +51,432 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import aiohttp
 
-from intertwin_hub.labels import owner_of
-from intertwin_hub.service import db
-from intertwin_hub.service.index import Index
-from intertwin_hub.sites import load_catalogue
-from intertwin_hub.status import pod_status
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kubespawner.slugs import is_valid_label, safe_slug  # noqa: E402
+
+from intertwin_hub import labels  # noqa: E402
+from intertwin_hub.service import db  # noqa: E402
+from intertwin_hub.service.index import Index  # noqa: E402
+from intertwin_hub.sites import load_catalogue  # noqa: E402
+from intertwin_hub.spawner.options import validate  # noqa: E402
+from intertwin_hub.spawner.pod import PodPlan, plan_pod  # noqa: E402
+from intertwin_hub.status import pod_status  # noqa: E402
+from testbed.binaries import ensure_built  # noqa: E402
+from testbed.cluster import ControlPlane, start_control_plane  # noqa: E402
+from testbed.hub import DEV_VO, Hub, start_hub  # noqa: E402
+from testbed.procs import Supervisor, free_port  # noqa: E402
+
+GOAL_P95_MS = 20.0
+GOAL_RATIO = 1.5
+NAIVE = "naive-jobs"
+# no scheduler has this name: the pods stay Pending, untouched (see the docstring)
+NO_SCHEDULER = "intertwin-bench-nobody"
+NOWHERE = {"intertwin.eu/bench-node": "nowhere"}
+PER_USER_SMOKE = 10
+
+
+def p95(xs: list[float]) -> float:
+    """The nearest-rank 95th percentile."""
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, -(-95 * len(s) // 100) - 1))]
+
+
+def user_name(i: int) -> str:
+    return f"benchuser{i:03d}"
+
+
+# --- the pods ----------------------------------------------------------------------------
+
+
+def site_plans() -> list[PodPlan]:
+    """The spawner's own pod plan for each site of the catalogue (a dev VO member's choice)."""
+    catalogue = load_catalogue()
+    return [plan_pod(validate(catalogue, {DEV_VO}, {"profile": s.slug})) for s in catalogue]
+
+
+def workload_pod(i: int, user: str, n: int, plans: list[PodPlan]) -> dict[str, Any]:
+    """The ``n``-th workload pod of ``user`` (``i``: its number in the whole cluster): a
+    notebook server, every fourth a batch cell, labelled as the spawner and the service label
+    them, at the sites in turn, unable to run anywhere."""
+    plan = plans[i % len(plans)]
+    site = plan.labels[labels.LABEL_SITE]
+    kind = labels.KIND_BATCH_CELL if (i // len(plans)) % 4 == 3 else labels.KIND_NOTEBOOK
+    server = f"s{n}"
+    annotations = {
+        **plan.annotations,
+        labels.ANNOTATION_USER: user,
+        labels.ANNOTATION_SERVER: server,
+    }
+    if kind == labels.KIND_BATCH_CELL:
+        annotations[labels.ANNOTATION_NOTEBOOK_PATH] = f"work/analysis-{n}.ipynb"
+        annotations[labels.ANNOTATION_CELL_ID] = f"cell-{n:04d}"
+    limits = {"cpu": str(plan.cpu), "memory": str(plan.memory)}
+    if plan.gpus:
+        limits["nvidia.com/gpu"] = str(plan.gpus)
+    env = {
+        **plan.env,
+        "JUPYTERHUB_USER": user,
+        "JUPYTERHUB_SERVER_NAME": server,
+        "JUPYTERHUB_SERVICE_PREFIX": f"/user/{user}/{server}/",
+        "JUPYTERHUB_API_URL": "http://hub:8081/hub/api",
+        "JUPYTERHUB_ACTIVITY_URL": f"http://hub:8081/hub/api/users/{user}/activity",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"/user/{user}/{server}/oauth_callback",
+        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{user}-{server}",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_HOST": "",
+        "MEM_GUARANTEE": str(plan.memory),
+        "CPU_GUARANTEE": str(plan.cpu),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"jupyter-{user}--{server}",
+            "labels": {
+                **labels.workload_labels(site, kind),
+                labels.LABEL_USER: safe_slug(user, is_valid=is_valid_label),
+            },
+            "annotations": annotations,
+        },
+        "spec": {
+            "schedulerName": NO_SCHEDULER,
+            "nodeSelector": NOWHERE,
+            "tolerations": plan.tolerations,
+            "automountServiceAccountToken": False,
+            "restartPolicy": "OnFailure",
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": plan.image,
+                    "args": ["jupyterhub-singleuser"],
+                    "ports": [{"name": "notebook-port", "containerPort": 8888}],
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "resources": {"limits": limits, "requests": dict(limits)},
+                }
+            ],
+        },
+    }
+
+
+async def create_pods(
+    cp: ControlPlane,
+    specs: list[dict[str, Any]],
+    concurrency: int,
+    before: int,
+) -> float:
+    """Create the pods concurrently (``before`` exist already), printing progress; the
+    seconds it took."""
+    from kubernetes_asyncio import client, config
+
+    conf = type.__call__(client.Configuration)
+    await config.load_kube_config(config_file=cp.admin_kubeconfig, client_configuration=conf)
+    conf.connection_pool_maxsize = concurrency
+    api = client.ApiClient(conf)
+    core = client.CoreV1Api(api)
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for s in specs:
+        queue.put_nowait(s)
+    done = 0
+    step = max(1, len(specs) // 10)
+    t0 = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal done
+        while not queue.empty():
+            body = queue.get_nowait()
+            for attempt in range(5):
+                try:
+                    await core.create_namespaced_pod(cp.namespace, body, _preload_content=False)
+                    break
+                except client.ApiException as e:
+                    # 429: API priority and fairness asks the client to come back
+                    if e.status != 429 or attempt == 4:
+                        raise
+                    await asyncio.sleep(1 + attempt)
+            done += 1
+            if done % step == 0 or done == len(specs):
+                el = time.perf_counter() - t0
+                print(
+                    f"  {before + done}/{before + len(specs)} pods in the cluster "
+                    f"({done / el:.0f} created a second)",
+                    flush=True,
+                )
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(specs)))))
+    finally:
+        await api.close()
+    return time.perf_counter() - t0
+
+
+def history_count(db_file: Path) -> int:
+    """Rows in the intertwin service's history (SQLite in the testbed), read-only."""
+    if not db_file.exists():
+        return 0
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=5)
+        ) as c:
+            return int(c.execute("SELECT count(*) FROM jobs").fetchone()[0])
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+
+
+async def wait_for_history(db_file: Path, n: int, timeout: float) -> float:
+    """Until the service has recorded ``n`` jobs (its watch saw every pod); the seconds."""
+    t0 = time.perf_counter()
+    last_print = t0
+    while True:
+        have = await asyncio.to_thread(history_count, db_file)
+        now = time.perf_counter()
+        if have >= n:
+            return now - t0
+        if now - t0 > timeout:
+            raise SystemExit(f"the intertwin service recorded {have} of {n} jobs in {timeout} s")
+        if now - last_print > 10:
+            print(f"  the intertwin service has recorded {have}/{n} jobs", flush=True)
+            last_print = now
+        await asyncio.sleep(0.5)
+
+
+# --- the hub and its two services --------------------------------------------------------
+
+
+def naive_service_config(cp: ControlPlane, run: Path) -> str:
+    """Hub configuration for the naive service: managed like intertwin, the same Kubernetes
+    identity and namespace, reachable with the same kind of user token."""
+    kubeconfig = cp.kubeconfig_for("service", run / "naive-service.kubeconfig")
+    env = {"KUBECONFIG": str(kubeconfig), "INTERTWIN_NAMESPACE": cp.namespace}
+    cmd = [sys.executable, str(ROOT / "bench" / "_naive_jobs.py")]
+    return f"""
+# bench/jobs.py: the naive list-per-request baseline, a managed service like intertwin
+c.JupyterHub.services.append(
+    {{"name": {NAIVE!r}, "command": {cmd!r}, "url": "http://127.0.0.1:{free_port()}",
+      "oauth_no_confirm": True, "cwd": {str(run)!r}, "environment": {env!r}}}
+)
+# as the intertwin service, it asks the hub who is an admin
+c.JupyterHub.load_roles.append(
+    {{"name": "naive-jobs-service", "services": [{NAIVE!r}], "scopes": ["read:users"]}}
+)
+for _role in c.JupyterHub.load_roles:
+    if _role["name"] == "user":
+        _role["scopes"].append("access:services!service={NAIVE}")
+"""
+
+
+def service_pid(hub_pid: int, marker: str) -> int | None:
+    """The hub's child process whose command line contains ``marker``."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        if ppid == hub_pid and marker.encode() in cmdline:
+            return int(entry.name)
+    return None
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """Resident memory now and at its peak (VmRSS, VmHWM of /proc/PID/status), MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+async def user_token(hub: Hub, user: str) -> str:
+    """The user, created in the hub, and a token of theirs (the user's own permissions)."""
+    headers = {"Authorization": f"token {hub.service_token}"}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        async with s.post(f"{hub.api_url}/users", json={"usernames": [user]}) as r:
+            assert r.status in (201, 409), await r.text()
+        async with s.post(f"{hub.api_url}/users/{user}/tokens", json={"note": "bench"}) as r:
+            assert r.status == 201, await r.text()
+            return str((await r.json())["token"])
+
+
+async def wait_answering(s: aiohttp.ClientSession, url: str, timeout: float = 120) -> None:
+    """Until the service answers 200 through the proxy (a managed service starts with the
+    hub, and the proxy learns its route then)."""
+    end = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < end:
+        try:
+            async with s.get(url) as r:
+                if r.status == 200:
+                    return
+                last = f"{r.status} {(await r.text())[:200]}"
+        except aiohttp.ClientError as e:
+            last = e
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s; last: {last}")
+
+
+async def timed_get(s: aiohttp.ClientSession, url: str) -> tuple[float, list[str]]:
+    t = time.perf_counter()
+    async with s.get(url) as r:
+        body = await r.read()
+        status = r.status
+    ms = (time.perf_counter() - t) * 1000
+    if status != 200:
+        raise SystemExit(f"{url}: {status} {body[:300]!r}")
+    return ms, sorted(j["pod"] for j in json.loads(body)["jobs"])
+
+
+async def measure(
+    s: aiohttp.ClientSession,
+    urls: dict[str, str],
+    expected: list[str],
+    requests: int,
+    warmup: int,
+    rng: random.Random,
+) -> dict[str, list[float]]:
+    """Warm-up, then ``requests`` timed requests to each service, alternating in random order;
+    every answer must name exactly the user's pods."""
+    times: dict[str, list[float]] = {k: [] for k in urls}
+    for i in range(warmup + requests):
+        order = list(urls)
+        rng.shuffle(order)
+        for k in order:
+            ms, pods = await timed_get(s, urls[k])
+            if pods != expected:
+                raise SystemExit(
+                    f"{k} answered {len(pods)} jobs, not the user's {len(expected)}: {pods[:5]}"
+                )
+            if i >= warmup:
+                times[k].append(ms)
+    return times
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    return {"p50": statistics.median(xs), "p95": p95(xs), "max": max(xs)}
+
+
+async def cluster_bench(a: argparse.Namespace) -> dict[str, Any]:
+    per_user = a.pods // a.users
+    if a.pods % a.users or a.small % per_user or not 0 < a.small < a.pods:
+        raise SystemExit("--pods must be a multiple of --users, --small of the pods per user")
+    run = Path(tempfile.mkdtemp(prefix="intertwin-bench-jobs-"))
+    sup = Supervisor(run)
+    ok = False
+    try:
+        print(f"starting the control plane and a hub in {run} ...", flush=True)
+        t0 = time.perf_counter()
+        bins = ensure_built()
+        cp = start_control_plane(sup, bins, [])
+        hub_run = run / "hub"
+        hub_run.mkdir(parents=True)
+        hub = start_hub(sup, cp, name="hub", extra_config=naive_service_config(cp, hub_run))
+        print(f"  up in {time.perf_counter() - t0:.1f} s", flush=True)
+
+        me = user_name(0)
+        token = await user_token(hub, me)
+        urls = {
+            "ours": f"{hub.url}/services/intertwin/api/jobs",
+            "naive": f"{hub.url}/services/{NAIVE}/api/jobs",
+        }
+        plans = site_plans()
+        specs: list[dict[str, Any]] = []
+        for u in range(a.users):
+            for n in range(per_user):
+                specs.append(workload_pod(len(specs), user_name(u), n, plans))
+        mine = sorted(p["metadata"]["name"] for p in specs[:per_user])
+        db_file = hub_run / "intertwin-service.sqlite"
+        rng = random.Random(10)
+        results: dict[str, Any] = {"pods": a.pods, "users": a.users, "small": a.small}
+        connector = aiohttp.TCPConnector(limit=1)  # one keep-alive connection, as a browser tab
+        async with aiohttp.ClientSession(
+            headers={"Authorization": f"token {token}"}, connector=connector
+        ) as s:
+            for k, url in urls.items():
+                await wait_answering(s, url)
+                print(f"  {k}: {url} answers", flush=True)
+            created = 0
+            for size in (a.small, a.pods):
+                el = await create_pods(cp, specs[created:size], a.concurrency, created)
+                print(
+                    f"  {size - created} pods created in {el:.1f} s "
+                    f"({(size - created) / el:.0f} pods/s)",
+                    flush=True,
+                )
+                lag = await wait_for_history(db_file, size, timeout=max(300.0, size / 10))
+                print(f"  the intertwin service had all {size} {lag:.1f} s later", flush=True)
+                created = size
+                times = await measure(s, urls, mine, a.requests, a.warmup, rng)
+                results[str(size)] = {k: summary(v) for k, v in times.items()}
+                results[f"create_s_{size}"] = el
+                for k, v in times.items():
+                    sm = summary(v)
+                    print(
+                        f"  {size} pods, {k}: p50 {sm['p50']:.2f} ms, p95 {sm['p95']:.2f} ms, "
+                        f"max {sm['max']:.2f} ms",
+                        flush=True,
+                    )
+            hub_pid = sup.pids()["jupyterhub"]
+            for k, marker in (("ours", "intertwin_hub.service"), ("naive", "_naive_jobs.py")):
+                pid = service_pid(hub_pid, marker)
+                if pid is None:
+                    raise SystemExit(f"no {k} service process under the hub (pid {hub_pid})")
+                results[f"rss_mib_{k}"], results[f"peak_rss_mib_{k}"] = memory_mib(pid)
+        report(results, a.requests, per_user)
+        ok = True
+        return results
+    finally:
+        sup.stop_all(("jupyterhub", "proxy"))
+        if ok:
+            shutil.rmtree(run, ignore_errors=True)
+        else:
+            print(f"logs kept in {run / 'logs'}", flush=True)
+
+
+def report(r: dict[str, Any], requests: int, per_user: int) -> None:
+    small, big = str(r["small"]), str(r["pods"])
+    print(
+        f'\n"my jobs" of one user ({per_user} jobs) through the proxy with the user\'s token, '
+        f"{requests} requests each (ms):"
+    )
+    print(f"  {'':<34}{small + ' pods':>20}{big + ' pods':>22}   ratio of p95")
+    for k, label in (
+        ("ours", "intertwin service (watch, index)"),
+        ("naive", "naive (LIST per request)"),
+    ):
+        s, b = r[small][k], r[big][k]
+        ratio = b["p95"] / s["p95"]
+        r[f"ratio_{k}"] = ratio
+        print(
+            f"  {label:<34}p50 {s['p50']:6.2f} p95 {s['p95']:6.2f}   "
+            f"p50 {b['p50']:7.2f} p95 {b['p95']:7.2f}   {ratio:.2f}"
+        )
+    p = r[big]["ours"]["p95"]
+    print(
+        f"  goals: p95 <= {GOAL_P95_MS:.0f} ms at {big} pods: {p:.2f} ms, "
+        f"{'met' if p <= GOAL_P95_MS else 'missed'}; ratio <= {GOAL_RATIO}: {r['ratio_ours']:.2f}, "
+        f"{'met' if r['ratio_ours'] <= GOAL_RATIO else 'missed'} (the naive one's: "
+        f"{r['ratio_naive']:.2f})"
+    )
+    print(
+        f"  intertwin service resident memory at {big} pods: {r['rss_mib_ours']:.0f} MiB "
+        f"(peak {r['peak_rss_mib_ours']:.0f} MiB); the naive service: {r['rss_mib_naive']:.0f} MiB"
+    )
+
+
+# --- in process, without a cluster -------------------------------------------------------
 
 T0 = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
 SITES = (("vega", "vega-vk"), ("psnc", "psnc-vk"), ("kbfi", "kbfi-vk"), ("ukri", "ukri-cloud"))
 
 
-def pod(i: int, user: str) -> dict[str, Any]:
+def api_pod(i: int, user: str) -> dict[str, Any]:
     site, node = SITES[i % len(SITES)]
     return {
         "metadata": {
@@ -47,11 +484,11 @@ def pod(i: int, user: str) -> dict[str, Any]:
             "name": f"jupyter-{user}-{i}",
             "creationTimestamp": (T0 + timedelta(seconds=i)).isoformat(),
             "labels": {
-                "intertwin.eu/site": site,
-                "intertwin.eu/workload": "notebook",
-                "hub.jupyter.org/username": user,
+                labels.LABEL_SITE: site,
+                labels.LABEL_WORKLOAD: labels.KIND_NOTEBOOK,
+                labels.LABEL_USER: user,
             },
-            "annotations": {"hub.jupyter.org/username": user, "JobID": str(1000 + i)},
+            "annotations": {labels.ANNOTATION_USER: user, "JobID": str(1000 + i)},
         },
         "spec": {
             "nodeName": node,
@@ -70,94 +507,101 @@ def pod(i: int, user: str) -> dict[str, Any]:
     }
 
 
-def p95(xs: list[float]) -> float:
-    return statistics.quantiles(xs, n=20)[-1] if len(xs) >= 20 else max(xs)
-
-
-def measure(n_pods: int, n_users: int, requests: int, folder: Path) -> dict[str, float]:
+def in_process(n_pods: int, n_users: int, requests: int, folder: Path) -> dict[str, float]:
+    """The service's index and history fed API-shaped dicts as its watch would, ``Store.page``
+    and the answer's JSON per request; the naive way parses the whole pod list from memory."""
     catalogue = load_catalogue()
     store = db.open_store(f"sqlite:///{folder / f'jobs-{n_pods}.sqlite'}")
     index = Index(catalogue, store)
-    pods = [pod(i, f"user{i % n_users}") for i in range(n_pods)]
+    pods = [api_pod(i, f"user{i % n_users}") for i in range(n_pods)]
     t = time.perf_counter()
     index.reconcile(pods)
     load_s = time.perf_counter() - t
     raw = json.dumps({"items": pods})
     me = "user0"
-
     ours, naive = [], []
+    rows: Any = []
     for _ in range(requests):
         t = time.perf_counter()
-        rows, _next = store.page(me, db.Filters(), 100, None)
+        rows, nxt = store.page(me, db.Filters(), 100, None)
         body = json.dumps(
             {
                 "jobs": [
                     db.job_json(j, index.site_name(j.site), index.note_for(j.site)) for j in rows
                 ],
-                "next": _next,
+                "next": nxt,
             }
         )
         ours.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         listed = json.loads(raw)["items"]
-        mine = [p for p in listed if owner_of(p) == me]
         body2 = json.dumps(
             [
                 {
                     "pod": p["metadata"]["name"],
                     **(
-                        pod_status(p["metadata"]["labels"]["intertwin.eu/site"], p)
+                        pod_status(p["metadata"]["labels"][labels.LABEL_SITE], p)
                         or db.JobStatus("pending", "")
                     ).to_json(),
                 }
-                for p in mine
+                for p in listed
+                if labels.owner_of(p) == me
             ]
         )
         naive.append((time.perf_counter() - t) * 1000)
         assert body and body2
     store.engine.dispose()
-    return {
-        "ours_p95": p95(ours),
-        "naive_p95": p95(naive),
-        "load_s": load_s,
-        "mine": float(len(rows)),
-    }
+    return {"ours_p95": p95(ours), "naive_p95": p95(naive), "load_s": load_s, "mine": len(rows)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--pods", type=int, default=10000)
-    ap.add_argument("--users", type=int, default=500)
-    ap.add_argument("--small", type=int, default=100, help="pods in the small cluster")
-    ap.add_argument("--requests", type=int, default=100)
-    ap.add_argument(
-        "--smoke",
-        action="store_true",
-        help="200 pods, 30 requests: checks the bench works, not what it measures",
-    )
-    a = ap.parse_args()
-    if a.smoke:
-        a.pods, a.users, a.small, a.requests = 200, 20, 40, 30
+def run_in_process(a: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         # the same number of jobs per user in both: the answer is the same size
-        small = measure(a.small, max(1, a.small * a.users // a.pods), a.requests, Path(d))
-        big = measure(a.pods, a.users, a.requests, Path(d))
+        small = in_process(a.small, max(1, a.small * a.users // a.pods), a.requests, Path(d))
+        big = in_process(a.pods, a.users, a.requests, Path(d))
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"my jobs, p95 over {a.requests} requests (one user's {int(big['mine'])} jobs among "
-        f"{a.pods} pods of {a.users} users vs {int(small['mine'])} among {a.small} pods):"
+        f"in process, my jobs, p95 over {a.requests} requests (one user's {int(big['mine'])} "
+        f"jobs among {a.pods} pods of {a.users} users vs {int(small['mine'])} among {a.small}):"
     )
-    print(
-        f"  ours : {big['ours_p95']:.2f} ms at {a.pods} pods, {small['ours_p95']:.2f} ms at "
-        f"{a.small}; ratio {big['ours_p95'] / small['ours_p95']:.2f}"
-    )
-    print(
-        f"  naive: {big['naive_p95']:.2f} ms at {a.pods} pods, {small['naive_p95']:.2f} ms at "
-        f"{a.small}; ratio {big['naive_p95'] / small['naive_p95']:.2f}"
-    )
+    for k, label in (("ours", "ours "), ("naive", "naive")):
+        b, s = big[f"{k}_p95"], small[f"{k}_p95"]
+        print(f"  {label}: {b:.2f} ms at {a.pods} pods, {s:.2f} ms at {a.small}; ratio {b / s:.2f}")
     print(f"  first list of {a.pods} pods into the index and history: {big['load_s']:.1f} s")
     print(f"  peak resident memory of this process: {rss_mib:.0f} MiB")
 
 
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--pods", type=int, default=10000, help="pods in the big cluster")
+    ap.add_argument("--users", type=int, default=500, help="users owning them, as many each")
+    ap.add_argument("--small", type=int, default=100, help="pods in the small cluster")
+    ap.add_argument("--requests", type=int, default=300, help="timed requests per service")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed requests first")
+    ap.add_argument("--concurrency", type=int, default=32, help="pod creations at once")
+    ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no cluster, no HTTP: the service's index and history alone, in this process",
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"200 pods of 20 users ({PER_USER_SMOKE} each), 40 in the small cluster, "
+        "20 requests: checks the bench works, not what it measures",
+    )
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.pods, a.users, a.small, a.requests, a.warmup = 200, 200 // PER_USER_SMOKE, 40, 20, 3
+    if a.in_process:
+        run_in_process(a)
+        return 0
+    results = asyncio.run(cluster_bench(a))
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,6 +20,8 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"
 # spawn.py needs Kubernetes, interLink and a hub, login.py a control plane for its own hub:
 # they use the session's testbed (--state)
 ON_TESTBED = {"spawn.py", "login.py"}
+# smoke-run by a test of their own that also checks what they print
+OWN_TEST = {"jobs.py"}
 
 
 def run_bench(script: str, *args: str, timeout: float = 300) -> str:
@@ -61,9 +63,20 @@ def test_compiles_and_has_a_smoke_flag(script: str, tmp_path: Path) -> None:
     assert "--smoke" in out.stdout
 
 
-@pytest.mark.parametrize("script", [s for s in SCRIPTS if s not in ON_TESTBED])
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s not in ON_TESTBED | OWN_TEST])
 def test_smoke(script: str) -> None:
     run_bench(script)
+
+
+def test_jobs_measures_both_services_through_the_proxy() -> None:
+    out = run_bench("jobs.py")
+    assert "intertwin service (watch, index)" in out and "naive (LIST per request)" in out
+    assert "intertwin service resident memory at 200 pods" in out
+
+
+def test_jobs_in_process_smoke() -> None:
+    out = run_bench("jobs.py", "--in-process")
+    assert "first list of 200 pods into the index and history" in out
 
 
 @pytest.mark.testbed
