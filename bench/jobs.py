@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import sqlite3
@@ -64,7 +65,7 @@ from intertwin_hub.service.index import Index  # noqa: E402
 from intertwin_hub.sites import load_catalogue  # noqa: E402
 from intertwin_hub.spawner.options import validate  # noqa: E402
 from intertwin_hub.spawner.pod import PodPlan, plan_pod  # noqa: E402
-from intertwin_hub.status import pod_status  # noqa: E402
+from intertwin_hub.status import FINAL, pod_status  # noqa: E402
 from testbed.binaries import ensure_built  # noqa: E402
 from testbed.cluster import ControlPlane, start_control_plane  # noqa: E402
 from testbed.hub import DEV_VO, Hub, start_hub  # noqa: E402
@@ -162,6 +163,36 @@ def workload_pod(i: int, user: str, n: int, plans: list[PodPlan]) -> dict[str, A
     }
 
 
+async def admin_client(cp: ControlPlane, connections: int) -> Any:
+    from kubernetes_asyncio import client, config
+
+    conf = type.__call__(client.Configuration)
+    await config.load_kube_config(config_file=cp.admin_kubeconfig, client_configuration=conf)
+    conf.connection_pool_maxsize = connections
+    return client.ApiClient(conf)
+
+
+async def delete_pods(cp: ControlPlane, specs: list[dict[str, Any]], concurrency: int) -> float:
+    """Delete the pods concurrently (they never ran: gone at once); the seconds it took."""
+    from kubernetes_asyncio import client
+
+    api = await admin_client(cp, concurrency)
+    core = client.CoreV1Api(api)
+    names = [p["metadata"]["name"] for p in specs]
+    t0 = time.perf_counter()
+
+    async def worker(mine: list[str]) -> None:
+        for name in mine:
+            resp = await core.delete_namespaced_pod(name, cp.namespace, _preload_content=False)
+            resp.release()
+
+    try:
+        await asyncio.gather(*(worker(names[i::concurrency]) for i in range(concurrency)))
+    finally:
+        await api.close()
+    return time.perf_counter() - t0
+
+
 async def create_pods(
     cp: ControlPlane,
     specs: list[dict[str, Any]],
@@ -170,12 +201,9 @@ async def create_pods(
 ) -> float:
     """Create the pods concurrently (``before`` exist already), printing progress; the
     seconds it took."""
-    from kubernetes_asyncio import client, config
+    from kubernetes_asyncio import client
 
-    conf = type.__call__(client.Configuration)
-    await config.load_kube_config(config_file=cp.admin_kubeconfig, client_configuration=conf)
-    conf.connection_pool_maxsize = concurrency
-    api = client.ApiClient(conf)
+    api = await admin_client(cp, concurrency)
     core = client.CoreV1Api(api)
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for s in specs:
@@ -190,7 +218,10 @@ async def create_pods(
             body = queue.get_nowait()
             for attempt in range(5):
                 try:
-                    await core.create_namespaced_pod(cp.namespace, body, _preload_content=False)
+                    resp = await core.create_namespaced_pod(
+                        cp.namespace, body, _preload_content=False
+                    )
+                    resp.release()
                     break
                 except client.ApiException as e:
                     # 429: API priority and fairness asks the client to come back
@@ -213,34 +244,76 @@ async def create_pods(
     return time.perf_counter() - t0
 
 
-def history_count(db_file: Path) -> int:
-    """Rows in the intertwin service's history (SQLite in the testbed), read-only."""
+def history_count(db_file: Path, ended: bool = False) -> int:
+    """Rows in the intertwin service's history (SQLite in the testbed), read-only; ``ended``:
+    only the jobs in a final state."""
     if not db_file.exists():
         return 0
+    sql = "SELECT count(*) FROM jobs"
+    if ended:
+        sql += f" WHERE state IN ({','.join(repr(s) for s in sorted(FINAL))})"
     try:
         with contextlib.closing(
             sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=5)
         ) as c:
-            return int(c.execute("SELECT count(*) FROM jobs").fetchone()[0])
+            return int(c.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:  # not migrated yet
         return 0
 
 
-async def wait_for_history(db_file: Path, n: int, timeout: float) -> float:
-    """Until the service has recorded ``n`` jobs (its watch saw every pod); the seconds."""
+async def wait_for_history(db_file: Path, n: int, timeout: float, ended: bool = False) -> float:
+    """Until the service has recorded ``n`` jobs (``ended``: ``n`` ended jobs), that is, its
+    watch saw every pod created (deleted); the seconds it took."""
     t0 = time.perf_counter()
     last_print = t0
+    what = "ended jobs" if ended else "jobs"
     while True:
-        have = await asyncio.to_thread(history_count, db_file)
+        have = await asyncio.to_thread(history_count, db_file, ended)
         now = time.perf_counter()
         if have >= n:
             return now - t0
         if now - t0 > timeout:
-            raise SystemExit(f"the intertwin service recorded {have} of {n} jobs in {timeout} s")
+            raise SystemExit(f"the intertwin service recorded {have} of {n} {what} in {timeout} s")
         if now - last_print > 10:
-            print(f"  the intertwin service has recorded {have}/{n} jobs", flush=True)
+            print(f"  the intertwin service has recorded {have}/{n} {what}", flush=True)
             last_print = now
         await asyncio.sleep(0.5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settle(pids: list[int], share: float = 0.05, window: float = 2.0) -> float:
+    """Until each process used less than ``share`` of a core over ``window`` seconds (the
+    watch has digested the last change, the API server is done with it), at most 120 s."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 120:
+        before = [cpu_seconds(p) for p in pids]
+        await asyncio.sleep(window)
+        if all(cpu_seconds(p) - b < share * window for p, b in zip(pids, before, strict=True)):
+            break
+    return time.perf_counter() - t0
+
+
+ACCESS_LINE = re.compile(rb"GET /services/(intertwin|naive-jobs)/api/jobs \(.*?\) ([\d.]+)ms")
+
+
+def server_times(log: Path, offset: int, last: int) -> dict[str, list[float]]:
+    """Each service's own time for its last ``last`` requests of "my jobs" since ``offset`` of
+    the hub's log (tornado's access log lines of the managed services, which log to the
+    hub's output): the request as the service's tornado saw it, without the proxy and the
+    client."""
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read()
+    out: dict[str, list[float]] = {"ours": [], "naive": []}
+    for m in ACCESS_LINE.finditer(text):
+        out["ours" if m.group(1) == b"intertwin" else "naive"].append(float(m.group(2)))
+    return {k: v[-last:] for k, v in out.items()}
 
 
 # --- the hub and its two services --------------------------------------------------------
@@ -401,61 +474,94 @@ async def cluster_bench(a: argparse.Namespace) -> dict[str, Any]:
             for k, url in urls.items():
                 await wait_answering(s, url)
                 print(f"  {k}: {url} answers", flush=True)
+            hub_pid = sup.pids()["jupyterhub"]
+            pids = {
+                "ours": service_pid(hub_pid, "intertwin_hub.service"),
+                "naive": service_pid(hub_pid, "_naive_jobs.py"),
+            }
+            quiet = [p for p in (pids["ours"], sup.pids().get("kube-apiserver")) if p]
+            hub_log = run / "logs" / "jupyterhub.log"
             created = 0
-            for size in (a.small, a.pods):
-                el = await create_pods(cp, specs[created:size], a.concurrency, created)
-                print(
-                    f"  {size - created} pods created in {el:.1f} s "
-                    f"({(size - created) / el:.0f} pods/s)",
-                    flush=True,
-                )
-                lag = await wait_for_history(db_file, size, timeout=max(300.0, size / 10))
-                print(f"  the intertwin service had all {size} {lag:.1f} s later", flush=True)
-                created = size
-                times = await measure(s, urls, mine, a.requests, a.warmup, rng)
-                results[str(size)] = {k: summary(v) for k, v in times.items()}
-                results[f"create_s_{size}"] = el
-                for k, v in times.items():
-                    sm = summary(v)
+            for phase, size in (
+                (str(a.small), a.small),
+                (str(a.pods), a.pods),
+                (f"{a.small} again", a.small),
+            ):
+                if size > created:
+                    el = await create_pods(cp, specs[created:size], a.concurrency, created)
                     print(
-                        f"  {size} pods, {k}: p50 {sm['p50']:.2f} ms, p95 {sm['p95']:.2f} ms, "
-                        f"max {sm['max']:.2f} ms",
+                        f"  {size - created} pods created in {el:.1f} s "
+                        f"({(size - created) / el:.0f} pods/s)",
                         flush=True,
                     )
-            hub_pid = sup.pids()["jupyterhub"]
-            for k, marker in (("ours", "intertwin_hub.service"), ("naive", "_naive_jobs.py")):
-                pid = service_pid(hub_pid, marker)
-                if pid is None:
-                    raise SystemExit(f"no {k} service process under the hub (pid {hub_pid})")
-                results[f"rss_mib_{k}"], results[f"peak_rss_mib_{k}"] = memory_mib(pid)
+                    results[f"create_s_{phase}"] = el
+                    lag = await wait_for_history(db_file, size, timeout=max(300.0, size / 10))
+                else:
+                    el = await delete_pods(cp, specs[size:created], a.concurrency)
+                    print(f"  {created - size} pods deleted in {el:.1f} s", flush=True)
+                    lag = await wait_for_history(
+                        db_file, created - size, timeout=max(300.0, created / 10), ended=True
+                    )
+                print(f"  the intertwin service saw all of it {lag:.1f} s later", flush=True)
+                created = size
+                settled = await settle(quiet)
+                print(f"  quiet after {settled:.1f} s (service and API server)", flush=True)
+                log_from = hub_log.stat().st_size
+                times = await measure(s, urls, mine, a.requests, a.warmup, rng)
+                served = server_times(hub_log, log_from, a.requests)
+                results[phase] = {k: summary(v) for k, v in times.items()}
+                results[f"{phase} server"] = {k: summary(v) for k, v in served.items() if v}
+                for k, v in times.items():
+                    sm = summary(v)
+                    sv = summary(served[k]) if served[k] else None
+                    print(
+                        f"  {phase}: {k}, p50 {sm['p50']:.2f} ms, p95 {sm['p95']:.2f} ms, "
+                        f"max {sm['max']:.2f} ms"
+                        + (
+                            f" (in the service: p50 {sv['p50']:.2f}, p95 {sv['p95']:.2f})"
+                            if sv
+                            else ""
+                        ),
+                        flush=True,
+                    )
+                if phase == str(a.pods):
+                    for k, pid in pids.items():
+                        if pid is None:
+                            raise SystemExit(f"no {k} service process under the hub ({hub_pid})")
+                        results[f"rss_mib_{k}"], results[f"peak_rss_mib_{k}"] = memory_mib(pid)
         report(results, a.requests, per_user)
         ok = True
         return results
     finally:
         sup.stop_all(("jupyterhub", "proxy"))
-        if ok:
+        if ok and not a.keep:
             shutil.rmtree(run, ignore_errors=True)
         else:
             print(f"logs kept in {run / 'logs'}", flush=True)
 
 
 def report(r: dict[str, Any], requests: int, per_user: int) -> None:
-    small, big = str(r["small"]), str(r["pods"])
+    small, big, after = str(r["small"]), str(r["pods"]), f"{r['small']} again"
     print(
         f'\n"my jobs" of one user ({per_user} jobs) through the proxy with the user\'s token, '
-        f"{requests} requests each (ms):"
+        f"{requests} requests each, p50 / p95 in ms (in the service's own tornado: p50 / p95);"
+        f" {small} pods, then {big}, then deleted down to {small} again:"
     )
-    print(f"  {'':<34}{small + ' pods':>20}{big + ' pods':>22}   ratio of p95")
     for k, label in (
         ("ours", "intertwin service (watch, index)"),
         ("naive", "naive (LIST per request)"),
     ):
-        s, b = r[small][k], r[big][k]
-        ratio = b["p95"] / s["p95"]
-        r[f"ratio_{k}"] = ratio
+        print(f"  {label}")
+        for phase in (small, big, after):
+            c, sv = r[phase][k], r[f"{phase} server"].get(k)
+            inside = f"   ({sv['p50']:6.2f} / {sv['p95']:6.2f})" if sv else ""
+            name = f"{phase.split()[0]} pods" + (" again" if phase == after else "")
+            print(f"    {name:<16} {c['p50']:7.2f} / {c['p95']:7.2f}{inside}")
+        ratio = r[big][k]["p95"] / r[small][k]["p95"]
+        ratio_after = r[big][k]["p95"] / r[after][k]["p95"]
+        r[f"ratio_{k}"], r[f"ratio_after_{k}"] = ratio, ratio_after
         print(
-            f"  {label:<34}p50 {s['p50']:6.2f} p95 {s['p95']:6.2f}   "
-            f"p50 {b['p50']:7.2f} p95 {b['p95']:7.2f}   {ratio:.2f}"
+            f"    p95({big}) / p95({small}): {ratio:.2f} (to the {small} again: {ratio_after:.2f})"
         )
     p = r[big]["ours"]["p95"]
     print(
@@ -580,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=20, help="untimed requests first")
     ap.add_argument("--concurrency", type=int, default=32, help="pod creations at once")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the run folder (logs) after")
     ap.add_argument(
         "--in-process",
         action="store_true",
