@@ -32,10 +32,10 @@ meanwhile (the service's history keeps the deleted jobs, as ended).
 
 Each size gets a warm-up, then ``--requests`` requests to each service, timed in this process
 from the request to the whole answer, in blocks of ``--block`` taking turns, each block once
-the API server and the services are quiet: the baseline's LISTs of a 10,000-pod cluster keep
-the API server's CPU busy a while after they are answered (on 2 cores, alternating request by
-request made ours 2.3 times slower at 10,000 pods than in blocks). The service's own time per
-request (tornado's access log) is printed beside.
+the API server and the services are quiet: interleaved request by request with the baseline's
+LISTs of a 10,000-pod namespace, which busy the API server on the same cores, ours was measured
+2.3 times slower at 10,000 pods than at 100 on a 2-core machine, and the same in blocks. The
+service's own time per request (tornado's access log) is printed beside.
 """
 
 from __future__ import annotations
@@ -427,10 +427,10 @@ async def measure(
 ) -> dict[str, list[float]]:
     """A warm-up of each service, then ``requests`` timed requests to each, in blocks of
     ``block`` taking turns (the first block's service drawn at random), each block once the
-    ``quiet`` processes are quiet: the baseline's LISTs load the API server (Go's collector
-    then takes the idle CPU for a while), which on a small machine would otherwise slow the
-    next requests of ours too. ``block`` 1: requests alternate one by one in random order,
-    with no waiting. Every answer must name exactly the user's pods."""
+    ``quiet`` processes are quiet: the baseline's LISTs load the API server, which on a small
+    machine would otherwise slow the requests of ours in between too. ``block`` 1: requests
+    alternate one by one in random order, with no waiting. Every answer must name exactly the
+    user's pods."""
 
     async def one(k: str) -> float:
         ms, pods = await timed_get(s, urls[k])
