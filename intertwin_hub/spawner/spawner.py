@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -157,6 +158,9 @@ class InterTwinSpawner(KubeSpawner):
     # the env Secret's data, built with the pod and created once the pod exists
     _env_secret_data: dict[str, str] | None = None
     _env_secret_labels: dict[str, str] | None = None
+    # this spawn's env Secret, named when the pod is built, kept in the state (a hub restart
+    # still deletes it when the server stops), forgotten by clear_state
+    _env_secret_name: str | None = None
     _configured_http_timeout: int | None = None
     # the pod plan of the selection, made once per spawn by load_user_options
     _plan: tuple[Selection, PodPlan] | None = None
@@ -243,12 +247,25 @@ class InterTwinSpawner(KubeSpawner):
             await super().load_user_options()
         self._apply(self._plan_of(sel))
 
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
+        if self._env_secret_name:
+            state["env_secret_name"] = self._env_secret_name
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._env_secret_name = state.get("env_secret_name") or None
+
     def clear_state(self) -> None:
         # JupyterHub clears the state before each spawn, ahead of apply_user_options: a
-        # selection must never outlive the spawn it was validated for
+        # selection must never outlive the spawn it was validated for. After a stop it comes
+        # once stop() has deleted the env Secret; before a spawn, the next pod gets a Secret
+        # name of its own.
         super().clear_state()
         self.selection = None
         self._plan = None
+        self._env_secret_name = None
 
     def _plan_of(self, sel: Selection) -> PodPlan:
         """The pod plan of ``sel``, made once per selection (options, then the manifest)."""
@@ -337,7 +354,12 @@ class InterTwinSpawner(KubeSpawner):
 
     @property
     def env_secret_name(self) -> str:
-        return f"{self.pod_name}-env"
+        """The env Secret of this spawn: ``<pod>-env-<8 random hex digits>``, a new name for
+        every spawn, so no Secret left by an earlier spawn (nor its token) can be mounted by
+        the new pod, and nothing has to be deleted before the pod is created."""
+        if self._env_secret_name is None:
+            self._env_secret_name = f"{self.pod_name}-env-{secrets.token_hex(4)}"
+        return self._env_secret_name
 
     async def _move_secrets_out_of_the_spec(self, pod: Any) -> None:
         """Put credential env vars (the hub API token first) into a Secret mounted as files,
@@ -412,12 +434,11 @@ class InterTwinSpawner(KubeSpawner):
         The pod mounts a Secret that does not exist yet for a moment: the interLink virtual
         kubelet waits for a missing Secret of a secret volume (it retries every 2 s for 5 min:
         remoteExecutionHandleVolumes in https://github.com/interlink-hq/interLink/blob/9ed14a4/
-        pkg/virtualkubelet/execute.go), as a kubelet does. A
-        leftover Secret of the same name (a hub that died mid-spawn, an older hub) is deleted
-        first so it can never reach the new pod."""
+        pkg/virtualkubelet/execute.go), as a kubelet does. The Secret's name is this spawn's
+        own (``env_secret_name``): a Secret of an earlier spawn has another name, so no stale
+        token can reach the new pod, and no API call is needed for it before the pod."""
         if self._env_secret_data is None:
             return bool(await super()._make_create_pod_request(pod, request_timeout))
-        await self._delete_env_secret()
         if not await super()._make_create_pod_request(pod, request_timeout):
             return False
         try:
@@ -444,8 +465,12 @@ class InterTwinSpawner(KubeSpawner):
             await self.api.create_namespaced_secret(self.namespace, body)
 
     async def _delete_env_secret(self) -> None:
+        """Delete this spawn's env Secret, if this spawn named one (a server stopped after a
+        hub restart: the name comes from the state)."""
         from kubernetes_asyncio.client.exceptions import ApiException
 
+        if self._env_secret_name is None:
+            return
         try:
             await self.api.delete_namespaced_secret(self.env_secret_name, self.namespace)
         except ApiException as e:

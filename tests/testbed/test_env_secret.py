@@ -1,11 +1,12 @@
-"""The notebook's credentials on the testbed: the env Secret is owned by the pod, a leftover one
-does not block a spawn, the image's entrypoint still runs, and the hub does all of it with
-exactly the Zero to JupyterHub hub Role."""
+"""The notebook's credentials on the testbed: the env Secret is owned by the pod and named per
+spawn, so a leftover one is never mounted, the image's entrypoint still runs, and the hub does
+all of it with exactly the Zero to JupyterHub hub Role."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from ..waiting import wait_for_async
 from .hubapi import spawn, stop
 
 pytestmark = [pytest.mark.testbed, pytest.mark.asyncio]
@@ -64,48 +66,79 @@ async def test_the_hub_has_exactly_the_charts_role(testbed: dict[str, Any], kube
     ]
 
 
-async def test_a_leftover_env_secret_does_not_block_the_spawn_and_goes_with_the_pod(
+def mounted_secret(pod: Any) -> str:
+    """The env Secret the pod mounts (a name of its spawn's own)."""
+    return str(next(v for v in pod.spec.volumes if v.name == "intertwin-env").secret.secret_name)
+
+
+async def test_a_leftover_env_secret_is_never_mounted_and_the_new_one_goes_with_the_pod(
     testbed: dict[str, Any], kube: Any
 ) -> None:
     hub, ns = testbed["hub"], testbed["control_plane"]["namespace"]
-    pod_name, secret_name = "jupyter-alice--leftover", "jupyter-alice--leftover-env"
-    # what a hub that died mid-spawn leaves behind: a Secret of that name, owned by nobody
+    pod_name = "jupyter-alice--leftover"
+    # what an older hub that died mid-spawn could leave behind: a Secret named after the pod
+    # (the name every spawn of this server used before names became per spawn), owned by
+    # nobody, with a stale token
+    leftover = f"{pod_name}-env"
     await kube.create_namespaced_secret(
         ns,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(name=secret_name),
+            metadata=client.V1ObjectMeta(name=leftover),
             string_data={"JUPYTERHUB_API_TOKEN": "stale-token"},
         ),
     )
-    async with api_session(hub) as s:
-        events = await spawn(s, hub["api_url"], "alice", "leftover", {"profile": "vega"})
-        assert events[-1].get("ready"), events
-        pod = await kube.read_namespaced_pod(pod_name, ns)
-        secret = await read_secret(kube, ns, secret_name)
-        assert secret is not None
-        assert base64.b64decode(secret.data["JUPYTERHUB_API_TOKEN"]) != b"stale-token"
-        [owner] = secret.metadata.owner_references
-        assert (owner.kind, owner.name, owner.uid) == ("Pod", pod_name, pod.metadata.uid)
-        # the session authenticates this request with the hub using the new token
-        async with s.get(f"{hub['url']}/user/alice/leftover/api/status") as r:
-            assert r.status == 200, await r.text()
+    try:
+        async with api_session(hub) as s:
+            events = await spawn(s, hub["api_url"], "alice", "leftover", {"profile": "vega"})
+            assert events[-1].get("ready"), events
+            pod = await kube.read_namespaced_pod(pod_name, ns)
+            name = mounted_secret(pod)
+            assert name.startswith(f"{pod_name}-env-") and name != leftover
+            secret = await read_secret(kube, ns, name)
+            assert secret is not None
+            assert base64.b64decode(secret.data["JUPYTERHUB_API_TOKEN"]) != b"stale-token"
+            [owner] = secret.metadata.owner_references
+            assert (owner.kind, owner.name, owner.uid) == ("Pod", pod_name, pod.metadata.uid)
+            # the session authenticates this request with the hub using the new token
+            async with s.get(f"{hub['url']}/user/alice/leftover/api/status") as r:
+                assert r.status == 200, await r.text()
 
-        # the pod vanishes without the hub (a node drain, an admin): Kubernetes' garbage
-        # collector removes its Secret. The hub polls its servers only every 30 s, so within
-        # this time no stop() of the hub has deleted it.
-        await kube.delete_namespaced_pod(pod_name, ns, grace_period_seconds=0)
-        await wait_gone(kube, ns, secret_name, 20)
-        await stop(s, hub["api_url"], "alice", "leftover")
+            # the pod vanishes without the hub (a node drain, an admin): Kubernetes' garbage
+            # collector removes its Secret. The hub polls its servers only every 30 s, so
+            # within this time no stop() of the hub has deleted it.
+            await kube.delete_namespaced_pod(pod_name, ns, grace_period_seconds=0)
+            await wait_gone(kube, ns, name, 20)
+            await stop(s, hub["api_url"], "alice", "leftover")
+    finally:
+        with contextlib.suppress(ApiException):
+            await kube.delete_namespaced_secret(leftover, ns)
 
 
-async def test_stopping_the_server_removes_its_secret(testbed: dict[str, Any], kube: Any) -> None:
+async def test_each_spawn_has_its_own_secret_and_stopping_removes_it(
+    testbed: dict[str, Any], kube: Any
+) -> None:
     hub, ns = testbed["hub"], testbed["control_plane"]["namespace"]
+    names = []
+    api = hub["api_url"]
     async with api_session(hub) as s:
-        events = await spawn(s, hub["api_url"], "alice", "stopped", {"profile": "ukri"})
-        assert events[-1].get("ready"), events
-        assert await read_secret(kube, ns, "jupyter-alice--stopped-env") is not None
-        await stop(s, hub["api_url"], "alice", "stopped")
-        await wait_gone(kube, ns, "jupyter-alice--stopped-env", 60)
+
+        async def stopped() -> bool:
+            async with s.get(f"{api}/users/alice") as r:
+                return "stopped" not in (await r.json()).get("servers", {})
+
+        # the same server (the hub keeps its spawner) twice: a new Secret name each time
+        for _ in range(2):
+            events = await spawn(s, api, "alice", "stopped", {"profile": "ukri"})
+            assert events[-1].get("ready"), events
+            pod = await kube.read_namespaced_pod("jupyter-alice--stopped", ns)
+            names.append(mounted_secret(pod))
+            assert await read_secret(kube, ns, names[-1]) is not None
+            async with s.delete(f"{api}/users/alice/servers/stopped") as r:
+                assert r.status in (202, 204), await r.text()
+            await wait_gone(kube, ns, names[-1], 60)
+            await wait_for_async(stopped, "alice's server 'stopped' stopped", 120)
+        await stop(s, api, "alice", "stopped")
+    assert names[0] != names[1]
 
 
 async def test_the_images_entrypoint_runs_and_the_credentials_still_arrive(

@@ -69,11 +69,12 @@ async def test_every_profile_spawns_on_its_site(testbed: dict[str, Any], kube: A
         # ever being in the pod spec: it is in a Secret that lives as long as the server
         ns = testbed["control_plane"]["namespace"]
         assert "JUPYTERHUB_API_TOKEN" not in {e.name for e in vega.spec.containers[0].env}
-        secret = await kube.read_namespaced_secret(f"{vega.metadata.name}-env", ns)
+        [env] = [v.secret.secret_name for v in vega.spec.volumes if v.name == "intertwin-env"]
+        secret = await kube.read_namespaced_secret(env, ns)
         assert "JUPYTERHUB_API_TOKEN" in secret.data
         await asyncio.gather(*(stop(s, hub["api_url"], u, n) for u, n, _, _ in PROFILES))
         with pytest.raises(ApiException) as gone:
-            await kube.read_namespaced_secret(f"{vega.metadata.name}-env", ns)
+            await kube.read_namespaced_secret(env, ns)
         assert gone.value.status == 404
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from intertwin_hub.spawner.compat import SpawnException
 
-from .helpers import DEV, POD_UID, build, manifest, spawner
+from .helpers import DEV, POD_UID, build, hub_path, manifest, spawner
 
 pytestmark = pytest.mark.asyncio
 
@@ -128,19 +130,84 @@ async def test_other_image_allowed_by_the_site_rule() -> None:
     assert pod["metadata"]["annotations"]["intertwin.eu/other-image"] == "true"
 
 
+def secret_volume(pod: Any) -> str:
+    return str(next(v for v in pod.spec.volumes if v.name == "intertwin-env").secret.secret_name)
+
+
+async def test_every_spawn_mounts_an_env_secret_of_its_own_name() -> None:
+    """A Secret left by an earlier spawn of the same server (and the token in it) can never be
+    mounted by the next pod: each spawn names its own."""
+    s = spawner()
+    first = secret_volume(await hub_path(s, {"profile": "vega"}))
+    s.clear_state()  # what JupyterHub's User.spawn does before each start
+    second = secret_volume(await hub_path(s, {"profile": "vega"}))
+    assert first != second
+    assert all(re.fullmatch(r"jupyter-alice-env-[0-9a-f]{8}", n) for n in (first, second))
+
+
+async def test_the_env_secret_name_is_kept_in_the_state_until_it_is_cleared() -> None:
+    """After a hub restart the spawner knows its Secret (from the state JupyterHub stored) and
+    deletes that one when the server stops; clear_state, after the stop, forgets it."""
+    s = spawner()
+    name = secret_volume(await hub_path(s, {"profile": "ukri"}))
+    state = s.get_state()
+    assert state["env_secret_name"] == name
+    after_restart = spawner()
+    after_restart.load_state(state)
+    assert after_restart.env_secret_name == name
+    after_restart.clear_state()
+    assert "env_secret_name" not in after_restart.get_state()
+
+
+class RecordingApi:
+    """The Kubernetes calls of a pod creation, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def create_namespaced_pod(self, namespace: str, pod: Any, **kw: Any) -> None:
+        self.calls.append(("create pod", pod.metadata.name))
+
+    async def read_namespaced_pod(self, name: str, namespace: str) -> Any:
+        self.calls.append(("read pod", name))
+        return SimpleNamespace(metadata=SimpleNamespace(uid=POD_UID))
+
+    async def create_namespaced_secret(self, namespace: str, body: Any) -> None:
+        self.calls.append(("create secret", body.metadata.name))
+
+    async def delete_namespaced_secret(self, name: str, namespace: str) -> None:
+        self.calls.append(("delete secret", name))
+
+
+async def test_the_pod_is_created_first_and_then_its_secret() -> None:
+    """No Secret call precedes the pod's creation (the spawn waits for nothing more than
+    KubeSpawner's own POST); the Secret follows, owned by the pod."""
+    s = spawner()
+    pod = await hub_path(s, {"profile": "vega"})
+    api = RecordingApi()
+    s.api = api
+    assert await s._make_create_pod_request(pod, 10)
+    assert api.calls == [
+        ("create pod", "jupyter-alice"),
+        ("read pod", "jupyter-alice"),
+        ("create secret", secret_volume(pod)),
+    ]
+
+
 @pytest.mark.parametrize("profile", ["vega", "ukri"])
 async def test_no_token_in_the_pod_spec(profile: str) -> None:
     pod, secrets = await build({"profile": profile}, api_token="s3cret-hub-token-value")
     assert "s3cret-hub-token-value" not in json.dumps(pod)
     [secret] = secrets
-    assert secret["metadata"]["name"] == "jupyter-alice-env"
+    # a name of this spawn's own: <pod>-env-<8 hex digits>
+    assert re.fullmatch(r"jupyter-alice-env-[0-9a-f]{8}", secret["metadata"]["name"])
     assert secret["stringData"]["JUPYTERHUB_API_TOKEN"] == "s3cret-hub-token-value"
     c = container(pod)
     assert "JUPYTERHUB_API_TOKEN" not in {e["name"] for e in c["env"]}
     # it travels as a file of a Secret volume (what interLink can ship) and is exported by a
     # prelude before the real command
     vol = next(v for v in pod["spec"]["volumes"] if v["name"] == "intertwin-env")
-    assert vol["secret"]["secretName"] == "jupyter-alice-env"
+    assert vol["secret"]["secretName"] == secret["metadata"]["name"]
     assert {"name": "intertwin-env", "mountPath": "/var/run/intertwin/env", "readOnly": True} in c[
         "volumeMounts"
     ]
