@@ -15,8 +15,10 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     from .datalake import setup_datalake
     from .handlers import setup_handlers
     from .jobs import setup_jobs
+    from .usage import setup_usage
 
     setup_handlers(server_app.web_app)
     setup_datalake(server_app)
     setup_jobs(server_app)
+    setup_usage(server_app)
     server_app.log.info("intertwin_lab: registered /intertwin handlers")

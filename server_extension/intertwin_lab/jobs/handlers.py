@@ -45,11 +45,11 @@ class _ClientGone(Exception):
     tornado's client close the connection to the service (so the service stops following)."""
 
 
-def _unreachable(detail: str) -> ApiError:
-    return ApiError(503, "service_unreachable", UNREACHABLE, detail=detail)
+def _unreachable(detail: str, message: str = UNREACHABLE) -> ApiError:
+    return ApiError(503, "service_unreachable", message, detail=detail)
 
 
-def _error_of(status: int, body: bytes) -> ApiError:
+def _error_of(status: int, body: bytes, unreachable: str = UNREACHABLE) -> ApiError:
     """The service's own error, or — when the answer is not the service's JSON (the proxy's or
     the hub's error page: the service is down or not routed) — a 503."""
     try:
@@ -59,13 +59,18 @@ def _error_of(status: int, body: bytes) -> ApiError:
     if isinstance(data, dict) and isinstance(data.get("error"), str) and data.get("message"):
         extra = {k: v for k, v in data.items() if k not in ("error", "message")}
         return ApiError(status, data["error"], str(data["message"]), **extra)
-    return _unreachable(f"the service's address answered HTTP {status} without its JSON")
+    return _unreachable(
+        f"the service's address answered HTTP {status} without its JSON", unreachable
+    )
 
 
 class JobsHandler(IntertwinHandler):
-    """Base of the Jobs routes: forwards to the service."""
+    """Base of the routes forwarding to the intertwin service (the Jobs routes here, the Usage
+    routes in ``intertwin_lab.usage``): :meth:`forward` for JSON, :meth:`stream` for text."""
 
     _gone = False
+    #: the 503's sentence when the service cannot be reached (each panel says what it cannot do)
+    unreachable_message = UNREACHABLE
 
     @property
     def jobs(self) -> JobsService:
@@ -100,24 +105,28 @@ class JobsHandler(IntertwinHandler):
         """Ask the service and answer its JSON (or its error) as it is."""
         resp = await self._fetch(AsyncHTTPClient(), self._request(method, path))
         if resp.code >= 400 or resp.code < 200:
-            raise _error_of(resp.code, resp.body or b"")
+            raise _error_of(resp.code, resp.body or b"", self.unreachable_message)
         try:
             body = json.loads(resp.body) if resp.body else None
         except ValueError:
-            raise _unreachable("the service's address answered without JSON") from None
+            raise _unreachable(
+                "the service's address answered without JSON", self.unreachable_message
+            ) from None
         self.answer(body, status=resp.code)
 
     async def _fetch(self, client: AsyncHTTPClient, req: HTTPRequest) -> HTTPResponse:
         try:
             return await client.fetch(req, raise_error=False)
         except HTTPClientError as e:  # 599: timed out or the connection broke
-            raise _unreachable(str(e)) from None
+            raise _unreachable(str(e), self.unreachable_message) from None
         except OSError as e:  # refused, no route, name not known
-            raise _unreachable(str(e)) from None
+            raise _unreachable(str(e), self.unreachable_message) from None
 
-    async def stream(self, path: str) -> None:
-        """A log, written through chunk by chunk as the service sends it (flushed each time, so
-        a followed log reaches the browser line by line); errors as :meth:`forward`."""
+    async def stream(self, path: str, accept: str = "text/plain") -> None:
+        """A log (or another text, `accept`: its media type), written through chunk by chunk as
+        the service sends it (flushed each time, so a followed log reaches the browser line by
+        line), with the service's Content-Type and Content-Disposition; errors as
+        :meth:`forward`."""
         head: dict[str, Any] = {"status": 0, "headers": HTTPHeaders()}
         error_body: list[bytes] = []
         started = False
@@ -141,6 +150,8 @@ class JobsHandler(IntertwinHandler):
                 self.set_header(
                     "Content-Type", head["headers"].get("Content-Type", "text/plain; charset=utf-8")
                 )
+                if "Content-Disposition" in head["headers"]:
+                    self.set_header("Content-Disposition", head["headers"]["Content-Disposition"])
                 self.set_header("Cache-Control", "no-cache")
                 # proxies in front of the session (nginx) must not hold the stream back
                 self.set_header("X-Accel-Buffering", "no")
@@ -156,7 +167,7 @@ class JobsHandler(IntertwinHandler):
             # a followed log lasts as long as the job: no overall limit (0 turns it off)
             request_timeout=0 if follow else self.jobs.request_timeout,
         )
-        req.headers["Accept"] = "text/plain, application/json"
+        req.headers["Accept"] = f"{accept}, application/json"
         client = AsyncHTTPClient(force_instance=True, max_body_size=FOLLOW_MAX_BYTES)
         try:
             resp = await self._fetch(client, req)
@@ -171,9 +182,11 @@ class JobsHandler(IntertwinHandler):
             client.close()
         status = head["status"] or resp.code
         if status != 200:
-            raise _error_of(status, b"".join(error_body) or resp.body or b"")
+            raise _error_of(
+                status, b"".join(error_body) or resp.body or b"", self.unreachable_message
+            )
         if not started:  # an empty log
-            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.set_header("Content-Type", f"{accept}; charset=utf-8")
         if not self._gone:
             self.finish()
 
