@@ -5,6 +5,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { SitePanel } from './components/SitePanel';
 import { datalakePlugin } from './datalake';
 import { jobsPlugin } from './jobs';
+import { usagePlugin } from './usage';
 import { PLUGIN_ID, TRANSLATION_DOMAIN } from './tokens';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
@@ -15,7 +16,7 @@ const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
 
 export const intertwinIcon = new LabIcon({ name: 'intertwin:logo', svgstr: ICON_SVG });
 
-/** The interTwin sidebar: where the session runs (DataLake and Jobs are plugins of their own). */
+/** The interTwin sidebar: where the session runs (DataLake, Jobs and Usage are plugins of their own). */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'interTwin sidebar: the site this JupyterLab session runs on',
@@ -36,4 +37,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, datalakePlugin, jobsPlugin];
+export default [plugin, datalakePlugin, jobsPlugin, usagePlugin];

@@ -4,7 +4,8 @@ import { Token } from '@lumino/coreutils';
 import type { DataLakeModel } from './datalake/model';
 import type { components, operations } from './datalake/openapi';
 import type { JobsModel } from './jobs/model';
-import type { components as JobComponents } from './jobs/openapi';
+import type { components as JobComponents, operations as JobOperations } from './jobs/openapi';
+import type { UsageModel } from './usage/model';
 
 export const PLUGIN_ID = '@intertwin/hub:site';
 export const API_NAMESPACE = 'intertwin';
@@ -99,3 +100,35 @@ export type JobState = IJob['state'];
 export type JobKind = IJob['kind'];
 /** GET sites: a site's node and GPUs as the service sees them now. */
 export type ISiteStatus = JobSchemas['Site'];
+
+export const USAGE_PLUGIN_ID = '@intertwin/hub:usage';
+
+/**
+ * The Usage model (this month's usage by site, the chart's series, the most expensive jobs, my
+ * VOs' budgets, from the intertwin hub service), for the panels that need it too.
+ */
+export const IUsageModel = new Token<UsageModel>(
+  '@intertwin/hub:IUsageModel',
+  'The Usage model of the interTwin sidebar: my usage by site and over time, my VOs budgets.'
+);
+
+/** The service's answers, generated from its openapi.yaml (`jlpm openapi`, operation ids). */
+export type ServiceAnswer<Op extends keyof JobOperations> = JobOperations[Op]['responses'] extends {
+  200: { content: { 'application/json': infer T } };
+}
+  ? T
+  : never;
+/** GET usage: totals and per-site figures of a period (default: this month). */
+export type IUsageSummary = ServiceAnswer<'getUsage'>;
+/** Allocated CPU-core, memory GB, wall and GPU hours (by GPU model), and the jobs counted. */
+export type IUsageTotals = JobSchemas['UsageTotals'];
+export type IUsageSite = IUsageSummary['sites'][number];
+/** GET usage/series: one point per bucket (day, week, month) and site. */
+export type IUsageSeries = ServiceAnswer<'getUsageSeries'>;
+export type UsageUnit = IUsageSeries['unit'];
+export type IUsagePoint = IUsageSeries['points'][number];
+/** GET usage/jobs: the most expensive jobs of the period. */
+export type IUsageJobs = ServiceAnswer<'getUsageJobs'>;
+export type IUsageJob = IUsageJobs['jobs'][number];
+/** GET budgets: a VO's allowance at a site, this period's use of it, its state and sentence. */
+export type IBudget = JobSchemas['BudgetUse'];

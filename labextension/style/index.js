@@ -1,3 +1,4 @@
 import './base.css';
 import './datalake.css';
 import './jobs.css';
+import './usage.css';
