@@ -1,0 +1,97 @@
+"""The Usage panel in Debian's Chromium (ui-tests/tests/usage.spec.ts) on the testbed hub with the
+real intertwin service: after alice's Vega session (with A100s) ran and was stopped, her Usage
+panel in another session shows Vega with A100 GPU hours, the PSNC budget bar of her VO, the
+chart drawn by JupyterLab's Vega-Lite renderer, the most expensive jobs opening the Jobs panel,
+and the CSV link answering her jobs' rows (that Vega job's among them)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ..waiting import wait_for_async
+from .hubapi import spawn, stop
+from .test_service import client, token_for
+
+pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
+UI = Path(__file__).parents[2] / "ui-tests"
+VEGA, LAB = "usage-vega", "usage"
+
+
+async def vega_ran_and_stopped(hub: dict[str, Any]) -> str:
+    """alice's Vega session, running, then stopped; its job id once the service says it ended."""
+    admin = {"Authorization": f"token {hub['service_token']}"}
+    base = f"{hub['url']}/services/intertwin/api"
+    async with aiohttp.ClientSession(headers=admin) as s:
+        events = await spawn(s, hub["api_url"], "alice", VEGA, {"profile": "vega"})
+        assert events[-1].get("ready"), events
+        alice = client(base, await token_for(s, hub["api_url"], "alice"))
+
+        async def running() -> dict[str, Any] | None:
+            _, page = await alice("GET", "jobs", site="vega", state="running")
+            return next((j for j in page["jobs"] if j["server_name"] == VEGA), None)
+
+        job = await wait_for_async(running, "alice's Vega session running", 300)
+        assert job is not None
+        assert job["resources"]["gpus"] >= 1
+        await stop(s, hub["api_url"], "alice", VEGA)
+
+        async def ended() -> dict[str, Any] | None:
+            _, one = await alice("GET", f"jobs/{job['id']}")
+            return one if one["finished"] else None
+
+        await wait_for_async(ended, "alice's Vega session ended", 120)
+        return str(job["id"])
+
+
+async def stop_lab(hub: dict[str, Any]) -> None:
+    admin = {"Authorization": f"token {hub['service_token']}"}
+    async with aiohttp.ClientSession(headers=admin) as s:
+        async with s.delete(
+            f"{hub['api_url']}/users/alice/servers/{LAB}", json={"remove": True}
+        ) as r:
+            assert r.status in (202, 204, 404), await r.text()
+
+
+def test_usage_panel_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
+    assert (UI / "node_modules" / ".bin" / "playwright").exists(), (
+        "ui-tests/node_modules is missing: run scripts/setup.sh"
+    )
+    hub = testbed["hub"]
+    job_id = asyncio.run(vega_ran_and_stopped(hub))
+    env = {
+        **os.environ,
+        "HUB_URL": hub["url"],
+        "HUB_PASSWORD": "intertwin-demo",
+        "CHROMIUM": chromium,
+        "UI_OUTPUT_DIR": str(tmp_path / "results"),
+        # set INTERTWIN_SCREENSHOTS=docs to refresh docs/usage.png
+        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
+        "USAGE_UI": "1",
+        "USAGE_SERVER": LAB,
+        "USAGE_JOB": job_id,
+        "CI": "1",
+    }
+    try:
+        r = subprocess.run(
+            [str(UI / "node_modules" / ".bin" / "playwright"), "test", "tests/usage.spec.ts"],
+            cwd=UI,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=800,
+        )
+        print(r.stdout)  # the browser's warnings, shown by pytest -rP
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        assert "1 passed" in r.stdout, r.stdout
+    finally:
+        asyncio.run(stop_lab(hub))
