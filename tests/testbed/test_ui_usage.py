@@ -41,14 +41,23 @@ async def vega_ran_and_stopped(hub: dict[str, Any]) -> str:
         job = await wait_for_async(running, "alice's Vega session running", 300)
         assert job is not None
         assert job["resources"]["gpus"] >= 1
+        job_id = str(job["id"])
+
+        async def counted() -> bool:
+            # running long enough for its A100 hours to read 0.01 in the panel (two decimals)
+            _, top = await alice("GET", "usage/jobs", limit=1000)
+            mine = next((j for j in top["jobs"] if j["id"] == job_id), None)
+            return mine is not None and mine["gpu_hours"].get("A100", 0) >= 0.006
+
+        await wait_for_async(counted, "alice's Vega session's A100 hours", 120, interval=2)
         await stop(s, hub["api_url"], "alice", VEGA)
 
         async def ended() -> dict[str, Any] | None:
-            _, one = await alice("GET", f"jobs/{job['id']}")
+            _, one = await alice("GET", f"jobs/{job_id}")
             return one if one["finished"] else None
 
         await wait_for_async(ended, "alice's Vega session ended", 120)
-        return str(job["id"])
+        return job_id
 
 
 async def stop_lab(hub: dict[str, Any]) -> None:

@@ -175,8 +175,8 @@ export class UsageModel {
         site: s.site,
         siteName: s.site_name,
         cpuCoreHours: s.cpu_core_hours,
+        // every model the service lists, a short session's 0.000 h too: it had the GPUs
         gpuHours: Object.entries(s.gpu_hours)
-          .filter(([, h]) => h > 0)
           .sort(([a], [b]) => a.localeCompare(b))
           .map(([model, h]) => ({ model, hours: h })),
         memoryGbHours: s.memory_gb_hours,
@@ -248,9 +248,9 @@ export class UsageModel {
     return {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
       description: label,
-      width: 'container',
+      // the panel sets the width it measured; the legend goes below to leave the bars room
       height: 160,
-      autosize: { type: 'fit-x', contains: 'padding' },
+      autosize: { type: 'fit', contains: 'padding' },
       data: { values },
       mark: { type: 'bar', tooltip: true },
       encoding: {
@@ -262,7 +262,12 @@ export class UsageModel {
           axis: { labelAngle: -45 }
         },
         y: { field: 'value', type: 'quantitative', aggregate: 'sum', stack: 'zero', title: label },
-        color: { field: 'site', type: 'nominal', title: this.trans.__('Site') }
+        color: {
+          field: 'site',
+          type: 'nominal',
+          title: this.trans.__('Site'),
+          legend: { orient: 'bottom', direction: 'horizontal' }
+        }
       }
     };
   }

@@ -20,7 +20,11 @@ function day(iso: string | null | undefined): string {
   return new Date(iso).toLocaleDateString([], { day: 'numeric', month: 'short' });
 }
 
-/** The chart, rendered by the Vega-Lite renderer JupyterLab has for notebook outputs. */
+/**
+ * The chart, rendered by the Vega-Lite renderer JupyterLab has for notebook outputs, as wide as
+ * the sidebar (measured: Vega-Lite's `width: "container"` reads 0 inside a renderer that is not
+ * laid out yet), drawn again when the sidebar's width changes.
+ */
 function Chart(props: {
   spec: Record<string, unknown>;
   rendermime: IRenderMimeRegistry | null;
@@ -28,12 +32,27 @@ function Chart(props: {
 }): JSX.Element {
   const host = useRef<HTMLDivElement>(null);
   const [failed, setFailed] = useState<string | null>(null);
+  const [width, setWidth] = useState(0);
   const { spec, rendermime } = props;
-  // drawn again only when the data or the choice changed, not on every poll
-  const key = JSON.stringify(spec);
   const canRender = !!rendermime && rendermime.mimeTypes.includes(VEGALITE_MIME);
   useEffect(() => {
-    if (!canRender || !host.current) {
+    const el = host.current;
+    if (!el) {
+      return;
+    }
+    const measure = (): void => {
+      // in steps of 20 px, so dragging the sidebar does not redraw at every pixel
+      setWidth(Math.floor(el.clientWidth / 20) * 20);
+    };
+    measure();
+    const observer = new ResizeObserver(measure);
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, [canRender]);
+  // drawn again only when the data, the choice or the width changed, not on every poll
+  const key = JSON.stringify({ ...spec, width: Math.max(160, width), height: 160 });
+  useEffect(() => {
+    if (!canRender || !host.current || width === 0) {
       return;
     }
     const renderer = rendermime!.createRenderer(VEGALITE_MIME);
@@ -54,7 +73,7 @@ function Chart(props: {
       }
       renderer.dispose();
     };
-  }, [key, rendermime, canRender]);
+  }, [key, rendermime, canRender, width]);
   if (!canRender) {
     return <Empty testid="itw-usage-no-chart">{props.noRenderer}</Empty>;
   }
@@ -108,57 +127,59 @@ function SiteTable(props: { model: UsageModel }): JSX.Element {
   const t = model.trans;
   const totals = model.summary!.totals;
   return (
-    <table className="itw-usage-table" data-testid="itw-usage-sites">
-      <thead>
-        <tr>
-          <th>{t.__('Site')}</th>
-          <th title={t.__('allocated CPU cores × hours')}>{t.__('CPU-core h')}</th>
-          <th title={t.__('GPU hours by GPU model')}>{t.__('GPU h')}</th>
-          <th title={t.__('allocated memory (GB) × hours')}>{t.__('Memory GB-h')}</th>
-          <th>{t.__('Wall h')}</th>
-        </tr>
-      </thead>
-      <tbody>
-        {model.sites.map(s => (
-          <tr key={s.site} data-testid="itw-usage-site" data-site={s.site}>
-            <td>
-              {s.siteName}
-              {s.estimated && (
-                <span
-                  className="itw-usage-estimated"
-                  title={t.__(
-                    "A job's end was not seen (it vanished while the service was down): its figures rest on the best known end."
-                  )}
-                >
-                  {' *'}
-                </span>
-              )}
-            </td>
-            <td>{hours(s.cpuCoreHours)}</td>
-            <td data-testid="itw-usage-gpu">
-              {s.gpuHours.length === 0
-                ? '—'
-                : s.gpuHours.map(g => (
-                    <div key={g.model}>{t.__('%1 %2', g.model, hours(g.hours))}</div>
-                  ))}
-            </td>
-            <td>{hours(s.memoryGbHours)}</td>
-            <td>{hours(s.wallHours)}</td>
-          </tr>
-        ))}
-      </tbody>
-      {model.sites.length > 1 && (
-        <tfoot>
+    <div className="itw-usage-scroll">
+      <table className="itw-usage-table" data-testid="itw-usage-sites">
+        <thead>
           <tr>
-            <td>{t.__('All sites')}</td>
-            <td>{hours(totals.cpu_core_hours)}</td>
-            <td>{hours(gpuHours(totals))}</td>
-            <td>{hours(totals.memory_gb_hours)}</td>
-            <td>{hours(totals.wall_hours)}</td>
+            <th>{t.__('Site')}</th>
+            <th title={t.__('allocated CPU cores × hours')}>{t.__('CPU-core h')}</th>
+            <th title={t.__('GPU hours by GPU model')}>{t.__('GPU h')}</th>
+            <th title={t.__('allocated memory (GB) × hours')}>{t.__('Memory GB-h')}</th>
+            <th>{t.__('Wall h')}</th>
           </tr>
-        </tfoot>
-      )}
-    </table>
+        </thead>
+        <tbody>
+          {model.sites.map(s => (
+            <tr key={s.site} data-testid="itw-usage-site" data-site={s.site}>
+              <td>
+                {s.siteName}
+                {s.estimated && (
+                  <span
+                    className="itw-usage-estimated"
+                    title={t.__(
+                      "A job's end was not seen (it vanished while the service was down): its figures rest on the best known end."
+                    )}
+                  >
+                    {' *'}
+                  </span>
+                )}
+              </td>
+              <td>{hours(s.cpuCoreHours)}</td>
+              <td data-testid="itw-usage-gpu">
+                {s.gpuHours.length === 0
+                  ? '—'
+                  : s.gpuHours.map(g => (
+                      <div key={g.model}>{t.__('%1 %2', g.model, hours(g.hours))}</div>
+                    ))}
+              </td>
+              <td>{hours(s.memoryGbHours)}</td>
+              <td>{hours(s.wallHours)}</td>
+            </tr>
+          ))}
+        </tbody>
+        {model.sites.length > 1 && (
+          <tfoot>
+            <tr>
+              <td>{t.__('All sites')}</td>
+              <td>{hours(totals.cpu_core_hours)}</td>
+              <td>{hours(gpuHours(totals))}</td>
+              <td>{hours(totals.memory_gb_hours)}</td>
+              <td>{hours(totals.wall_hours)}</td>
+            </tr>
+          </tfoot>
+        )}
+      </table>
+    </div>
   );
 }
 
@@ -170,44 +191,46 @@ function JobsTable(props: { model: UsageModel }): JSX.Element {
     return h > 0 ? t.__('%1 %2', j.gpu_model ?? t.__('GPU'), hours(h)) : '—';
   };
   return (
-    <table className="itw-usage-table itw-usage-jobs" data-testid="itw-usage-jobs">
-      <thead>
-        <tr>
-          <th>{t.__('Job')}</th>
-          <th>{t.__('GPU h')}</th>
-          <th>{t.__('CPU-core h')}</th>
-          <th>{t.__('Wall h')}</th>
-        </tr>
-      </thead>
-      <tbody>
-        {model.jobs.map(j => (
-          <tr
-            key={j.id}
-            className="itw-usage-job"
-            data-testid="itw-usage-job"
-            data-job={j.id}
-            tabIndex={0}
-            title={t.__('Show this job in the Jobs panel')}
-            onClick={() => model.openJob(j)}
-            onKeyDown={e => {
-              if (e.key === 'Enter') {
-                model.openJob(j);
-              }
-            }}
-          >
-            <td>
-              <div>{j.site_name}</div>
-              <div className="itw-usage-sub">
-                {j.kind === 'notebook' ? t.__('notebook') : t.__('batch cell')} · {day(j.start)}
-              </div>
-            </td>
-            <td>{gpuText(j)}</td>
-            <td>{hours(j.cpu_core_hours)}</td>
-            <td>{hours(j.wall_hours)}</td>
+    <div className="itw-usage-scroll">
+      <table className="itw-usage-table itw-usage-jobs" data-testid="itw-usage-jobs">
+        <thead>
+          <tr>
+            <th>{t.__('Job')}</th>
+            <th>{t.__('GPU h')}</th>
+            <th>{t.__('CPU-core h')}</th>
+            <th>{t.__('Wall h')}</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {model.jobs.map(j => (
+            <tr
+              key={j.id}
+              className="itw-usage-job"
+              data-testid="itw-usage-job"
+              data-job={j.id}
+              tabIndex={0}
+              title={t.__('Show this job in the Jobs panel')}
+              onClick={() => model.openJob(j)}
+              onKeyDown={e => {
+                if (e.key === 'Enter') {
+                  model.openJob(j);
+                }
+              }}
+            >
+              <td>
+                <div>{j.site_name}</div>
+                <div className="itw-usage-sub">
+                  {j.kind === 'notebook' ? t.__('notebook') : t.__('batch cell')} · {day(j.start)}
+                </div>
+              </td>
+              <td>{gpuText(j)}</td>
+              <td>{hours(j.cpu_core_hours)}</td>
+              <td>{hours(j.wall_hours)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
