@@ -41,6 +41,15 @@ test('Usage: Vega with A100 GPU hours, the PSNC budget, the chart, the CSV', asy
   await page.locator('.jp-SideBar li[data-id="intertwin-usage"]').click();
   const panel = page.locator('#intertwin-usage');
   await expect(panel).toBeVisible();
+  // a wider sidebar, as a user would drag it to read the tables
+  const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
+  const box = await handle.boundingBox();
+  if (box) {
+    await page.mouse.move(box.x + box.width / 2, box.y + 300);
+    await page.mouse.down();
+    await page.mouse.move(420, box.y + 300, { steps: 5 });
+    await page.mouse.up();
+  }
 
   // this month by site: Vega with A100 GPU hours
   const vega = panel.locator('[data-testid="itw-usage-site"][data-site="vega"]');
