@@ -348,7 +348,9 @@ export class UsageModel {
     }
     this.unit = unit;
     this._emit();
-    void this.loadSeries(true);
+    if (this.status.kind !== 'idle') {
+      void this.loadSeries(true); // else the first refresh asks with it
+    }
   }
 
   setMetric(metric: UsageMetric): void {

@@ -284,6 +284,17 @@ describe('the chart', () => {
   });
 });
 
+describe('before the panel is shown', () => {
+  it("asks nothing when the settings' unit arrives, and the first refresh asks with it", async () => {
+    const { asked } = usual();
+    const model = new UsageModel(host());
+    model.setUnit('month');
+    expect(asked).toEqual([]);
+    await model.refresh();
+    expect(asked.filter(a => a.route === 'usage/series').map(a => a.query.unit)).toEqual(['month']);
+  });
+});
+
 describe('figures', () => {
   it('are rounded for reading', () => {
     expect([hours(0.254), hours(7.5), hours(12.345), hours(480.4)]).toEqual([
