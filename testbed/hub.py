@@ -107,6 +107,9 @@ c.JupyterHub.services = [
       "url": "http://127.0.0.1:{service_port}", "oauth_no_confirm": True,
       "cwd": {str(run)!r}, "environment": {service_env!r}}},
 ]
+import os  # noqa: E402
+# the service ends with the hub that started it, even one killed without its clean-up
+c.JupyterHub.services[-1]["environment"]["INTERTWIN_HUB_PID"] = str(os.getpid())
 c.JupyterHub.load_roles = [
     {{"name": "testbed", "services": ["testbed"],
       "scopes": ["admin:users", "admin:servers", "read:servers", "access:servers",

@@ -343,7 +343,7 @@ def make_app(svc: Service, prefix: str) -> Application:
     )
 
 
-async def serve(argv: list[str] | None = None) -> None:
+async def serve(argv: list[str] | None = None, hub_pid: int | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m intertwin_hub.service", description="The intertwin JupyterHub service."
     )
@@ -399,7 +399,7 @@ async def serve(argv: list[str] | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, sig)
-    await asyncio.gather(svc.watcher.run(), _exit_with_the_hub())
+    await asyncio.gather(svc.watcher.run(), _exit_with_the_hub(hub_pid or os.getppid()))
 
 
 def _stop(sig: int) -> None:
@@ -407,12 +407,13 @@ def _stop(sig: int) -> None:
     os._exit(0)
 
 
-async def _exit_with_the_hub(interval: float = 1.0) -> None:
+async def _exit_with_the_hub(hub_pid: int, interval: float = 1.0) -> None:
     """A managed service must not outlive the hub that started it (a hub killed without its
-    clean-up would leave it holding its port, and the next hub's service could not start)."""
-    parent = os.getppid()
+    clean-up would leave it holding its port, and the next hub's service could not start, or
+    an orphan would answer for the next hub). ``hub_pid``: the parent noted when the process
+    began; once that parent is gone the process is re-parented, so its parent differs."""
     while True:
-        await asyncio.sleep(interval)
-        if os.getppid() != parent:
-            log.info("the hub (pid %d) is gone; stopping", parent)
+        if os.getppid() != hub_pid:
+            log.info("the hub (pid %d) is gone; stopping", hub_pid)
             os._exit(0)
+        await asyncio.sleep(interval)
