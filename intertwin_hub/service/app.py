@@ -45,6 +45,9 @@ log = logging.getLogger("intertwin.service")
 ADMIN_CACHE_SECONDS = 60.0
 # how long a cancel waits for the hub to finish what it is doing with a server
 HUB_PENDING_SECONDS = 60.0
+# says where a log answer comes from: "live" (the site, through the Kubernetes API) or
+# "stored-tail" (the last lines the service kept when the job ended; its pod is gone)
+LOG_SOURCE_HEADER = "Intertwin-Log-Source"
 
 
 class Service:
@@ -212,13 +215,17 @@ class JobsHandler(BaseHandler):
 
 class JobHandler(BaseHandler):
     async def get(self, uid: str) -> None:
-        self.write_json(self.job_json(self.job(uid)))
+        job = self.job(uid)
+        self.write_json({**self.job_json(job), "last_lines": db.last_lines(job)})
 
     async def delete(self, uid: str) -> None:
         job = self.job(uid)
         if job.state in FINAL:
             raise ApiError(409, "already_ended", f"This job has already ended ({job.state}).")
         self.svc.index.cancelling.add(uid)
+        if uid in self.svc.index.pods and uid not in self.svc.watcher.tails:
+            # the log goes with the pod: its last lines before the cancel are kept
+            await self.svc.watcher.keep_tail(uid, job.pod)
         if job.kind == KIND_NOTEBOOK:
             # through the hub, so it knows the server is gone
             user = quote(job.user, safe="")
@@ -283,16 +290,17 @@ class LogsHandler(BaseHandler):
             raise bad_request("tail", "tail must be a whole number from 1 to 100000.")
         follow = self.get_query_argument("follow", "false").lower() in ("1", "true", "yes")
         if uid not in self.svc.index.pods:
-            raise ApiError(409, "already_ended", "The job's pod is gone, and its log with it.")
+            self.stored_tail(job, tail, "The job's pod is gone, and its log with it.")
+            return
         try:
             resp: Any = await self.svc.core.read_namespaced_pod_log(
                 job.pod, self.svc.namespace, tail_lines=tail, follow=follow, _preload_content=False
             )
         except ApiException as e:
             if e.status in (400, 404):
-                raise ApiError(
-                    409, "already_ended", f"The site has no log of this job (yet): {e.reason}"
-                ) from None
+                fresh = self.svc.store.get(uid) or job
+                self.stored_tail(fresh, tail, f"The site has no log of this job (yet): {e.reason}")
+                return
             raise ApiError(502, "kubernetes_error", f"Kubernetes: {e.reason}") from None
         except (TimeoutError, OSError):
             raise ApiError(
@@ -300,6 +308,7 @@ class LogsHandler(BaseHandler):
             ) from None
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
+        self.set_header(LOG_SOURCE_HEADER, "live")
         try:
             async for chunk in resp.content.iter_any():
                 self.write(chunk)
@@ -310,6 +319,16 @@ class LogsHandler(BaseHandler):
         finally:
             resp.release()
         self.finish()
+
+    def stored_tail(self, job: db.Job, tail: int, none_kept: str) -> None:
+        """The last lines kept when the job ended (at most ``tail`` of them), or a 409 saying
+        ``none_kept`` when there are none."""
+        lines = db.last_lines(job)
+        if lines is None:
+            raise ApiError(409, "already_ended", none_kept)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header(LOG_SOURCE_HEADER, "stored-tail")
+        self.finish("".join(f"{line}\n" for line in lines[-tail:]))
 
 
 class ResultHandler(BaseHandler):

@@ -66,6 +66,8 @@ class Job(Base):
     submitted: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the log's last lines, fetched once the workload ended (its log goes with its pod)
+    last_lines: Mapped[str | None] = mapped_column(Text, nullable=True)
     history: Mapped[list[StateChange]] = relationship(
         back_populates="job",
         order_by="StateChange.id",
@@ -185,6 +187,15 @@ class Store:
             _apply(job, final, at)
             return final
 
+    def keep_last_lines(self, uid: str, text: str) -> bool:
+        """Store the last lines of ``uid``'s log; False if there is no such job."""
+        with Session(self.engine) as s, s.begin():
+            job = s.get(Job, uid)
+            if job is None:
+                return False
+            job.last_lines = text
+            return True
+
     def active_uids(self) -> set[str]:
         with Session(self.engine) as s:
             return set(s.scalars(select(Job.uid).where(Job.state.not_in(FINAL))))
@@ -281,6 +292,11 @@ def open_store(url: str) -> Store:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return Store(engine)
+
+
+def last_lines(job: Job) -> list[str] | None:
+    """The kept last lines of the job's log, None when none were kept."""
+    return None if job.last_lines is None else job.last_lines.splitlines()
 
 
 def job_json(job: Job, site_name: str, note: str | None = None) -> dict[str, Any]:

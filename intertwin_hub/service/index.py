@@ -18,6 +18,8 @@ from ..status import JobStatus, node_note, pod_status
 from .db import Store, Workload
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# how many of a finished workload's last log lines the history keeps
+LAST_LINES = 50
 # how long a pod at an offload site tolerates its node not ready (the spawner's tolerations)
 NODE_TROUBLE_TOLERATION_SECONDS = 3600
 
@@ -86,6 +88,23 @@ def workload_of(pod: Pod) -> Workload | None:
         image=containers[0].get("image"),
         vo=ann.get(labels.ANNOTATION_VO),
     )
+
+
+def ended_container(pod: Pod) -> str | None:
+    """The container whose last log lines to keep once the pod has ended or is being deleted
+    (its log goes with the pod): the first terminated one that failed, else the first
+    terminated one, else (a deletion under way) the first container. None while it runs."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    ended = [cs for cs in statuses if (cs.get("state") or {}).get("terminated")]
+    failed = [cs for cs in ended if (cs["state"]["terminated"].get("exitCode") or 0) != 0]
+    for cs in failed + ended:
+        if cs.get("name"):
+            return str(cs["name"])
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed") or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        containers = (pod.get("spec") or {}).get("containers") or []
+        return str(containers[0].get("name")) if containers and containers[0].get("name") else None
+    return None
 
 
 def node_ready(node: Pod | None) -> tuple[bool | None, datetime | None]:

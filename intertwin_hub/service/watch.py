@@ -2,7 +2,10 @@
 feeding the ``Index``. A watch that expires (HTTP 410 Gone: the resourceVersion is too old,
 https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes)
 or breaks is followed by a fresh list, which the index reconciles (kubernetes_asyncio's
-``Watch`` raises the 410 as an ``ApiException``)."""
+``Watch`` raises the 410 as an ``ApiException``).
+
+A workload seen ended (or being deleted) gets the last lines of its log fetched once and kept
+in the history: the log lives at the site only as long as the pod does."""
 
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
 
 from ..labels import WORKLOAD_SELECTOR
-from .index import Index
+from .index import LAST_LINES, Index, ended_container
 
 log = logging.getLogger("intertwin.service")
 WATCH_SECONDS = 300
 RETRY_SECONDS = (1, 2, 5, 10, 30)
+# a log fetch goes virtual kubelet → interLink → the site's plugin; a cancel waits for it
+TAIL_TIMEOUT_SECONDS = 15
 
 
 class Watcher:
@@ -33,6 +38,9 @@ class Watcher:
         self.pods_listed = asyncio.Event()
         self.nodes_listed = asyncio.Event()
         self.relists = 0
+        # pods whose last lines were fetched (or are being fetched) in this process
+        self.tails: set[str] = set()
+        self._tail_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         await asyncio.gather(
@@ -76,10 +84,66 @@ class Watcher:
             self.core.list_namespaced_pod,
             (self.namespace,),
             {"label_selector": WORKLOAD_SELECTOR},
-            self.index.reconcile,
+            self._pods_listed,
             self.pods_listed,
-            self.index.pod_event,
+            self._pod_event,
         )
+
+    def _pods_listed(self, pods: list[dict[str, Any]]) -> None:
+        self.index.reconcile(pods)
+        for pod in pods:
+            self._keep_tail_if_ended(pod)
+
+    def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
+        self.index.pod_event(kind, pod)
+        if kind != "DELETED":
+            self._keep_tail_if_ended(pod)
+
+    def _keep_tail_if_ended(self, pod: dict[str, Any]) -> None:
+        meta = pod.get("metadata") or {}
+        uid = meta.get("uid")
+        if not uid or uid in self.tails or uid not in self.index.pods:
+            return
+        container = ended_container(pod)
+        if container is None:
+            return
+        job = self.index.store.get(uid)
+        if job is None or job.last_lines is not None:
+            self.tails.add(uid)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.keep_tail(uid, meta.get("name") or "", container)
+        )
+        self._tail_tasks.add(task)
+        task.add_done_callback(self._tail_tasks.discard)
+
+    async def keep_tail(self, uid: str, pod: str, container: str | None = None) -> None:
+        """Fetch the last ``LAST_LINES`` lines of the pod's log (through the Kubernetes API:
+        virtual kubelet, interLink, the site's plugin) and keep them with the job. Once per
+        pod; a log that cannot be had is told in the service's log and left."""
+        self.tails.add(uid)
+        kwargs: dict[str, Any] = {
+            "tail_lines": LAST_LINES,
+            "_preload_content": False,
+            "_request_timeout": TAIL_TIMEOUT_SECONDS,
+        }
+        if container:
+            kwargs["container"] = container
+        try:
+            resp: Any = await self.core.read_namespaced_pod_log(pod, self.namespace, **kwargs)
+            try:
+                text = (await resp.read()).decode(errors="replace")
+            finally:
+                resp.release()
+        except asyncio.CancelledError:
+            raise
+        except ApiException as e:
+            log.warning("the last lines of pod %s: %s %s", pod, e.status, e.reason)
+            return
+        except (OSError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning("the last lines of pod %s: the Kubernetes API is unreachable (%s)", pod, e)
+            return
+        self.index.store.keep_last_lines(uid, text)
 
     async def _nodes_once(self) -> None:
         await self._list_then_watch(

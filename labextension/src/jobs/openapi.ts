@@ -44,7 +44,7 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One job */
+        /** One job, with the last lines of its log once it has ended */
         get: operations["getJob"];
         put?: never;
         post?: never;
@@ -71,7 +71,13 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The job's log, through the Kubernetes API (virtual kubelet → interLink → site plugin) */
+        /**
+         * The job's log, through the Kubernetes API (virtual kubelet → interLink → site plugin)
+         * @description While the job's pod exists, its log as the site has it (`Intertwin-Log-Source: live`).
+         *     Once the pod is gone, the last lines the service kept when the job ended
+         *     (`Intertwin-Log-Source: stored-tail`; at most `tail` of them, and `follow` ends at once:
+         *     nothing more will come), or 409 `already_ended` when none were kept.
+         */
         get: operations["getJobLogs"];
         put?: never;
         post?: never;
@@ -330,6 +336,10 @@ export interface components {
                 at: string;
             }[];
         };
+        JobDetail: components["schemas"]["Job"] & {
+            /** @description The last lines of the job's log (at most 50), kept when it ended; null while it runs or when none could be had */
+            last_lines: string[] | null;
+        };
         UsagePeriod: {
             /** Format: date-time */
             from: string;
@@ -506,7 +516,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Job"];
+                    "application/json": components["schemas"]["JobDetail"];
                 };
             };
             403: components["responses"]["Error"];
@@ -561,6 +571,8 @@ export interface operations {
             /** @description Log text (streamed with `follow=true`) */
             200: {
                 headers: {
+                    /** @description `live`: the site's log, through the Kubernetes API; `stored-tail`: the last lines kept when the job ended (its pod is gone) */
+                    "Intertwin-Log-Source": "live" | "stored-tail";
                     [name: string]: unknown;
                 };
                 content: {

@@ -161,3 +161,49 @@ def test_pages_newest_first_filtered_by_owner_and_fields(store: db.Store) -> Non
 def test_a_foreign_cursor_is_refused(store: db.Store) -> None:
     with pytest.raises(db.CursorError):
         store.page("alice", db.Filters(), 3, "not-a-cursor")
+
+
+def test_an_older_database_gains_the_last_lines(db_url: str) -> None:
+    """An existing history (revision 0001, before the VO and the last lines were kept) is
+    upgraded in place: its rows stay, with no last lines, and can keep them from then on."""
+    from alembic import command
+
+    engine = create_engine(db_url)
+    cfg = db.alembic_config(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            text(
+                'INSERT INTO jobs (uid, "user", kind, site, pod, server_name, state, sentence,'
+                " gpus, submitted) VALUES ('old', 'alice', 'notebook', 'vega', 'jupyter-alice',"
+                " '', 'running', 'running on vega-vk', 0, :t)"
+            ),
+            {"t": T0},
+        )
+    engine.dispose()
+    store = db.open_store(db_url)
+    try:
+        job = store.get("old")
+        assert job is not None and job.state == "running" and db.last_lines(job) is None
+        assert store.keep_last_lines("old", "one\ntwo\n")
+        job = store.get("old")
+        assert job is not None and db.last_lines(job) == ["one", "two"]
+        assert not store.keep_last_lines("nope", "x")
+    finally:
+        store.engine.dispose()
+
+
+def test_a_failed_job_keeps_its_end_and_its_last_lines(store: db.Store) -> None:
+    failed = JobStatus(
+        "failed", "Vega ended the session: Error (exit code 3).", exit_code=3, reason="Error"
+    )
+    store.record(workload("f"), failed, T0)
+    assert store.keep_last_lines("f", "line 1\nline 2\n")
+    # the pod's deletion later keeps both its own end and the lines
+    store.end("f", "Vega", cancelled=True, at=T0 + timedelta(minutes=1))
+    job = store.get("f")
+    assert job is not None
+    out = db.job_json(job, "Vega")
+    assert (out["state"], out["exit_code"], out["reason"]) == ("failed", 3, "Error")
+    assert db.last_lines(job) == ["line 1", "line 2"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from intertwin_hub.service import db
-from intertwin_hub.service.index import Index, resources_of, workload_of
+from intertwin_hub.service.index import Index, ended_container, resources_of, workload_of
 from intertwin_hub.sites import load_catalogue
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -162,3 +162,23 @@ def test_node_trouble_and_gpus_per_site(index: Index) -> None:
     assert index.note_for("vega") is None
     index.node_event("DELETED", node("vega-vk", ready=True))
     assert index.site_json(vega)["ready"] is None
+
+
+def test_which_container_s_last_lines_are_kept() -> None:
+    assert ended_container(pod("r")) is None  # running: nothing to keep yet
+    assert ended_container(pod("q", state={"waiting": {"reason": "Queued"}})) is None
+    failed = pod("f", state={"terminated": {"reason": "Error", "exitCode": 3}})
+    assert ended_container(failed) == "notebook"
+    # the failed one among several, else the first that ended
+    two = pod("t")
+    two["status"]["containerStatuses"] = [
+        {"name": "side", "state": {"terminated": {"exitCode": 0}}},
+        {"name": "main", "state": {"terminated": {"exitCode": 2}}},
+    ]
+    assert ended_container(two) == "main"
+    two["status"]["containerStatuses"][1]["state"] = {"running": {}}
+    assert ended_container(two) == "side"
+    # a deletion under way: its log goes soon
+    deleting = pod("d")
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-04T12:05:00Z"
+    assert ended_container(deleting) == "notebook"
