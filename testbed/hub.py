@@ -319,6 +319,28 @@ def restart_hub(
     wait_until(lambda: http_ok(f"{hub.api_url}/"), "JupyterHub", 90, proc)
 
 
+def service_pid(sup: Supervisor, process: str = "jupyterhub") -> int | None:
+    """The pid of the ``intertwin`` service the hub process started (its child running
+    ``-m intertwin_hub.service``), None while there is none."""
+    hub = sup.pids().get(process)
+    if hub is None:
+        return None
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] in ("Z", "X") or int(fields[1]) != hub:
+            continue
+        if b"intertwin_hub.service" in cmdline:
+            return int(entry.name)
+    return None
+
+
 def _port_answers(port: int) -> bool:
     import socket
 

@@ -5,7 +5,9 @@ checked against intertwin_hub/service/openapi.yaml."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +63,22 @@ def route_of(path: str) -> str:
 Api = Callable[..., Awaitable[tuple[int, Any]]]
 
 
+def check_headers(method: str, route: str, status: int, headers: Mapping[str, str]) -> None:
+    """The response headers openapi.yaml marks required are there, with a documented value."""
+    resp = OPENAPI["paths"][route][method.lower()]["responses"][str(status)]
+    for name, spec in (resp.get("headers") or {}).items():
+        if spec.get("required"):
+            assert name in headers, f"{method} {route} {status} without its {name} header"
+        if name in headers and "enum" in spec["schema"]:
+            assert headers[name] in spec["schema"]["enum"], (name, headers[name])
+
+
 def client(base: str, token: str) -> Api:
-    async def call(method: str, path: str, **params: Any) -> tuple[int, Any]:
+    """``headers``: a dict to receive the answer's headers."""
+
+    async def call(
+        method: str, path: str, headers: dict[str, str] | None = None, **params: Any
+    ) -> tuple[int, Any]:
         async with (
             aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as s,
             s.request(method, f"{base}/{path}", params=params) as r,
@@ -72,6 +88,9 @@ def client(base: str, token: str) -> Api:
             if r.content_type == "application/json":
                 body = await r.json()
             check(method, route_of(path), r.status, body)
+            check_headers(method, route_of(path), r.status, r.headers)
+            if headers is not None:
+                headers.update(r.headers)
             return r.status, body
 
     return call
@@ -93,6 +112,75 @@ async def cancel(api: Api, job_id: str) -> None:
         return bool(job["state"] == "cancelled")
 
     await wait_for_async(cancelled, f"job {job_id} cancelled", 120)
+
+
+async def isolation_matrix(
+    alice: Api, a: dict[str, Any], bob: Api, b: dict[str, Any], oper: Api
+) -> None:
+    """Every endpoint with the other user's job: a 404 that says nothing more, and nothing of
+    theirs in any list (whatever the filter), page or site count; the admin sees both."""
+    since = "2000-01-01T00:00:00Z"
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for api, own, other in ((alice, a, b), (bob, b, a)):
+        oid = other["id"]
+        for method, path, params in (
+            ("GET", f"jobs/{oid}", {}),
+            ("GET", f"jobs/{oid}/logs", {}),
+            ("GET", f"jobs/{oid}/logs", {"tail": "1"}),
+            ("GET", f"jobs/{oid}/logs", {"follow": "true"}),
+            ("DELETE", f"jobs/{oid}", {}),
+        ):
+            st, body = await api(method, path, **params)
+            assert (st, body["error"]) == (404, "not_found"), (method, path, params, body)
+            assert oid not in body["message"] and other["user"] not in body["message"]
+        # an id that exists nowhere answers exactly the same
+        st, nowhere = await api("GET", "jobs/00000000-0000-0000-0000-000000000000")
+        st2, theirs = await api("GET", f"jobs/{oid}")
+        assert (st, nowhere) == (st2, theirs)
+        for params in (
+            {},
+            {"limit": "1000"},
+            {"site": other["site"]},
+            {"site": own["site"]},
+            {"state": other["state"]},
+            {"state": "active"},
+            {"state": "running,cancelled,failed,succeeded,lost"},
+            {"kind": "notebook"},
+            {"since": since},
+            {"until": until},
+            {"since": since, "until": until, "site": other["site"], "kind": "notebook"},
+            {"user": other["user"]},  # not an admin: ignored, own jobs only
+        ):
+            ids, users, cursor = [], set(), None
+            while True:  # every page, one job a page: no page leaks either
+                st, page = await api(
+                    "GET", "jobs", limit="1", **params, **({"cursor": cursor} if cursor else {})
+                )
+                assert st == 200, page
+                ids += [j["id"] for j in page["jobs"]]
+                users |= {j["user"] for j in page["jobs"]}
+                cursor = page["next"]
+                if cursor is None:
+                    break
+            assert oid not in ids and users <= {own["user"]}, params
+            if params.get("site", own["site"]) == own["site"] and "state" not in params:
+                assert own["id"] in ids, params
+        st, sites = await api("GET", "sites")
+        assert st == 200
+        text = json.dumps(sites)
+        assert oid not in text and other["pod"] not in text and other["user"] not in text
+        # the other's job is untouched by the refused cancel
+        st, job = await oper("GET", f"jobs/{oid}")
+        assert (st, job["state"]) == (200, "running")
+    # the admin sees both, each one's on asking, and both logs
+    st, page = await oper("GET", "jobs", limit="1000")
+    assert {a["id"], b["id"]} <= {j["id"] for j in page["jobs"]}
+    for job in (a, b):
+        st, page = await oper("GET", "jobs", user=job["user"], limit="1000")
+        assert job["id"] in {j["id"] for j in page["jobs"]}
+        assert {j["user"] for j in page["jobs"]} == {job["user"]}
+        st, _ = await oper("GET", f"jobs/{job['id']}/logs", tail="5")
+        assert st == 200
 
 
 async def test_two_users_at_two_sites_see_only_their_own(testbed: dict[str, Any]) -> None:
@@ -128,24 +216,7 @@ async def test_two_users_at_two_sites_see_only_their_own(testbed: dict[str, Any]
             assert [h["state"] for h in a["history"]][-1] == "running"
             assert b["user"] == "bob" and b["site"] == "kbfi"
 
-            # isolation: every endpoint with the other's job id is a 404, lists do not leak
-            for api, other in ((alice, b["id"]), (bob, a["id"])):
-                for method, path in (
-                    ("GET", f"jobs/{other}"),
-                    ("GET", f"jobs/{other}/logs"),
-                    ("DELETE", f"jobs/{other}"),
-                ):
-                    st, body = await api(method, path)
-                    assert (st, body["error"]) == (404, "not_found"), (method, path, body)
-            st, page = await alice("GET", "jobs", limit=1000)
-            assert {j["user"] for j in page["jobs"]} == {"alice"}
-            st, page = await bob("GET", "jobs", user="alice")  # not an admin: own jobs only
-            assert {j["user"] for j in page["jobs"]} == {"bob"}
-            # the admin sees both, and one user's on asking
-            st, page = await oper("GET", "jobs", limit=1000)
-            assert {a["id"], b["id"]} <= {j["id"] for j in page["jobs"]}
-            st, page = await oper("GET", "jobs", user="bob", limit=1000)
-            assert {j["user"] for j in page["jobs"]} == {"bob"}
+            await isolation_matrix(alice, a, bob, b, oper)
 
             # paging: one job a page, in order, until next is null
             ids, cursor = [], None
