@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,8 @@ pytestmark = [pytest.mark.testbed, pytest.mark.asyncio, pytest.mark.timeout(900)
 
 SERVER = "svc-ops"
 LOG_SOURCE = "Intertwin-Log-Source"
+# how long Vega's plugin stays down
+OUTAGE_SECONDS = 60
 
 
 def base_of(testbed: dict[str, Any]) -> str:
@@ -293,6 +296,7 @@ async def test_vega_plugin_down_the_node_note_comes_and_goes(
         return dict(next(x for x in body["sites"] if x["site"] == "vega"))
 
     sup.stop(name)
+    stopped = time.monotonic()
     try:
 
         async def troubled() -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -307,6 +311,11 @@ async def test_vega_plugin_down_the_node_note_comes_and_goes(
         assert site["note"].startswith("Vega's interLink node is not ready since ")
         assert site["note"].endswith("your session keeps running for up to 1 h")
         assert job["note"] == site["note"] and job["state"] == "running"
+        # down for about a minute in all: the job keeps its state and its note throughout
+        while time.monotonic() - stopped < OUTAGE_SECONDS:
+            _, job = await alice("GET", f"jobs/{job_id}")
+            assert (job["state"], job["note"]) == ("running", site["note"]), job
+            await asyncio.sleep(2)
         # alice's other sites say nothing
         _, body = await alice("GET", "sites")
         assert next(x for x in body["sites"] if x["site"] == "psnc")["note"] is None
