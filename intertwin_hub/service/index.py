@@ -126,6 +126,8 @@ class Index:
         self.pods: dict[str, Pod] = {}
         self.by_user: dict[str, set[str]] = defaultdict(set)
         self.nodes: dict[str, Pod] = {}
+        # when each node's current not-ready spell began
+        self.not_ready_since: dict[str, datetime] = {}
         # pods this service was asked to cancel: their deletion is a cancel, not a loss
         self.cancelling: set[str] = set()
 
@@ -206,33 +208,56 @@ class Index:
 
     # --- nodes -----------------------------------------------------------------------------
 
-    def node_event(self, kind: str, node: Pod) -> None:
+    def node_event(self, kind: str, node: Pod, now: datetime | None = None) -> None:
         name = (node.get("metadata") or {}).get("name")
         if not name:
             return
         if kind == "DELETED":
             self.nodes.pop(name, None)
+            self.not_ready_since.pop(name, None)
         else:
             self.nodes[name] = node
+            self._track_readiness(name, node, now)
 
-    def reset_nodes(self, nodes: Iterable[Pod]) -> None:
+    def reset_nodes(self, nodes: Iterable[Pod], now: datetime | None = None) -> None:
         self.nodes = {
             n["metadata"]["name"]: n for n in nodes if (n.get("metadata") or {}).get("name")
         }
+        for name in set(self.not_ready_since) - set(self.nodes):
+            del self.not_ready_since[name]
+        for name, node in self.nodes.items():
+            self._track_readiness(name, node, now)
+
+    def _track_readiness(self, name: str, node: Pod, now: datetime | None) -> None:
+        """Remember when the node's current not-ready spell began: interLink's virtual kubelet
+        rewrites the Ready condition, lastTransitionTime included, on every failed ping, so
+        the condition alone would move "not ready since" forward every 30 s."""
+        ready, since = node_ready(node)
+        if ready:
+            self.not_ready_since.pop(name, None)
+        elif name not in self.not_ready_since:
+            self.not_ready_since[name] = since or now or datetime.now(UTC)
+
+    def readiness(self, name: str) -> tuple[bool | None, datetime | None]:
+        """The node's readiness and since when (for a node not ready: since its spell began)."""
+        ready, since = node_ready(self.nodes.get(name))
+        if ready is False:
+            since = self.not_ready_since.get(name, since)
+        return ready, since
 
     def note_for(self, slug: str) -> str | None:
         """Trouble at the site, told on each of its jobs."""
         site = self.catalogue.get(slug)
         if site is None or not site.offload:
             return None
-        ready, since = node_ready(self.nodes.get(site.node.name))
+        ready, since = self.readiness(site.node.name)
         if ready is None:
             return None
         return node_note(site.name, ready, since, NODE_TROUBLE_TOLERATION_SECONDS)
 
     def site_json(self, site: Site) -> dict[str, Any]:
         node = self.nodes.get(site.node.name)
-        ready, since = node_ready(node)
+        ready, since = self.readiness(site.node.name)
         allocatable = int(
             ((node or {}).get("status") or {}).get("allocatable", {}).get(GPU_RESOURCE) or 0
         )

@@ -182,3 +182,25 @@ def test_which_container_s_last_lines_are_kept() -> None:
     deleting = pod("d")
     deleting["metadata"]["deletionTimestamp"] = "2026-12-04T12:05:00Z"
     assert ended_container(deleting) == "notebook"
+
+
+def test_a_not_ready_spell_keeps_its_start(index: Index) -> None:
+    """interLink's VK rewrites the Ready condition's lastTransitionTime on every failed ping:
+    the note keeps the time the spell began, until the node is ready again."""
+    index.reset_nodes([node("vega-vk", ready=True)])
+    index.node_event("MODIFIED", node("vega-vk", ready=False, since="2026-12-04T12:03:00Z"))
+    index.node_event("MODIFIED", node("vega-vk", ready=False, since="2026-12-04T12:04:00Z"))
+    index.reset_nodes([node("vega-vk", ready=False, since="2026-12-04T12:05:00Z")])  # a relist
+    assert (index.note_for("vega") or "").startswith(
+        "Vega's interLink node is not ready since 12:03"
+    )
+    vega = next(s for s in index.catalogue if s.slug == "vega")
+    assert index.site_json(vega)["since"] == "2026-12-04T12:03:00+00:00"
+    index.node_event("MODIFIED", node("vega-vk", ready=True, since="2026-12-04T12:06:00Z"))
+    assert index.note_for("vega") is None
+    assert index.site_json(vega)["since"] == "2026-12-04T12:06:00+00:00"
+    # a new spell begins anew
+    index.node_event("MODIFIED", node("vega-vk", ready=False, since="2026-12-04T13:00:00Z"))
+    assert (index.note_for("vega") or "").startswith(
+        "Vega's interLink node is not ready since 13:00"
+    )
