@@ -13,13 +13,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .. import labels
+from ..offload import frame
 from ..sites import Catalogue, Site, quantity_bytes
 from ..status import JobStatus, node_note, pod_status
 from .db import Store, Workload
 
 GPU_RESOURCE = "nvidia.com/gpu"
-# how many of a finished workload's last log lines the history keeps
+# how many of a finished workload's last log lines the history keeps, and at most how much text
 LAST_LINES = 50
+LAST_LINES_BYTES = 64 * 1024
 # how long a pod at an offload site tolerates its node not ready (the spawner's tolerations)
 NODE_TROUBLE_TOLERATION_SECONDS = 3600
 
@@ -88,6 +90,25 @@ def workload_of(pod: Pod) -> Workload | None:
         image=containers[0].get("image"),
         vo=ann.get(labels.ANNOTATION_VO),
     )
+
+
+def kept_tail(text: str) -> str:
+    """What the history keeps of a log's last lines: without a batch cell's result frame (its
+    base64 is no reading for people; the tail may begin inside it), at most
+    ``LAST_LINES_BYTES`` of the end, in whole lines."""
+    lines = text.splitlines()
+    end = next((i for i, line in enumerate(lines) if frame.END in line), None)
+    begin = next((i for i, line in enumerate(lines) if frame.BEGIN in line), None)
+    if end is not None and (begin is None or begin > end):
+        lines = lines[end + 1 :]
+    kept: list[str] = []
+    size = 0
+    for line in reversed(list(frame.strip(lines))):
+        size += len(line.encode()) + 1
+        if size > LAST_LINES_BYTES:
+            break
+        kept.append(line)
+    return "".join(f"{line}\n" for line in reversed(kept))
 
 
 def ended_container(pod: Pod) -> str | None:

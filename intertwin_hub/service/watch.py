@@ -20,7 +20,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
 
 from ..labels import WORKLOAD_SELECTOR
-from .index import LAST_LINES, Index, ended_container
+from .index import LAST_LINES, Index, ended_container, kept_tail
 
 log = logging.getLogger("intertwin.service")
 WATCH_SECONDS = 300
@@ -143,7 +143,7 @@ class Watcher:
         except (OSError, aiohttp.ClientError, TimeoutError) as e:
             log.warning("the last lines of pod %s: the Kubernetes API is unreachable (%s)", pod, e)
             return
-        self.index.store.keep_last_lines(uid, text)
+        self.index.store.keep_last_lines(uid, kept_tail(text))
 
     async def _nodes_once(self) -> None:
         await self._list_then_watch(

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from intertwin_hub.service import db
-from intertwin_hub.service.index import Index, ended_container, resources_of, workload_of
+from intertwin_hub.service.index import (
+    LAST_LINES_BYTES,
+    Index,
+    ended_container,
+    kept_tail,
+    resources_of,
+    workload_of,
+)
 from intertwin_hub.sites import load_catalogue
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -204,3 +211,18 @@ def test_a_not_ready_spell_keeps_its_start(index: Index) -> None:
     assert (index.note_for("vega") or "").startswith(
         "Vega's interLink node is not ready since 13:00"
     )
+
+
+def test_the_kept_tail_leaves_out_a_result_frame_and_stays_small() -> None:
+    from intertwin_hub.offload import frame
+
+    framed = list(frame.encode("error", b"x" * 5000))
+    # the tail begins inside the frame: its base64 goes, the traceback after it stays
+    tail = [*framed[-3:], "Traceback (most recent call last):", "ValueError: boom"]
+    assert kept_tail("\n".join(tail)) == "Traceback (most recent call last):\nValueError: boom\n"
+    whole = ["working", *framed, "done"]
+    assert kept_tail("\n".join(whole)) == "working\ndone\n"
+    assert kept_tail("one\ntwo") == "one\ntwo\n" and kept_tail("") == ""
+    huge = "\n".join(["a" * 1000] * 200)
+    kept = kept_tail(huge)
+    assert len(kept.encode()) <= LAST_LINES_BYTES and kept.endswith("a" * 1000 + "\n")
