@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from jsonschema import ValidationError
 from kubernetes_asyncio.client.exceptions import ApiException
 from multidict import CIMultiDict
 
@@ -59,9 +60,21 @@ def admin(testbed: dict[str, Any]) -> aiohttp.ClientSession:
 
 
 async def alice_api(testbed: dict[str, Any]) -> tuple[Api, str]:
+    """alice's client, once the service answers (a hub just started routes it a moment after
+    it answers itself; until then the proxy's 404 page is no API answer)."""
     async with admin(testbed) as s:
         token = await token_for(s, testbed["hub"]["api_url"], "alice")
-    return client(base_of(testbed), token), token
+    alice = client(base_of(testbed), token)
+
+    async def answers() -> bool:
+        try:
+            st, _ = await alice("GET", "sites")
+        except (AssertionError, ValidationError, aiohttp.ClientError):
+            return False
+        return st == 200
+
+    await wait_for_async(answers, "the intertwin service to answer", 120)
+    return alice, token
 
 
 def batch_cell(name: str, site_node: str, script: str) -> dict[str, Any]:
