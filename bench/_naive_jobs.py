@@ -42,6 +42,8 @@ from intertwin_hub.service.app import BaseHandler, Service, _exit_with_the_hub
 from intertwin_hub.sites import load_catalogue
 from intertwin_hub.status import PENDING, JobStatus, pod_status
 
+# the hub that starts this service: the service ends with it
+HUB_PID = os.getppid()
 NAME = "naive-jobs"
 
 
@@ -121,7 +123,7 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, os._exit, 0)
-    await _exit_with_the_hub()
+    await _exit_with_the_hub(HUB_PID)
 
 
 if __name__ == "__main__":
