@@ -308,6 +308,9 @@ async def test_hub_and_service_restart_mid_job_history_intact(testbed: dict[str,
                 return bool(model["servers"].get("svc-restart", {}).get("ready"))
 
             await wait_for_async(hub_says_ready, "the hub to say alice's server is ready", 300)
+            # the history as it stands right before the restart: the site's virtual kubelet
+            # may still move the job (queued, running again) while the notebook starts
+            before = await wait_for_async(running, "alice's PSNC job running", 300)
             await asyncio.to_thread(restart_hub, Path(testbed["run_dir"]))
 
             async def answers() -> bool:

@@ -55,7 +55,7 @@ test('Usage: Vega with A100 GPU hours, the PSNC budget, the chart, the CSV', asy
   const vega = panel.locator('[data-testid="itw-usage-site"][data-site="vega"]');
   await expect(vega).toBeVisible({ timeout: 60_000 });
   await expect(vega).toContainText('Vega');
-  await expect(vega.getByTestId('itw-usage-gpu')).toContainText(/A100 0\.0[1-9]|A100 [1-9]/);
+  await expect(vega.getByTestId('itw-usage-gpu')).toContainText(/A100 (0\.0[1-9]|0\.[1-9]|[1-9])/);
 
   // alice's VO's budget at PSNC, a bar with its sentence
   const psnc = panel.locator('[data-testid="itw-usage-budget"][data-site="psnc"]');
