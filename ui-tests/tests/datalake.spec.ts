@@ -291,7 +291,7 @@ test('DataLake settings: the lifetime choices come from the setting registry', a
     if (!(await panel.isVisible())) {
       await page.locator('li[data-id="intertwin-datalake"]').click();
     }
-    await expect(panel.getByTestId('itw-dl-who')).toContainText('alice', { timeout: 30_000 });
+    await expect(panel.getByTestId('itw-dl-who')).toContainText('alice', { timeout: 120_000 });
     // the first test's rule: its "New lifetime" offers the configured choices (and the default)
     await panel.getByTestId('itw-dl-tab-replicas').click();
     const rule = panel.locator('[data-testid="itw-dl-rule"]', { hasText: `intertwin:${DATASET}` });
