@@ -38,12 +38,13 @@ from intertwin_hub.labels import (
     site_of,
 )
 from intertwin_hub.service import db
-from intertwin_hub.service.app import BaseHandler, Service, _exit_with_the_hub
+from intertwin_hub.service.app import BaseHandler, Service
+from intertwin_hub.service.lifetime import exit_with_the_hub, hub_pid
 from intertwin_hub.sites import load_catalogue
 from intertwin_hub.status import PENDING, JobStatus, pod_status
 
 # the hub that starts this service: the service ends with it
-HUB_PID = os.getppid()
+HUB_PID = hub_pid()
 NAME = "naive-jobs"
 
 
@@ -123,7 +124,7 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, os._exit, 0)
-    await _exit_with_the_hub(HUB_PID)
+    await exit_with_the_hub(HUB_PID)
 
 
 if __name__ == "__main__":

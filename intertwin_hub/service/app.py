@@ -37,6 +37,7 @@ from ..sites import Catalogue, load_catalogue
 from ..status import FINAL, STATES
 from . import db
 from .index import Index
+from .lifetime import exit_with_the_hub
 from .results import read_result
 from .submit import submit_cell
 from .watch import Watcher
@@ -418,21 +419,9 @@ async def serve(argv: list[str] | None = None, hub_pid: int | None = None) -> No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, sig)
-    await asyncio.gather(svc.watcher.run(), _exit_with_the_hub(hub_pid or os.getppid()))
+    await asyncio.gather(svc.watcher.run(), exit_with_the_hub(hub_pid or os.getppid()))
 
 
 def _stop(sig: int) -> None:
     log.info("stopping on %s", signal.Signals(sig).name)
     os._exit(0)
-
-
-async def _exit_with_the_hub(hub_pid: int, interval: float = 1.0) -> None:
-    """A managed service must not outlive the hub that started it (a hub killed without its
-    clean-up would leave it holding its port, and the next hub's service could not start, or
-    an orphan would answer for the next hub). ``hub_pid``: the parent noted when the process
-    began; once that parent is gone the process is re-parented, so its parent differs."""
-    while True:
-        if os.getppid() != hub_pid:
-            log.info("the hub (pid %d) is gone; stopping", hub_pid)
-            os._exit(0)
-        await asyncio.sleep(interval)
