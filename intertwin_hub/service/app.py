@@ -161,8 +161,8 @@ def _time_param(h: RequestHandler, name: str) -> datetime | None:
 class JobsHandler(BaseHandler):
     async def post(self) -> None:
         """Submit a batch cell (``submit.py``)."""
-        job = await submit_cell(self.svc, self.user_name, self.request.body)
-        self.write_json(self.job_json(job), 201)
+        job, warning = await submit_cell(self.svc, self.user_name, self.request.body)
+        self.write_json({**self.job_json(job), "warning": warning}, 201)
 
     async def get(self) -> None:
         site = self.get_query_argument("site", None)

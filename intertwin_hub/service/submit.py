@@ -49,7 +49,7 @@ from ..spawner.options import (
 )
 from ..spawner.pod import GPU_RESOURCE, PodPlan, plan_pod
 from ..status import FINAL, pod_status
-from ..usage.budgets import EXHAUSTED, budget_use, period_bounds
+from ..usage.budgets import EXHAUSTED, WARNING, budget_use, period_bounds
 from ..usage.report import usages
 from . import db
 
@@ -249,21 +249,25 @@ def active_cells(svc: Service, user: str, site: str) -> int:
     return n
 
 
-def check_budget(svc: Service, site: Site, vo: str | None) -> None:
+def check_budget(svc: Service, site: Site, vo: str | None) -> str | None:
     """A 403 with the sentence when the VO's budget at the site is used up (as the spawner
-    refuses a notebook server)."""
+    refuses a notebook server); from 90 % used, the warning sentence the spawner shows (both
+    from :class:`intertwin_hub.usage.budgets.BudgetUse`), else None."""
     budget = site.budget_of(vo)
     if budget is None:
-        return
+        return None
     now = datetime.now(UTC)
     start, end = period_bounds(budget.period, now)
     used = usages(svc.store, svc.catalogue, start, end, site=site.slug, vo=budget.vo)
     verdict = budget_use(site, budget, used, now)
     if verdict.state == EXHAUSTED:
         raise ApiError(403, "budget_exhausted", verdict.sentence)
+    return verdict.sentence if verdict.state == WARNING else None
 
 
-async def submit_cell(svc: Service, user: str, raw: bytes) -> db.Job:
+async def submit_cell(svc: Service, user: str, raw: bytes) -> tuple[db.Job, str | None]:
+    """The batch cell's job, and the budget's warning sentence when the VO has used 90 % or
+    more of its budget at the site (None otherwise)."""
     body = parse_body(raw)
     for key, limit in (("notebook_path", 4096), ("cell_id", 255), ("name", 63)):
         _text(body, key, limit)
@@ -288,7 +292,7 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> db.Job:
                 in_use=in_use,
                 limit=limit,
             )
-        check_budget(svc, site, batch.selection.vo)
+        warning = check_budget(svc, site, batch.selection.vo)
         name = pod_name(user)
         manifest = cell_pod(name, user, plan, svc.runner_python, body)
         try:
@@ -321,4 +325,4 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> db.Job:
             svc.index.pod_event("ADDED", pod)
     job = svc.store.get(pod["metadata"]["uid"])
     assert job is not None
-    return job
+    return job, warning

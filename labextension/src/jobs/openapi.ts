@@ -25,7 +25,10 @@ export interface paths {
          *     requests and limits, `nvidia.com/gpu` and `--gres`, Slurm flags, no PVC, no
          *     service-account token); its inputs travel in a Secret owned by the pod, mounted as a
          *     file. Its container runs `python -m intertwin_hub.offload.runner`, which prints the
-         *     result frame at the end of the log (`GET /jobs/{id}/result`).
+         *     result frame at the end of the log (`GET /jobs/{id}/result`). When the caller's VO
+         *     has used its budget at the site (the catalogue's `budgets`) for the period, the answer
+         *     is a 403 `budget_exhausted` with the sentence and nothing is created; from 90 % used,
+         *     the job is created and `warning` carries the sentence the spawner shows.
          */
         post: operations["submitBatchCell"];
         delete?: never;
@@ -336,6 +339,10 @@ export interface components {
                 at: string;
             }[];
         };
+        SubmittedJob: components["schemas"]["Job"] & {
+            /** @description From 90 % of the VO's budget at the site used, the sentence saying so (e.g. "The dev.intertwin.eu VO has used 93% of its 500 GPU hours at PSNC for December 2026."); null otherwise */
+            warning: string | null;
+        };
         JobDetail: components["schemas"]["Job"] & {
             /** @description The last lines of the job's log (at most 50), kept when it ended; null while it runs or when none could be had */
             last_lines: string[] | null;
@@ -487,7 +494,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Job"];
+                    "application/json": components["schemas"]["SubmittedJob"];
                 };
             };
             400: components["responses"]["Error"];

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import os
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -300,9 +301,12 @@ class OffloadMagics(Magics):
                 body[key] = value
         client = self._client()
         try:
-            job = OffloadJob(client, client.submit(body), self._assigner())
+            submitted = client.submit(body)
         except OffloadError as e:
             raise UsageError(str(e)) from None
+        if submitted.get("warning"):  # the VO's budget at the site is 90 % used or more
+            print(submitted["warning"], file=sys.stderr, flush=True)
+        job = OffloadJob(client, submitted, self._assigner())
         if not args.wait:
             return job
         job.wait()
