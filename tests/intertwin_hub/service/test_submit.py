@@ -1,9 +1,15 @@
-"""The pure parts of ``POST /jobs``: the request body, the inputs, the pod and its Secret."""
+"""The pure parts of ``POST /jobs``: the request body, the inputs, the pod and its Secret; the
+budget check against a history database."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -18,11 +24,13 @@ from intertwin_hub.labels import (
     LABEL_WORKLOAD,
 )
 from intertwin_hub.offload.frame import MAX_INPUT_BYTES
-from intertwin_hub.service import submit
+from intertwin_hub.service import db, submit
 from intertwin_hub.service.index import workload_of
-from intertwin_hub.sites import load_catalogue
+from intertwin_hub.sites import Budget, load_catalogue
 from intertwin_hub.spawner.options import validate_batch
 from intertwin_hub.spawner.pod import INTERLINK_TAINT, plan_pod
+from intertwin_hub.status import JobStatus
+from intertwin_hub.usage.budgets import period_bounds
 
 CATALOGUE = load_catalogue()
 
@@ -103,3 +111,43 @@ def test_inputs_over_the_limit_are_a_413_that_suggests_the_datalake() -> None:
         submit.decode_inputs({"inputs": big})
     assert (e.value.status, e.value.code) == (413, "too_large")
     assert "DataLake" in e.value.message and "900.0 KiB" in e.value.message
+
+
+def test_the_budget_warns_from_90_percent_and_refuses_once_used_up(tmp_path: Path) -> None:
+    store = db.open_store(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    svc: Any = SimpleNamespace(store=store, catalogue=CATALOGUE)
+    now = datetime.now(UTC)
+    start, _ = period_bounds("month", now)
+    # a batch cell of the dev VO at PSNC with one GPU, running since the month began
+    cell = db.Workload(
+        uid="u1",
+        user="alice",
+        kind=KIND_BATCH_CELL,
+        site="psnc",
+        pod="cell-alice-1",
+        submitted=start,
+        cpu=4.0,
+        memory=16 * 2**30,
+        gpus=1,
+        vo="dev.intertwin.eu",
+    )
+    store.record(cell, JobStatus("running", "running on psnc-vk", node="psnc-vk"), start)
+    used = (now - start).total_seconds() / 3600  # its GPU hours so far
+    psnc = CATALOGUE.get("psnc")
+    assert psnc is not None
+
+    def check(gpu_hours: float, vo: str = "dev.intertwin.eu") -> str | None:
+        budget = Budget("dev.intertwin.eu", "month", gpu_hours)
+        return submit.check_budget(svc, dataclasses.replace(psnc, budgets=(budget,)), vo)
+
+    assert check(used * 2) is None  # half used: nothing to say
+    warning = check(used / 0.95)
+    assert warning is not None
+    assert warning.startswith("The dev.intertwin.eu VO has used 9"), warning
+    assert " GPU hours at PSNC for " in warning and warning.endswith(f"{start:%B %Y}.")
+    with pytest.raises(ApiError) as refused:
+        check(used / 1.5)
+    assert (refused.value.status, refused.value.code) == (403, "budget_exhausted")
+    assert refused.value.message.endswith("; ask your VO manager.")
+    assert check(used / 1.5, vo="other.example.org") is None  # no budget for that VO
+    store.engine.dispose()
