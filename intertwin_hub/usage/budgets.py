@@ -3,6 +3,7 @@ scientist can act on. Pure: the usages come from the service's history."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,9 +72,10 @@ class BudgetUse:
                 f"The {vo} VO has used its {_hours(limit)} {what} at {site} for {when}; "
                 "ask your VO manager."
             )
+        # whole percents rounded down: a budget not used up never reads "100%"
         return (
-            f"The {vo} VO has used {self.fraction:.0%} of its {_hours(limit)} {what} at "
-            f"{site} for {when}."
+            f"The {vo} VO has used {math.floor(self.fraction * 100)}% of its {_hours(limit)} "
+            f"{what} at {site} for {when}."
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -61,6 +61,9 @@ def test_warned_from_90_percent_and_refused_when_used_up() -> None:
     assert warned.sentence == (
         "The dev.intertwin.eu VO has used 92% of its 500 GPU hours at PSNC for November 2026."
     )
+    # rounded down: 499.5 of 500 hours is not used up, and does not read "100%"
+    almost = budget_use(PSNC, budget, [usage("a", start, 124.875, 4)], NOW)
+    assert almost.state == WARNING and "has used 99% of its 500 GPU hours" in almost.sentence
     spent = budget_use(PSNC, budget, [usage("a", start, 125, 4)], NOW)
     assert spent.state == EXHAUSTED
     assert spent.sentence == (
