@@ -1,5 +1,6 @@
 import { expect, test } from '@playwright/test';
 import * as fs from 'fs';
+import { showSidebarPanel } from './hub';
 
 /*
  * Benchmark (bench/datalake_dom.py runs it with DATALAKE_BENCH=1 and LAB_URL): scroll the
@@ -16,11 +17,7 @@ test('DataLake: DOM rows while scrolling the 100k-file dataset', async ({ page }
   await page.goto(process.env.LAB_URL!);
   await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
   const panel = page.locator('#intertwin-datalake');
-  // the layout may come back with the panel open: the tab toggles it
-  await page.waitForTimeout(500);
-  if (!(await panel.isVisible())) {
-    await page.locator('li[data-id="intertwin-datalake"]').click();
-  }
+  await showSidebarPanel(page, 'intertwin-datalake');
   await expect(panel.getByTestId('itw-dl-who')).not.toBeEmpty({ timeout: 60_000 });
   await panel.getByTestId('itw-dl-scope').selectOption(scope);
   await panel.getByTestId('itw-dl-query').fill(name);

@@ -2,7 +2,7 @@ import { expect, Page, test } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { login } from './hub';
+import { login, showSidebarPanel } from './hub';
 
 /*
  * The DataLake panel against a real Rucio. Run by tests/testbed/test_ui_datalake.py, which
@@ -59,11 +59,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
 
   // the panel, with its own icon in the left sidebar
   const panel = page.locator('#intertwin-datalake');
-  // the layout may come back with the panel open: the tab toggles it
-  await page.waitForTimeout(500);
-  if (!(await panel.isVisible())) {
-    await page.locator('li[data-id="intertwin-datalake"]').click();
-  }
+  await showSidebarPanel(page, 'intertwin-datalake');
   await expect(panel.getByTestId('itw-dl-who')).toContainText('alice', { timeout: 30_000 });
   // a wider sidebar, as a user would drag it for paths
   const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
@@ -287,10 +283,7 @@ test('DataLake settings: the lifetime choices come from the setting registry', a
     await page.reload();
     await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
     const panel = page.locator('#intertwin-datalake');
-    await page.waitForTimeout(500);
-    if (!(await panel.isVisible())) {
-      await page.locator('li[data-id="intertwin-datalake"]').click();
-    }
+    await showSidebarPanel(page, 'intertwin-datalake');
     await expect(panel.getByTestId('itw-dl-who')).toContainText('alice', { timeout: 120_000 });
     // the first test's rule: its "New lifetime" offers the configured choices (and the default)
     await panel.getByTestId('itw-dl-tab-replicas').click();

@@ -7,6 +7,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import { ATTACHMENTS_KEY, DATALAKE_PLUGIN_ID, IDataLakeModel, IRucioAttachment } from '../tokens';
 import { errorMessage } from '../request';
+import { readSettings } from '../settings';
 import { DataLakePanel } from './components/DataLakePanel';
 import { answerResolveDids, injectAttachments } from './injection';
 import { DataLakeModel, IDataLakeHost, IDataLakeSettings, INotebookHandle } from './model';
@@ -81,11 +82,6 @@ function watchKernel(nb: NotebookPanel): void {
   }
 }
 
-/** The DataLake settings as the registry holds them (schema defaults filled in). */
-function readSettings(settings: ISettingRegistry.ISettings): Partial<IDataLakeSettings> {
-  return settings.composite as unknown as Partial<IDataLakeSettings>;
-}
-
 /**
  * The DataLake sidebar: browse Rucio, make data available at this site, attach it. Provides
  * its model (`IDataLakeModel`) for the panels that follow.
@@ -120,8 +116,10 @@ export const datalakePlugin: JupyterFrontEndPlugin<DataLakeModel> = {
       settingRegistry
         .load(DATALAKE_PLUGIN_ID)
         .then(settings => {
-          model.setSettings(readSettings(settings));
-          settings.changed.connect(() => model.setSettings(readSettings(settings)));
+          model.setSettings(readSettings<IDataLakeSettings>(settings));
+          settings.changed.connect(() =>
+            model.setSettings(readSettings<IDataLakeSettings>(settings))
+          );
         })
         .catch(e => console.warn(`DataLake: settings not loaded: ${errorMessage(e)}`));
     }

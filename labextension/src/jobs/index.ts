@@ -9,6 +9,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { ApiError, errorMessage, requestAPI } from '../request';
+import { readSettings } from '../settings';
 import { IJobsModel, ISiteContext, JOBS_PLUGIN_ID } from '../tokens';
 import { JobsPanel } from './components/JobsPanel';
 import { SessionStatus } from './components/SessionStatus';
@@ -24,11 +25,6 @@ const JOBS_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
 export const jobsIcon = new LabIcon({ name: 'intertwin:jobs', svgstr: JOBS_SVG });
 
 const PANEL_ID = 'intertwin-jobs';
-
-/** The Jobs settings as the registry holds them (schema defaults filled in). */
-function readSettings(settings: ISettingRegistry.ISettings): Partial<IJobsSettings> {
-  return settings.composite as unknown as Partial<IJobsSettings>;
-}
 
 /** Open a notebook and make the cell with this id the active one, scrolled into view. */
 async function openAtCell(
@@ -121,8 +117,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<JobsModel> = {
       settingRegistry
         .load(JOBS_PLUGIN_ID)
         .then(settings => {
-          model.setSettings(readSettings(settings));
-          settings.changed.connect(() => model.setSettings(readSettings(settings)));
+          model.setSettings(readSettings<IJobsSettings>(settings));
+          settings.changed.connect(() => model.setSettings(readSettings<IJobsSettings>(settings)));
         })
         .catch(e => console.warn(`Jobs: settings not loaded: ${errorMessage(e)}`));
     }

@@ -7,6 +7,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import type { JobsModel } from '../jobs/model';
 import { errorMessage } from '../request';
+import { readSettings } from '../settings';
 import { IJobsModel, IUsageModel, USAGE_PLUGIN_ID } from '../tokens';
 import { UsagePanel } from './components/UsagePanel';
 import { IUsageHost, IUsageSettings, UsageModel } from './model';
@@ -23,10 +24,6 @@ export const usageIcon = new LabIcon({ name: 'intertwin:usage', svgstr: USAGE_SV
 const PANEL_ID = 'intertwin-usage';
 /** The Jobs panel's id (labextension/src/jobs/index.ts). */
 const JOBS_PANEL_ID = 'intertwin-jobs';
-
-function readSettings(settings: ISettingRegistry.ISettings): Partial<IUsageSettings> {
-  return settings.composite as unknown as Partial<IUsageSettings>;
-}
 
 /**
  * The Usage sidebar: this month's usage by site, a chart over time, the most expensive jobs
@@ -59,12 +56,12 @@ export const usagePlugin: JupyterFrontEndPlugin<UsageModel> = {
       settingRegistry
         .load(USAGE_PLUGIN_ID)
         .then(settings => {
-          const first = readSettings(settings);
+          const first = readSettings<IUsageSettings>(settings);
           model.setSettings(first);
           if (first.unit) {
             model.setUnit(first.unit);
           }
-          settings.changed.connect(() => model.setSettings(readSettings(settings)));
+          settings.changed.connect(() => model.setSettings(readSettings<IUsageSettings>(settings)));
         })
         .catch(e => console.warn(`Usage: settings not loaded: ${errorMessage(e)}`));
     }

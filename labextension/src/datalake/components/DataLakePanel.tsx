@@ -96,7 +96,7 @@ export function DataLakeView(props: { model: DataLakeModel }): JSX.Element {
   const trans = model.trans;
   return (
     <TransContext.Provider value={trans}>
-      <div className="itw-dl" data-testid="itw-datalake">
+      <div className="itw-sidebar-body itw-dl" data-testid="itw-datalake">
         <header className="itw-dl-head">
           <h2 className="itw-title">{trans.__('DataLake')}</h2>
           <span className="itw-dl-who" data-testid="itw-dl-who">
@@ -147,6 +147,7 @@ export class DataLakePanel extends ReactWidget {
   constructor(readonly model: DataLakeModel) {
     super();
     this.addClass('itw-panel');
+    this.addClass('itw-sidebar-panel');
     this.addClass('itw-dl-panel');
   }
 

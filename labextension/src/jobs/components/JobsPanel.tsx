@@ -1,9 +1,9 @@
 import { TranslationBundle } from '@jupyterlab/translation';
-import { Button, closeIcon, ReactWidget } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
+import { Button, closeIcon } from '@jupyterlab/ui-components';
 import React, { useEffect, useLayoutEffect, useReducer, useRef } from 'react';
 
 import { Empty, ErrorBanner, Loading, TransContext } from '../../datalake/components/common';
+import { PolledPanel } from '../../components/PolledPanel';
 import { IJob } from '../../tokens';
 import { duration, isActive, jobTitle, JobsModel, resourcesText, STATES } from '../model';
 
@@ -377,7 +377,7 @@ export function JobsView(props: { model: JobsModel }): JSX.Element {
   const running = model.active.filter(j => j.state === 'running').length;
   return (
     <TransContext.Provider value={trans}>
-      <div className="itw-jobs" data-testid="itw-jobs">
+      <div className="itw-sidebar-body itw-jobs" data-testid="itw-jobs">
         <header className="itw-dl-head">
           <h2 className="itw-title">{trans.__('Jobs')}</h2>
           <span className="itw-dl-who" data-testid="itw-jobs-count">
@@ -398,22 +398,9 @@ export function JobsView(props: { model: JobsModel }): JSX.Element {
 }
 
 /** The "Jobs" left-sidebar panel. */
-export class JobsPanel extends ReactWidget {
-  constructor(readonly model: JobsModel) {
-    super();
-    this.addClass('itw-panel');
-    this.addClass('itw-jobs-panel');
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.setVisible(true);
-    this.model.start();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.setVisible(false); // a closed panel asks less often
+export class JobsPanel extends PolledPanel<JobsModel> {
+  constructor(model: JobsModel) {
+    super(model, 'itw-sidebar-panel', 'itw-jobs-panel');
   }
 
   render(): JSX.Element {

@@ -1,12 +1,12 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { ServerConnection } from '@jupyterlab/services';
-import { Button, downloadIcon, refreshIcon, ReactWidget } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
+import { Button, downloadIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import React, { useEffect, useReducer, useRef, useState } from 'react';
 
 import { Empty, ErrorBanner, Loading, TransContext } from '../../datalake/components/common';
+import { PolledPanel } from '../../components/PolledPanel';
 import { API_NAMESPACE, IUsageJob } from '../../tokens';
 import { gpuHours, hours, IBudgetBar, METRICS, UNITS, UsageMetric, UsageModel } from '../model';
 
@@ -377,25 +377,12 @@ function UsageView(props: {
 }
 
 /** The Usage sidebar panel. */
-export class UsagePanel extends ReactWidget {
+export class UsagePanel extends PolledPanel<UsageModel> {
   constructor(
-    readonly model: UsageModel,
+    model: UsageModel,
     readonly rendermime: IRenderMimeRegistry | null
   ) {
-    super();
-    this.addClass('itw-panel');
-    this.addClass('itw-usage-panel');
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.setVisible(true);
-    this.model.start();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.setVisible(false);
+    super(model, 'itw-usage-panel');
   }
 
   render(): JSX.Element {
