@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from testbed.procs import Supervisor, free_port, http_ok, wait_until
+from tests.testbed import browser
 
 REPO = Path(__file__).resolve().parents[1]
-UI = REPO / "ui-tests"
 PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 
 
@@ -52,27 +50,15 @@ def start_lab(
 def run_spec(
     spec: str, env: Mapping[str, str], out: Path, timeout: float, must_pass: bool = True
 ) -> dict[str, Any]:
-    """Run ui-tests/``spec`` with ``env`` and return what it wrote to ``out``. Fails when it
-    wrote nothing, or (``must_pass``) when Playwright reports a failure."""
-    playwright = UI / "node_modules" / ".bin" / "playwright"
-    if not playwright.exists():
-        raise SystemExit("Playwright is not installed in ui-tests/: run scripts/setup.sh")
-    full_env = {
-        **os.environ,
-        "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium",
-        "BENCH_OUTPUT": str(out),
-        "UI_OUTPUT_DIR": str(out.parent / "results"),
-        "CI": "1",
-        **env,
-    }
-    r = subprocess.run(
-        [str(playwright), "test", spec],
-        cwd=UI,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run ui-tests/``spec`` with ``env`` (through the UI tests' runner, tests/testbed/browser.py)
+    and return what it wrote to ``out``. Fails when it wrote nothing, or (``must_pass``) when
+    Playwright reports a failure."""
+    try:
+        r = browser.run_spec(
+            spec, {"BENCH_OUTPUT": str(out), **env}, out.parent / "results", timeout
+        )
+    except browser.BrowserMissing as e:
+        raise SystemExit(str(e)) from e
     if (must_pass and r.returncode != 0) or not out.exists():
         raise SystemExit(f"the browser run failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}")
     return dict(json.loads(out.read_text()))

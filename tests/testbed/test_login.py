@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from html import unescape
@@ -38,9 +35,9 @@ from testbed.keycloak import (
 from testbed.lifecycle import control_plane_of
 from testbed.procs import Supervisor, free_port
 
+from .browser import ui_test
 from .hubapi import checkin_login
 
-UI = Path(__file__).parents[2] / "ui-tests"
 # Check-in's access tokens live an hour; here a minute, so a test sees one expire
 ACCESS_TOKEN_LIFESPAN = 60
 # a cookie-authenticated request this long after the last refresh refreshes again
@@ -244,30 +241,9 @@ def test_alice_signs_in_through_keycloaks_page_in_chromium(
 ) -> None:
     """ui-tests/tests/checkin.spec.ts: the same login in Debian's Chromium, clicking through."""
     _, hub = checkin
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    playwright = UI / "node_modules" / ".bin" / "playwright"
-    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
-    assert playwright.exists(), "ui-tests/node_modules is missing: run scripts/setup.sh"
-    env = {
-        **os.environ,
-        "HUB_URL": hub.url,
-        "HUB_PASSWORD": USERS_PASSWORD,
-        "CHECKIN_UI": "1",
-        "CHROMIUM": chromium,
-        "UI_OUTPUT_DIR": str(tmp_path / "results"),
-        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
-        "CI": "1",
-    }
-    r = subprocess.run(
-        [str(playwright), "test", "tests/checkin.spec.ts"],
-        cwd=UI,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    ui_test(
+        "tests/checkin.spec.ts", {**vars(hub), "login": "checkin"}, tmp_path, {"CHECKIN_UI": "1"}
     )
-    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-    assert "1 passed" in r.stdout, r.stdout
 
 
 async def wait_for(check: Any, what: str, timeout: float, interval: float = 2.0) -> Any:

@@ -5,9 +5,6 @@ lifetime choices saved in JupyterLab's settings are the ones offered."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from testbed.hub import DEMO_PASSWORD
 from testbed.rucio import set_pump_interval, start_rucio_server, stop_rucio_server
 
+from .browser import ui_test
+
 pytestmark = pytest.mark.testbed
-UI = Path(__file__).parents[2] / "ui-tests"
 DATASET = "climate.era5.2021"
 
 
@@ -68,36 +65,14 @@ def rucio_control(testbed: dict[str, Any]) -> Iterator[str]:
 def test_datalake_panel_in_chromium(
     testbed: dict[str, Any], rucio_control: str, tmp_path: Path
 ) -> None:
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
-    assert (UI / "node_modules" / ".bin" / "playwright").exists(), (
-        "ui-tests/node_modules is missing: run scripts/setup.sh"
-    )
     results = tmp_path / "results"
+    # INTERTWIN_SCREENSHOTS=docs refreshes docs/datalake.png
     env = {
-        **os.environ,
-        "HUB_URL": testbed["hub"]["url"],
-        "HUB_PASSWORD": DEMO_PASSWORD,
-        "CHROMIUM": chromium,
-        "UI_OUTPUT_DIR": str(results),
-        # set INTERTWIN_SCREENSHOTS=docs to refresh docs/datalake.png
-        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
         "DATALAKE_UI": "1",
         "DATALAKE_DATASET": DATASET,
         "RUCIO_CONTROL_URL": rucio_control,
-        "CI": "1",
     }
-    r = subprocess.run(
-        [str(UI / "node_modules" / ".bin" / "playwright"), "test", "tests/datalake.spec.ts"],
-        cwd=UI,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    print(r.stdout)  # the browser's warnings, shown by pytest -rP
-    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-    assert "2 passed" in r.stdout, r.stdout
+    ui_test("tests/datalake.spec.ts", testbed["hub"], tmp_path, env, passed=2, timeout=900)
 
     # the path the panel copied is a real file in Vega's scratch RSE, with the dataset's bytes
     copied = Path((results / "copied-path.txt").read_text().strip())

@@ -6,9 +6,6 @@ the notification says it ended. The service's API then says cancelled."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +13,11 @@ import aiohttp
 import pytest
 
 from ..waiting import wait_for_async
+from .browser import ui_test
 from .hubapi import spawn, stop
 from .test_service import token_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
-UI = Path(__file__).parents[2] / "ui-tests"
 SERVER, SECOND = "jobs", "jobs-second"
 
 
@@ -54,38 +51,12 @@ async def stop_both(hub: dict[str, Any]) -> None:
 
 
 def test_jobs_panel_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
-    assert (UI / "node_modules" / ".bin" / "playwright").exists(), (
-        "ui-tests/node_modules is missing: run scripts/setup.sh"
-    )
     hub = testbed["hub"]
     token = asyncio.run(start_second(hub))
-    env = {
-        **os.environ,
-        "HUB_URL": hub["url"],
-        "HUB_PASSWORD": "intertwin-demo",
-        "CHROMIUM": chromium,
-        "UI_OUTPUT_DIR": str(tmp_path / "results"),
-        # set INTERTWIN_SCREENSHOTS=docs to refresh docs/jobs.png
-        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
-        "JOBS_UI": "1",
-        "JOBS_SERVER": SERVER,
-        "JOBS_SECOND": SECOND,
-        "CI": "1",
-    }
+    # INTERTWIN_SCREENSHOTS=docs refreshes docs/jobs.png
+    env = {"JOBS_UI": "1", "JOBS_SERVER": SERVER, "JOBS_SECOND": SECOND}
     try:
-        r = subprocess.run(
-            [str(UI / "node_modules" / ".bin" / "playwright"), "test", "tests/jobs.spec.ts"],
-            cwd=UI,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=800,
-        )
-        print(r.stdout)  # the browser's warnings, shown by pytest -rP
-        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-        assert "1 passed" in r.stdout, r.stdout
+        ui_test("tests/jobs.spec.ts", hub, tmp_path, env, timeout=800)
 
         # the service says what the panel showed: the second server was cancelled
         job = asyncio.run(second_job(hub, token))

@@ -7,9 +7,6 @@ and the CSV link answering her jobs' rows (that Vega job's among them)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +14,11 @@ import aiohttp
 import pytest
 
 from ..waiting import wait_for_async
+from .browser import ui_test
 from .hubapi import spawn, stop
 from .test_service import client, token_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
-UI = Path(__file__).parents[2] / "ui-tests"
 VEGA, LAB = "usage-vega", "usage"
 
 
@@ -70,37 +67,11 @@ async def stop_lab(hub: dict[str, Any]) -> None:
 
 
 def test_usage_panel_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
-    assert (UI / "node_modules" / ".bin" / "playwright").exists(), (
-        "ui-tests/node_modules is missing: run scripts/setup.sh"
-    )
     hub = testbed["hub"]
     job_id = asyncio.run(vega_ran_and_stopped(hub))
-    env = {
-        **os.environ,
-        "HUB_URL": hub["url"],
-        "HUB_PASSWORD": "intertwin-demo",
-        "CHROMIUM": chromium,
-        "UI_OUTPUT_DIR": str(tmp_path / "results"),
-        # set INTERTWIN_SCREENSHOTS=docs to refresh docs/usage.png
-        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
-        "USAGE_UI": "1",
-        "USAGE_SERVER": LAB,
-        "USAGE_JOB": job_id,
-        "CI": "1",
-    }
+    # INTERTWIN_SCREENSHOTS=docs refreshes docs/usage.png
+    env = {"USAGE_UI": "1", "USAGE_SERVER": LAB, "USAGE_JOB": job_id}
     try:
-        r = subprocess.run(
-            [str(UI / "node_modules" / ".bin" / "playwright"), "test", "tests/usage.spec.ts"],
-            cwd=UI,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=800,
-        )
-        print(r.stdout)  # the browser's warnings, shown by pytest -rP
-        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-        assert "1 passed" in r.stdout, r.stdout
+        ui_test("tests/usage.spec.ts", hub, tmp_path, env, timeout=800)
     finally:
         asyncio.run(stop_lab(hub))

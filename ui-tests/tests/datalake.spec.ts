@@ -2,7 +2,7 @@ import { expect, Page, test } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { login, showSidebarPanel } from './hub';
+import { openLab, showSidebarPanel } from './hub';
 
 /*
  * The DataLake panel against a real Rucio. Run by tests/testbed/test_ui_datalake.py, which
@@ -17,19 +17,13 @@ const DATASET = process.env.DATALAKE_DATASET ?? 'climate.era5.2021';
 
 test.skip(!process.env.DATALAKE_UI, 'run by tests/testbed/test_ui_datalake.py (DATALAKE_UI=1)');
 
-async function openLab(page: Page): Promise<void> {
+/** JupyterLab at LAB_URL (development), else alice's Vega session on the hub. */
+async function reachLab(page: Page): Promise<void> {
   if (process.env.LAB_URL) {
     await page.goto(process.env.LAB_URL);
   } else {
-    await login(page, 'alice');
     // a named server of its own, so it does not meet spawn.spec.ts's "ui" server
-    await page.goto('/hub/spawn/alice/datalake');
-    if (!/\/user\/alice\/datalake\//.test(page.url())) {
-      const form = page.locator('#spawn_form');
-      await form.locator('input[name="profile"][value="vega"]').check();
-      await form.getByRole('button', { name: 'Start' }).click();
-    }
-    await page.waitForURL(/\/user\/alice\/datalake\/lab/, { timeout: 180_000 });
+    await openLab(page, 'alice', 'datalake', { profile: 'vega' });
   }
   await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
 }
@@ -55,7 +49,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
       console.log(`[browser ${m.type()}] ${m.text()}`);
     }
   });
-  await openLab(page);
+  await reachLab(page);
 
   // the panel, with its own icon in the left sidebar
   const panel = page.locator('#intertwin-datalake');
@@ -261,7 +255,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
 });
 
 test('DataLake settings: the lifetime choices come from the setting registry', async ({ page }) => {
-  await openLab(page);
+  await reachLab(page);
   // JupyterLab's settings API at {base}lab/api/settings/<plugin id>, as the Settings Editor saves
   const labBase = /^(.*?\/lab)(\/|\?|$)/.exec(page.url())?.[1];
   expect(labBase).toBeTruthy();

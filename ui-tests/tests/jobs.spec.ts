@@ -1,6 +1,6 @@
-import { expect, Page, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 
-import { login } from './hub';
+import { openLab } from './hub';
 
 /*
  * The Jobs panel against the real intertwin service on the testbed hub. Run by
@@ -14,20 +14,6 @@ const SECOND = process.env.JOBS_SECOND ?? 'jobs-second';
 
 test.skip(!process.env.JOBS_UI, 'run by tests/testbed/test_ui_jobs.py (JOBS_UI=1)');
 
-async function openLab(page: Page): Promise<void> {
-  await login(page, 'alice');
-  // a named server of its own, at Vega with two A100s
-  await page.goto(`/hub/spawn/alice/${SERVER}`);
-  if (!new RegExp(`/user/alice/${SERVER}/`).test(page.url())) {
-    const form = page.locator('#spawn_form');
-    await form.locator('input[name="profile"][value="vega"]').check();
-    await form.locator('select[name="profile-option-vega--gpus"]').selectOption('gpu-2');
-    await form.getByRole('button', { name: 'Start' }).click();
-  }
-  await page.waitForURL(new RegExp(`/user/alice/${SERVER}/lab`), { timeout: 180_000 });
-  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
-}
-
 test('Jobs: my Vega session, its logs, cancel a second server, the notification', async ({
   page
 }) => {
@@ -36,7 +22,8 @@ test('Jobs: my Vega session, its logs, cancel a second server, the notification'
       console.log(`[browser ${m.type()}] ${m.text()}`);
     }
   });
-  await openLab(page);
+  // a named server of its own, at Vega with two A100s
+  await openLab(page, 'alice', SERVER, { profile: 'vega', gpus: 'gpu-2' });
 
   // the status bar says where this session runs, and opens the panel
   const status = page.getByTestId('itw-session-status');

@@ -1,6 +1,6 @@
-import { expect, Page, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 
-import { login } from './hub';
+import { openLab } from './hub';
 
 /*
  * The Usage panel against the real intertwin service on the testbed hub. Run by
@@ -13,26 +13,14 @@ const JOB = process.env.USAGE_JOB ?? '';
 
 test.skip(!process.env.USAGE_UI, 'run by tests/testbed/test_ui_usage.py (USAGE_UI=1)');
 
-async function openLab(page: Page): Promise<void> {
-  await login(page, 'alice');
-  // a session of its own at UKRI (no batch queue)
-  await page.goto(`/hub/spawn/alice/${SERVER}`);
-  if (!new RegExp(`/user/alice/${SERVER}/`).test(page.url())) {
-    const form = page.locator('#spawn_form');
-    await form.locator('input[name="profile"][value="ukri"]').check();
-    await form.getByRole('button', { name: 'Start' }).click();
-  }
-  await page.waitForURL(new RegExp(`/user/alice/${SERVER}/lab`), { timeout: 180_000 });
-  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
-}
-
 test('Usage: Vega with A100 GPU hours, the PSNC budget, the chart, the CSV', async ({ page }) => {
   page.on('console', m => {
     if (m.type() === 'warning' || m.type() === 'error') {
       console.log(`[browser ${m.type()}] ${m.text()}`);
     }
   });
-  await openLab(page);
+  // a session of its own at UKRI (no batch queue)
+  await openLab(page, 'alice', SERVER, { profile: 'ukri' });
 
   // the left sidebar's Usage tab, after Jobs
   const tabs = page.locator('#jp-left-stack ~ .jp-SideBar li, .jp-SideBar.jp-mod-left li');
