@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +264,19 @@ def _grant(
             "subjects": [{"kind": "User", "name": u} for u in users],
         },
     )
+
+
+def hub_namespace(cp: ControlPlane, namespace: str) -> ControlPlane:
+    """The control plane for a second hub whose notebooks live in ``namespace``: created, with
+    the hub's and the intertwin service's Roles there as in the hub's own namespace. That hub's
+    service sees only its own hub's pods."""
+    kube = cp.kube()
+    kube.ensure("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    _grant(kube, "hub", Z2JH_HUB_ROLE_RULES, [cp.identities["hub"].user], namespace)
+    _grant(
+        kube, "intertwin-service", SERVICE_ROLE_RULES, [cp.identities["service"].user], namespace
+    )
+    return replace(cp, namespace=namespace)
 
 
 def apply_rbac(kube: Kube, ids: dict[str, Identity], node_names: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import secrets
@@ -10,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .binaries import cache_dir
 from .cluster import ControlPlane
@@ -25,8 +27,9 @@ ADMINS = ["oper"]
 # named servers a user may have at once (stopped ones count until deleted), above what any
 # test holds at a time
 NAMED_SERVER_LIMIT = 10
-# EGI Check-in's Keycloak: the testbed's serves the same paths below its own URL
-CHECKIN_URL = "https://aai.egi.eu/auth"
+# EGI Check-in's Keycloak of each environment (production, development): the testbed's serves
+# the same paths below its own URL
+CHECKIN_URLS = {"prod": "https://aai.egi.eu/auth", "dev": "https://aai-dev.egi.eu/auth"}
 
 
 @dataclass
@@ -58,8 +61,12 @@ def hub_config(
     rucio: dict[str, Any] | None = None,
     service_port: int | None = None,
     keycloak: Keycloak | None = None,
-    auth_refresh_age: int = 300,
+    auth_refresh_age: int | None = None,
+    values_env: str = "prod",
 ) -> str:
+    """The testbed hub's jupyterhub_config.py. Without ``keycloak``: the demo's login. With it,
+    the deployment's whole ``hub.config`` (``values_env``'s, :func:`values_hub_config`) goes last,
+    as the chart applies it: login, spawner, service URL and limits as in production."""
     venv_bin = str(Path(sys.executable).parent)
     service_port = service_port or free_port()
     vo_members = [u for u, groups in DEMO_USERS.items() if DEV_VO in groups]
@@ -75,6 +82,7 @@ def hub_config(
         # batch cells run on this machine through the local plugin: the venv is their image
         "INTERTWIN_OFFLOAD_PYTHON": sys.executable,
     }
+    values = ""
     if keycloak is None:
         login = f"""c.JupyterHub.authenticator_class = "dummy"
 # demo only: production uses GenericOAuthenticator against EGI Check-in (helm-values/);
@@ -84,8 +92,13 @@ c.Authenticator.allowed_users = {set(DEMO_USERS)!r}
 c.Authenticator.admin_users = {set(ADMINS)!r}
 c.JupyterHub.load_groups = {{{DEV_VO!r}: {{"users": {vo_members!r}}}}}"""
     else:
-        login = checkin_config(keycloak, f"http://127.0.0.1:{port}", auth_refresh_age)
-    return f"""# written by testbed/hub.py for one testbed run
+        login = "# the login: helm-values' hub.config, below"
+        config = values_hub_config(
+            keycloak, f"http://127.0.0.1:{port}", values_env, auth_refresh_age
+        )
+        values = "\n" + values_config_lines(config) + "\n"
+    return (
+        f"""# written by testbed/hub.py for one testbed run
 c = get_config()  # noqa
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {port}
@@ -145,7 +158,10 @@ c.InterTwinSpawner.site_reach = {reach!r}
 # sessions reach the intertwin service through the proxy (the testbed hub has no public_url)
 c.InterTwinSpawner.service_url = "http://127.0.0.1:{port}/services/intertwin/"
 c.KubeSpawner.automount_service_account_token = False
-""" + (rucio_config(rucio, demo_login=keycloak is None) if rucio else "")
+"""
+        + (rucio_config(rucio, demo_login=keycloak is None) if rucio else "")
+        + values
+    )
 
 
 def checkin_values(env: str = "prod") -> dict[str, dict[str, Any]]:
@@ -155,25 +171,58 @@ def checkin_values(env: str = "prod") -> dict[str, dict[str, Any]]:
     return {k: dict(config[k]) for k in ("GenericOAuthenticator", "Authenticator")}
 
 
-def checkin_config(kc: Keycloak, hub_url: str, auth_refresh_age: int) -> str:
-    """The login of ``helm-values/`` with EGI Check-in's URLs pointing at the testbed's
-    Keycloak (same realm name and paths), the hub's own callback, and the run's client."""
-    sections = checkin_values()
-    oauth = sections["GenericOAuthenticator"]
-    for key in ("authorize_url", "token_url", "userdata_url"):
-        if not oauth[key].startswith(CHECKIN_URL + "/"):
-            raise TestbedError(f"helm-values: {key} {oauth[key]!r} is not under {CHECKIN_URL}")
-        oauth[key] = kc.url + oauth[key][len(CHECKIN_URL) :]
-    oauth["oauth_callback_url"] = f"{hub_url}/hub/oauth_callback"
+def public_url(env: str = "prod") -> str:
+    """The deployed hub's public URL: its ingress host, over TLS."""
+    return f"https://{values_for(env)['ingress']['hosts'][0]}"
+
+
+def values_hub_config(
+    kc: Keycloak, hub_url: str, env: str = "prod", auth_refresh_age: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """The deployment's whole ``hub.config`` (``helm-values/``, environment ``env``) as a testbed
+    hub runs it: EGI Check-in's URLs point at the testbed's Keycloak (same realm, same paths),
+    the public hub URL (callback, the notebooks' hub_connect_url, the sessions' service_url) at
+    the testbed's proxy ``hub_url``, and the hub client is the run's (the chart passes it in
+    OAUTH_CLIENT_ID/OAUTH_CLIENT_SECRET). Nothing else changes; a deployment URL left over is an
+    error, so a new URL in the values cannot reach the real Check-in or hub from a test.
+    ``auth_refresh_age``: a test's shorter refresh interval."""
+    config = copy.deepcopy(values_for(env)["hub"]["config"])
+    swaps = {CHECKIN_URLS[env]: kc.url, public_url(env): hub_url}
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        if isinstance(value, str):
+            for old, new in swaps.items():
+                if value == old or value.startswith(old + "/"):
+                    return new + value[len(old) :]
+        return value
+
+    config = swap(config)
+    oauth = config["GenericOAuthenticator"]
     oauth["client_id"] = kc.client_id
     oauth["client_secret"] = kc.client_secret
-    auth = sections["Authenticator"]
-    auth["auth_refresh_age"] = auth_refresh_age
-    lines = [
-        'c.JupyterHub.authenticator_class = "generic-oauth"',
-        "# helm-values' production login, against the testbed's Keycloak (testbed/keycloak.py)",
+    if auth_refresh_age is not None:
+        config["Authenticator"]["auth_refresh_age"] = auth_refresh_age
+    left = [
+        f"{section}.{key}"
+        for section, values in config.items()
+        for key, value in values.items()
+        if any(f"://{urlsplit(old).netloc}" in repr(value) for old in swaps)
     ]
-    for section, values in sections.items():
+    if left:
+        raise TestbedError(f"helm-values ({env}): {', '.join(left)} still name a deployment URL")
+    return config
+
+
+def values_config_lines(config: dict[str, dict[str, Any]]) -> str:
+    """``hub.config`` as jupyterhub_config.py lines (what the chart's own jupyterhub_config.py
+    does with it, after the settings it derives from the other values:
+    https://github.com/jupyterhub/zero-to-jupyterhub-k8s/blob/4.2.0/jupyterhub/files/hub/jupyterhub_config.py)."""
+    lines = ["# helm-values' whole hub.config, its URLs swapped for the testbed's (testbed/hub.py)"]
+    for section, values in config.items():
         lines += [f"c.{section}.{k} = {v!r}" for k, v in values.items()]
     return "\n".join(lines)
 
@@ -222,12 +271,13 @@ def start_hub(
     rucio: dict[str, Any] | None = None,
     keycloak: Keycloak | None = None,
     port: int | None = None,
-    auth_refresh_age: int = 300,
+    auth_refresh_age: int | None = None,
 ) -> Hub:
     """Start a proxy and a hub; ``name`` and ``extra_config`` let a benchmark run a second,
-    differently configured hub on the same testbed. ``keycloak``: log in through it (the
-    Helm values' GenericOAuthenticator) instead of the demo password; ``port`` is then the
-    one its hub client redirects to."""
+    differently configured hub on the same testbed (``cp.namespace``: its pods' namespace).
+    ``keycloak``: run helm-values' whole ``hub.config`` against it, logging in through it
+    instead of the demo password (``auth_refresh_age`` seconds between refreshes instead of the
+    values'); ``port`` is then the one its hub client redirects to."""
     run = sup.run_dir / name
     run.mkdir(parents=True, exist_ok=True)
     port, hub_port, proxy_api = port or free_port(), free_port(), free_port()

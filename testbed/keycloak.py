@@ -94,6 +94,15 @@ class Keycloak:
             raise TestbedError(f"Keycloak has no user {username!r} in realm {REALM}")
         return str(found[0]["id"])
 
+    def allow_redirect(self, uri: str) -> None:
+        """Let the hub client redirect to ``uri`` too: another hub (its own port) logging in
+        through this Keycloak, registered as an operator adds a callback URL to a client."""
+        client = self.admin("GET", f"/clients?clientId={urllib.parse.quote(self.client_id)}")[0]
+        uris = list(client.get("redirectUris") or [])
+        if uri not in uris:
+            client["redirectUris"] = [*uris, uri]
+            self.admin("PUT", f"/clients/{client['id']}", client)
+
     def revoke_sessions(self, username: str) -> None:
         """End every session of the user, offline ones included: what an operator (or the
         user, in Check-in's account page) does when a device is lost. The hub's refresh token

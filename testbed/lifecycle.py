@@ -55,11 +55,12 @@ def up(
     slurm: bool = False,
     keycloak: bool = False,
     access_token_lifespan: int = 3600,
-    auth_refresh_age: int = 300,
+    auth_refresh_age: int | None = None,
 ) -> dict[str, Any]:
     """``keycloak``: start the testbed's Keycloak (realm ``egi``, :mod:`testbed.keycloak`) with
-    access tokens living ``access_token_lifespan`` seconds, and log in to the hub through it
-    (refreshing tokens on requests ``auth_refresh_age`` seconds after the last refresh).
+    access tokens living ``access_token_lifespan`` seconds, and run the hub with helm-values'
+    whole ``hub.config`` against it (refreshing tokens on requests ``auth_refresh_age`` seconds
+    after the last refresh, when given, instead of the values').
     ``rucio``: True starts a Rucio server for this run (pumping transfers every 2 s) on
     ``rucio_db``, a dict is a Rucio someone else started and stops (the test session's),
     False: none. ``slurm``: queue the Slurm sites' pods in a real Slurm cluster of this run

@@ -96,3 +96,16 @@ async def checkin_login(
     form = {"username": user, "password": password, "credentialId": ""}
     async with s.post(unescape(m.group(1)), data=form) as r:
         return s, r.status, await r.text(), str(r.url)
+
+
+async def logged_in(hub: dict[str, Any], user: str) -> None:
+    """``user`` logs in once on a hub of the ``checkin_hub`` kind (through its Keycloak), as
+    they would before anyone spawns for them: the hub then knows their VOs (groups) and holds
+    their tokens."""
+    from testbed.keycloak import USERS_PASSWORD
+
+    session, status, page, url = await checkin_login(
+        hub["url"], hub["idp_url"], user, USERS_PASSWORD
+    )
+    async with session:
+        assert status == 200 and url.endswith("/hub/home"), f"{status} {url}: {page[:500]}"

@@ -3,8 +3,8 @@ the authenticator configuration of ``helm-values/``: entitlements become groups,
 entitlement makes admins, a user of no admitted VO is told how to join, and the tokens in the
 auth state are refreshed, or the user sent to log in again once Keycloak revoked them.
 
-One Keycloak and one hub (the session testbed's control plane, a proxy and hub of their own)
-for the whole module."""
+The session's Keycloak (tests/testbed/conftest.py) and, for the whole module, a hub of its own
+on the session testbed's control plane (requests refresh the tokens every few seconds here)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,13 @@ import pytest
 import pytest_asyncio
 
 from intertwin_hub.spawner.options import vos_of
-from testbed.hub import ADMINS, DEMO_USERS, Hub, checkin_values, start_hub
+from testbed.hub import ADMINS, DEMO_USERS, Hub, checkin_values, start_hub, values_hub_config
 from testbed.keycloak import (
     ADMIN_ENTITLEMENT,
     DEV_VO_ENTITLEMENT,
     REALM_FILE,
     USERS_PASSWORD,
     Keycloak,
-    start_keycloak,
 )
 from testbed.lifecycle import control_plane_of
 from testbed.procs import Supervisor, free_port
@@ -38,7 +37,7 @@ from testbed.procs import Supervisor, free_port
 from .browser import ui_test
 from .hubapi import checkin_login
 
-# Check-in's access tokens live an hour; here a minute, so a test sees one expire
+# the session's Keycloak: Check-in's access tokens live an hour, the tests' a minute
 ACCESS_TOKEN_LIFESPAN = 60
 # a cookie-authenticated request this long after the last refresh refreshes again
 AUTH_REFRESH_AGE = 5
@@ -46,26 +45,22 @@ AUTH_REFRESH_AGE = 5
 
 @pytest.fixture(scope="module")
 def checkin(
-    testbed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    testbed: dict[str, Any], keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Keycloak, Hub]]:
+    assert keycloak.access_token_lifespan == ACCESS_TOKEN_LIFESPAN
     sup = Supervisor(tmp_path_factory.mktemp("login"))
     port = free_port()
+    keycloak.allow_redirect(f"http://127.0.0.1:{port}/hub/oauth_callback")
     try:
-        kc = start_keycloak(
-            sup,
-            [f"http://127.0.0.1:{port}/hub/oauth_callback"],
-            access_token_lifespan=ACCESS_TOKEN_LIFESPAN,
-            progress=print,
-        )
         hub = start_hub(
             sup,
             control_plane_of(testbed),
             name="login",
-            keycloak=kc,
+            keycloak=keycloak,
             port=port,
             auth_refresh_age=AUTH_REFRESH_AGE,
         )
-        yield kc, hub
+        yield keycloak, hub
     finally:
         sup.stop_all(("jupyterhub-login", "proxy-login"))
 
@@ -91,10 +86,10 @@ def claims(jwt: str) -> dict[str, Any]:
     return decoded
 
 
-def test_the_testbed_logs_in_with_the_helm_values_authenticator() -> None:
-    """What the testbed hub runs is helm-values/' login with only the IdP's address swapped."""
-    from testbed.hub import checkin_config
-
+def test_the_login_is_helm_values_with_keycloak_for_check_in() -> None:
+    """The login the testbed hub runs: helm-values' authenticator sections, Check-in's URLs on
+    the testbed's Keycloak (testbed/hub.py: values_hub_config; the whole hub.config is checked
+    in test_values_hub.py)."""
     kc = Keycloak(
         url="http://127.0.0.1:1/auth",
         management_url="http://127.0.0.1:2/auth",
@@ -106,7 +101,7 @@ def test_the_testbed_logs_in_with_the_helm_values_authenticator() -> None:
         java="java",
         home="/nowhere",
     )
-    config = checkin_config(kc, "http://127.0.0.1:3", auth_refresh_age=5)
+    config = values_hub_config(kc, "http://127.0.0.1:3", auth_refresh_age=5)
     values = checkin_values()
     oauth = values["GenericOAuthenticator"]
     assert oauth["manage_groups"] is True
@@ -115,14 +110,13 @@ def test_the_testbed_logs_in_with_the_helm_values_authenticator() -> None:
     assert ADMIN_ENTITLEMENT in oauth["admin_groups"]
     assert values["Authenticator"]["enable_auth_state"] is True
     assert values["Authenticator"]["refresh_pre_spawn"] is True
-    assert (
-        "c.GenericOAuthenticator.token_url = "
-        "'http://127.0.0.1:1/auth/realms/egi/protocol/openid-connect/token'" in config
-    )
-    assert "aai.egi.eu/auth" not in config
-    assert "c.Authenticator.auth_refresh_age = 5" in config
+    run = config["GenericOAuthenticator"]
+    assert run["token_url"] == "http://127.0.0.1:1/auth/realms/egi/protocol/openid-connect/token"
+    assert run["oauth_callback_url"] == "http://127.0.0.1:3/hub/oauth_callback"
+    assert (run["client_id"], run["client_secret"]) == ("intertwin-hub", "s")
+    assert config["Authenticator"]["auth_refresh_age"] == 5
     for key in ("allowed_groups", "admin_groups", "scope", "custom_403_message"):
-        assert f"c.GenericOAuthenticator.{key} = {oauth[key]!r}" in config
+        assert run[key] == oauth[key]
 
 
 def test_the_realm_has_the_demo_users_with_their_vos() -> None:

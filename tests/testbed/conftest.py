@@ -1,0 +1,67 @@
+"""Fixtures of the testbed tests that log in as on the real hub: one Keycloak (the software EGI
+Check-in runs on, realm ``egi``) for the whole session, and one hub of helm-values' whole
+``hub.config`` against it, which the browser tests use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from testbed.cluster import hub_namespace
+from testbed.hub import start_hub
+from testbed.keycloak import Keycloak, start_keycloak
+from testbed.lifecycle import control_plane_of
+from testbed.procs import Supervisor, free_port
+
+# Check-in's access tokens live an hour; in the tests a minute, so a test sees one expire
+ACCESS_TOKEN_LIFESPAN = 60
+# the checkin hub's notebooks: a namespace of their own, so its intertwin service sees them
+# alone and the session hub's service none of them
+CHECKIN_NAMESPACE = "intertwin-checkin"
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keycloak]:
+    """The session's Keycloak (20 s to start on an idle machine, up to two minutes on a busy
+    one: started once). Each hub registers its callback with ``allow_redirect``."""
+    sup = Supervisor(tmp_path_factory.mktemp("keycloak"))
+    try:
+        yield start_keycloak(
+            sup,
+            [],
+            access_token_lifespan=ACCESS_TOKEN_LIFESPAN,
+            progress=lambda m: print(f"[keycloak] {m}"),
+        )
+    finally:
+        sup.stop_all()
+
+
+@pytest.fixture(scope="session")
+def checkin_hub(
+    testbed: dict[str, Any], keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A hub on the session testbed that runs helm-values' whole production ``hub.config``
+    (testbed/hub.py: values_hub_config) against the session's Keycloak: users log in through
+    Keycloak's own page, their VOs are the groups their entitlements give them, the spawner,
+    named-server limit and service URL are the values'. With the session's Rucio configured.
+    Its state as ``testbed["hub"]`` gives it, plus ``login`` (``checkin``), ``idp_url`` and
+    ``namespace``."""
+    sup = Supervisor(tmp_path_factory.mktemp("checkin-hub"))
+    port = free_port()
+    keycloak.allow_redirect(f"http://127.0.0.1:{port}/hub/oauth_callback")
+    cp = hub_namespace(control_plane_of(testbed), CHECKIN_NAMESPACE)
+    try:
+        hub = start_hub(
+            sup, cp, name="checkin", rucio=testbed.get("rucio"), keycloak=keycloak, port=port
+        )
+        yield {
+            **asdict(hub),
+            "login": "checkin",
+            "idp_url": keycloak.url,
+            "namespace": cp.namespace,
+        }
+    finally:
+        sup.stop_all(("jupyterhub-checkin", "proxy-checkin"))
