@@ -1,7 +1,8 @@
-"""The Jobs panel in Debian's Chromium (ui-tests/tests/jobs.spec.ts) on the testbed hub with the
-real intertwin service: alice's Vega session lists itself (status bar and panel), opens its own
-log and sees a line the server prints, and cancels her second server (at UKRI) after confirming;
-the notification says it ended. The service's API then says cancelled."""
+"""The Jobs panel in Debian's Chromium (ui-tests/tests/jobs.spec.ts) on the hub of helm-values'
+hub.config (logging in through Keycloak) with the real intertwin service: alice's Vega session
+lists itself (status bar and panel), opens its own log and sees a line the server prints, and
+cancels her second server (at UKRI) after confirming; the notification says it ended. The
+service's API then says cancelled."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from ..waiting import wait_for_async
 from .browser import ui_test
-from .hubapi import spawn, stop
+from .hubapi import logged_in, spawn, stop
 from .test_service import token_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
@@ -23,6 +24,7 @@ SERVER, SECOND = "jobs", "jobs-second"
 
 async def start_second(hub: dict[str, Any]) -> str:
     """Alice's second server (UKRI: no queue), and a token of alice's for the API."""
+    await logged_in(hub, "alice")
     admin = {"Authorization": f"token {hub['service_token']}"}
     async with aiohttp.ClientSession(headers=admin) as s:
         events = await spawn(s, hub["api_url"], "alice", SECOND, {"profile": "ukri"})
@@ -50,8 +52,8 @@ async def stop_both(hub: dict[str, Any]) -> None:
             await stop(s, hub["api_url"], "alice", name)
 
 
-def test_jobs_panel_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
-    hub = testbed["hub"]
+def test_jobs_panel_in_chromium(checkin_hub: dict[str, Any], tmp_path: Path) -> None:
+    hub = checkin_hub
     token = asyncio.run(start_second(hub))
     # INTERTWIN_SCREENSHOTS=docs refreshes docs/jobs.png
     env = {"JOBS_UI": "1", "JOBS_SERVER": SERVER, "JOBS_SECOND": SECOND}

@@ -1,8 +1,9 @@
-"""The Usage panel in Debian's Chromium (ui-tests/tests/usage.spec.ts) on the testbed hub with the
-real intertwin service: after alice's Vega session (with A100s) ran and was stopped, her Usage
-panel in another session shows Vega with A100 GPU hours, the PSNC budget bar of her VO, the
-chart drawn by JupyterLab's Vega-Lite renderer, the most expensive jobs opening the Jobs panel,
-and the CSV link answering her jobs' rows (that Vega job's among them)."""
+"""The Usage panel in Debian's Chromium (ui-tests/tests/usage.spec.ts) on the hub of helm-values'
+hub.config (logging in through Keycloak) with the real intertwin service: after alice's Vega
+session (with A100s) ran and was stopped, her Usage panel in another session shows Vega with
+A100 GPU hours, the PSNC budget bar of her VO, the chart drawn by JupyterLab's Vega-Lite
+renderer, the most expensive jobs opening the Jobs panel, and the CSV link answering her jobs'
+rows (that Vega job's among them)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from ..waiting import wait_for_async
 from .browser import ui_test
-from .hubapi import spawn, stop
+from .hubapi import logged_in, spawn, stop
 from .test_service import client, token_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
@@ -24,6 +25,7 @@ VEGA, LAB = "usage-vega", "usage"
 
 async def vega_ran_and_stopped(hub: dict[str, Any]) -> str:
     """alice's Vega session, running, then stopped; its job id once the service says it ended."""
+    await logged_in(hub, "alice")  # her VO, from her entitlement, admits her to Vega
     admin = {"Authorization": f"token {hub['service_token']}"}
     base = f"{hub['url']}/services/intertwin/api"
     async with aiohttp.ClientSession(headers=admin) as s:
@@ -66,8 +68,8 @@ async def stop_lab(hub: dict[str, Any]) -> None:
             assert r.status in (202, 204, 404), await r.text()
 
 
-def test_usage_panel_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
-    hub = testbed["hub"]
+def test_usage_panel_in_chromium(checkin_hub: dict[str, Any], tmp_path: Path) -> None:
+    hub = checkin_hub
     job_id = asyncio.run(vega_ran_and_stopped(hub))
     # INTERTWIN_SCREENSHOTS=docs refreshes docs/usage.png
     env = {"USAGE_UI": "1", "USAGE_SERVER": LAB, "USAGE_JOB": job_id}
