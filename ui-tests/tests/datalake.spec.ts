@@ -154,7 +154,9 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
           })
         ).json();
       const listing = await get('');
-      const nbs = ((listing.content ?? []) as { path: string; last_modified: string; type: string }[])
+      const nbs = (
+        (listing.content ?? []) as { path: string; last_modified: string; type: string }[]
+      )
         .filter(f => f.type === 'notebook')
         .sort((a, b) => b.last_modified.localeCompare(a.last_modified));
       if (nbs.length === 0) {
@@ -249,7 +251,9 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     await rucio('start');
   }
   await panel.getByTestId('itw-dl-retry').click();
-  await expect(panel.locator('[data-testid="itw-dl-result"][data-did="intertwin:big.100k"]')).toBeVisible({
+  await expect(
+    panel.locator('[data-testid="itw-dl-result"][data-did="intertwin:big.100k"]')
+  ).toBeVisible({
     timeout: 60_000
   });
 });
