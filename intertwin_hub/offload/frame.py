@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 VERSION = 1
 BEGIN = f"==== BEGIN INTERTWIN OFFLOAD v{VERSION}"
@@ -68,38 +70,123 @@ def decode(log: str | Iterable[str]) -> Frame:
     """The last complete frame in a log, checked; FrameError when there is none or it is
     corrupt. Lines may carry a prefix (a timestamp); the frame's lines are found by their
     markers and read from the marker's column on."""
-    lines = log.splitlines() if isinstance(log, str) else list(log)
-    begin = None
-    for i in range(len(lines) - 1, -1, -1):
-        if BEGIN in lines[i]:
-            begin = i
-            break
-    if begin is None:
-        raise FrameError("the log holds no result frame", missing=True)
-    col = lines[begin].index(BEGIN)
-    m = _HEADER.match(lines[begin][col:].rstrip())
-    if not m or m.group("status") not in STATUSES:
-        raise FrameError("the result frame's header is damaged")
-    body = []
-    for line in lines[begin + 1 :]:
+    sinks: list[io.BytesIO] = []
+
+    def sink() -> io.BytesIO:
+        sinks.append(io.BytesIO())
+        return sinks[-1]
+
+    dec = StreamDecoder(sink)
+    for line in log.splitlines() if isinstance(log, str) else log:
+        dec.feed(line)
+    found = dec.close()
+    assert isinstance(found.sink, io.BytesIO)
+    return Frame(found.status, found.sink.getvalue())
+
+
+@dataclass(frozen=True)
+class Found:
+    """A checked frame whose payload was written to ``sink``."""
+
+    status: str
+    size: int
+    sha256: str
+    sink: BinaryIO
+
+
+class StreamDecoder:
+    """:func:`decode` for a log read a line at a time, holding neither the log nor the payload:
+    each frame's payload is written to a sink of its own (``open_sink()``) as its base64 lines
+    arrive, and hashed on the way. The last frame counts; an earlier frame's sink is handed to
+    ``drop`` (to close and remove it). :meth:`close` at the end of the log gives the last frame,
+    checked, or raises FrameError as :func:`decode` does."""
+
+    def __init__(
+        self, open_sink: Callable[[], BinaryIO], drop: Callable[[BinaryIO], None] | None = None
+    ) -> None:
+        self._open = open_sink
+        self._drop = drop or (lambda sink: None)
+        self._sink: BinaryIO | None = None
+        self._seen = False  # a BEGIN marker was seen
+        self._error: str | None = None
+        self._ended = False
+        self._col = 0
+        self._status = ""
+        self._want = 0
+        self._sha = ""
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._rest = ""
+
+    def _discard(self) -> None:
+        if self._sink is not None:
+            self._drop(self._sink)
+            self._sink = None
+
+    def feed(self, line: str) -> None:
+        if BEGIN in line:
+            self._discard()
+            self._seen, self._ended, self._error = True, False, None
+            self._col = line.index(BEGIN)
+            m = _HEADER.match(line[self._col :].rstrip())
+            if not m or m.group("status") not in STATUSES:
+                self._error = "the result frame's header is damaged"
+                return
+            self._status, self._want, self._sha = m["status"], int(m["bytes"]), m["sha"]
+            self._hash, self._size, self._rest = hashlib.sha256(), 0, ""
+            self._sink = self._open()
+            return
+        if not self._seen or self._ended:
+            return
+        col = self._col
         text = line[col:].rstrip() if len(line) > col else line.strip()
         if text == END:
-            break
-        body.append(text)
-    else:
-        raise FrameError("the result frame is cut off (no end marker)")
-    try:
-        payload = base64.b64decode("".join(body), validate=True)
-    except ValueError:
-        raise FrameError("the result frame's body is not base64") from None
-    if len(payload) != int(m.group("bytes")):
-        raise FrameError(
-            f"the result frame holds {len(payload)} bytes, its header says {m.group('bytes')}"
-        )
-    frame = Frame(m.group("status"), payload)
-    if frame.sha256 != m.group("sha"):
-        raise FrameError("the result frame's checksum does not match its content")
-    return frame
+            self._ended = True
+            if self._error is None:
+                self._take(self._rest, final=True)
+            return
+        if self._error is None:
+            self._take(self._rest + text)
+
+    def _take(self, text: str, final: bool = False) -> None:
+        n = len(text) if final else len(text) // 4 * 4
+        chunk, self._rest = text[:n], text[n:]
+        if not chunk:
+            return
+        try:
+            data = base64.b64decode(chunk, validate=True)
+        except ValueError:
+            self._error = "the result frame's body is not base64"
+            return
+        self._size += len(data)
+        if self._size > self._want:
+            # past what the header announced: no use writing more
+            self._error = f"the result frame holds more than the {self._want} bytes its header says"
+            return
+        self._hash.update(data)
+        assert self._sink is not None
+        self._sink.write(data)
+
+    def close(self) -> Found:
+        if not self._seen:
+            raise FrameError("the log holds no result frame", missing=True)
+        if self._error is not None and (self._ended or self._sink is None):
+            self._discard()
+            raise FrameError(self._error)
+        if not self._ended:
+            self._discard()
+            raise FrameError("the result frame is cut off (no end marker)")
+        if self._size != self._want:
+            self._discard()
+            raise FrameError(
+                f"the result frame holds {self._size} bytes, its header says {self._want}"
+            )
+        if self._hash.hexdigest() != self._sha:
+            self._discard()
+            raise FrameError("the result frame's checksum does not match its content")
+        assert self._sink is not None
+        sink, self._sink = self._sink, None
+        return Found(self._status, self._size, self._sha, sink)
 
 
 def before(lines: Iterable[str]) -> Iterator[str]:

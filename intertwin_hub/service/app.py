@@ -38,7 +38,7 @@ from ..status import FINAL, STATES
 from . import db
 from .index import Index
 from .lifetime import exit_with_the_hub
-from .results import read_result
+from .results import Results, ResultSettings
 from .submit import submit_cell
 from .watch import Watcher
 
@@ -55,7 +55,12 @@ class Service:
     """What every handler shares: the index, the history, the cluster and the hub."""
 
     def __init__(
-        self, catalogue: Catalogue, store: db.Store, namespace: str, api: client.ApiClient
+        self,
+        catalogue: Catalogue,
+        store: db.Store,
+        namespace: str,
+        api: client.ApiClient,
+        results: ResultSettings | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.store = store
@@ -64,6 +69,8 @@ class Service:
         self.core = client.CoreV1Api(api)
         self.index = Index(catalogue, store)
         self.watcher = Watcher(api, namespace, self.index)
+        self.results = Results(self, results or ResultSettings())
+        self.watcher.on_pod = self.results.ended
         self.hub_api_url = os.environ.get("JUPYTERHUB_API_URL", "")
         self.hub_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -334,8 +341,36 @@ class LogsHandler(BaseHandler):
 
 class ResultHandler(BaseHandler):
     async def get(self, uid: str) -> None:
-        """A batch cell's result frame, read from its log (``results.py``)."""
-        self.write_json(await read_result(self.svc, self.job(uid)))
+        """A batch cell's result frame, kept from its log (``results.py``), streamed from its
+        file: the service holds a chunk of it at a time, whatever its size."""
+        results = self.svc.results
+        raw = self.get_query_argument("max_bytes", None)
+        max_bytes = results.settings.max_result_bytes
+        if raw is not None:
+            try:
+                max_bytes = int(raw)
+            except ValueError:
+                max_bytes = -1
+            if max_bytes < 0:
+                raise bad_request(
+                    "max_bytes",
+                    "max_bytes must be a whole number of bytes (0: the result whatever its size).",
+                )
+        job = await results.result_of(self.job(uid))
+        results.check_size(job, max_bytes)
+        length, chunks = results.answer(job)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Length", str(length))
+        try:
+            async for chunk in chunks:
+                self.write(chunk)
+                # written out before the next chunk is read: one chunk in memory at a time
+                await self.flush()
+        except StreamClosedError:
+            return
+        finally:
+            await chunks.aclose()
+        self.finish()
 
 
 class SitesHandler(BaseHandler):
@@ -388,6 +423,23 @@ async def serve(argv: list[str] | None = None, hub_pid: int | None = None) -> No
         help="the Python a batch cell's container runs the offload runner with (in the job's "
         "image; the testbed's plugin runs jobs on this machine, so it names the venv's)",
     )
+    p.add_argument(
+        "--max-result-bytes",
+        type=int,
+        help="the largest result answered unless the caller asks for more "
+        "(ResultSettings.max_result_bytes; default $INTERTWIN_RESULT_MAX_BYTES or 64 MiB)",
+    )
+    p.add_argument(
+        "--finished-pod-grace",
+        type=float,
+        help="seconds a finished batch cell's pod is left once its result is kept "
+        "(ResultSettings.finished_pod_grace; default $INTERTWIN_FINISHED_POD_GRACE or 60)",
+    )
+    p.add_argument(
+        "--results-dir",
+        help="where results are kept (ResultSettings.results_dir; default "
+        "$INTERTWIN_RESULTS_DIR or ./intertwin-results)",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)s %(asctime)s %(name)s] %(message)s"
@@ -404,7 +456,11 @@ async def serve(argv: list[str] | None = None, hub_pid: int | None = None) -> No
     else:
         await config.load_kube_config()
     api = client.ApiClient()
-    svc = Service(load_catalogue(a.catalogue), store, a.namespace, api)
+    settings = ResultSettings()
+    for name in ("max_result_bytes", "finished_pod_grace", "results_dir"):
+        if getattr(a, name) is not None:
+            setattr(settings, name, getattr(a, name))
+    svc = Service(load_catalogue(a.catalogue), store, a.namespace, api, settings)
     svc.runner_python = a.runner_python
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/intertwin/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))

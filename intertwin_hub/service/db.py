@@ -68,6 +68,13 @@ class Job(Base):
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # the log's last lines, fetched once the workload ended (its log goes with its pod)
     last_lines: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # a batch cell's result, taken from its log once it ended (results.py): "stored" (the
+    # payload is in the service's results folder), "missing" (no frame in the log), "corrupt"
+    result_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    result_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    result_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    result_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    result_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     history: Mapped[list[StateChange]] = relationship(
         back_populates="job",
         order_by="StateChange.id",
@@ -148,6 +155,9 @@ def _utc(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+utc = _utc
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -194,6 +204,24 @@ class Store:
             if job is None:
                 return False
             job.last_lines = text
+            return True
+
+    def keep_result(
+        self,
+        uid: str,
+        state: str,
+        status: str | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """Record what became of ``uid``'s result; False if there is no such job."""
+        with Session(self.engine) as s, s.begin():
+            job = s.get(Job, uid)
+            if job is None:
+                return False
+            job.result_state, job.result_status = state, status
+            job.result_bytes, job.result_sha256, job.result_note = size, sha256, note
             return True
 
     def active_uids(self) -> set[str]:

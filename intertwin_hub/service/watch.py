@@ -41,6 +41,9 @@ class Watcher:
         # pods whose last lines were fetched (or are being fetched) in this process
         self.tails: set[str] = set()
         self._tail_tasks: set[asyncio.Task[None]] = set()
+        # told of every labelled pod listed or changed (the service keeps ended batch cells'
+        # results and deletes their pods)
+        self.on_pod: Callable[[dict[str, Any]], None] | None = None
 
     async def run(self) -> None:
         await asyncio.gather(
@@ -93,11 +96,15 @@ class Watcher:
         self.index.reconcile(pods)
         for pod in pods:
             self._keep_tail_if_ended(pod)
+            if self.on_pod is not None:
+                self.on_pod(pod)
 
     def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
         self.index.pod_event(kind, pod)
         if kind != "DELETED":
             self._keep_tail_if_ended(pod)
+            if self.on_pod is not None:
+                self.on_pod(pod)
 
     def _keep_tail_if_ended(self, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}

@@ -62,8 +62,11 @@ class ServiceClient:
     def logs(self, job_id: str, tail: int = 100000) -> str:
         return self.call("GET", f"jobs/{job_id}/logs", params={"tail": tail}).text
 
-    def result(self, job_id: str) -> dict[str, Any]:
-        return dict(self.call("GET", f"jobs/{job_id}/result").json())
+    def result(self, job_id: str, max_bytes: int | None = None) -> dict[str, Any]:
+        """The result answer; ``max_bytes``: the largest to take (0: any size; None: the
+        service's limit)."""
+        params = {} if max_bytes is None else {"max_bytes": max_bytes}
+        return dict(self.call("GET", f"jobs/{job_id}/result", params=params).json())
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return dict(self.call("DELETE", f"jobs/{job_id}").json())

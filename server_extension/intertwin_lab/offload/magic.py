@@ -58,6 +58,25 @@ class RemoteError(Exception):
     """The cell's exception at the site, when it cannot be rebuilt here."""
 
 
+class ResultTooLarge(OffloadError):
+    """The result is over the service's limit on a result loaded at once; it is kept."""
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def too_large(job_id: str, body: dict[str, Any]) -> ResultTooLarge:
+    """The sentence for a result over the limit: its size, the limit, and how to load it."""
+    return ResultTooLarge(
+        f"The batch cell's result is {_mib(int(body.get('bytes') or 0))}, over the "
+        f"{_mib(int(body.get('limit') or 0))} limit on a result loaded at once. Nothing is "
+        f"lost: the service keeps it with job {job_id}; load it with "
+        f"`%offload_attach {job_id} --allow-large` (or `.result(allow_large=True)` on its "
+        "OffloadJob)."
+    )
+
+
 def _names(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -114,11 +133,14 @@ class OffloadJob:
         client: ServiceClient,
         job: dict[str, Any],
         assign: Callable[[dict[str, Any]], None] | None = None,
+        allow_large: bool = False,
     ) -> None:
         self._client = client
         self._job = job
         self._assign = assign
         self.id: str = job["id"]
+        # take a result over the service's limit (--allow-large)
+        self.allow_large = allow_large
 
     def __repr__(self) -> str:
         j = self._job
@@ -141,12 +163,20 @@ class OffloadJob:
         self._job = self._client.cancel(self.id)
         return self._job
 
-    def result(self, wait: bool = True) -> dict[str, Any]:
+    def result(self, wait: bool = True, allow_large: bool | None = None) -> dict[str, Any]:
         """The ``--out`` values by name (waiting for the end unless ``wait=False``); the
-        cell's exception, re-raised with the remote traceback, if it failed."""
+        cell's exception, re-raised with the remote traceback, if it failed. A result over
+        the service's limit raises ResultTooLarge (it stays kept) unless ``allow_large``."""
         while wait and self.status().get("state") not in FINAL:
             time.sleep(POLL_SECONDS)
-        status, payload = decode_result(self._client.result(self.id))
+        large = self.allow_large if allow_large is None else allow_large
+        try:
+            body = self._client.result(self.id, max_bytes=0 if large else None)
+        except OffloadError as e:
+            if getattr(e, "code", None) == "result_too_large":
+                raise too_large(self.id, getattr(e, "body", {})) from None
+            raise
+        status, payload = decode_result(body)
         if status == "error":
             raise remote_exception(payload)
         return unpickle_values(payload)
@@ -243,6 +273,11 @@ class OffloadMagics(Magics):
     @argument("--out", dest="outputs", action="append", help="variables to get back, e.g. model")
     @argument("--name", help="a name for the job (shown in the Jobs panel)")
     @argument("--no-auto-in", action="store_true", help="send only the --in variables")
+    @argument(
+        "--allow-large",
+        action="store_true",
+        help="load a result over the service's limit on a result loaded at once",
+    )
     @argument("--wait", dest="wait", action="store_true", default=True, help="wait (default)")
     @argument("--no-wait", dest="wait", action="store_false", help="return an OffloadJob at once")
     @cell_magic
@@ -306,10 +341,10 @@ class OffloadMagics(Magics):
             raise UsageError(str(e)) from None
         if submitted.get("warning"):  # the VO's budget at the site is 90 % used or more
             print(submitted["warning"], file=sys.stderr, flush=True)
-        job = OffloadJob(client, submitted, self._assigner())
+        job = OffloadJob(client, submitted, self._assigner(), args.allow_large)
         if not args.wait:
             return job
-        job.wait()
+        _wait(job)
         return None
 
     @line_magic
@@ -327,20 +362,32 @@ class OffloadMagics(Magics):
 
     @line_magic
     def offload_attach(self, line: str) -> OffloadJob | None:
-        """``%offload_attach ID [--no-wait]``: attach to a batch cell (after a kernel restart,
-        say): wait for it and assign the variables it returns; ``--no-wait``: its handle."""
+        """``%offload_attach ID [--no-wait] [--allow-large]``: attach to a batch cell (after a
+        kernel restart, say): wait for it and assign the variables it returns; ``--no-wait``:
+        its handle; ``--allow-large``: load a result over the service's limit."""
         parts = line.split()
         if not parts:
-            raise UsageError("Usage: %offload_attach JOB_ID [--no-wait]")
+            raise UsageError("Usage: %offload_attach JOB_ID [--no-wait] [--allow-large]")
         client = self._client()
         try:
-            job = OffloadJob(client, client.job(parts[0]), self._assigner())
+            job = OffloadJob(
+                client, client.job(parts[0]), self._assigner(), "--allow-large" in parts[1:]
+            )
         except OffloadError as e:
             raise UsageError(str(e)) from None
         if "--no-wait" in parts[1:]:
             return job
-        job.wait()
+        _wait(job)
         return None
+
+
+def _wait(job: OffloadJob) -> None:
+    """Wait for the job in the cell; a result over the limit ends the cell with its sentence
+    (a UsageError shows it without a traceback of this module)."""
+    try:
+        job.wait()
+    except ResultTooLarge as e:
+        raise UsageError(str(e)) from None
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> str:

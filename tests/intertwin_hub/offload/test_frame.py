@@ -60,3 +60,40 @@ def test_strip_leaves_only_what_the_cell_printed() -> None:
     lines = ["a", *framed(b"x" * 500), "b"]
     assert list(frame.strip(lines)) == ["a", "b"]
     assert list(frame.before(lines)) == ["a"]
+
+
+def test_the_stream_decoder_writes_only_the_last_frame_to_its_sink() -> None:
+    """The service reads a log a line at a time: each frame's payload goes to a sink of its
+    own as its lines arrive; an earlier frame's sink is dropped, the last one is checked."""
+    import io
+
+    payload = os.urandom(200_000)
+    opened: list[io.BytesIO] = []
+    dropped: list[io.BytesIO] = []
+
+    def open_sink() -> io.BytesIO:
+        opened.append(io.BytesIO())
+        return opened[-1]
+
+    dec = frame.StreamDecoder(open_sink, dropped.append)  # type: ignore[arg-type]
+    for line in ["out", *framed(b"first try"), "more", *framed(payload, "error"), "tail"]:
+        dec.feed(line)
+    found = dec.close()
+    assert (found.status, found.size, found.sha256) == (
+        "error",
+        len(payload),
+        frame.Frame("error", payload).sha256,
+    )
+    assert found.sink is opened[1] and opened[1].getvalue() == payload
+    assert dropped == [opened[0]]
+
+
+def test_the_stream_decoder_drops_a_damaged_frame() -> None:
+    dropped: list[object] = []
+    dec = frame.StreamDecoder(lambda: __import__("io").BytesIO(), dropped.append)
+    lines = framed(os.urandom(1000))
+    for line in [lines[0], lines[1][:-4] + "AAAA", *lines[2:]]:
+        dec.feed(line)
+    with pytest.raises(frame.FrameError, match="checksum"):
+        dec.close()
+    assert len(dropped) == 1
