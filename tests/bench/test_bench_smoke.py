@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 # the benches; modules they share start with "_"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
-# spawn.py needs Kubernetes, interLink and a hub, login.py a control plane for its own hub:
-# they use the session's testbed (--state)
-ON_TESTBED = {"spawn.py", "login.py"}
+# spawn.py and offload.py need Kubernetes, interLink and a hub, login.py a control plane for
+# its own hub: they use the session's testbed (--state)
+ON_TESTBED = {"spawn.py", "login.py", "offload.py"}
 # smoke-run by a test of their own that also checks what they print
 OWN_TEST = {"jobs.py"}
 
@@ -90,3 +90,10 @@ def test_spawn_smoke(testbed: dict[str, Any]) -> None:
 def test_login_smoke(testbed: dict[str, Any]) -> None:
     out = run_bench("login.py", "--state", testbed["run_dir"], timeout=900)
     assert "3 concurrent users:" in out and "goal: 0 errors (got 0)" in out
+
+
+@pytest.mark.testbed
+def test_offload_smoke(testbed: dict[str, Any]) -> None:
+    out = run_bench("offload.py", "--state", testbed["run_dir"], timeout=900)
+    assert "submit -> pod created (2 rounds)" in out and "trivial cell end to end" in out
+    assert "result of 1 MB" in out and "result over the limit: 409 result_too_large" in out

@@ -6,6 +6,7 @@ its openapi.yaml."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import Iterator
@@ -308,3 +309,104 @@ def test_cancel_ends_the_cell_and_the_per_user_limit_holds(
     wait_for(cancelled, "the cancelled cell", 120, 1)
     reply, _ = run_cell(kc, "\n".join(f"{h}.cancel()" for h in handles))
     assert reply["status"] == "ok", reply
+
+
+def _exists(testbed: dict[str, Any], kind: str, name: str) -> bool:
+    """Whether the pod or Secret ``name`` is in the cluster (asked with the admin's config)."""
+    from kubernetes_asyncio import client, config
+    from kubernetes_asyncio.client.rest import ApiException
+
+    cp = testbed["control_plane"]
+
+    async def ask() -> bool:
+        api = await config.new_client_from_config(config_file=cp["admin_kubeconfig"])
+        try:
+            core = client.CoreV1Api(api)
+            read = core.read_namespaced_pod if kind == "pod" else core.read_namespaced_secret
+            await read(name, cp["namespace"])
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        finally:
+            await api.close()
+
+    return asyncio.run(ask())
+
+
+def test_a_result_outlives_its_pod_and_stays_its_owners(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    """Once a cell ends, the service keeps its result and deletes its pod and inputs Secret
+    after the grace (60 s): the result is still answered, to its owner only, and the job stays
+    in the history with its last lines."""
+    kc, token = alice_kernel
+    hub = testbed["hub"]
+    alice, bob = Api(hub, token), Api(hub, token_for(hub, "bob"))
+    reply, outputs = run_cell(
+        kc,
+        "%%offload --site vega --gpus 0 --out kept\nkept = [i * i for i in range(1000)]\n"
+        "print('squares done')\n",
+        cell_id="cell-kept",
+    )
+    assert reply["status"] == "ok", (reply, outputs)
+    job = next(j for j in alice.batch_cells() if j["cell_id"] == "cell-kept")
+    pod = job["pod"]
+    assert _exists(testbed, "secret", f"{pod}-inputs")
+
+    def deleted() -> bool:
+        return not _exists(testbed, "pod", pod) and not _exists(testbed, "secret", f"{pod}-inputs")
+
+    wait_for(deleted, "the finished cell's pod and inputs Secret deleted after the grace", 300, 2)
+    st, result = alice("GET", f"jobs/{job['id']}/result")
+    assert st == 200 and result["status"] == "ok", result
+    st, after = alice("GET", f"jobs/{job['id']}")
+    assert (after["state"], after["exit_code"]) == ("succeeded", 0), after
+    assert "squares done" in after["last_lines"], after
+    # another user's result does not exist for them
+    st, body = bob("GET", f"jobs/{job['id']}/result")
+    assert (st, body["error"]) == (404, "not_found"), body
+    # a fresh kernel takes the variable back from the kept result
+    with kernel_for(hub, token) as fresh:
+        reply, outputs = run_cell(fresh, f"%offload_attach {job['id']}\nprint(kept[-1])")
+        assert reply["status"] == "ok", (reply, outputs)
+        assert text_of(outputs).strip().endswith(str(999 * 999))
+
+
+def test_a_result_over_the_limit_is_told_and_kept(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    """A result over the service's limit (64 MiB): the cell says its size and the limit, and
+    the result stays retrievable whole (--allow-large, ?max_bytes=0)."""
+    kc, token = alice_kernel
+    api = Api(testbed["hub"], token)
+    reply, outputs = run_cell(
+        kc,
+        "%%offload --site vega --gpus 0 --out big\nimport os\nbig = os.urandom(66 * 2**20)\n",
+        cell_id="cell-big",
+    )
+    assert (reply["status"], reply.get("ename")) == ("error", "UsageError"), (reply, outputs)
+    said = reply["evalue"]
+    assert "over the 64.0 MiB limit" in said and "--allow-large" in said, said
+    assert said.startswith("The batch cell's result is ") and "Nothing is lost" in said, said
+    job = next(j for j in api.batch_cells() if j["cell_id"] == "cell-big")
+    assert job["id"] in said
+    st, body = api("GET", f"jobs/{job['id']}/result")
+    assert (st, body["error"]) == (409, "result_too_large"), body
+    assert body["bytes"] > body["limit"] == 64 * 2**20, body
+    # the whole of it, when asked for
+    r = requests.get(
+        f"{api.base}/jobs/{job['id']}/result",
+        params={"max_bytes": 0},
+        headers=api.headers,
+        timeout=300,
+        stream=True,
+    )
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) > 4 * body["bytes"] // 3
+    r.close()
+    reply, outputs = run_cell(
+        kc, f"%offload_attach {job['id']} --allow-large\nprint(len(big))", timeout=600
+    )
+    assert reply["status"] == "ok", (reply, outputs)
+    assert text_of(outputs).strip().endswith(str(66 * 2**20))
