@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +40,10 @@ from traitlets.config import Configurable
 
 from ..errors import ApiError
 from ..labels import KIND_BATCH_CELL, kind_of
-from ..offload.frame import FrameError, StreamDecoder
+from ..offload.frame import BEGIN, END, FrameError, StreamDecoder
 from ..status import FINAL
 from . import db
-from .index import ended_container
+from .index import LAST_LINES, ended_container, kept_tail
 
 if TYPE_CHECKING:
     from .app import Service
@@ -75,9 +76,10 @@ class ResultSettings(Configurable):
         help="""The largest batch-cell result (the frame's payload: compressed, pickled
         values) that GET /jobs/{id}/result answers unless the caller asks for more
         (?max_bytes=, %%offload --allow-large); a larger one is kept whole and refused with a
-        409 saying its size and this limit. The kernel that loads a result holds it about
-        four times over (the answer, the payload, the decompressed values, the objects), so
-        64 MiB stays within the smallest session (8 GiB) with room to work. Default from
+        409 saying its size and this limit. The kernel that loads a result holds it about six
+        times over for a moment (the answer's text, the payload, the decompressed values, the
+        objects: a 64 MiB one peaked at 370 MiB, measured), so 64 MiB stays within a few
+        percent of the smallest session (8 GiB). Default from
         $INTERTWIN_RESULT_MAX_BYTES.""",
     )
     finished_pod_grace = Float(
@@ -127,20 +129,24 @@ class Results:
 
     # --- the watch's side ---------------------------------------------------------------
 
-    def ended(self, pod: dict[str, Any]) -> None:
+    def ended(self, pod: dict[str, Any]) -> bool:
         """A labelled pod changed (or was listed): if it is a batch cell that has ended, keep
-        its result and delete it after the grace."""
+        its result and its last lines (read from the same pass over the log), and delete it
+        after the grace. True when this takes care of the pod's last lines."""
         meta = pod.get("metadata") or {}
         uid = meta.get("uid")
-        if not uid or uid in self._reaping or meta.get("deletionTimestamp"):
-            return
+        if not uid or meta.get("deletionTimestamp"):
+            return False
+        if uid in self._reaping:
+            return True
         if kind_of(pod) != KIND_BATCH_CELL or ended_container(pod) is None:
-            return  # cheap checks first: a re-list hands over every pod
+            return False  # cheap checks first: a re-list hands over every pod
         job = self.svc.store.get(uid)
         if job is None or job.kind != KIND_BATCH_CELL or job.state not in FINAL:
-            return
+            return False
         self._reaping.add(uid)
         self._spawn(self._keep_then_reap(uid, meta.get("name") or job.pod))
+        return True
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -161,9 +167,11 @@ class Results:
                 break
             else:
                 log.warning("the result of pod %s could not be read: its pod is left", pod)
+                if uid not in self.svc.watcher.tails:
+                    await self.svc.watcher.keep_tail(uid, pod)
                 self._reaping.discard(uid)  # a later event or re-list tries again
                 return
-            if uid not in self.svc.watcher.tails:
+            if job.last_lines is None:
                 # the last lines for the history first: the log goes with the pod
                 await self.svc.watcher.keep_tail(uid, pod)
             finished = job.finished
@@ -224,10 +232,22 @@ class Results:
             return sinks[-1]
 
         decoder = StreamDecoder(open_sink, lambda sink: sink.close())
+        # the cell's own last lines (frames left out), kept with the job as the history's
+        # last lines: the tail of the log alone may be all frame
+        tail: deque[str] = deque(maxlen=LAST_LINES)
+        inside = False
         t0 = time.monotonic()
         try:
             async for line in self._log_lines(job):
                 decoder.feed(line)
+                if BEGIN in line:
+                    inside = True
+                elif inside:
+                    inside = END not in line
+                else:
+                    tail.append(line)
+            self.svc.watcher.tails.add(job.uid)
+            self.svc.store.keep_last_lines(job.uid, kept_tail("\n".join(tail)))
             try:
                 found = decoder.close()
             except FrameError as e:

@@ -42,8 +42,8 @@ class Watcher:
         self.tails: set[str] = set()
         self._tail_tasks: set[asyncio.Task[None]] = set()
         # told of every labelled pod listed or changed (the service keeps ended batch cells'
-        # results and deletes their pods)
-        self.on_pod: Callable[[dict[str, Any]], None] | None = None
+        # results and deletes their pods); True: it keeps the pod's last lines itself
+        self.on_pod: Callable[[dict[str, Any]], bool] | None = None
 
     async def run(self) -> None:
         await asyncio.gather(
@@ -95,16 +95,16 @@ class Watcher:
     def _pods_listed(self, pods: list[dict[str, Any]]) -> None:
         self.index.reconcile(pods)
         for pod in pods:
-            self._keep_tail_if_ended(pod)
-            if self.on_pod is not None:
-                self.on_pod(pod)
+            self._ended(pod)
 
     def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
         self.index.pod_event(kind, pod)
         if kind != "DELETED":
+            self._ended(pod)
+
+    def _ended(self, pod: dict[str, Any]) -> None:
+        if self.on_pod is None or not self.on_pod(pod):
             self._keep_tail_if_ended(pod)
-            if self.on_pod is not None:
-                self.on_pod(pod)
 
     def _keep_tail_if_ended(self, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}

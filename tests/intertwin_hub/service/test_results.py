@@ -114,6 +114,8 @@ async def test_a_result_is_kept_from_a_streamed_log_and_answered_whole(
     assert (job.result_status, job.result_bytes) == ("ok", len(payload))
     assert results.path(UID).read_bytes() == payload
     assert not list((tmp_path / "results").glob("*.part"))
+    # the cell's own last lines from the same pass, without the frames
+    assert db.last_lines(job) == ["epoch 1", "x" * 5000, "epoch 2", "bye"]
     length, body = await answer_of(results, await results.result_of(job))
     assert length == len(body)
     answer = json.loads(body)
