@@ -44,6 +44,7 @@ from ..offload.frame import BEGIN, END, FrameError, StreamDecoder
 from ..status import FINAL
 from . import db
 from .index import LAST_LINES, ended_container, kept_tail
+from .submit import inputs_secret_name
 
 if TYPE_CHECKING:
     from .app import Service
@@ -185,22 +186,28 @@ class Results:
             self._reaping.discard(uid)
 
     async def _delete(self, uid: str, pod: str) -> None:
-        from .submit import inputs_secret_name
-
         core, ns = self.svc.core, self.svc.namespace
-        try:
-            await core.delete_namespaced_pod(pod, ns)
-            # owned by the pod, so Kubernetes' garbage collector deletes it too; at once here
-            await core.delete_namespaced_secret(inputs_secret_name(pod), ns)
-        except ApiException as e:
-            if e.status != 404:
-                log.warning("deleting the finished pod %s: %s %s", pod, e.status, e.reason)
+        # the Secret is owned by the pod, so Kubernetes' garbage collector deletes it too; at
+        # once here (and whether or not the pod is still there)
+        for what, delete, name in (
+            ("pod", core.delete_namespaced_pod, pod),
+            ("inputs Secret", core.delete_namespaced_secret, inputs_secret_name(pod)),
+        ):
+            try:
+                await delete(name, ns)
+            except ApiException as e:
+                if e.status != 404:
+                    log.warning(
+                        "deleting the finished %s %s: %s %s", what, name, e.status, e.reason
+                    )
+                    self._reaping.discard(uid)
+                    return
+            except (OSError, aiohttp.ClientError, TimeoutError) as e:
+                log.warning(
+                    "deleting the finished %s %s: Kubernetes is unreachable (%s)", what, name, e
+                )
                 self._reaping.discard(uid)
                 return
-        except (OSError, aiohttp.ClientError, TimeoutError) as e:
-            log.warning("deleting the finished pod %s: Kubernetes is unreachable (%s)", pod, e)
-            self._reaping.discard(uid)
-            return
         log.info("deleted the finished batch cell %s and its inputs (result kept)", pod)
 
     # --- keeping ----------------------------------------------------------------------------
