@@ -16,9 +16,11 @@ token and a cell packed by ``%%offload``'s own code (``pack_inputs``), at Vega (
   ``PodStatusUpdate`` poll) plus the site's own create and status time for an empty pod
   (``/bin/true``), measured directly against Vega's plugin (``POST /create``, then ``GET
   /status`` every 50 ms until the container has terminated). Ratio of the medians (goal ≤ 1.3).
-- **results of N MB** (random bytes, so nothing compresses): the cell's end to end, the
-  result's download alone (``?max_bytes=0``) and the service's resident memory (VmRSS sampled
-  every 50 ms, its peak during the size against its level before). Then one result just over
+- **results of N MB** (random bytes, so nothing compresses): the cell's end to end (to the
+  result downloaded, ``?max_bytes=0``), that first answer alone (it waits for the service to
+  read the log if the watch has not kept the result yet), a second answer (from the kept file
+  alone), and the service's resident memory (VmRSS sampled every 50 ms, its peak during the
+  size against its level before). Then one result just over
   the service's limit: it must be refused (409 ``result_too_large``) with its size.
   ``--smoke`` asks with a caller's ``max_bytes`` below its 1 MB result instead.
 
@@ -46,6 +48,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from intertwin_hub.offload import frame  # noqa: E402
 from intertwin_hub.offload.runner import pack_inputs  # noqa: E402
 from testbed.hub import service_pid  # noqa: E402
 from testbed.lifecycle import down, up  # noqa: E402
@@ -217,13 +220,18 @@ async def result_of_size(svc: Service, rss: Rss, size: int) -> dict[str, float]:
         t2 = time.monotonic()
         assert st == 200 and body["status"] == "ok", (st, str(body)[:300])
         assert len(base64.b64decode(body["payload"])) == body["bytes"] >= size
+        # again: from the kept file alone
+        st, again = await svc.call("GET", f"jobs/{job['id']}/result", params={"max_bytes": 0})
+        t3 = time.monotonic()
+        assert st == 200 and again["sha256"] == body["sha256"]
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     return {
         "e2e_s": t2 - t0,
-        "download_s": t2 - t1,
+        "first_answer_s": t2 - t1,
+        "kept_answer_s": t3 - t2,
         "payload_bytes": body["bytes"],
         "rss_before": before,
         "rss_peak": rss.peak,
@@ -239,6 +247,96 @@ async def refusal(svc: Service, size: int, max_bytes: int | None) -> dict[str, A
     took = time.monotonic() - t0
     assert (st, body.get("error")) == (409, "result_too_large"), (st, str(body)[:300])
     return {"status": st, "took_s": took, **body}
+
+
+def whole_log_way(log: bytes) -> int:
+    """How the service answered a result before it kept them (its ``read_result`` then): the
+    whole log read and decoded, its frame's base64 joined and decoded, the answer's JSON
+    written at once."""
+    text = log.decode(errors="replace")
+    lines = text.splitlines()
+    begin = max(i for i, line in enumerate(lines) if frame.BEGIN in line)
+    end = lines.index(frame.END, begin)
+    payload = base64.b64decode("".join(lines[begin + 1 : end]), validate=True)
+    answer = json.dumps({"status": "ok", "payload": base64.b64encode(payload).decode()})
+    return len(answer)
+
+
+def streamed_way(log: bytes, folder: str) -> int:
+    """The service's way now (``results.py``): the log a chunk at a time through
+    ``frame.StreamDecoder`` into a file, then the answer a chunk at a time from the file."""
+    from intertwin_hub.service.results import ANSWER_CHUNK, READ_CHUNK
+
+    # imported by memory_of before it measures
+    path = Path(folder) / "result"
+    dec = frame.StreamDecoder(lambda: open(path, "wb"), lambda sink: sink.close())
+    rest = b""
+    for i in range(0, len(log), READ_CHUNK):
+        rest += log[i : i + READ_CHUNK]
+        lines = rest.split(b"\n")
+        rest = lines.pop()
+        for raw in lines:
+            dec.feed(raw.decode(errors="replace"))
+    dec.close().sink.close()
+    n = 0
+    with open(path, "rb") as f:
+        while data := f.read(ANSWER_CHUNK):
+            n += len(base64.b64encode(data))
+    return n
+
+
+def memory_of(way: str, size: int) -> None:
+    """One way's peak memory above the log it is handed (VmRSS sampled every 2 ms), in a
+    process of its own: printed as JSON."""
+    import os
+    import threading
+
+    import intertwin_hub.service.results  # noqa: F401 (the service's modules, before measuring)
+
+    payload = os.urandom(size)
+    log = ("\n".join(["cell output"] * 100 + list(frame.encode("ok", payload))) + "\n").encode()
+    del payload
+    rss = Rss(os.getpid())
+    before = rss.now()
+    peak, done = [before], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss.now())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
+        whole_log_way(log) if way == "whole" else streamed_way(log, folder)
+    took = time.monotonic() - t0
+    done.set()
+    t.join()
+    print(json.dumps({"way": way, "seconds": took, "extra_bytes": peak[0] - before}))
+
+
+def compare_memory(size: int) -> dict[str, Any]:
+    import subprocess
+
+    out = {}
+    for way in ("whole", "streamed"):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--memory-of", way, str(size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out[way] = json.loads(proc.stdout.strip().splitlines()[-1])
+    w, st = out["whole"], out["streamed"]
+    print(
+        f"the service's memory for a {size / MB:g} MB result, in process: the whole log read "
+        f"at once (its way before results were kept) +{w['extra_bytes'] / 2**20:.0f} MiB in "
+        f"{w['seconds']:.2f} s; streamed to a file and answered from it "
+        f"+{st['extra_bytes'] / 2**20:.0f} MiB in {st['seconds']:.2f} s",
+        flush=True,
+    )
+    return out
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -319,7 +417,9 @@ async def main(args: argparse.Namespace) -> int:
                 out["sizes"][size] = m
                 print(
                     f"result of {size / MB:g} MB (payload {m['payload_bytes'] / MB:.1f} MB): "
-                    f"end to end {m['e2e_s']:.2f} s, download {m['download_s']:.2f} s; "
+                    f"end to end {m['e2e_s']:.2f} s (its first answer {m['first_answer_s']:.2f} s, "
+                    f"reading the log if the watch had not kept it yet; again from the kept "
+                    f"file {m['kept_answer_s']:.2f} s); "
                     f"service RSS {m['rss_before'] / 2**20:.0f} MiB before, peak "
                     f"{m['rss_peak'] / 2**20:.0f} MiB "
                     f"(+{(m['rss_peak'] - m['rss_before']) / 2**20:.0f} MiB)",
@@ -331,6 +431,7 @@ async def main(args: argparse.Namespace) -> int:
                 # just over the service's limit (its default, 64 MiB)
                 refused = await refusal(svc, int(args.over * MB), None)
             out["refusal"] = refused
+            out["memory"] = compare_memory(max(sizes))
             print(
                 f"result over the limit: {refused['status']} {refused['error']} in "
                 f"{refused['took_s'] * 1000:.0f} ms ({refused['bytes'] / 2**20:.1f} MiB, limit "
@@ -366,4 +467,9 @@ if __name__ == "__main__":
         action="store_true",
         help="2 submits, 1 trivial cell, a 1 MB result, a caller's limit below it",
     )
-    sys.exit(asyncio.run(main(ap.parse_args())))
+    ap.add_argument("--memory-of", nargs=2, metavar=("WAY", "BYTES"), help=argparse.SUPPRESS)
+    parsed = ap.parse_args()
+    if parsed.memory_of:
+        memory_of(parsed.memory_of[0], int(parsed.memory_of[1]))
+        sys.exit(0)
+    sys.exit(asyncio.run(main(parsed)))

@@ -30,6 +30,8 @@ STATUSES = ("ok", "error")
 # what a batch cell's inputs may weigh: they travel in a Secret, which Kubernetes caps at 1 MiB
 # (https://kubernetes.io/docs/concepts/configuration/secret/#restriction-data-size)
 MAX_INPUT_BYTES = 900 * 1024
+# how much base64 text the stream decoder gathers before it decodes it
+BATCH_CHARS = 64 * 1024
 _HEADER = re.compile(
     rf"^{re.escape(BEGIN)} status=(?P<status>[a-z]+) bytes=(?P<bytes>\d+) "
     r"sha256=(?P<sha>[0-9a-f]{64}) ====$"
@@ -117,6 +119,8 @@ class StreamDecoder:
         self._hash = hashlib.sha256()
         self._size = 0
         self._rest = ""
+        self._pending: list[str] = []
+        self._pending_chars = 0
 
     def _discard(self) -> None:
         if self._sink is not None:
@@ -134,6 +138,7 @@ class StreamDecoder:
                 return
             self._status, self._want, self._sha = m["status"], int(m["bytes"]), m["sha"]
             self._hash, self._size, self._rest = hashlib.sha256(), 0, ""
+            self._pending, self._pending_chars = [], 0
             self._sink = self._open()
             return
         if not self._seen or self._ended:
@@ -143,12 +148,18 @@ class StreamDecoder:
         if text == END:
             self._ended = True
             if self._error is None:
-                self._take(self._rest, final=True)
+                self._take(final=True)
             return
         if self._error is None:
-            self._take(self._rest + text)
+            # decoded, hashed and written some 64 KiB at a time, not a line at a time
+            self._pending.append(text)
+            self._pending_chars += len(text)
+            if self._pending_chars >= BATCH_CHARS:
+                self._take()
 
-    def _take(self, text: str, final: bool = False) -> None:
+    def _take(self, final: bool = False) -> None:
+        text = self._rest + "".join(self._pending)
+        self._pending, self._pending_chars = [], 0
         n = len(text) if final else len(text) // 4 * 4
         chunk, self._rest = text[:n], text[n:]
         if not chunk:
