@@ -431,13 +431,13 @@ async def main(args: argparse.Namespace) -> int:
                 # just over the service's limit (its default, 64 MiB)
                 refused = await refusal(svc, int(args.over * MB), None)
             out["refusal"] = refused
-            out["memory"] = compare_memory(max(sizes))
             print(
                 f"result over the limit: {refused['status']} {refused['error']} in "
                 f"{refused['took_s'] * 1000:.0f} ms ({refused['bytes'] / 2**20:.1f} MiB, limit "
                 f"{refused['limit'] / 2**20:.1f} MiB)",
                 flush=True,
             )
+            out["memory"] = compare_memory(max(sizes))
         if args.json:
             await asyncio.to_thread(Path(args.json).write_text, json.dumps(out))
         return 0
