@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import os
@@ -403,12 +402,6 @@ class Results:
                 f.close()
 
         return length, chunks()
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
 
 
 def human_size(n: int) -> str:
