@@ -475,7 +475,11 @@ async def serve(argv: list[str] | None = None, hub_pid: int | None = None) -> No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, sig)
-    await asyncio.gather(svc.watcher.run(), exit_with_the_hub(hub_pid or os.getppid()))
+    await asyncio.gather(
+        svc.watcher.run(),
+        svc.results.prune_forever(),
+        exit_with_the_hub(hub_pid or os.getppid()),
+    )
 
 
 def _stop(sig: int) -> None:

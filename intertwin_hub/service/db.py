@@ -224,6 +224,13 @@ class Store:
             job.result_bytes, job.result_sha256, job.result_note = size, sha256, note
             return True
 
+    def results_finished_before(self, cutoff: datetime) -> list[Job]:
+        """Jobs with a kept result whose cell ended before ``cutoff``."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(
+                s.scalars(select(Job).where(Job.result_state == "stored", Job.finished < cutoff))
+            )
+
     def active_uids(self) -> set[str]:
         with Session(self.engine) as s:
             return set(s.scalars(select(Job.uid).where(Job.state.not_in(FINAL))))

@@ -28,7 +28,7 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("intertwin.service")
 
-STORED, MISSING, CORRUPT = "stored", "missing", "corrupt"
+STORED, MISSING, CORRUPT, EXPIRED = "stored", "missing", "corrupt", "expired"
 # the log is read in chunks of this size; a line longer than LONG_LINE (never a frame's: its
 # lines are 76 characters) is skipped rather than held
 READ_CHUNK = 256 * 1024
@@ -90,6 +90,14 @@ class ResultSettings(Configurable):
         reads the end of the live log in that time. Default from
         $INTERTWIN_FINISHED_POD_GRACE.""",
     )
+    keep_days = Float(
+        30.0,
+        config=True,
+        help="""Days a batch cell's result is kept on the service after the cell ended; then
+        its file is removed (hourly), while the job, its last lines and the result's size stay
+        in the history, and asking for the result says when it was removed. 0 keeps results for
+        ever (the folder then only grows). Default from $INTERTWIN_RESULT_KEEP_DAYS.""",
+    )
     results_dir = Unicode(
         config=True,
         help="""The folder where batch cells' results are kept, one file each (created if
@@ -104,6 +112,10 @@ class ResultSettings(Configurable):
     @default("finished_pod_grace")
     def _grace_default(self) -> float:
         return _env_number("INTERTWIN_FINISHED_POD_GRACE", 60.0)
+
+    @default("keep_days")
+    def _keep_default(self) -> float:
+        return _env_number("INTERTWIN_RESULT_KEEP_DAYS", 30.0)
 
     @default("results_dir")
     def _dir_default(self) -> str:
@@ -210,6 +222,35 @@ class Results:
         log.info("deleted the finished batch cell %s and its inputs (result kept)", pod)
 
     # --- keeping ----------------------------------------------------------------------------
+
+    async def prune_forever(self, interval: float = 3600.0) -> None:
+        """Remove results past their keeping time, now and every ``interval`` seconds."""
+        while True:
+            try:
+                self.prune()
+            except Exception:
+                log.exception("removing old batch-cell results")
+            await asyncio.sleep(interval)
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Remove the files of results whose cells ended over ``keep_days`` ago; how many."""
+        days = self.settings.keep_days
+        if days <= 0:
+            return 0
+        now = now or datetime.now(UTC)
+        old = self.svc.store.results_finished_before(now - timedelta(days=days))
+        for job in old:
+            self.path(job.uid).unlink(missing_ok=True)
+            note = (
+                f"kept for {days:g} days after the cell ended, removed on {now:%Y-%m-%d} "
+                f"({human_size(job.result_bytes or 0)})"
+            )
+            self.svc.store.keep_result(
+                job.uid, EXPIRED, job.result_status, job.result_bytes, job.result_sha256, note
+            )
+        if old:
+            log.info("removed %d batch-cell results kept over %g days", len(old), days)
+        return len(old)
 
     async def keep(self, uid: str) -> db.Job | None:
         """Read the job's log once and record its result (see the module's help); the job as
@@ -356,6 +397,8 @@ class Results:
                 "result_corrupt",
                 f"The batch cell's result in its log is damaged: {job.result_note}.",
             )
+        if job.result_state == EXPIRED:
+            raise ApiError(410, "result_gone", f"The batch cell's result was {job.result_note}.")
         if job.result_state != STORED or not self.path(job.uid).exists():
             raise ApiError(
                 410, "result_gone", "The batch cell's kept result is no longer on the service."

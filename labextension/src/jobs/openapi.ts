@@ -101,12 +101,15 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A finished batch cell's result, read from the end of its log
+         * A finished batch cell's result, kept from the end of its log
          * @description The runner's frame (`==== BEGIN INTERTWIN OFFLOAD v1 status=... bytes=N sha256=... ====`,
          *     base64 lines, `==== END INTERTWIN OFFLOAD v1 ====`), found in the job's log through the
-         *     Kubernetes API and checked (size, sha256). The payload is handed on as it is
+         *     Kubernetes API and checked (size, sha256) once the cell ended, and kept by the service
+         *     (its pod is deleted after a grace; the result stays). The payload is handed on as it is
          *     (zlib-compressed JSON of cloudpickled values, or of the exception and its traceback);
-         *     the service never unpickles it.
+         *     the service never unpickles it. The answer is streamed from the kept file with its
+         *     `Content-Length`. A result over `max_bytes` is refused with `result_too_large` (its
+         *     size and the limit), and stays kept.
          */
         get: operations["getBatchCellResult"];
         put?: never;
@@ -252,9 +255,15 @@ export interface components {
     schemas: {
         Error: {
             /** @enum {string} */
-            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "hub_busy" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error" | "still_running" | "no_result" | "result_gone" | "too_large" | "limit_reached" | "result_corrupt" | "budget_exhausted";
+            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "hub_busy" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error" | "still_running" | "no_result" | "result_gone" | "too_large" | "limit_reached" | "result_corrupt" | "budget_exhausted" | "result_too_large";
             message: string;
             param?: string;
+            /** @description result_too_large: the result's size */
+            bytes?: number;
+            limit?: number;
+            /** @enum {string} */
+            result_status?: "ok" | "error";
+            sha256?: string;
         };
         BatchCell: {
             /** @description A site slug from the catalogue */
@@ -595,7 +604,10 @@ export interface operations {
     };
     getBatchCellResult: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The largest payload to answer; default: the service's limit (ResultSettings.max_result_bytes, 64 MiB); 0: whatever its size. */
+                max_bytes?: number;
+            };
             header?: never;
             path: {
                 /** @description The job's id (its pod's UID) */
@@ -614,6 +626,7 @@ export interface operations {
                     "application/json": components["schemas"]["Result"];
                 };
             };
+            400: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];

@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,7 +20,7 @@ from intertwin_hub.errors import ApiError
 from intertwin_hub.labels import KIND_BATCH_CELL, LABEL_WORKLOAD
 from intertwin_hub.offload import frame
 from intertwin_hub.service import db
-from intertwin_hub.service.results import MISSING, STORED, Results, ResultSettings
+from intertwin_hub.service.results import EXPIRED, MISSING, STORED, Results, ResultSettings
 from intertwin_hub.status import JobStatus
 
 UID = "0b9e6f0e-0000-4000-8000-000000000001"
@@ -184,3 +184,35 @@ async def test_a_huge_line_of_the_cells_own_is_skipped_not_held(
     job = await results.keep(UID)
     assert job is not None and job.result_state == STORED
     assert results.path(UID).read_bytes() == payload
+
+
+@pytest.mark.asyncio
+async def test_a_result_past_its_keeping_time_is_removed_and_asking_says_when(
+    store: db.Store, tmp_path: Path
+) -> None:
+    payload = os.urandom(5000)
+    results = results_for(store, Core(log_with(payload)), tmp_path, keep_days=30)
+    await results.keep(UID)
+    ended = store.get(UID)
+    assert ended is not None and ended.finished is not None
+    # not yet: 29 days after the cell ended
+    assert results.prune(db.utc(ended.finished) + timedelta(days=29)) == 0
+    assert results.path(UID).exists()
+    assert results.prune(db.utc(ended.finished) + timedelta(days=31)) == 1
+    assert not results.path(UID).exists()
+    job = store.get(UID)
+    assert job is not None and job.result_state == EXPIRED and job.result_bytes == len(payload)
+    with pytest.raises(ApiError) as gone:
+        await results.result_of(job)
+    assert gone.value.status == 410
+    assert "kept for 30 days after the cell ended, removed on" in gone.value.message
+    # removed once: a later pass finds nothing to do
+    assert results.prune(db.utc(ended.finished) + timedelta(days=60)) == 0
+
+
+@pytest.mark.asyncio
+async def test_no_keeping_time_keeps_results(store: db.Store, tmp_path: Path) -> None:
+    results = results_for(store, Core(log_with(b"x" * 100)), tmp_path, keep_days=0)
+    await results.keep(UID)
+    assert results.prune(datetime.now(UTC) + timedelta(days=3650)) == 0
+    assert results.path(UID).exists()
