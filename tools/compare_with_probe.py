@@ -55,7 +55,10 @@ PROBE_ANNOTATIONS = (
 # the probe's "completed" rule: its pods.py calls a pod completed once its last Running sample
 # is more than 1.5 minutes old
 PROBE_COMPLETED_AFTER = 90.0
+# the probe's default filter (pods.py DEFAULT_FILTER)
+PROBE_DEFAULT_FILTER = "pod=~'jupyter-.*'"
 SITE_NAME = "INTERTWIN-TESTBED"
+ENDED = ("Succeeded", "Failed")
 CLOUD_TYPE = "intertwin-hub"
 # fields whose values are numbers (compared numerically; the rest as text)
 NUMERIC = {
@@ -367,21 +370,23 @@ async def workloads(state: dict[str, Any], hold: float) -> dict[str, dict[str, A
                 ) as r:
                     assert r.status in (202, 204), await r.text()
                 log(f"{user}'s {server} stopped")
+            # a finished batch cell's pod stays (its log holds the result) until it is
+            # deleted: every pod gone or ended
             deadline = time.monotonic() + 600
-            while await kube_pods():
+            while [p for p in await kube_pods() if p["status"].get("phase") not in ENDED]:
                 if time.monotonic() > deadline:
-                    raise TimeoutError("pods still there after 600 s")
+                    raise TimeoutError("pods still running after 600 s")
                 await asyncio.sleep(1)
-            await asyncio.sleep(2)  # one more look so every pod has its gone_by
+            await asyncio.sleep(2)  # one more look so every pod has its last times
         finally:
             stop.set()
             await watcher
-    log(f"every pod gone: {len(seen)} pods seen")
+    log(f"every pod gone or ended: {len(seen)} pods seen")
     return seen
 
 
 def run_probe(
-    dump: Path, prom_url: str, flt: str, since: datetime, spool: Path, db: Path
+    dump: Path, prom_url: str, flt: str, since: datetime, spool: Path, db: Path | None
 ) -> subprocess.CompletedProcess[str]:
     rng = math.ceil((datetime.now(UTC) - since).total_seconds()) + 60
     env = {
@@ -390,11 +395,12 @@ def run_probe(
         "FILTER": flt,
         "RANGE": f"{rng}s",
         "APEL_SPOOL": str(spool),
-        "NOTEBOOKS_DB": str(db),
         "SITENAME": SITE_NAME,
         "CLOUD_TYPE": CLOUD_TYPE,
         "VERBOSE": "1",
     }
+    if db is not None:
+        env["NOTEBOOKS_DB"] = str(db)
     # no config file: every setting comes from the environment
     return subprocess.run(
         [str(dump), "-c", str(spool.parent / "no-config.ini")],
@@ -406,14 +412,15 @@ def run_probe(
 
 
 def run_ours(state: dict[str, Any], since: datetime, until: datetime, out: Path) -> str:
-    run = Path(state["run_dir"])
+    # the hub's folder holds the service's database (testbed/hub.py)
+    db = Path(state["hub"]["config"]).parent / "intertwin-service.sqlite"
     p = subprocess.run(
         [
             str(REPO / ".venv/bin/intertwin-hub"),
             "usage",
             "apel",
             "--db",
-            f"sqlite:///{run}/intertwin-service.sqlite",
+            f"sqlite:///{db}",
             "--site-name",
             SITE_NAME,
             "--from",
@@ -512,12 +519,20 @@ def main(argv: list[str] | None = None) -> int:
             log(f"waiting {wait:.0f} s: the probe calls a pod completed 90 s after it last ran")
             time.sleep(wait)
         out = run_dir / "apel"
+        out.mkdir(exist_ok=True)
         flt = a.filter or f"namespace='{state['control_plane']['namespace']}'"
         probe = run_probe(dump, prom, flt, since, out / "probe-spool", out / "probe.db")
         (out / "probe.log").write_text(probe.stdout + probe.stderr)
         if probe.returncode != 0:
             log(f"the probe failed ({probe.returncode}):\n{probe.stderr[-3000:]}")
             return 1
+        # the probe as shipped (its default FILTER): which of the pods it would account
+        default = run_probe(
+            dump, prom, PROBE_DEFAULT_FILTER, since, out / "probe-default-spool", None
+        )
+        (out / "probe-default.log").write_text(default.stdout + default.stderr)
+        found = [r["MachineName"] for r in read_spool(out / "probe-default-spool")]
+        log(f"the probe with its default FILTER {PROBE_DEFAULT_FILTER}: {sorted(found)}")
         until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         log(run_ours(state, since, until, out / "ours-spool"))
         theirs = {r["VMUUID"]: r for r in read_spool(out / "probe-spool")}
