@@ -17,8 +17,8 @@ What it does, in a testbed of its own (a temporary run folder, stopped at the en
 2. Real workloads: alice's notebook at Vega (an A100), bob's at UKRI (no VO), alice's batch
    cell at Vega; the notebooks are stopped after ``--hold`` seconds, the cell ends by itself.
    The pods' own timestamps are read from the API server all along (the reference).
-3. Once every pod is gone, it waits until the probe would call them completed (its rule: the
-   last ``Running`` sample more than 90 s old), then runs the probe
+3. Once every pod is gone or ended, it waits until the probe would call them completed (its
+   rule: the last ``Running`` sample more than 90 s old), then runs the probe
    (``egi-notebooks-accounting-dump``) against that Prometheus and ``intertwin-hub usage apel``
    against the hub service's database for the same period, and compares the cloud records
    field by field, printing one table per pod and a summary.
@@ -191,13 +191,10 @@ def probe_venv(spec: str, venv: Path | None) -> Path:
     return dump
 
 
-def prom_query(url: str, query: str, at: float | None = None) -> list[dict[str, Any]]:
+def prom_query(url: str, query: str) -> list[dict[str, Any]]:
     import requests
 
-    data = {"query": query}
-    if at is not None:
-        data["time"] = str(at)
-    r = requests.post(f"{url}/api/v1/query", data=data, timeout=30)
+    r = requests.post(f"{url}/api/v1/query", data={"query": query}, timeout=30)
     r.raise_for_status()
     return list(r.json()["data"]["result"])
 

@@ -66,6 +66,8 @@ def cloud_record(u: Usage, origin: Origin, site_name: str) -> dict[str, Any]:
     """One pod's cloud record; fields with no value are left out, as the probe does.
     ``CloudComputeService`` is the catalogue name of the site the pod ran at, so a site's
     records can be told apart from the cluster's own."""
+    start = _epoch(u.start)
+    end = _epoch(u.end) if u.end else None
     record: dict[str, Any] = {
         "VMUUID": u.uid,
         "SiteName": origin.site_name,
@@ -74,10 +76,12 @@ def cloud_record(u: Usage, origin: Origin, site_name: str) -> dict[str, Any]:
         "GlobalUserName": u.user if origin.user_names else None,
         "FQAN": u.vo,
         "Status": "started" if u.end is None else "completed",
-        "StartTime": _epoch(u.start),
-        "EndTime": _epoch(u.end) if u.end else None,
+        "StartTime": start,
+        "EndTime": end,
         "SuspendDuration": 0,
-        "WallDuration": u.wall_seconds,
+        # the record's own whole seconds, so that EndTime - StartTime = WallDuration (the
+        # exact span truncated, Usage.wall_seconds, can be one second less)
+        "WallDuration": max(0, (end if end is not None else _epoch(u.until)) - start),
         "CpuCount": round(u.cpu, 3),
         # APEL's cloud record gives memory in MB
         "Memory": u.memory_bytes // 1_000_000,

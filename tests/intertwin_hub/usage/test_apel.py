@@ -107,6 +107,24 @@ def test_cloud_records_follow_the_v04_format() -> None:
     assert int(second["WallDuration"]) == int((running.until - start).total_seconds())
 
 
+def test_the_wall_time_is_the_records_own_end_minus_its_start() -> None:
+    """Times come from the service's watch with fractions of a second; the record gives whole
+    seconds, and its WallDuration is its EndTime minus its StartTime (as in the probe's
+    records), not the exact difference truncated: 10:00:00.8 to 10:01:22.3 is 81.5 s, written
+    as StartTime ...600, EndTime ...682 and so 82 s. Seen side by side with the probe on the
+    testbed (docs/apel-probe-comparison.md), where it was one second short."""
+    start = datetime(2026, 11, 30, 10, 0, 0, 800_000, tzinfo=UTC)
+    done = usage(start, start + timedelta(seconds=81.5))
+    rec = apel.cloud_record(done, ORIGIN, "Vega")
+    assert (rec["StartTime"], rec["EndTime"]) == (1796032800, 1796032882)
+    assert rec["WallDuration"] == rec["EndTime"] - rec["StartTime"] == 82
+    # still running: up to the end of the period, on the same whole seconds
+    until = datetime(2026, 11, 30, 10, 5, 0, 300_000, tzinfo=UTC)
+    running = usage(start, None, until=until)
+    rec = apel.cloud_record(running, ORIGIN, "Vega")
+    assert rec["WallDuration"] == int(until.timestamp()) - rec["StartTime"] == 300
+
+
 def test_user_names_can_stay_at_the_site() -> None:
     u = usage(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
     private = apel.Origin(site_name="UKRI-STFC-CLOUD", user_names=False)
