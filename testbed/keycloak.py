@@ -32,6 +32,9 @@ KEYCLOAK_VERSION = os.environ.get("KEYCLOAK_VERSION", "26.5.6")
 REALM_FILE = Path(__file__).parent / "keycloak" / "egi-realm.json"
 REALM = "egi"
 HUB_CLIENT = "intertwin-hub"
+# the DataLake's client: the audience of the tokens Rucio accepts (the hub client exchanges its
+# users' tokens for it, Keycloak's standard token exchange), and Rucio's own OIDC client
+RUCIO_CLIENT = "rucio"
 RELATIVE_PATH = "/auth"
 # the realm file's users, all with this password (the demo's)
 USERS_PASSWORD = "intertwin-demo"
@@ -55,6 +58,7 @@ class Keycloak:
     access_token_lifespan: int
     java: str
     home: str
+    rucio_client_secret: str = ""
 
     @property
     def issuer(self) -> str:
@@ -63,6 +67,10 @@ class Keycloak:
     @property
     def oidc(self) -> str:
         return f"{self.issuer}/protocol/openid-connect"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.oidc}/token"
 
     def admin_token(self) -> str:
         """An access token of the bootstrap admin (master realm, admin-cli)."""
@@ -176,7 +184,10 @@ def run_home(dist: Path, home: Path) -> Path:
 
 
 def realm_for_run(
-    redirect_uris: Sequence[str], client_secret: str, access_token_lifespan: int
+    redirect_uris: Sequence[str],
+    client_secret: str,
+    access_token_lifespan: int,
+    rucio_client_secret: str = "",
 ) -> dict[str, Any]:
     realm: dict[str, Any] = json.loads(REALM_FILE.read_text())
     realm["accessTokenLifespan"] = access_token_lifespan
@@ -184,6 +195,8 @@ def realm_for_run(
         if client["clientId"] == HUB_CLIENT:
             client["secret"] = client_secret
             client["redirectUris"] = list(redirect_uris)
+        elif client["clientId"] == RUCIO_CLIENT:
+            client["secret"] = rucio_client_secret or secrets.token_hex(16)
     return realm
 
 
@@ -210,6 +223,7 @@ def start_keycloak(
         access_token_lifespan=access_token_lifespan,
         java=java,
         home=str(home),
+        rucio_client_secret=secrets.token_hex(16),
     )
     env = {
         "JAVA": java,
@@ -256,7 +270,9 @@ def start_keycloak(
         _request(
             f"{kc.url}/admin/realms",
             data=json.dumps(
-                realm_for_run(redirect_uris, kc.client_secret, access_token_lifespan)
+                realm_for_run(
+                    redirect_uris, kc.client_secret, access_token_lifespan, kc.rucio_client_secret
+                )
             ).encode(),
             method="POST",
             token=token,

@@ -26,6 +26,15 @@ def client(state: dict[str, Any], account: str = "root") -> Any:
     )
 
 
+def add_oidc_identity(state: dict[str, Any], account: str, sub: str, email: str) -> str:
+    """Map the OIDC identity ``sub`` of the Rucio's identity provider (``start_rucio(oidc=)``)
+    to ``account``, as its default account: Rucio then takes that user's access tokens for
+    the account (rucio.core.identity: the identity string is ``SUB=<sub>, ISS=<issuer>``)."""
+    identity = f"SUB={sub}, ISS={state['oidc_issuer']}"
+    client(state, "root").add_identity(account, identity, "OIDC", email, default=True)
+    return identity
+
+
 def add_dataset(
     state: dict[str, Any], scope: str, name: str, files: dict[str, bytes], rse: str = "DESY-DCACHE"
 ) -> list[dict[str, Any]]:

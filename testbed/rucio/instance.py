@@ -98,11 +98,14 @@ def sqlite_url(rdir: Path) -> str:
     return f"sqlite:///{rdir}/rucio.db"
 
 
-def rucio_cfg(rdir: Path, port: int, root: dict[str, str], db_url: str) -> str:
+def rucio_cfg(rdir: Path, port: int, root: dict[str, str], db_url: str, oidc: bool = False) -> str:
     venv = rucio_home() / "venv"
     url = f"http://127.0.0.1:{port}"
-    return f"""# written by testbed/rucio for one testbed run: server, daemons and clients share it
-[common]
+    head = "# written by testbed/rucio for one testbed run: server, daemons and clients share it\n"
+    return (
+        head
+        + (oidc_cfg(rdir) if oidc else "")
+        + f"""[common]
 logdir = {rdir}/logs
 loglevel = WARNING
 mailtemplatedir = {venv}/rucio/etc/mail_templates
@@ -140,6 +143,38 @@ scheme = file,mock,davs
 [trace]
 tracedir = {rdir}/logs/trace
 """
+    )
+
+
+# Rucio's OIDC settings (rucio/core/oidc.py reads them when it is imported): the identity
+# providers in idpsecrets.json, tokens accepted only for the audience `rucio` with the scopes
+# `openid profile` (Rucio's defaults, written out)
+IDP_ID = "egi"
+
+
+def oidc_cfg(rdir: Path) -> str:
+    return f"""[oidc]
+idpsecrets = {rdir}/etc/idpsecrets.json
+admin_issuer = {IDP_ID}
+expected_audience = rucio
+expected_scope = openid profile
+
+"""
+
+
+def idpsecrets(oidc: dict[str, str], rucio_url: str) -> dict[str, Any]:
+    """Rucio's idpsecrets.json for one issuer. ``issuer`` must be exactly the tokens' ``iss``;
+    an entry without ``SCIM`` makes rucio/core/oidc.py load no client at all, and then every
+    token is refused."""
+    client = {"client_id": oidc["client_id"], "client_secret": oidc["client_secret"]}
+    return {
+        IDP_ID: {
+            "issuer": oidc["issuer"],
+            **client,
+            "redirect_uris": [f"{rucio_url}/auth/oidc_code", f"{rucio_url}/auth/oidc_token"],
+            "SCIM": client,
+        }
+    }
 
 
 def alembic_ini(db_url: str) -> str:
@@ -311,11 +346,16 @@ def start_rucio(
     progress: Progress | None = None,
     database: Database = "sqlite",
     policy: Policy = "intertwin",
+    oidc: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Start Rucio for a run under ``run_dir/rucio``; returns what clients need (also written
     to ``run_dir/rucio/rucio.json``, mode 0600). ``database="postgresql"``: a PostgreSQL
     server of this run (tracked by ``sup``) instead of an SQLite file. ``policy="generic"``:
-    Rucio's stock permission policy, under which only root may extend or delete rules."""
+    Rucio's stock permission policy, under which only root may extend or delete rules.
+    ``oidc``: also accept the access tokens of this identity provider (``issuer``, and the
+    ``client_id``/``client_secret`` of Rucio's client there, the audience tokens must name);
+    a user's token maps to their account through an OIDC identity
+    (:func:`testbed.rucio.client.add_oidc_identity`)."""
     if database not in DATABASES:
         raise TestbedError(f"unknown Rucio database {database!r}")
     if policy not in POLICIES:
@@ -341,8 +381,12 @@ def start_rucio(
     cfg = rdir / "etc" / "rucio.cfg"
 
     def write_config(db_url: str) -> None:
-        cfg.write_text(rucio_cfg(rdir, port, root, db_url))
+        cfg.write_text(rucio_cfg(rdir, port, root, db_url, oidc=oidc is not None))
         cfg.chmod(0o600)
+        if oidc is not None:
+            secrets_file = rdir / "etc" / "idpsecrets.json"
+            secrets_file.write_text(json.dumps(idpsecrets(oidc, f"http://127.0.0.1:{port}")))
+            secrets_file.chmod(0o600)
         (rdir / "etc" / "alembic.ini").write_text(alembic_ini(db_url))
         (rdir / "etc" / "alembic.ini").chmod(0o600)
 
@@ -410,6 +454,7 @@ def start_rucio(
         "pump_interval": pump_interval,
         "database": db,
         "policy": policy,
+        "oidc_issuer": oidc["issuer"] if oidc else None,
         "seed_timings": seeded["timings"],
     }
     # both import Rucio for seconds: start them side by side
