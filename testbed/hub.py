@@ -83,6 +83,14 @@ def hub_config(
         "INTERTWIN_OFFLOAD_PYTHON": sys.executable,
     }
     values = ""
+    if keycloak is not None:
+        # GET /token/rucio: the service renews sessions' DataLake tokens at the Keycloak with
+        # the hub's client, which may exchange them for the rucio audience
+        service_env.update(
+            INTERTWIN_OIDC_TOKEN_URL=keycloak.token_url,
+            INTERTWIN_OIDC_CLIENT_ID=keycloak.client_id,
+            INTERTWIN_OIDC_CLIENT_SECRET=keycloak.client_secret,
+        )
     if keycloak is None:
         login = f"""c.JupyterHub.authenticator_class = "dummy"
 # demo only: production uses GenericOAuthenticator against EGI Check-in (helm-values/);
@@ -127,9 +135,10 @@ c.JupyterHub.load_roles = [
     {{"name": "testbed", "services": ["testbed"],
       "scopes": ["admin:users", "admin:servers", "read:servers", "access:servers",
                  "admin:groups", "access:services", "tokens"]}},
-    # the service stops notebook servers (cancel) and asks who is an admin
+    # the service stops notebook servers (cancel), asks who is an admin, and reads the users'
+    # tokens to give sessions fresh DataLake tokens (GET /token/rucio)
     {{"name": "intertwin-service", "services": ["intertwin"],
-      "scopes": ["admin:servers", "read:users"]}},
+      "scopes": ["admin:servers", "read:users", "admin:auth_state"]}},
     {{"name": "user", "scopes": ["self", "access:services!service=intertwin"]}},
 ]
 # the single-user servers' own tokens reach the service too (the lab extension, kernels)
@@ -242,8 +251,6 @@ def rucio_config(rucio: dict[str, Any], demo_login: bool = True) -> str:
         user: acc["password"] for user, acc in rucio["accounts"].items() if user in DEMO_USERS
     }
     repo = str(Path(__file__).resolve().parents[1])
-    # with Keycloak the session's token is Keycloak's access token, which this Rucio (userpass
-    # accounts) does not accept yet
     demo = f"""import sys  # noqa: E402
 sys.path.insert(0, {repo!r})
 c.JupyterHub.authenticator_class = "testbed.demo_auth.RucioDemoAuthenticator"
@@ -254,7 +261,9 @@ c.Authenticator.refresh_pre_spawn = True
 c.Authenticator.auth_refresh_age = 300
 """
     if not demo_login:
-        demo = ""
+        # Keycloak's tokens: sessions renew them through the intertwin service (GET
+        # /token/rucio), which exchanges them for the rucio audience this Rucio accepts
+        demo = "c.InterTwinSpawner.rucio_token_from_service = True\n"
     return f"""
 # the testbed's Rucio DataLake
 {demo}c.InterTwinSpawner.rucio_instance = {{"RUCIO_BASE_URL": {rucio["url"]!r},

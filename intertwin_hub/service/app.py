@@ -40,6 +40,7 @@ from .index import Index
 from .lifetime import exit_with_the_hub
 from .results import Results, ResultSettings
 from .submit import submit_cell
+from .tokens import RucioTokens, issuer_from_env
 from .watch import Watcher
 
 log = logging.getLogger("intertwin.service")
@@ -74,6 +75,8 @@ class Service:
         self.hub_api_url = os.environ.get("JUPYTERHUB_API_URL", "")
         self.hub_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+        # fresh DataLake tokens for running sessions (GET /token/rucio)
+        self.rucio_tokens = RucioTokens(issuer_from_env(), self.hub_api_url, self.hub_token)
         # how a batch cell's container starts Python (the job's image decides what that is)
         self.runner_python = "python3"
 
@@ -95,6 +98,9 @@ class Service:
         if hit and time.monotonic() - hit[0] < ADMIN_CACHE_SECONDS:
             return hit[1]
         model = await self.hub("GET", f"users/{quote(name, safe='')}") or {}
+        # the service may read auth state (admin:auth_state, for /token/rucio): no tokens in
+        # this cache
+        model.pop("auth_state", None)
         self._users[name] = (time.monotonic(), model)
         return dict(model)
 
@@ -378,6 +384,23 @@ class SitesHandler(BaseHandler):
         self.write_json({"sites": [self.svc.index.site_json(s) for s in self.svc.catalogue]})
 
 
+class RucioTokenHandler(BaseHandler):
+    async def get(self) -> None:
+        """A fresh DataLake token for the caller (``tokens.py``): the user comes from the
+        caller's token only; an admin gets their own too."""
+        token = await self.svc.rucio_tokens.token_for(self.user_name)
+        self.set_header("Cache-Control", "no-store")
+        issuer = self.svc.rucio_tokens.issuer
+        self.write_json(
+            {
+                "access_token": token.access_token,
+                "expires_at": datetime.fromtimestamp(token.expires_at, UTC).isoformat(),
+                "expires_in": max(0, int(token.expires_at - time.time())),
+                "audience": issuer.audience if issuer else None,
+            }
+        )
+
+
 def make_app(svc: Service, prefix: str) -> Application:
     from . import usage_api  # its handlers build on BaseHandler above
 
@@ -391,6 +414,7 @@ def make_app(svc: Service, prefix: str) -> Application:
             (url_path_join(api, r"jobs/([^/]+)/logs"), LogsHandler, args),
             (url_path_join(api, r"jobs/([^/]+)/result"), ResultHandler, args),
             (url_path_join(api, "sites"), SitesHandler, args),
+            (url_path_join(api, "token/rucio"), RucioTokenHandler, args),
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
         ],
         cookie_secret=os.urandom(32),

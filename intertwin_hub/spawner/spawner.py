@@ -15,7 +15,7 @@ from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httputil import url_concat
-from traitlets import Dict, Float, TraitError, Unicode, default
+from traitlets import Bool, Dict, Float, TraitError, Unicode, default
 from traitlets import validate as validate_trait
 
 from ..sites import REACH_MODES, Catalogue, CatalogueError, load_catalogue
@@ -44,6 +44,9 @@ PATIENCE_SECONDS = 30.0
 # the session's address of the intertwin hub service (the lab extension and %%offload read it)
 SERVICE_URL_ENV = "INTERTWIN_SERVICE_URL"
 SERVICE_NAME = "intertwin"
+# tells the session's DataLake gateway to renew its Rucio token through the service
+# (server_extension/intertwin_lab/datalake/config.py reads it)
+RUCIO_TOKEN_FROM_SERVICE_ENV = "INTERTWIN_RUCIO_TOKEN_FROM_SERVICE"
 
 
 def service_url_of(public_hub_url: str) -> str:
@@ -147,6 +150,17 @@ class InterTwinSpawner(KubeSpawner):
         offloaded sessions reach the hub only through its public address. Empty (no public URL
         configured): the sessions are not told, and the Jobs panel says the service is not
         reachable.""",
+    )
+
+    rucio_token_from_service = Bool(
+        False,
+        config=True,
+        help="""Sessions renew their DataLake (Rucio) token through the intertwin service's
+        ``GET /token/rucio`` (which refreshes the user's identity-provider tokens and exchanges
+        them for Rucio's audience), instead of keeping the token of spawn time, which expires
+        (EGI Check-in's after an hour). Needs a login through an OAuth identity provider with
+        refresh tokens, and the service configured with it (INTERTWIN_OIDC_TOKEN_URL, ...).
+        Sets INTERTWIN_RUCIO_TOKEN_FROM_SERVICE=1 in sessions that have a Rucio instance.""",
     )
 
     @default("service_url")
@@ -320,6 +334,8 @@ class InterTwinSpawner(KubeSpawner):
             mount = self.scratch_mount_paths.get(site.slug)
             env.update(site_env(site, mount))
             env.update(rucio_env(site, dict(self.rucio_instance), self._access_token, mount))
+            if self.rucio_token_from_service and self.rucio_instance and self.service_url:
+                env[RUCIO_TOKEN_FROM_SERVICE_ENV] = "1"
         return env
 
     async def get_pod_manifest(self) -> Any:

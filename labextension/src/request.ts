@@ -1,5 +1,6 @@
-import { URLExt } from '@jupyterlab/coreutils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import { Signal } from '@lumino/signaling';
 
 import { API_NAMESPACE, IApiError } from './tokens';
 
@@ -12,6 +13,29 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The error code with which the server says the user's hub sign-in has ended. */
+export const SIGN_IN_AGAIN = 'sign_in_again';
+
+const SIGN_IN_SENDER = {};
+/**
+ * Emitted with the server's sentence whenever a call answers 401 `sign_in_again`: the session
+ * renews its DataLake token through the hub, and the user's EGI Check-in sign-in has ended.
+ */
+export const signInAgain = new Signal<object, string>(SIGN_IN_SENDER);
+
+/**
+ * Where the user signs in to the hub again: the hub's logout, which ends the hub's cookie (a
+ * hub that has not noticed the ended sign-in yet would otherwise send the user straight back)
+ * and shows the hub's login page. Null outside a hub.
+ */
+export function hubSignInUrl(): string | null {
+  const prefix = PageConfig.getOption('hubPrefix');
+  if (!prefix) {
+    return null;
+  }
+  return PageConfig.getOption('hubHost') + URLExt.join(prefix, 'logout');
 }
 
 /** Call the intertwin server extension (handles base URL, XSRF and the hub token). */
@@ -33,6 +57,9 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
   }
   if (!response.ok) {
     const err = (data ?? {}) as Partial<IApiError>;
+    if (response.status === 401 && err.error === SIGN_IN_AGAIN) {
+      signInAgain.emit(err.message ?? '');
+    }
     throw new ApiError(
       response.status,
       err.error ?? 'http_error',

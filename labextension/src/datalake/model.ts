@@ -2,7 +2,7 @@ import { Kernel } from '@jupyterlab/services';
 import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { datalakeAPI, didPath, errorMessage } from '../request';
+import { datalakeAPI, didPath, errorMessage, signInAgain } from '../request';
 import { pollDelay, POLL_FIRST_MS, POLL_MAX_MS } from './poll';
 import {
   IContentItem,
@@ -106,6 +106,19 @@ export class DataLakeModel {
   ) {
     this.settings = { ...DEFAULT_SETTINGS, ...settings };
     this.trans = translator.load(TRANSLATION_DOMAIN);
+    signInAgain.connect(this._onSignInAgain, this);
+  }
+
+  /**
+   * The server's sentence once any DataLake call said the user's hub sign-in has ended (401
+   * `sign_in_again`); the panel then offers to sign in again. Null while all is well.
+   */
+  signInAgain: string | null = null;
+
+  private _onSignInAgain(_: unknown, message: string): void {
+    this.signInAgain =
+      message || this.trans.__('Your sign-in has ended. Sign in to the hub again.');
+    this._emit();
   }
 
   /** The user-facing sentences of the DataLake panel, in the user's language. */
@@ -175,6 +188,7 @@ export class DataLakeModel {
 
   /** Load config and scopes (the first thing the panel does; Retry does it again). */
   async start(): Promise<void> {
+    this.signInAgain = null;
     this.configStatus = { kind: 'loading' };
     this._emit();
     try {
@@ -491,6 +505,7 @@ export class DataLakeModel {
   }
 
   dispose(): void {
+    signInAgain.disconnect(this._onSignInAgain, this);
     this._stopPoll();
     this.results?.dispose();
     this.content?.dispose();

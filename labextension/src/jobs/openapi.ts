@@ -137,6 +137,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/token/rucio": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A fresh DataLake (Rucio) access token for the caller
+         * @description For running sessions, whose token from spawn time expires: the single-user server asks
+         *     with its own JupyterHub token. The user comes from that token only (an admin gets their
+         *     own token too). The service reads the user's auth state from the hub (scope
+         *     `admin:auth_state`, which only this service holds), refreshes the identity provider's
+         *     access token with the refresh token when it has less than 20 s left, and exchanges it
+         *     for a token whose audience is Rucio (OAuth 2.0 token exchange, RFC 8693; Keycloak's
+         *     standard token exchange), or, where exchange is switched off
+         *     (`INTERTWIN_TOKEN_EXCHANGE=0`), hands out the refreshed access token. Refreshed tokens
+         *     are kept in the service's memory, not written back to the hub (that needs
+         *     `admin:users`). The same token is answered until it has less than 20 s left.
+         */
+        get: operations["getRucioToken"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/usage": {
         parameters: {
             query?: never;
@@ -287,6 +316,16 @@ export interface components {
              * @description The packed cell (source, --in variables, --out names), base64; at most 900 KiB decoded
              */
             inputs: string;
+        };
+        RucioToken: {
+            /** @description A JWT for the `X-Rucio-Auth-Token` header */
+            access_token: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description Seconds left when answered */
+            expires_in: number;
+            /** @description The audience it was asked for (rucio) */
+            audience: string | null;
         };
         Result: {
             /** @enum {string} */
@@ -656,6 +695,32 @@ export interface operations {
                 };
             };
             403: components["responses"]["Error"];
+        };
+    };
+    getRucioToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The token and when it expires */
+            200: {
+                headers: {
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RucioToken"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            502: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     getUsage: {

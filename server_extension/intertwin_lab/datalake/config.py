@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Enum, Float, Int, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
 
 
@@ -189,6 +189,47 @@ class DataLake(Configurable):
     @default("oidc_file_name")
     def _default_oidc_file(self) -> str:
         return _env("RUCIO_OIDC_FILE_NAME")
+
+    token_from_service = Bool(
+        config=True,
+        help="Renew the Rucio token through the intertwin hub service (GET "
+        "{service_url}api/token/rucio with this server's JupyterHub token), which refreshes "
+        "the user's sign-in and exchanges it for Rucio's audience: a session keeps reaching "
+        "the DataLake after the token of spawn time expires (default: "
+        "$INTERTWIN_RUCIO_TOKEN_FROM_SERVICE, which InterTwinSpawner sets when the hub logs in "
+        "through an identity provider; else False: the token from oidc_auth, or userpass).",
+    )
+
+    @default("token_from_service")
+    def _default_token_from_service(self) -> bool:
+        return _env("INTERTWIN_RUCIO_TOKEN_FROM_SERVICE").lower() in ("1", "true", "yes")
+
+    service_url = Unicode(
+        config=True,
+        help="The intertwin hub service's URL, for token_from_service (default: "
+        "$INTERTWIN_SERVICE_URL, which InterTwinSpawner sets).",
+    )
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return _env("INTERTWIN_SERVICE_URL")
+
+    hub_api_token = Unicode(
+        config=True,
+        help="This server's JupyterHub token, sent to the intertwin service for "
+        "token_from_service (default: $JUPYTERHUB_API_TOKEN). Kept in memory.",
+    )
+
+    @default("hub_api_token")
+    def _default_hub_api_token(self) -> str:
+        return _env("JUPYTERHUB_API_TOKEN")
+
+    token_min_life = Float(
+        15.0,
+        config=True,
+        help="With token_from_service: a token with fewer seconds than this left is renewed "
+        "before it is used (the service answers the same token until it is about to expire).",
+    )
 
     account = Unicode(
         config=True,

@@ -2,21 +2,46 @@
 
 rucio-clients caches tokens in files under the shared temp directory and starts an interactive
 login when one is refused; a JupyterLab server of one user needs neither. :class:`TokenSource`
-reads the user's token from the environment or a file, or signs in with userpass, and
+reads the user's token from the environment or a file, signs in with userpass, or (under a hub
+that logs in through EGI Check-in) asks the intertwin hub service for a fresh one, and
 :class:`UserClient` is rucio-clients' ``Client`` taking its token from it.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
+import time
 from typing import Any
 
 import requests
 from rucio.client import Client
 from rucio.common import exception as rexc
 
+from intertwin_hub.errors import ApiError
+
 from .config import DataLake
+
+SERVICE_UNREACHABLE = (
+    "The intertwin hub service, which renews your DataLake sign-in, cannot be reached right "
+    "now; try again in a minute."
+)
+SIGN_IN_AGAIN = (
+    "Your EGI Check-in sign-in has ended, so the DataLake cannot be reached as you any more. "
+    "Sign in to the hub again; this session keeps running."
+)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """A JWT's ``exp`` (read, not verified: Rucio judges the token), None for other tokens."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
 
 
 class TokenSource:
@@ -30,9 +55,16 @@ class TokenSource:
 
     def token(self) -> str:
         with self._lock:
-            if self._token is None:
+            if self._token is None or self._expiring(self._token):
                 self._token = self._read()
             return self._token
+
+    def _expiring(self, token: str) -> bool:
+        """A token from the service that is about to expire is renewed before it is sent."""
+        if not self.cfg.token_from_service:
+            return False
+        exp = jwt_expiry(token)
+        return exp is not None and exp - time.time() < self.cfg.token_min_life
 
     def renew(self, rejected: str) -> str:
         """Rucio refused ``rejected``: read the token again (or sign in again); raise
@@ -41,13 +73,17 @@ class TokenSource:
             if self._token is not None and self._token != rejected:
                 return self._token  # another thread renewed it already
             fresh = self._read()
-            if self.cfg.auth_type != "userpass" and fresh == rejected:
+            if (self.cfg.token_from_service or self.cfg.auth_type != "userpass") and (
+                fresh == rejected
+            ):
                 raise rexc.CannotAuthenticate("the token was refused and no newer one exists")
             self._token = fresh
             return fresh
 
     def _read(self) -> str:
         cfg = self.cfg
+        if cfg.token_from_service:
+            return self._from_service()
         if cfg.auth_type == "userpass":
             return self._userpass()
         if cfg.oidc_auth == "file":
@@ -63,6 +99,37 @@ class TokenSource:
         if not token:
             raise rexc.NoAuthInformation("no Rucio token in this session")
         return token
+
+    def _from_service(self) -> str:
+        """``GET {service}api/token/rucio`` with this server's JupyterHub token (the user is
+        the token's). The service's 401 ``sign_in_again`` becomes the DataLake API's."""
+        cfg = self.cfg
+        if not (cfg.service_url and cfg.hub_api_token):
+            raise rexc.NoAuthInformation("no intertwin service URL or hub token in this session")
+        url = cfg.service_url.rstrip("/") + "/api/token/rucio"
+        try:
+            r = requests.get(
+                url,
+                headers={"Authorization": f"token {cfg.hub_api_token}"},
+                timeout=cfg.request_timeout,
+            )
+        except requests.exceptions.RequestException:
+            raise ApiError(503, "service_unreachable", SERVICE_UNREACHABLE) from None
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        if r.status_code == 200 and body.get("access_token"):
+            return str(body["access_token"])
+        if r.status_code == 401 and body.get("error") == "sign_in_again":
+            raise ApiError(401, "sign_in_again", str(body.get("message") or SIGN_IN_AGAIN))
+        if r.status_code >= 500:
+            message = body.get("message") or SERVICE_UNREACHABLE
+            raise ApiError(503, "service_unreachable", str(message))
+        raise rexc.CannotAuthenticate(
+            f"the intertwin service gave no DataLake token: HTTP {r.status_code} "
+            f"{body.get('message') or r.text[:200]}"
+        )
 
     def _userpass(self) -> str:
         cfg = self.cfg
@@ -107,6 +174,13 @@ class UserClient(Client):
 
     def _BaseClient__write_token(self) -> None:
         return None
+
+    def _send_request(self, *args: Any, **kwargs: Any) -> Any:
+        # the source's current token for every request: one about to expire is renewed first
+        # (rucio-clients otherwise renews only after Rucio refused a request with it)
+        self.auth_token = self._source.token()
+        self.headers["X-Rucio-Auth-Token"] = self.auth_token
+        return super()._send_request(*args, **kwargs)
 
     def _BaseClient__get_token(self) -> None:
         self.auth_token = self._source.renew(self.auth_token)

@@ -2,6 +2,7 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import React, { useEffect, useReducer } from 'react';
 
+import { hubSignInUrl } from '../../request';
 import { DataLakeModel } from '../model';
 import { IDid } from '../../tokens';
 import { Empty, ErrorBanner, formatBytes, formatCount, StatusLine, TransContext } from './common';
@@ -83,6 +84,22 @@ function Results(props: { model: DataLakeModel }): JSX.Element {
   );
 }
 
+/** The user's hub sign-in has ended: the server's sentence and a link to sign in again. */
+function SignInAgain(props: { message: string }): JSX.Element {
+  const trans = React.useContext(TransContext);
+  const url = hubSignInUrl();
+  return (
+    <div className="itw-dl-error itw-dl-signin" role="alert" data-testid="itw-dl-signin">
+      <span className="itw-dl-error-text">{props.message}</span>
+      {url && (
+        <a href={url} target="_top" data-testid="itw-dl-signin-link">
+          {trans.__('Sign in again')}
+        </a>
+      )}
+    </div>
+  );
+}
+
 export function DataLakeView(props: { model: DataLakeModel }): JSX.Element {
   const { model } = props;
   const [, bump] = useReducer((x: number) => x + 1, 0);
@@ -105,6 +122,7 @@ export function DataLakeView(props: { model: DataLakeModel }): JSX.Element {
               : ''}
           </span>
         </header>
+        {model.signInAgain && <SignInAgain message={model.signInAgain} />}
         <div className="itw-dl-tabs" role="tablist">
           {(['explore', 'replicas'] as const).map(v => (
             <button
