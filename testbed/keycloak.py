@@ -111,6 +111,32 @@ class Keycloak:
             client["redirectUris"] = [*uris, uri]
             self.admin("PUT", f"/clients/{client['id']}", client)
 
+    def add_user(
+        self, username: str, entitlements: Sequence[str] = (), offline_access: bool = True
+    ) -> str:
+        """A user of the realm with the demo password and these entitlements (a test's own);
+        ``offline_access=False``: without the realm's default roles, so Keycloak refuses them
+        offline tokens, as an identity provider may refuse a user the scope offline_access."""
+        self.admin(
+            "POST",
+            "/users",
+            {
+                "username": username,
+                "enabled": True,
+                "email": f"{username}@example.org",
+                "emailVerified": True,
+                "firstName": username.title(),
+                "lastName": "Tester",
+                "attributes": {"eduperson_entitlement": list(entitlements)},
+                "credentials": [{"type": "password", "value": USERS_PASSWORD, "temporary": False}],
+            },
+        )
+        uid = self.user_id(username)
+        if not offline_access:
+            role = self.admin("GET", f"/roles/default-roles-{REALM}")
+            self.admin("DELETE", f"/users/{uid}/role-mappings/realm", [role])
+        return uid
+
     def revoke_sessions(self, username: str) -> None:
         """End every session of the user, offline ones included: what an operator (or the
         user, in Check-in's account page) does when a device is lost. The hub's refresh token

@@ -115,6 +115,7 @@ def test_the_login_is_helm_values_with_keycloak_for_check_in() -> None:
     assert run["oauth_callback_url"] == "http://127.0.0.1:3/hub/oauth_callback"
     assert (run["client_id"], run["client_secret"]) == ("intertwin-hub", "s")
     assert config["Authenticator"]["auth_refresh_age"] == 5
+    assert config["JupyterHub"]["authenticator_class"] == "intertwin_hub.auth.CheckinAuthenticator"
     for key in ("allowed_groups", "admin_groups", "scope", "custom_403_message"):
         assert run[key] == oauth[key]
 
@@ -199,6 +200,27 @@ async def test_bob_of_no_vo_is_told_which_vo_to_join(
         async with session.get(f"{hub.url}/hub/home", allow_redirects=False) as r:
             assert r.status == 302 and "/hub/login" in r.headers["Location"]
     async with hub_api.get(f"{hub.api_url}/users/bob") as r:
+        assert r.status == 404
+
+
+@pytest.mark.testbed
+@pytest.mark.asyncio
+async def test_a_user_refused_offline_access_gets_a_page_saying_so(
+    checkin: tuple[Keycloak, Hub], hub_api: aiohttp.ClientSession
+) -> None:
+    """The hub asks for offline_access; Keycloak refuses a user without that role at the code
+    exchange. The user reads what to do (403), not a 500."""
+    kc, hub = checkin
+    await asyncio.to_thread(kc.add_user, "carol", [DEV_VO_ENTITLEMENT], offline_access=False)
+    session, status, page, url = await checkin_login(hub.url, kc.url, "carol", USERS_PASSWORD)
+    async with session:
+        assert status == 403, page
+        assert url.startswith(f"{hub.url}/hub/oauth_callback")
+        text = " ".join(page.split())
+        assert "refused to let the interTwin hub keep you signed in" in text
+        assert "offline_access" in text and "log in here again" in text
+        assert "Traceback" not in page
+    async with hub_api.get(f"{hub.api_url}/users/carol") as r:
         assert r.status == 404
 
 
