@@ -23,10 +23,11 @@ from .interlink import (
     stacks_json,
     start_site,
 )
-from .keycloak import Keycloak, start_keycloak
+from .keycloak import RUCIO_CLIENT, Keycloak, start_keycloak
 from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, free_port, wait_until
 from .rucio import Database, start_rucio
+from .rucio.client import add_oidc_identity
 from .slurm import SlurmCluster, require_slurm, slurm_sites, start_slurm
 from .slurm import cancel_all as cancel_slurm_jobs
 from .state import REPO, read_state, write_state
@@ -80,14 +81,40 @@ def up(
     catalogue = load_catalogue(catalogue_path)
     sup = Supervisor(run_dir)
     try:
+        kc: Keycloak | None = None
+        hub_port = free_port()
+        if keycloak:
+            # first: this run's Rucio accepts its tokens (Rucio reads its OIDC settings when
+            # it starts)
+            kc = start_keycloak(
+                sup,
+                [f"http://127.0.0.1:{hub_port}/hub/oauth_callback"],
+                access_token_lifespan=access_token_lifespan,
+                progress=progress,
+            )
         rucio_state: dict[str, Any] | None = None
         if isinstance(rucio, dict):
             rucio_state = rucio
         elif rucio:
             progress("starting Rucio (server, conveyor sidecar)")
             rucio_state = start_rucio(
-                sup, run_dir, pump_interval=2.0, progress=progress, database=rucio_db
+                sup,
+                run_dir,
+                pump_interval=2.0,
+                progress=progress,
+                database=rucio_db,
+                oidc=None
+                if kc is None
+                else {
+                    "issuer": kc.issuer,
+                    "client_id": RUCIO_CLIENT,
+                    "client_secret": kc.rucio_client_secret,
+                },
             )
+            if kc is not None:
+                # the demo users' Check-in identities are their Rucio accounts
+                for user in rucio_state["accounts"]:
+                    add_oidc_identity(rucio_state, user, kc.user_id(user), f"{user}@example.org")
         queued_in_slurm = slurm_sites(catalogue) if slurm else []
         cluster: SlurmCluster | None = None
         if queued_in_slurm:
@@ -127,15 +154,7 @@ def up(
             state["rucio"] = rucio_state
         if cluster is not None:
             state["slurm"] = cluster.to_json()
-        kc: Keycloak | None = None
-        hub_port = free_port()
-        if keycloak:
-            kc = start_keycloak(
-                sup,
-                [f"http://127.0.0.1:{hub_port}/hub/oauth_callback"],
-                access_token_lifespan=access_token_lifespan,
-                progress=progress,
-            )
+        if kc is not None:
             state["keycloak"] = kc.to_json()
         if hub:
             progress("starting configurable-http-proxy and JupyterHub")
