@@ -1,7 +1,7 @@
 /**
  * @jest-environment jsdom
  */
-import { ApiError, datalakeAPI } from '../../request';
+import { ApiError, datalakeAPI, signInAgain } from '../../request';
 import { DataLakeModel, IDataLakeHost, INotebookHandle } from '../model';
 import { IRucioAttachment } from '../../tokens';
 
@@ -198,5 +198,23 @@ describe('DataLakeModel', () => {
     expect(new DataLakeModel(host(null, null)).browsable('/x').reason).toBe(
       'The notebook server did not say where its root is.'
     );
+  });
+
+  it('offers to sign in again once a call says the sign-in has ended, until Retry', async () => {
+    serve({ config: () => CONFIG, scopes: () => ({ scopes: ['climate'] }) });
+    const model = new DataLakeModel(host());
+    let changes = 0;
+    model.changed.connect(() => changes++);
+    expect(model.signInAgain).toBeNull();
+    signInAgain.emit('Your EGI Check-in sign-in has ended. Sign in to the hub again.');
+    expect(model.signInAgain).toBe(
+      'Your EGI Check-in sign-in has ended. Sign in to the hub again.'
+    );
+    expect(changes).toBe(1);
+    await model.start();
+    expect(model.signInAgain).toBeNull();
+    model.dispose();
+    signInAgain.emit('after dispose');
+    expect(model.signInAgain).toBeNull();
   });
 });
