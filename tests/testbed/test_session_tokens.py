@@ -111,6 +111,8 @@ async def wait_for(check: Any, what: str, timeout: float, interval: float = 3.0)
 
 @pytest.mark.testbed
 @pytest.mark.asyncio
+# Keycloak, a Rucio and a hub of its own, then five minutes of use: more than the default 600 s
+@pytest.mark.timeout(1800)
 async def test_a_session_keeps_its_datalake_past_token_expiry_until_the_sign_in_is_revoked(
     chain: tuple[Keycloak, dict[str, Any], Hub], admin: aiohttp.ClientSession
 ) -> None:
@@ -166,6 +168,7 @@ async def test_a_session_keeps_its_datalake_past_token_expiry_until_the_sign_in_
                     assert r.status == 201, await r.text()
                     rule_id = (await r.json())["rule"]["id"]
             answered += 3
+            print(f"{time.monotonic() - start:.0f} s: {answered} DataLake answers, rule {rule_id}")
             await asyncio.sleep(15)
         assert rule_id is not None
         # the hub's own copy of alice's token expired minutes ago: the session did not need it
