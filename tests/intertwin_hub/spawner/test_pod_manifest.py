@@ -360,6 +360,24 @@ async def test_rucio_config_follows_the_site_and_the_token_is_secret() -> None:
     assert "RUCIO_DESTINATION_RSE" not in env(pod)  # UKRI has no scratch RSE
 
 
+async def test_sessions_are_told_to_renew_their_datalake_token_through_the_service() -> None:
+    instance = {"RUCIO_BASE_URL": "https://rucio.example"}
+    url = "https://hub.example/services/intertwin/"
+    pod, _ = await build(
+        {"profile": "vega"},
+        rucio_instance=instance,
+        service_url=url,
+        rucio_token_from_service=True,
+    )
+    assert env(pod)["INTERTWIN_RUCIO_TOKEN_FROM_SERVICE"] == "1"
+    assert env(pod)["INTERTWIN_SERVICE_URL"] == url
+    # by default (the demo login's Rucio tokens), and without a Rucio, not
+    pod, _ = await build({"profile": "vega"}, rucio_instance=instance, service_url=url)
+    assert "INTERTWIN_RUCIO_TOKEN_FROM_SERVICE" not in env(pod)
+    pod, _ = await build({"profile": "vega"}, service_url=url, rucio_token_from_service=True)
+    assert "INTERTWIN_RUCIO_TOKEN_FROM_SERVICE" not in env(pod)
+
+
 async def test_a_deployment_may_mount_a_sites_scratch_elsewhere() -> None:
     instance = {"RUCIO_BASE_URL": "https://rucio.example"}
     pod, _ = await build(
