@@ -206,7 +206,7 @@ export interface components {
     schemas: {
         Error: {
             /** @enum {string} */
-            error: "bad_request" | "token_expired" | "forbidden" | "not_found" | "duplicate_rule" | "no_scratch" | "rucio_error" | "rucio_unavailable" | "not_configured" | "quota_exceeded" | "internal_error";
+            error: "bad_request" | "token_expired" | "sign_in_again" | "forbidden" | "not_found" | "duplicate_rule" | "no_scratch" | "rucio_error" | "rucio_unavailable" | "service_unreachable" | "not_configured" | "quota_exceeded" | "internal_error";
             message: string;
             /** @description 400: the parameter or body field at fault */
             param?: string;
