@@ -7,8 +7,8 @@ through the ``intertwin`` service's ``GET /token/rucio`` (refresh grant, then Ke
 standard token exchange to the ``rucio`` audience).
 
 alice's session browses and replicates for five minutes, five times longer than any token
-lives, without a restart, while the hub's own stored token has long expired (nobody used the
-hub, so the hub did not refresh it). Then her sign-in is revoked in Keycloak: the session's
+lives, without a restart, while the hub's own stored token has long expired (this hub's
+refresh_user waits an hour, so only the service renews anything). Then her sign-in is revoked in Keycloak: the session's
 DataLake and the service say "sign in again", and everything else (the jobs API) keeps
 working."""
 
@@ -75,6 +75,9 @@ def chain(
             keycloak=kc,
             rucio=rucio,
             port=port,
+            # the hub's own refresh_user (on alice's requests, her tokens' too, once this old)
+            # stays out of the way: what renews the session's tokens is the service alone
+            auth_refresh_age=3600,
         )
         yield kc, rucio, hub
     finally:
