@@ -8,9 +8,10 @@ standard token exchange to the ``rucio`` audience).
 
 alice's session browses and replicates for five minutes, five times longer than any token
 lives, without a restart, while the hub's own stored token has long expired (this hub's
-refresh_user waits an hour, so only the service renews anything). Then her sign-in is revoked in Keycloak: the session's
-DataLake and the service say "sign in again", and everything else (the jobs API) keeps
-working."""
+refresh_user waits an hour, so only the service renews anything). Then her sign-in is revoked
+in Keycloak: the session's DataLake and the service say "sign in again", and everything else
+(the jobs API) keeps working. The test has a Keycloak of its own: revoking alice's sign-in in
+the session's would end the sessions other modules' hubs hold for her."""
 
 from __future__ import annotations
 
