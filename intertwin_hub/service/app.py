@@ -50,6 +50,9 @@ HUB_PENDING_SECONDS = 60.0
 # says where a log answer comes from: "live" (the site, through the Kubernetes API) or
 # "stored-tail" (the last lines the service kept when the job ended; its pod is gone)
 LOG_SOURCE_HEADER = "Intertwin-Log-Source"
+# how often the usage ledger notes the live pods as seen alive (the best known end of a pod
+# that vanishes while the service is down is at most this old)
+SEEN_ALIVE_SECONDS = 60.0
 
 
 class Service:
@@ -502,8 +505,21 @@ async def serve(argv: list[str] | None = None, hub_pid: int | None = None) -> No
     await asyncio.gather(
         svc.watcher.run(),
         svc.results.prune_forever(),
+        _keep_seeing(svc),
         exit_with_the_hub(hub_pid or os.getppid()),
     )
+
+
+async def _keep_seeing(svc: Service, interval: float = SEEN_ALIVE_SECONDS) -> None:
+    """Note every live pod as seen alive, every ``interval``: a pod that vanishes while the
+    service is down is closed in the ledger at the last such note (marked estimated)."""
+    while True:
+        await asyncio.sleep(interval)
+        if svc.watcher.pods_listed.is_set():
+            try:
+                svc.index.seen_alive()
+            except Exception:
+                log.exception("noting the live pods in the usage ledger")
 
 
 def _stop(sig: int) -> None:

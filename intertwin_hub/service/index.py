@@ -16,7 +16,7 @@ from .. import labels
 from ..offload import frame
 from ..sites import Catalogue, Site, quantity_bytes
 from ..status import JobStatus, node_note, pod_status
-from .db import Store, Workload
+from .db import PodFacts, Store, Workload
 
 GPU_RESOURCE = "nvidia.com/gpu"
 # how many of a finished workload's last log lines the history keeps, and at most how much text
@@ -58,6 +58,49 @@ def resources_of(pod: Pod) -> tuple[float | None, int | None, int]:
                 pass
         gpus += int(want.get(GPU_RESOURCE) or 0)
     return cpu, mem, gpus
+
+
+def pod_facts(pod: Pod) -> PodFacts:
+    """The ledger's facts of the pod: its containers' own start and end (``startedAt`` of the
+    running or terminated state, the earliest; ``finishedAt`` once every container has
+    terminated, the latest) and the requests and limits, summed over its containers."""
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for cs in statuses:
+        state = cs.get("state") or {}
+        for part in (state.get("running"), state.get("terminated")):
+            t = _time((part or {}).get("startedAt"))
+            if t is not None:
+                starts.append(t)
+        t = _time((state.get("terminated") or {}).get("finishedAt"))
+        if t is not None:
+            ends.append(t)
+    totals: dict[str, dict[str, float]] = {"requests": {}, "limits": {}}
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        res = c.get("resources") or {}
+        for which, got in totals.items():
+            want = res.get(which) or {}
+            if "cpu" in want:
+                got["cpu"] = got.get("cpu", 0.0) + (_cpu(want["cpu"]) or 0.0)
+            if "memory" in want:
+                try:
+                    got["memory"] = got.get("memory", 0) + quantity_bytes(str(want["memory"]))
+                except ValueError:
+                    pass
+
+    def mem(which: str) -> int | None:
+        v = totals[which].get("memory")
+        return None if v is None else int(v)
+
+    return PodFacts(
+        started=min(starts) if starts else None,
+        finished=max(ends) if statuses and len(ends) == len(statuses) else None,
+        cpu_request=totals["requests"].get("cpu"),
+        cpu_limit=totals["limits"].get("cpu"),
+        memory_request=mem("requests"),
+        memory_limit=mem("limits"),
+    )
 
 
 def workload_of(pod: Pod) -> Workload | None:
@@ -144,6 +187,7 @@ class Index:
     def __init__(self, catalogue: Catalogue, store: Store) -> None:
         self.catalogue = catalogue
         self.store = store
+        store.gpu_models = {s.slug: s.node.gpu.model for s in catalogue if s.node.gpu}
         self.pods: dict[str, Pod] = {}
         self.by_user: dict[str, set[str]] = defaultdict(set)
         self.nodes: dict[str, Pod] = {}
@@ -167,11 +211,12 @@ class Index:
         w = workload_of(pod)
         if w is None:
             return None
+        facts = pod_facts(pod)
         if kind == "DELETED":
             self._forget(w.uid)
             last = pod_status(self.site_name(w.site), pod)
             if last is not None and last.final:
-                self.store.record(w, last, now)
+                self.store.record(w, last, now, facts=facts)
             return self.store.end(
                 w.uid,
                 self.site_name(w.site),
@@ -182,7 +227,7 @@ class Index:
         self.by_user[w.user].add(w.uid)
         status = pod_status(self.site_name(w.site), pod)
         if status is not None:
-            self.store.record(w, status, now, session)
+            self.store.record(w, status, now, session, facts)
         return status
 
     def reconcile(self, pods: Iterable[Pod], now: datetime | None = None) -> None:
@@ -199,13 +244,23 @@ class Index:
                 uid = (pod.get("metadata") or {}).get("uid")
                 if uid:
                     seen.add(uid)
+        self.store.seen_alive(seen, now)
         for uid in self.store.active_uids() - seen:
             job = self.store.get(uid)
             if job is not None:
                 self.store.end(
-                    uid, self.site_name(job.site), cancelled=uid in self.cancelling, at=now
+                    uid,
+                    self.site_name(job.site),
+                    cancelled=uid in self.cancelling,
+                    at=now,
+                    unseen=True,
                 )
             self.cancelling.discard(uid)
+
+    def seen_alive(self, now: datetime | None = None) -> None:
+        """Every pod the watch holds is alive now: the ledger's best known end of each (what a
+        pod that vanishes while the service is down is closed at) moves to ``now``."""
+        self.store.seen_alive(list(self.pods), now or datetime.now(UTC))
 
     def _deleted_on_purpose(self, uid: str, pod: Pod) -> bool:
         # deleted through this service, or by whoever deletes (the hub stopping a server):

@@ -49,8 +49,8 @@ from ..spawner.options import (
 )
 from ..spawner.pod import GPU_RESOURCE, PodPlan, plan_pod
 from ..status import FINAL, pod_status
-from ..usage.budgets import EXHAUSTED, WARNING, budget_use, period_bounds
-from ..usage.report import usages
+from ..usage import ledger
+from ..usage.budgets import EXHAUSTED, WARNING
 from . import db
 
 if TYPE_CHECKING:
@@ -256,10 +256,7 @@ def check_budget(svc: Service, site: Site, vo: str | None) -> str | None:
     budget = site.budget_of(vo)
     if budget is None:
         return None
-    now = datetime.now(UTC)
-    start, end = period_bounds(budget.period, now)
-    used = usages(svc.store, svc.catalogue, start, end, site=site.slug, vo=budget.vo)
-    verdict = budget_use(site, budget, used, now)
+    verdict = ledger.budget_use(svc.store, site, budget, datetime.now(UTC))
     if verdict.state == EXHAUSTED:
         raise ApiError(403, "budget_exhausted", verdict.sentence)
     return verdict.sentence if verdict.state == WARNING else None

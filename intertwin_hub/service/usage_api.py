@@ -1,22 +1,20 @@
 """The ``/usage`` routes of the hub service: a user's own usage (an admin's: anyone's, or
-everyone's), computed from the history rows by ``intertwin_hub.usage``. The user comes from the
-token only; a non-admin's ``user`` parameter is ignored, as on ``/jobs``."""
+everyone's), read from the usage ledger and its per-day rollup (``intertwin_hub.usage.ledger``).
+The user comes from the token only; a non-admin's ``user`` parameter is ignored, as on
+``/jobs``."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import ApiError, bad_request
 from ..spawner.options import vos_of
-from ..usage import summary
+from ..usage import ledger, summary
 from ..usage.accounting import Usage
-from ..usage.budgets import budget_use, period_bounds
-from ..usage.report import usages
 from .app import BaseHandler, _time_param
 
 MAX_DAYS = 3700  # about ten years: a period longer is a typo
@@ -48,7 +46,7 @@ class UsageBase(BaseHandler):
         return self.get_query_argument("user", None) or self.user_name
 
     def usages(self, start: datetime, end: datetime, user: str | None) -> list[Usage]:
-        return usages(self.svc.store, self.svc.catalogue, start, end, user=user)
+        return ledger.usages(self.svc.store, self.svc.catalogue, start, end, ledger.Scope(user))
 
     def site_name(self, slug: str) -> str:
         return self.svc.index.site_name(slug)
@@ -61,7 +59,7 @@ class SummaryHandler(UsageBase):
     async def get(self) -> None:
         start, end = self.period()
         user = self.whose()
-        per_site = summary.by_site(self.usages(start, end, user), start, end)
+        per_site = ledger.by_site(self.svc.store, start, end, ledger.Scope(user))
         self.write_json(
             {
                 **self.period_json(start, end, user),
@@ -81,7 +79,7 @@ class SeriesHandler(UsageBase):
         if unit not in summary.UNITS:
             raise bad_request("unit", f"unit must be one of {', '.join(summary.UNITS)}.")
         user = self.whose()
-        rows = summary.series(self.usages(start, end, user), start, end, unit)
+        rows = ledger.series(self.svc.store, start, end, unit, ledger.Scope(user))
         self.write_json(
             {
                 **self.period_json(start, end, user),
@@ -167,18 +165,15 @@ class UsersHandler(UsageBase):
         if not self.admin:
             raise ApiError(403, "forbidden", "Only hub admins see other users' usage.")
         start, end = self.period()
-        per_user: dict[str, summary.Totals] = defaultdict(summary.Totals)
-        per_vo: dict[str, summary.Totals] = defaultdict(summary.Totals)
-        for u in self.usages(start, end, None):
-            s = summary.seconds_within(u, start, end)
-            for t in (per_user[u.user], per_vo[u.vo or ""]):
-                t.add(u, s)
-                t.jobs += 1
+        per_user, per_vo = ledger.by_user_and_vo(self.svc.store, start, end)
         self.write_json(
             {
                 **self.period_json(start, end, None),
                 "users": [{"user": k, **t.to_json()} for k, t in sorted(per_user.items())],
-                "vos": [{"vo": k or None, **t.to_json()} for k, t in sorted(per_vo.items())],
+                "vos": [
+                    {"vo": k, **t.to_json()}
+                    for k, t in sorted(per_vo.items(), key=lambda kv: kv[0] or "")
+                ],
             }
         )
 
@@ -205,11 +200,7 @@ class BudgetsHandler(UsageBase):
                     mine is not None and budget.vo not in mine
                 ):
                     continue
-                start, end = period_bounds(budget.period, now)
-                used = usages(
-                    self.svc.store, self.svc.catalogue, start, end, site=site.slug, vo=budget.vo
-                )
-                found.append(budget_use(site, budget, used, now).to_json())
+                found.append(ledger.budget_use(self.svc.store, site, budget, now).to_json())
         self.write_json({"budgets": found})
 
 

@@ -1,5 +1,5 @@
 """A VO's budget at a site: what the current period's allocations used of it, in a sentence a
-scientist can act on. Pure: the usages come from the service's history."""
+scientist can act on. Pure: the usages (or their totals) come from the service's ledger."""
 
 from __future__ import annotations
 
@@ -94,6 +94,13 @@ class BudgetUse:
             "state": self.state,
             "sentence": self.sentence,
         }
+
+
+def budget_use_of(site: Site, budget: Budget, used: summary.Totals, now: datetime) -> BudgetUse:
+    """The budget against ``used``, the VO's totals at ``site`` in the period ``now`` falls in
+    (as the ledger's rollup gives them)."""
+    start, end = period_bounds(budget.period, now.astimezone(UTC))
+    return BudgetUse(site, budget, start, end, sum(used.gpu_hours.values()), used.cpu_core_hours)
 
 
 def budget_use(site: Site, budget: Budget, usages: Iterable[Usage], now: datetime) -> BudgetUse:

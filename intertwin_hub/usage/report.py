@@ -1,4 +1,4 @@
-"""``intertwin-hub usage apel``: a period's APEL records from the hub service's history."""
+"""``intertwin-hub usage apel``: a period's APEL records from the hub service's usage ledger."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..service import db
 from ..sites import Catalogue
-from .accounting import Usage, usage_of
+from . import ledger
+from .accounting import Usage
 from .apel import (
     Origin,
     accelerator_message,
@@ -28,30 +29,8 @@ def usages(
     vo: str | None = None,
 ) -> list[Usage]:
     """Every workload (one user's, or everyone's) that ran in [start, end), its running time
-    counted up to ``end`` (or now, when that is earlier)."""
-    until = min(end, datetime.now(UTC))
-    found = []
-    for job in store.ran_between(start, end, user, site, vo):
-        u = usage_of(
-            uid=job.uid,
-            pod=job.pod,
-            user=job.user,
-            vo=job.vo,
-            site=job.site,
-            kind=job.kind,
-            image=job.image,
-            state=job.state,
-            started=job.started,
-            finished=job.finished,
-            cpu=job.cpu,
-            memory=job.memory,
-            gpus=job.gpus,
-            catalogue=catalogue,
-            until=until,
-        )
-        if u is not None:
-            found.append(u)
-    return found
+    counted up to ``end`` (or now, when that is earlier): the usage ledger's rows."""
+    return ledger.usages(store, catalogue, start, end, ledger.Scope(user, site, vo))
 
 
 def write_apel(

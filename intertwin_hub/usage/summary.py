@@ -36,6 +36,24 @@ class Totals:
             self.gpu_hours[model] = self.gpu_hours.get(model, 0.0) + u.gpus * hours
         self.estimated |= u.estimated
 
+    def add_seconds(
+        self,
+        wall: float,
+        cpu_core: float,
+        memory_gb: float,
+        gpu: float,
+        gpu_model: str | None,
+        estimated: bool,
+    ) -> None:
+        """Add figures already multiplied out, in seconds (the ledger's rollup)."""
+        self.cpu_core_hours += cpu_core / 3600
+        self.memory_gb_hours += memory_gb / 3600
+        self.wall_hours += wall / 3600
+        if gpu:
+            model = gpu_model or "GPU"
+            self.gpu_hours[model] = self.gpu_hours.get(model, 0.0) + gpu / 3600
+        self.estimated |= estimated
+
     def to_json(self) -> dict[str, Any]:
         return {
             "cpu_core_hours": round(self.cpu_core_hours, 3),

@@ -40,7 +40,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     pg: Postgres = request.getfixturevalue("postgres")
     engine = create_engine(pg.sqlalchemy_url)
     with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS state_changes, jobs, alembic_version"))
+        conn.execute(
+            text(
+                "DROP TABLE IF EXISTS usage_daily, usage_ledger, state_changes, jobs,"
+                " alembic_version"
+            )
+        )
     engine.dispose()
     return pg.sqlalchemy_url
 
