@@ -6,13 +6,18 @@ vanishes while the service is down. One Vega notebook serves the tests that need
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import csv
+import io
 import json
 import os
 import signal
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,7 @@ from testbed.state import REPO
 
 from ..waiting import wait_for_async
 from .hubapi import start
+from .podtimes import watching
 from .test_service import Api, cancel, client, token_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.asyncio, pytest.mark.timeout(900)]
@@ -245,6 +251,28 @@ async def notebook_answers(testbed: dict[str, Any], token: str) -> bool:
         return r.status == 200
 
 
+async def kill_the_service(sup: Supervisor, api: Api) -> None:
+    """SIGKILL the hub's intertwin service; return once the hub has started it again and it
+    answers (a managed service that exits is restarted by the hub)."""
+    old = service_pid(sup)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+
+    def restarted() -> int | None:
+        pid = service_pid(sup)
+        return pid if pid is not None and pid != old else None
+
+    async def answers() -> bool:
+        try:
+            st, _ = await api("GET", "sites")
+        except (AssertionError, aiohttp.ClientError):
+            return False  # the proxy's 503 page while the service is down is no API answer
+        return st == 200
+
+    await wait_for_async(lambda: asyncio.to_thread(restarted), "the hub to restart it", 120)
+    await wait_for_async(answers, "the restarted service to answer", 120)
+
+
 async def test_the_service_restarting_alone_disturbs_nothing(
     testbed: dict[str, Any], vega_session: dict[str, Any]
 ) -> None:
@@ -257,23 +285,7 @@ async def test_the_service_restarting_alone_disturbs_nothing(
     st, before = await alice("GET", f"jobs/{job['id']}")
     assert st == 200 and before["state"] == "running"
     hub_pid = sup.pids()["jupyterhub"]
-    old = service_pid(sup)
-    assert old is not None
-    os.kill(old, signal.SIGKILL)
-
-    def restarted() -> int | None:
-        pid = service_pid(sup)
-        return pid if pid is not None and pid != old else None
-
-    async def answers() -> bool:
-        try:
-            st, _ = await alice("GET", "sites")
-        except (AssertionError, aiohttp.ClientError):
-            return False  # the proxy's 503 page while the service is down is no API answer
-        return st == 200
-
-    await wait_for_async(lambda: asyncio.to_thread(restarted), "the hub to restart it", 120)
-    await wait_for_async(answers, "the restarted service to answer", 120)
+    await kill_the_service(sup, alice)
     assert sup.pids()["jupyterhub"] == hub_pid and alive(hub_pid)
 
     async def listed_once() -> dict[str, Any] | None:
@@ -457,3 +469,82 @@ async def test_a_pod_gone_while_the_service_was_down_is_lost(
     assert [h["state"] for h in job["history"]][-1] == "lost" and job["finished"]
     st, body = await alice("GET", f"jobs/{uid}/logs")
     assert (st, body["error"]) == (409, "already_ended")
+
+
+LEDGER_SERVER = "ledger-restart"
+
+
+async def test_a_restart_mid_run_counts_the_notebook_once_to_the_second(
+    testbed: dict[str, Any], kube: Any
+) -> None:
+    """alice's Vega notebook runs; the service is killed and restarted by the hub; then the
+    notebook is stopped. The usage ledger has one row for it, and its start, end and figures
+    are the pod's own (its container's startedAt and finishedAt, its limits) to the second."""
+    ns = testbed["control_plane"]["namespace"]
+    api_url = testbed["hub"]["api_url"]
+    alice, _ = await alice_api(testbed)
+    sup = Supervisor(Path(testbed["run_dir"]))
+    try:
+        async with admin(testbed) as s:
+            status, text = await start(s, api_url, "alice", LEDGER_SERVER, {"profile": "vega"})
+            assert status in (201, 202), text
+
+        async def running() -> dict[str, Any] | None:
+            _, page = await alice("GET", "jobs", site="vega", state="running")
+            return next((j for j in page["jobs"] if j["server_name"] == LEDGER_SERVER), None)
+
+        job = await wait_for_async(running, "alice's Vega notebook running", 300)
+        async with watching(kube, ns, job["pod"]) as pod:
+            await asyncio.wait_for(pod.running.wait(), 60)
+            assert pod.started is not None
+            await kill_the_service(sup, alice)
+
+            async def row() -> dict[str, Any] | None:
+                period = {"from": (pod.started - timedelta(minutes=1)).isoformat()}
+                _, top = await alice("GET", "usage/jobs", limit=1000, **period)
+                mine = [j for j in top["jobs"] if j["id"] == job["id"]]
+                assert len(mine) <= 1, mine
+                return mine[0] if mine else None
+
+            live = await wait_for_async(row, "the running notebook in the ledger", 60)
+            assert live["end"] is None
+            assert abs((datetime.fromisoformat(live["start"]) - pod.started).total_seconds()) <= 1
+            await cancel(alice, job["id"])
+            await asyncio.wait_for(pod.gone.wait(), 120)
+    finally:
+        async with (
+            admin(testbed) as s,
+            s.delete(f"{api_url}/users/alice/servers/{LEDGER_SERVER}", json={"remove": True}) as r,
+        ):
+            assert r.status in (202, 204, 404), await r.text()
+
+    assert pod.finished is not None, "the virtual kubelet told no end of the deleted pod"
+    wall = (pod.finished - pod.started).total_seconds()
+    cpu, gpus = float(pod.limits["cpu"]), int(pod.limits["nvidia.com/gpu"])
+    period = {
+        "from": (pod.started - timedelta(minutes=1)).isoformat(),
+        "to": (pod.finished + timedelta(minutes=1)).isoformat(),
+    }
+
+    async def closed() -> dict[str, Any] | None:
+        _, top = await alice("GET", "usage/jobs", limit=1000, **period)
+        mine = [j for j in top["jobs"] if j["id"] == job["id"]]
+        assert len(mine) == 1, mine
+        return mine[0] if mine[0]["end"] else None
+
+    got = await wait_for_async(closed, "the notebook's ledger row closed", 60)
+    assert abs((datetime.fromisoformat(got["start"]) - pod.started).total_seconds()) <= 1
+    assert abs((datetime.fromisoformat(got["end"]) - pod.finished).total_seconds()) <= 1
+    assert abs(got["wall_seconds"] - wall) <= 1 and not got["estimated"]
+    assert got["cpu"] == cpu and got["gpus"] == gpus
+    assert abs(got["cpu_core_hours"] - cpu * wall / 3600) < 0.001
+    assert abs(got["gpu_hours"]["A100"] - gpus * wall / 3600) < 0.001
+    st, text = await alice("GET", "usage.csv", **period)
+    assert st == 200 and [r["id"] for r in csv.DictReader(io.StringIO(text))].count(job["id"]) == 1
+    # one row in the service's own database, whatever the restart re-read
+    db = Path(testbed["run_dir"]) / "hub" / "intertwin-service.sqlite"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM usage_ledger WHERE uid = ?", (job["id"],)
+        ).fetchone()
+    assert n == 1
