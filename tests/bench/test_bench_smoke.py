@@ -21,7 +21,7 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"
 # its own hub: they use the session's testbed (--state)
 ON_TESTBED = {"spawn.py", "login.py", "offload.py"}
 # smoke-run by a test of their own that also checks what they print
-OWN_TEST = {"jobs.py"}
+OWN_TEST = {"jobs.py", "usage.py"}
 
 
 def run_bench(script: str, *args: str, timeout: float = 300) -> str:
@@ -77,6 +77,15 @@ def test_jobs_measures_both_services_through_the_proxy() -> None:
 def test_jobs_in_process_smoke() -> None:
     out = run_bench("jobs.py", "--in-process")
     assert "first list of 200 pods into the index and history" in out
+
+
+def test_usage_measures_both_databases_against_a_full_scan() -> None:
+    out = run_bench("usage.py")
+    for name in ("SQLite", "PostgreSQL"):
+        assert f"== {name}" in out
+    assert out.count("ratio p95 naive / ours:") == 2
+    assert out.count("goal p95 <= 50 ms:") == 2
+    assert out.count("pod ends (row closed, days rolled up)") == 2
 
 
 @pytest.mark.testbed
