@@ -297,7 +297,11 @@ class Store:
         self, s: Session, w: Workload, status: JobStatus, at: datetime, facts: PodFacts | None
     ) -> bool:
         changed = _record(s, w, status, at)
-        _ledger_observe(s, w, status, at, facts or PodFacts(), self.gpu_models.get(w.site))
+        # a pod told again as it was (the common event) changes no ledger row: its row was
+        # written with the change that made it running; a final status may still correct an
+        # estimated end
+        if changed or status.final:
+            _ledger_observe(s, w, status, at, facts or PodFacts(), self.gpu_models.get(w.site))
         return changed
 
     def end(
