@@ -116,6 +116,9 @@ class Batch:
     max_time: int | None = None
     # batch cells (``%%offload``) one user may have queued or running at the site at once
     max_cells_per_user: int = 4
+    # GPUs one user may hold at the site at once (notebook servers and batch cells); a new
+    # batch cell over it is refused. None: only each partition's own max_gpus applies
+    max_gpus_per_user: int | None = None
 
 
 # a time limit as users type it in ``%%offload --time`` (90s, 30m, 4h, 2d) or in Slurm's forms
@@ -473,6 +476,11 @@ def _site(r: _Reader) -> Site:
             br.text("time", required=False),
             _duration(br, "max_time"),
             br.integer("max_cells_per_user", required=False, default=4, minimum=1),
+            (
+                br.integer("max_gpus_per_user", minimum=1)
+                if br.raw("max_gpus_per_user", False) is not None
+                else None
+            ),
         )
         if batch.time is not None:
             _duration(br, "time")

@@ -52,6 +52,7 @@ from ..status import FINAL, pod_status
 from ..usage import ledger
 from ..usage.budgets import EXHAUSTED, WARNING
 from . import db
+from .index import resources_of
 
 if TYPE_CHECKING:
     from .app import Service
@@ -238,15 +239,45 @@ def inputs_secret(pod: dict[str, Any], data: bytes) -> dict[str, Any]:
     }
 
 
-def active_cells(svc: Service, user: str, site: str) -> int:
-    n = 0
+def in_use(svc: Service, user: str, site: str) -> tuple[int, int]:
+    """The user's batch cells queued or running at the site, and the GPUs their workloads
+    there hold (notebook servers' too): from the service's index, pods not yet ended."""
+    cells = gpus = 0
     for pod in svc.index.mine(user):
-        if kind_of(pod) != KIND_BATCH_CELL or site_of(pod) != site:
+        if site_of(pod) != site:
             continue
         status = pod_status(svc.index.site_name(site), pod)
-        if status is None or status.state not in FINAL:
-            n += 1
-    return n
+        if status is not None and status.state in FINAL:
+            continue
+        cells += kind_of(pod) == KIND_BATCH_CELL
+        gpus += resources_of(pod)[2]
+    return cells, gpus
+
+
+def check_limits(site: Site, cells: int, gpus: int, asked_gpus: int) -> None:
+    """A 429 with what is in use when one more batch cell asking for ``asked_gpus`` would go
+    over the site's per-user limits (catalogue ``batch``)."""
+    limit = max_cells_per_user(site)
+    if cells >= limit:
+        raise ApiError(
+            429,
+            "limit_reached",
+            f"You have {cells} batch cells queued or running at {site.name}, the most "
+            f"{site.name} allows at once; wait for one to end or cancel one.",
+            in_use=cells,
+            limit=limit,
+        )
+    cap = site.batch.max_gpus_per_user if site.batch else None
+    if cap is not None and asked_gpus and gpus + asked_gpus > cap:
+        raise ApiError(
+            429,
+            "limit_reached",
+            f"Your sessions and batch cells at {site.name} hold {gpus} GPUs; this cell asks "
+            f"for {asked_gpus} more, over the {cap} one user may hold there at once. Wait for "
+            "a job to end, or stop one (the Jobs panel lists them).",
+            in_use=gpus,
+            limit=cap,
+        )
 
 
 def check_budget(svc: Service, site: Site, vo: str | None) -> str | None:
@@ -278,17 +309,7 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> tuple[db.Job, str 
     site = batch.site
     plan = plan_pod(batch.selection, kind=KIND_BATCH_CELL, time=batch.time)
     async with _locks[user]:
-        limit = max_cells_per_user(site)
-        in_use = active_cells(svc, user, site.slug)
-        if in_use >= limit:
-            raise ApiError(
-                429,
-                "limit_reached",
-                f"You have {in_use} batch cells queued or running at {site.name}, the most "
-                f"{site.name} allows at once; wait for one to end or cancel one.",
-                in_use=in_use,
-                limit=limit,
-            )
+        check_limits(site, *in_use(svc, user, site.slug), batch.selection.gpus)
         warning = check_budget(svc, site, batch.selection.vo)
         name = pod_name(user)
         manifest = cell_pod(name, user, plan, svc.runner_python, body)

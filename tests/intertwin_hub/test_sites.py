@@ -132,6 +132,10 @@ def broken(edit: Any) -> str:
             "sites[3].batch.max_cells_per_user: must be an integer >= 1",
         ),
         (
+            lambda d: d["sites"][1]["batch"].update(max_gpus_per_user=0),
+            "sites[1].batch.max_gpus_per_user: must be an integer >= 1",
+        ),
+        (
             lambda d: d["sites"][2]["batch"].update(time="soon"),
             "sites[2].batch.time: 'soon' is not a time",
         ),

@@ -151,3 +151,44 @@ def test_the_budget_warns_from_90_percent_and_refuses_once_used_up(tmp_path: Pat
     assert refused.value.message.endswith("; ask your VO manager.")
     assert check(used / 1.5, vo="other.example.org") is None  # no budget for that VO
     store.engine.dispose()
+
+
+def test_the_per_user_limits_say_what_is_in_use() -> None:
+    vega = CATALOGUE.get("vega")
+    assert vega is not None and vega.batch is not None
+    submit.check_limits(vega, cells=3, gpus=6, asked_gpus=2)  # at the GPU limit, not over
+    submit.check_limits(vega, cells=3, gpus=8, asked_gpus=0)  # a CPU-only cell holds no GPU
+    with pytest.raises(ApiError) as over:
+        submit.check_limits(vega, cells=0, gpus=7, asked_gpus=2)
+    assert (over.value.status, over.value.code) == (429, "limit_reached")
+    assert over.value.message.startswith(
+        "Your sessions and batch cells at Vega hold 7 GPUs; this cell asks for 2 more, over "
+        "the 8 one user may hold there at once."
+    )
+    with pytest.raises(ApiError) as cells:
+        submit.check_limits(vega, cells=4, gpus=0, asked_gpus=0)
+    assert "You have 4 batch cells queued or running at Vega" in cells.value.message
+    kbfi = CATALOGUE.get("kbfi")
+    assert kbfi is not None
+    submit.check_limits(kbfi, cells=0, gpus=100, asked_gpus=1)  # no GPU limit there
+
+
+def test_gpus_in_use_count_every_live_workload_of_the_user_at_the_site() -> None:
+    def pod(uid: str, site: str, gpus: int, kind: str = KIND_BATCH_CELL, phase: str = "Running"):
+        limits = {"nvidia.com/gpu": str(gpus)} if gpus else {}
+        return {
+            "metadata": {"uid": uid, "labels": {LABEL_WORKLOAD: kind, LABEL_SITE: site}},
+            "spec": {"containers": [{"resources": {"limits": limits}}]},
+            "status": {"phase": phase},
+        }
+
+    pods = [
+        pod("a", "vega", 2),
+        pod("b", "vega", 1, kind="notebook"),
+        pod("c", "vega", 4, phase="Succeeded"),  # ended: holds nothing
+        pod("d", "psnc", 2),  # another site
+    ]
+    svc = SimpleNamespace(
+        index=SimpleNamespace(mine=lambda user: pods, site_name=lambda slug: slug.upper())
+    )
+    assert submit.in_use(svc, "alice", "vega") == (1, 3)  # type: ignore[arg-type]

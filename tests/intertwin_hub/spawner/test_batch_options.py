@@ -123,3 +123,6 @@ def test_a_batch_cell_is_planned_like_a_notebook_but_reached_by_nobody() -> None
 def test_the_per_user_limit_comes_from_the_catalogue() -> None:
     assert max_cells_per_user(CATALOGUE.get("vega")) == 4  # type: ignore[arg-type]
     assert max_cells_per_user(CATALOGUE.get("kbfi")) == 8  # type: ignore[arg-type]
+    vega, kbfi = CATALOGUE.get("vega"), CATALOGUE.get("kbfi")
+    assert vega and vega.batch and vega.batch.max_gpus_per_user == 8
+    assert kbfi and kbfi.batch and kbfi.batch.max_gpus_per_user is None
