@@ -32,9 +32,19 @@ class ServiceClient:
         tok = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self.session.headers["Authorization"] = f"token {tok}"
 
+    def fresh(self) -> ServiceClient:
+        """The same client with a session of its own, for another thread (a
+        ``requests.Session`` is not made to be shared between threads)."""
+        other = ServiceClient.__new__(ServiceClient)
+        other.api = self.api
+        other.session = requests.Session()
+        other.session.headers.update(self.session.headers)
+        return other
+
     def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        kw.setdefault("timeout", TIMEOUT)
         try:
-            r = self.session.request(method, self.api + path, timeout=TIMEOUT, **kw)
+            r = self.session.request(method, self.api + path, **kw)
         except requests.RequestException as e:
             raise OffloadError(f"The intertwin hub service cannot be reached: {e}") from None
         if r.status_code >= 400:
@@ -61,6 +71,18 @@ class ServiceClient:
 
     def logs(self, job_id: str, tail: int = 100000) -> str:
         return self.call("GET", f"jobs/{job_id}/logs", params={"tail": tail}).text
+
+    def follow_logs(self, job_id: str, tail: int) -> requests.Response:
+        """The log's last ``tail`` lines, then its new lines as they come, until the job ends
+        (an open answer, read as it arrives; no read timeout, a quiet cell may
+        print nothing for hours)."""
+        return self.call(
+            "GET",
+            f"jobs/{job_id}/logs",
+            params={"tail": tail, "follow": "true"},
+            stream=True,
+            timeout=(TIMEOUT[0], None),
+        )
 
     def result(self, job_id: str, max_bytes: int | None = None) -> dict[str, Any]:
         """The result answer; ``max_bytes``: the largest to take (0: any size; None: the

@@ -7,14 +7,17 @@ The cell's source, its ``--in`` variables and the names it reads but does not de
 with the AST; ``--no-auto-in`` turns that off) are cloudpickled, each on its own (an error
 names the variable), and sent to the ``intertwin`` hub service, which checks the request with
 the spawner's rules and creates the job. The magic then shows the job's state in the site's
-words and streams its log into the cell; at the end it assigns the ``--out`` variables, or
-re-raises the cell's exception with the remote traceback. ``--no-wait`` returns an
-:class:`OffloadJob` at once; ``%offload_attach ID`` attaches to a job (after a kernel restart,
-say) and fetches its results; ``%offload_jobs`` lists this notebook's batch cells.
+words and its log as the cell prints it (:mod:`.display`: a widget with a Cancel button in
+JupyterLab, text elsewhere; the log followed once, :mod:`.follow`); at the end it assigns the
+``--out`` variables, or re-raises the cell's exception with the remote traceback.
+``--no-wait`` returns an :class:`OffloadJob` at once; ``%offload_attach ID`` attaches to a job
+(after a kernel restart, say) and fetches its results; ``%offload_jobs`` lists this notebook's
+batch cells.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -28,16 +31,23 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.display import display
 
 from intertwin_hub.offload import frame
 from intertwin_hub.offload.runner import PackError, pack_inputs
+from intertwin_hub.status import FINAL
 
 from .cellcode import needed_names
 from .client import OffloadError, ServiceClient
+from .display import Clock, View, make_view
+from .follow import LogFollower
 
-FINAL = frozenset({"succeeded", "failed", "cancelled", "lost"})
 POLL_SECONDS = 1.0
+# how often new log lines reach the cell between two looks at the job's state
+PUMP_SECONDS = 0.2
+# how long the end of a log may take to arrive once the job has ended
+DRAIN_SECONDS = 30.0
+# how long a cancelled job is shown ending (its pod being deleted) before the cell ends
+CANCEL_SECONDS = 60.0
 # names the notebook holds that are IPython's, not the user's
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 
@@ -182,70 +192,172 @@ class OffloadJob:
         return unpickle_values(payload)
 
     def wait(self, show: bool = True) -> dict[str, Any]:
-        """Show the state and stream the log into the cell until the job ends, then assign
-        (and return) its ``--out`` values."""
-        t0 = time.monotonic()
-        handle = display(_Line(self._line(t0)), display_id=True) if show else None
-        printed = 0
-        last_line = ""
+        """Show the state and the cell's log as it comes until the job ends, then assign
+        (and return) its ``--out`` values. Interrupting the kernel cancels the job."""
+        watch = _Watch(self, make_view(self._job, None) if show else None)
         try:
             while True:
-                job = self.status()
-                if show and job.get("state") in ("running", *FINAL):
-                    printed = self._print_new_lines(printed)
-                line = self._line(t0)
-                if handle is not None and line != last_line:
-                    handle.update(_Line(line))
-                    last_line = line
+                job = watch.step(self.status())
                 if job.get("state") in FINAL:
                     break
-                time.sleep(POLL_SECONDS)
+                end = time.monotonic() + POLL_SECONDS
+                while time.monotonic() < end:
+                    time.sleep(PUMP_SECONDS)
+                    watch.pump()
+            while watch.draining():
+                time.sleep(PUMP_SECONDS)
+                watch.pump()
         except KeyboardInterrupt:
-            self.cancel()
-            raise KeyboardInterrupt(
-                f"Interrupted: the batch cell {self.id} is cancelled at {job.get('site_name')}."
+            watch.close()
+            self._cancel_quietly()
+            raise OffloadInterrupted(
+                f"Interrupted: the batch cell {self.id} is cancelled at "
+                f"{self._job.get('site_name')}."
             ) from None
+        finally:
+            watch.close()
+        return self._finish(watch)
+
+    async def wait_async(self) -> dict[str, Any]:
+        """:meth:`wait` in the kernel's event loop, which goes on handling the front end's
+        widget messages meanwhile (ipykernel dispatches comm messages while an async cell
+        awaits, https://github.com/ipython/ipykernel/pull/1565): the widget's Cancel button
+        cancels the job. Interrupting the kernel cancels it too (ipykernel cancels an async
+        cell's task on SIGINT)."""
+        clicked = asyncio.Event()
+        watch = _Watch(self, make_view(self._job, clicked.set))
+        try:
+            while not clicked.is_set():
+                job = watch.step(await asyncio.to_thread(self.status))
+                if job.get("state") in FINAL:
+                    break
+                end = time.monotonic() + POLL_SECONDS
+                while time.monotonic() < end and not clicked.is_set():
+                    try:
+                        await asyncio.wait_for(clicked.wait(), PUMP_SECONDS)
+                    except TimeoutError:
+                        pass
+                    watch.pump()
+            if clicked.is_set():
+                return await self._cancelled_from_the_cell(watch)
+            while watch.draining():
+                await asyncio.sleep(PUMP_SECONDS)
+                watch.pump()
+        except asyncio.CancelledError:
+            watch.close()
+            self._cancel_quietly()
+            raise OffloadInterrupted(
+                f"Interrupted: the batch cell {self.id} is cancelled at "
+                f"{self._job.get('site_name')}."
+            ) from None
+        finally:
+            watch.close()
+        return self._finish(watch)
+
+    async def _cancelled_from_the_cell(self, watch: _Watch) -> dict[str, Any]:
+        """The Cancel button: cancel, show the job until it has ended (its pod gone), and end
+        the cell with one line saying so. A job that ended meanwhile ends as it would have."""
+        try:
+            watch.step(await asyncio.to_thread(self.cancel))
+        except OffloadError as e:
+            if getattr(e, "code", None) != "already_ended":
+                raise
+        end = time.monotonic() + CANCEL_SECONDS
+        while self._job.get("state") not in FINAL and time.monotonic() < end:
+            await asyncio.sleep(POLL_SECONDS)
+            watch.step(await asyncio.to_thread(self.status))
+        if self._job.get("state") != "cancelled":
+            if self._job.get("state") in FINAL:
+                while watch.draining():
+                    await asyncio.sleep(PUMP_SECONDS)
+                    watch.pump()
+                watch.close()
+                return self._finish(watch)
+        watch.close()
+        where = self._job.get("site_name")
+        if watch.view is not None:
+            watch.view.finish(self._job, watch.clock(), f"Cancelled at {where} from this cell.")
+        raise OffloadCancelled(
+            f"The batch cell {self.id} is cancelled at {where}"
+            + ("" if self._job.get("state") == "cancelled" else " (it is still ending)")
+            + "; its variables are not set."
+        )
+
+    def _cancel_quietly(self) -> None:
+        try:
+            self.cancel()
+        except OffloadError as e:
+            if getattr(e, "code", None) != "already_ended":
+                raise
+
+    def _finish(self, watch: _Watch) -> dict[str, Any]:
+        if watch.view is not None:
+            watch.view.finish(self._job, watch.clock())
         values = self.result(wait=False)
         if self._assign is not None:
             self._assign(values)
         return values
 
-    def _print_new_lines(self, printed: int) -> int:
-        try:
-            text = self._client.logs(self.id)
-        except OffloadError:
-            return printed  # no log yet
-        complete = text.splitlines()
-        if text and not text.endswith("\n"):
-            complete = complete[:-1]  # a line still being written
-        # the frame ends what the cell printed; a traceback after it is re-raised instead
-        visible = list(frame.before(complete))
-        for line in visible[printed:]:
-            print(line, flush=True)
-        return max(printed, len(visible))
 
-    def _line(self, t0: float) -> str:
-        """``Vega: queued at Vega (batch job 1001) · 12 s``, at the end ``Vega: succeeded
-        (batch job 1001, exit code 0) · 40 s``."""
-        j = self._job
-        said = j.get("sentence") or ""
-        if j.get("state") in FINAL:
-            facts = [f"batch job {j['batch_job']}" if j.get("batch_job") else ""]
-            if j.get("exit_code") is not None:
-                facts.append(f"exit code {j['exit_code']}")
-            facts = [f for f in facts if f]
-            said = str(j.get("state")) + (f" ({', '.join(facts)})" if facts else "")
-        return f"{j.get('site_name')}: {said} · {int(time.monotonic() - t0)} s"
+class _Watch:
+    """One wait's view and log follower: the state from each look at the job, the log's
+    lines as they arrive (followed from the moment the job runs, or has ended)."""
+
+    def __init__(self, job: OffloadJob, view: View | None) -> None:
+        self.job = job
+        self.view = view
+        self.clock = Clock(job._job)
+        self.follower: LogFollower | None = None
+        self._drain_end: float | None = None
+
+    def step(self, job: dict[str, Any]) -> dict[str, Any]:
+        state = job.get("state")
+        if self.view is not None:
+            if self.follower is None and state in ("running", *FINAL) and state != "cancelled":
+                self.follower = LogFollower(self.job._client, self.job.id).start()
+            self.pump()
+            self.view.show(job, self.clock())
+        return job
+
+    def pump(self) -> None:
+        if self.view is not None:
+            if self.follower is not None:
+                self.view.lines(self.follower.take())
+            self.view.show(self.job._job, self.clock())
+
+    def draining(self) -> bool:
+        """The job has ended: whether the rest of its log (up to the result frame) is still
+        on its way; call again after a pause, with :meth:`pump` in between."""
+        if self.view is None:
+            return False
+        if self._drain_end is None:
+            self._drain_end = time.monotonic() + DRAIN_SECONDS
+            if self.follower is None:
+                self.step(self.job._job)
+        if self.follower is None or self.follower.done.is_set():
+            self.pump()
+            return False
+        return time.monotonic() < self._drain_end
+
+    def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
 
 
-class _Line:
-    """One status line, shown as text (and kept in place with update_display)."""
+class OffloadCancelled(Exception):
+    """The batch cell was cancelled with its Cancel button; told in one line (IPython shows
+    what ``_render_traceback_`` returns instead of a traceback,
+    https://ipython.readthedocs.io/en/stable/api/generated/IPython.core.interactiveshell.html)."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
-    def __repr__(self) -> str:
-        return self.text
+
+class OffloadInterrupted(KeyboardInterrupt):
+    """The kernel was interrupted while it waited for a batch cell, which is cancelled."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
 
 
 @magics_class
@@ -283,6 +395,22 @@ class OffloadMagics(Magics):
     @cell_magic
     def offload(self, line: str, cell: str) -> OffloadJob | None:
         """Run this cell as a batch job at an interTwin site; see the module's help."""
+        job, wait = self._submit(line, cell)
+        if not wait:
+            return job
+        _wait(job)
+        return None
+
+    async def offload_async(self, line: str, cell: str) -> OffloadJob | None:
+        """``%%offload`` as a kernel runs it (:func:`await_offload`): the wait goes on in the
+        kernel's event loop, so the widget's Cancel button works."""
+        job, wait = self._submit(line, cell)
+        if not wait:
+            return job
+        await _wait_async(job)
+        return None
+
+    def _submit(self, line: str, cell: str) -> tuple[OffloadJob, bool]:
         args = parse_argstring(self.offload, line)
         shell = self.shell
         assert shell is not None
@@ -342,10 +470,7 @@ class OffloadMagics(Magics):
         if submitted.get("warning"):  # the VO's budget at the site is 90 % used or more
             print(submitted["warning"], file=sys.stderr, flush=True)
         job = OffloadJob(client, submitted, self._assigner(), args.allow_large)
-        if not args.wait:
-            return job
-        _wait(job)
-        return None
+        return job, bool(args.wait)
 
     @line_magic
     def offload_jobs(self, line: str) -> None:
@@ -365,6 +490,21 @@ class OffloadMagics(Magics):
         """``%offload_attach ID [--no-wait] [--allow-large]``: attach to a batch cell (after a
         kernel restart, say): wait for it and assign the variables it returns; ``--no-wait``:
         its handle; ``--allow-large``: load a result over the service's limit."""
+        job, wait = self._attach(line)
+        if not wait:
+            return job
+        _wait(job)
+        return None
+
+    async def offload_attach_async(self, line: str) -> OffloadJob | None:
+        """``%offload_attach`` alone in a cell, as a kernel runs it (:func:`await_offload`)."""
+        job, wait = self._attach(line)
+        if not wait:
+            return job
+        await _wait_async(job)
+        return None
+
+    def _attach(self, line: str) -> tuple[OffloadJob, bool]:
         parts = line.split()
         if not parts:
             raise UsageError("Usage: %offload_attach JOB_ID [--no-wait] [--allow-large]")
@@ -375,10 +515,50 @@ class OffloadMagics(Magics):
             )
         except OffloadError as e:
             raise UsageError(str(e)) from None
-        if "--no-wait" in parts[1:]:
-            return job
-        _wait(job)
-        return None
+        return job, "--no-wait" not in parts[1:]
+
+
+# IPython turns ``%%offload ARGS`` + BODY into this one line (its cell_magic transformer,
+# https://github.com/ipython/ipython/blob/main/IPython/core/inputtransformer2.py), and a cell
+# that is only ``%offload_attach ID`` into the second
+_CELL_CALL = "get_ipython().run_cell_magic('offload', "
+_ATTACH_CALL = "get_ipython().run_line_magic('offload_attach', "
+_REGISTRY = "get_ipython().magics_manager.registry['OffloadMagics']"
+
+
+def await_offload(lines: list[str]) -> list[str]:
+    """An IPython input transformer (``input_transformers_post``,
+    https://ipython.readthedocs.io/en/stable/config/inputtransforms.html): in a kernel that
+    runs cells with top-level ``await`` in its asyncio loop, a ``%%offload`` cell awaits its
+    job instead of blocking the loop, so the kernel still handles the widget's messages (the
+    Cancel button) while it waits."""
+    if not lines or not _kernel_awaits():
+        return lines
+    first = lines[0]
+    if first.startswith(_CELL_CALL):
+        return [f"await {_REGISTRY}.offload_async({first[len(_CELL_CALL) :]}", *lines[1:]]
+    if first.startswith(_ATTACH_CALL) and len(lines) == 1:
+        return [f"await {_REGISTRY}.offload_attach_async({first[len(_ATTACH_CALL) :]}"]
+    return lines
+
+
+def _kernel_awaits() -> bool:
+    """A kernel (ipykernel) whose shell runs top-level ``await`` in the running asyncio loop
+    (``%autoawait`` on, with the asyncio runner: what ipykernel requires to run a cell as a
+    coroutine)."""
+    from IPython import get_ipython
+
+    try:
+        from IPython.core.async_helpers import _asyncio_runner
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return (
+        shell is not None
+        and getattr(shell, "kernel", None) is not None
+        and bool(getattr(shell, "autoawait", False))
+        and getattr(shell, "loop_runner", None) is _asyncio_runner
+    )
 
 
 def _wait(job: OffloadJob) -> None:
@@ -386,6 +566,14 @@ def _wait(job: OffloadJob) -> None:
     (a UsageError shows it without a traceback of this module)."""
     try:
         job.wait()
+    except ResultTooLarge as e:
+        raise UsageError(str(e)) from None
+
+
+async def _wait_async(job: OffloadJob) -> None:
+    """:func:`_wait` in the kernel's event loop (the widget's Cancel button works)."""
+    try:
+        await job.wait_async()
     except ResultTooLarge as e:
         raise UsageError(str(e)) from None
 
