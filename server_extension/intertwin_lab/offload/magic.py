@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -532,7 +533,7 @@ def await_offload(lines: list[str]) -> list[str]:
     runs cells with top-level ``await`` in its asyncio loop, a ``%%offload`` cell awaits its
     job instead of blocking the loop, so the kernel still handles the widget's messages (the
     Cancel button) while it waits."""
-    if not lines or not _kernel_awaits():
+    if not lines or not _kernel_awaits() or _inside_a_running_cell():
         return lines
     first = lines[0]
     if first.startswith(_CELL_CALL):
@@ -540,6 +541,22 @@ def await_offload(lines: list[str]) -> list[str]:
     if first.startswith(_ATTACH_CALL) and len(lines) == 1:
         return [f"await {_REGISTRY}.offload_attach_async({first[len(_ATTACH_CALL) :]}"]
     return lines
+
+
+def _inside_a_running_cell() -> bool:
+    """Whether a running cell asks for this transformation (a magic such as ``%%time`` or
+    ``%%capture`` runs its body itself, and not as a coroutine in the kernel's loop): then
+    ``InteractiveShell.run_code`` is among the callers."""
+    from IPython import get_ipython
+    from IPython.core.interactiveshell import InteractiveShell
+
+    codes = {InteractiveShell.run_code.__code__, type(get_ipython()).run_code.__code__}
+    f = inspect.currentframe()
+    while f is not None:
+        if f.f_code in codes:
+            return True
+        f = f.f_back
+    return False
 
 
 def _kernel_awaits() -> bool:

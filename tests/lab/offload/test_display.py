@@ -392,3 +392,16 @@ def test_interrupting_the_kernel_cancels_the_job(
     assert reply["traceback"] == [
         f"KeyboardInterrupt: Interrupted: the batch cell {job} is cancelled at Vega."
     ]
+
+
+def test_inside_another_cell_magic_the_cell_waits_without_await(
+    service: FakeService, kernel: tuple[KernelManager, BlockingKernelClient]
+) -> None:
+    """``%%time`` runs its body itself: the ``%%offload`` inside it is not rewritten to an
+    ``await`` (which would be a SyntaxError there), and waits as a plain call."""
+    _, kc = kernel
+    service.next_lines, service.next_gap = ["inner"], 0.2
+    reply, seen = execute(kc, "%%time\n%%offload --site vega --out y\ny = 42\n")
+    assert reply["status"] == "ok", reply
+    printed = [text for _, text in streamed(seen)]
+    assert printed[0] == "inner" and printed[-1].startswith("Wall time:"), printed
