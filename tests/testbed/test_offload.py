@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Iterator
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -99,9 +102,15 @@ def alice_kernel(testbed: dict[str, Any]) -> Iterator[tuple[BlockingKernelClient
 
 
 def run_cell(
-    kc: BlockingKernelClient, code: str, cell_id: str | None = None, timeout: float = CELL_TIMEOUT
+    kc: BlockingKernelClient,
+    code: str,
+    cell_id: str | None = None,
+    timeout: float = CELL_TIMEOUT,
+    on_message: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Execute as JupyterLab does (``metadata.cellId``); the reply and the outputs."""
+    """Execute as JupyterLab does (``metadata.cellId``); the reply and the outputs, each with
+    the time it arrived (``at``). ``on_message`` sees the cell's iopub messages as they
+    come."""
     content = {
         "code": code,
         "silent": False,
@@ -121,6 +130,8 @@ def run_cell(
             continue
         if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
             break
+        if on_message is not None:
+            on_message(m)
         if m["msg_type"] in (
             "stream",
             "display_data",
@@ -128,7 +139,7 @@ def run_cell(
             "execute_result",
             "error",
         ):
-            outputs.append({"type": m["msg_type"], **m["content"]})
+            outputs.append({"type": m["msg_type"], "at": time.monotonic(), **m["content"]})
     while True:
         # wait_for_ready may have left kernel_info replies in the queue
         reply = kc.get_shell_msg(timeout=timeout)
@@ -185,6 +196,105 @@ def test_a_cell_runs_at_vega_and_its_variable_comes_back(
     assert job["notebook_path"] == NOTEBOOK and job["node"] == "vega-vk"
     st, result = api("GET", f"jobs/{job['id']}/result")
     assert st == 200 and result["status"] == "ok"
+
+
+def test_the_log_is_followed_each_line_once_as_it_is_printed(
+    testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
+) -> None:
+    """The cell's lines come through the service's followed log: each once, in order, as the
+    cell prints them (seconds apart, as printed), all before the cell's end is told."""
+    kc, _ = alice_kernel
+    reply, outputs = run_cell(
+        kc,
+        "%%offload --site vega --gpus 0\n"
+        "import time\n"
+        "for i in range(4):\n"
+        "    print(f'step {i}', flush=True)\n"
+        "    time.sleep(3)\n",
+    )
+    assert reply["status"] == "ok", (reply, outputs)
+    lines = [
+        (o["at"], line) for o in outputs if o["type"] == "stream" for line in o["text"].splitlines()
+    ]
+    assert [text for _, text in lines] == [f"step {i}" for i in range(4)], outputs
+    # as printed: three seconds apart (the last one printed 9 s after the first)
+    assert lines[3][0] - lines[0][0] > 6, lines
+    ended = next(
+        o["at"]
+        for o in outputs
+        if "display" in o["type"] and o["data"]["text/plain"].startswith("Vega: succeeded")
+    )
+    assert lines[-1][0] <= ended, outputs
+
+
+def open_widget_frontend(kc: BlockingKernelClient) -> None:
+    """What JupyterLab's widget manager does when it connects to a kernel: open ipywidgets'
+    control comm and ask for the widgets' states."""
+    comm_id = uuid.uuid4().hex
+    kc.shell_channel.send(
+        kc.session.msg(
+            "comm_open",
+            {"comm_id": comm_id, "target_name": "jupyter.widget.control", "data": {}},
+            metadata={"version": "1.0.0"},
+        )
+    )
+    kc.shell_channel.send(
+        kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"method": "request_states"}})
+    )
+
+
+def test_the_widget_tells_the_states_in_the_sites_words(testbed: dict[str, Any]) -> None:
+    """In a kernel with a widget front end the wait is an ipywidgets box: its state badge goes
+    queued → running → succeeded with the site's sentences, its log tail holds the printed
+    lines, and nothing is printed besides."""
+    token = token_for(testbed["hub"], "alice")
+    models: dict[str, dict[str, Any]] = {}
+    badges: list[tuple[str, str]] = []
+
+    def widget_message(m: dict[str, Any]) -> None:
+        c = m["content"]
+        if m["msg_type"] == "comm_open" and c.get("target_name") == "jupyter.widget":
+            models[c["comm_id"]] = dict(c["data"]["state"])
+        elif m["msg_type"] == "comm_msg" and c["data"].get("method") == "update":
+            models.setdefault(c["comm_id"], {}).update(c["data"]["state"])
+        else:
+            return
+        value = models[c["comm_id"]].get("value")
+        found = re.search(r'data-state="(\w+)"', value) if isinstance(value, str) else None
+        if found and "itw-offload-state" in value:
+            said = re.sub(r"<[^>]+>", "", value).replace("●", "").strip()
+            if not badges or badges[-1] != (found.group(1), said):
+                badges.append((found.group(1), said))
+
+    with kernel_for(testbed["hub"], token) as kc:
+        open_widget_frontend(kc)
+        reply, outputs = run_cell(
+            kc,
+            "%%offload --site vega --gpus 0 --out y\n"
+            "import time\nprint('widget line', flush=True)\ntime.sleep(4)\ny = 6 * 7\n",
+            on_message=widget_message,
+        )
+        assert reply["status"] == "ok", (reply, outputs)
+        states = [state for state, _ in badges]
+        for a, b in (("queued", "running"), ("running", "succeeded")):
+            assert a in states and b in states and states.index(a) < states.index(b), badges
+        assert states[-1] == "succeeded", badges
+        said = dict(badges)
+        assert said["queued"].startswith("Vega: queued at Vega (batch job "), badges
+        assert said["running"] == "Vega: running on vega-vk", badges
+        assert said["succeeded"].startswith("Vega: succeeded (batch job "), badges
+        (log,) = [
+            v["value"]
+            for v in models.values()
+            if "itw-offload-log" in (v.get("_dom_classes") or ())
+        ]
+        assert "widget line" in log and "BEGIN INTERTWIN OFFLOAD" not in log, log
+        # the widget only: no printed lines, no text status line
+        assert text_of(outputs) == "", outputs
+        (shown,) = [o for o in outputs if o["type"] == "display_data"]
+        assert "application/vnd.jupyter.widget-view+json" in shown["data"], shown
+        reply, outputs = run_cell(kc, "print(y)")
+        assert text_of(outputs).strip() == "42"
 
 
 def test_a_failing_cell_reraises_with_the_remote_traceback(

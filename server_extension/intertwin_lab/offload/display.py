@@ -182,7 +182,8 @@ class WidgetView:
         state = str(job.get("state") or "")
         colour = _COLOURS.get(state, "#757575")
         value = (
-            f'<span class="itw-offload-state" data-state="{html.escape(state)}">'
+            f'<span class="itw-offload-state" data-state="{html.escape(state)}" '
+            f'data-job="{html.escape(str(job.get("id") or ""))}">'
             f'<span style="color:{colour}">●</span> '
             f"<b>{html.escape(str(job.get('site_name') or job.get('site') or ''))}</b>: "
             f"{html.escape(said(job))}</span>"

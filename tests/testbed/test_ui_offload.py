@@ -1,0 +1,89 @@
+"""``%%offload`` in Debian's Chromium (ui-tests/tests/offload.spec.ts) on the testbed hub with the
+real intertwin service: alice's notebook at UKRI offloads a cell to Vega, its widget goes
+queued → running → succeeded, the next cell prints the returned variable, the Jobs panel lists
+the batch cell and opens the notebook at it; a second cell is cancelled with its widget's
+Cancel button. The service's API then tells both jobs as the page showed them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from .hubapi import stop
+from .test_service import token_for
+
+pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
+UI = Path(__file__).parents[2] / "ui-tests"
+SERVER = "offload"
+
+
+async def alice_token(hub: dict[str, Any]) -> str:
+    admin = {"Authorization": f"token {hub['service_token']}"}
+    async with aiohttp.ClientSession(headers=admin) as s:
+        return await token_for(s, hub["api_url"], "alice")
+
+
+async def batch_cells(hub: dict[str, Any], token: str) -> list[dict[str, Any]]:
+    base = f"{hub['url']}/services/intertwin/api"
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as u:
+        async with u.get(f"{base}/jobs", params={"kind": "batch-cell", "limit": "1000"}) as r:
+            assert r.status == 200, await r.text()
+            return list((await r.json())["jobs"])
+
+
+async def stop_server(hub: dict[str, Any]) -> None:
+    admin = {"Authorization": f"token {hub['service_token']}"}
+    async with aiohttp.ClientSession(headers=admin) as s:
+        await stop(s, hub["api_url"], "alice", SERVER)
+
+
+def test_offload_cell_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
+    assert (UI / "node_modules" / ".bin" / "playwright").exists(), (
+        "ui-tests/node_modules is missing: run scripts/setup.sh"
+    )
+    hub = testbed["hub"]
+    token = asyncio.run(alice_token(hub))
+    before = {j["id"] for j in asyncio.run(batch_cells(hub, token))}
+    env = {
+        **os.environ,
+        "HUB_URL": hub["url"],
+        "HUB_PASSWORD": "intertwin-demo",
+        "CHROMIUM": chromium,
+        "UI_OUTPUT_DIR": str(tmp_path / "results"),
+        # set INTERTWIN_SCREENSHOTS=docs to refresh docs/offload-widget.png
+        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
+        "OFFLOAD_UI": "1",
+        "OFFLOAD_SERVER": SERVER,
+        "CI": "1",
+    }
+    try:
+        r = subprocess.run(
+            [str(UI / "node_modules" / ".bin" / "playwright"), "test", "tests/offload.spec.ts"],
+            cwd=UI,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=800,
+        )
+        print(r.stdout)  # the browser's warnings, shown by pytest -rP
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        assert "1 passed" in r.stdout, r.stdout
+
+        # the service tells the two batch cells as the page showed them
+        new = [j for j in asyncio.run(batch_cells(hub, token)) if j["id"] not in before]
+        states = sorted((j["site"], j["state"]) for j in new)
+        assert states == [("vega", "cancelled"), ("vega", "succeeded")], new
+        for job in new:
+            assert job["notebook_path"] and job["notebook_path"].endswith(".ipynb"), job
+            assert job["cell_id"], job
+    finally:
+        asyncio.run(stop_server(hub))
