@@ -94,6 +94,7 @@ class FakeService:
         self.requests: list[tuple[str, str]] = []
         self.next_lines: list[str] = []
         self.next_gap = 0.8
+        self.break_after: int | None = None  # lines after which the next followed answer breaks
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -162,6 +163,12 @@ class FakeService:
                             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                             self.wfile.flush()
                         sent = len(lines)
+                        if follow and service.break_after is not None:
+                            if sent >= service.break_after:
+                                # the connection drops mid-answer (no closing chunk)
+                                service.break_after = None
+                                self.close_connection = True
+                                return
                         if not follow or job.state() in ("succeeded", "cancelled"):
                             self.wfile.write(b"0\r\n\r\n")
                             return
@@ -297,7 +304,7 @@ def test_text_the_log_is_followed_once_and_lines_arrive_as_printed(
     service.next_lines, service.next_gap = ["line 0", "line 1", "line 2"], 1.0
     reply, seen = execute(kc, "%%offload --site vega --out y\ny = 42\n")
     assert reply["status"] == "ok", reply
-    job = next(iter(service.jobs))
+    job = list(service.jobs)[-1]
     # one followed answer: every line fetched once
     assert service.count("GET", f"{job}/logs") == 1, service.requests
     lines = streamed(seen)
@@ -312,6 +319,20 @@ def test_text_the_log_is_followed_once_and_lines_arrive_as_printed(
     assert not any(m["msg_type"] == "comm_open" for _, m in seen)
     reply, seen = execute(kc, "print(y)")
     assert [text for _, text in streamed(seen)] == ["42"]
+
+
+def test_a_broken_follow_is_taken_up_again_without_repeating_lines(
+    service: FakeService, kernel: tuple[KernelManager, BlockingKernelClient]
+) -> None:
+    _, kc = kernel
+    service.next_lines, service.next_gap = [f"n{i}" for i in range(5)], 0.4
+    service.break_after = 2
+    before = len(service.jobs)
+    reply, seen = execute(kc, "%%offload --site vega --out y\ny = 42\n")
+    assert reply["status"] == "ok", reply
+    (job,) = list(service.jobs)[before:]
+    assert service.count("GET", f"{job}/logs") == 2, service.requests
+    assert [text for _, text in streamed(seen)] == [f"n{i}" for i in range(5)], seen
 
 
 def test_widget_states_log_tail_and_nothing_printed_twice(
