@@ -28,11 +28,14 @@ async function openLab(page: Page): Promise<void> {
   await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
 }
 
-/** Type `code` into the notebook's last cell and run it (Shift+Enter adds the next cell). */
+/** Type `code` into the notebook's last cell and run it (Shift+Enter adds the next cell);
+ * that cell, by its index (`last()` would follow the new one). */
 async function runInLastCell(page: Page, nb: Locator, code: string): Promise<Locator> {
-  const cell = nb.locator('.jp-Cell').last();
-  await cell.locator('.jp-InputArea-editor').click();
+  const cell = nb.locator('.jp-Cell').nth((await nb.locator('.jp-Cell').count()) - 1);
+  const editor = cell.locator('.jp-InputArea-editor');
+  await editor.click();
   await page.keyboard.type(code);
+  await expect(editor).toContainText(code.split('\n')[0]);
   await page.keyboard.press('Shift+Enter');
   return cell;
 }
@@ -48,11 +51,30 @@ test('%%offload: the widget, the result, the Jobs panel, Cancel', async ({ page 
   const nb = page.locator('.jp-NotebookPanel').last();
   await expect(nb).toBeVisible({ timeout: 60_000 });
 
-  // the kernel is up and the widget manager has connected to it
-  const first = await runInLastCell(page, nb, "print('kernel ready')");
-  await expect(first.locator('.jp-OutputArea-output')).toContainText('kernel ready', {
-    timeout: 120_000
-  });
+  // the kernel answers (a cell run while the kernel is still starting may never be answered,
+  // so it is run again until it is); by then the widget manager has connected to the kernel
+  const first = nb.locator('.jp-Cell').first();
+  await first.locator('.jp-InputArea-editor').click();
+  await page.keyboard.type("print('kernel ready')");
+  await expect
+    .poll(
+      async () => {
+        await first.locator('.jp-InputArea-editor').click();
+        await page.keyboard.press('Control+Enter');
+        return first
+          .locator('.jp-OutputArea-output')
+          .filter({ hasText: 'kernel ready' })
+          .first()
+          .waitFor({ timeout: 20_000 })
+          .then(() => true)
+          .catch(() => false);
+      },
+      { timeout: 180_000, intervals: [1000] }
+    )
+    .toBe(true);
+  // a new cell below it, for the next code
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('b');
 
   // every state the page's offload widgets show, in order (the badge is re-rendered on each
   // change, so a mutation observer sees each one)
@@ -102,7 +124,10 @@ test('%%offload: the widget, the result, the Jobs panel, Cancel', async ({ page 
   await page.locator('li[data-id="intertwin-jobs"]').click();
   const panel = page.locator('#intertwin-jobs');
   await expect(panel).toBeVisible();
-  const row = panel.locator(`[data-testid="itw-jobs-row"][data-job="${jobId}"]`);
+  // (in the history: the active list may still hold it as it was a moment ago)
+  const row = panel.locator(
+    `[data-testid="itw-jobs-history"] [data-testid="itw-jobs-row"][data-job="${jobId}"]`
+  );
   await expect(row).toHaveAttribute('data-state', 'succeeded', { timeout: 60_000 });
   await expect(row.getByTestId('itw-jobs-site')).toHaveText('Vega');
   await nb.locator('.jp-Cell').last().click(); // another cell is the active one
@@ -126,6 +151,8 @@ test('%%offload: the widget, the result, the Jobs panel, Cancel', async ({ page 
     `OffloadCancelled: The batch cell ${longId} is cancelled at Vega`,
     { timeout: 60_000 }
   );
-  const cancelled = panel.locator(`[data-testid="itw-jobs-row"][data-job="${longId}"]`);
+  const cancelled = panel.locator(
+    `[data-testid="itw-jobs-history"] [data-testid="itw-jobs-row"][data-job="${longId}"]`
+  );
   await expect(cancelled).toHaveAttribute('data-state', 'cancelled', { timeout: 120_000 });
 });

@@ -11,7 +11,23 @@ from typing import Any
 import requests
 
 SERVICE_URL_ENV = "INTERTWIN_SERVICE_URL"
+# the jupyter-server's root folder, set by the intertwin_lab server extension for its kernels
+SERVER_ROOT_ENV = "INTERTWIN_SERVER_ROOT"
 TIMEOUT = (10.0, 120.0)
+
+
+def notebook_path() -> str | None:
+    """The kernel's notebook as the contents API names it (relative to the server's root):
+    jupyter-server gives a kernel its notebook's path on disk (``JPY_SESSION_NAME``,
+    https://github.com/jupyter-server/jupyter_server/blob/main/jupyter_server/services/
+    sessions/sessionmanager.py), and the intertwin_lab server extension the root."""
+    path = os.environ.get("JPY_SESSION_NAME") or None
+    root = os.environ.get(SERVER_ROOT_ENV)
+    if path and root and os.path.isabs(path):
+        rel = os.path.relpath(path, root)
+        if not rel.startswith(".."):
+            return rel.replace(os.sep, "/")
+    return path
 
 
 class OffloadError(Exception):

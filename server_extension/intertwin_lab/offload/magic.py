@@ -38,7 +38,7 @@ from intertwin_hub.offload.runner import PackError, pack_inputs
 from intertwin_hub.status import FINAL
 
 from .cellcode import needed_names
-from .client import OffloadError, ServiceClient
+from .client import OffloadError, ServiceClient, notebook_path
 from .display import Clock, View, make_view
 from .follow import LogFollower
 
@@ -458,7 +458,7 @@ class OffloadMagics(Magics):
             ("time", args.time),
             ("image", image),
             ("name", args.name),
-            ("notebook_path", os.environ.get("JPY_SESSION_NAME")),
+            ("notebook_path", notebook_path()),
             ("cell_id", _cell_id(shell)),
         ):
             if value is not None:
@@ -478,7 +478,7 @@ class OffloadMagics(Magics):
         """``%offload_jobs [--all]``: this notebook's batch cells, newest first (``--all``:
         every batch cell of yours)."""
         client = self._client()
-        notebook = os.environ.get("JPY_SESSION_NAME")
+        notebook = notebook_path()
         every = "--all" in line.split() or not notebook
         try:
             jobs = client.jobs(kind="batch-cell", limit=1000)["jobs"]

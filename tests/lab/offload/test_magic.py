@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from intertwin_lab.offload.client import OffloadError
+from intertwin_lab.offload.client import SERVER_ROOT_ENV, OffloadError, notebook_path
 from intertwin_lab.offload.magic import (
     RemoteTraceback,
     decode_result,
@@ -119,3 +119,19 @@ def test_the_jobs_table() -> None:
     assert head.split() == ["id", "site", "state", "submitted", "cell"]
     assert row.split("  ")[0] == "u-1" and "queued at Vega (batch job 1001)" in row
     assert "2026-12-04 12:00:00" in row and row.endswith("c-1")
+
+
+def test_the_notebook_is_named_as_the_contents_api_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # jupyter-server gives a kernel the notebook's path on disk; the Jobs panel opens it
+    # relative to the server's root, which the server extension hands its kernels
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "work" / "demo.ipynb"))
+    monkeypatch.setenv(SERVER_ROOT_ENV, str(tmp_path))
+    assert notebook_path() == "work/demo.ipynb"
+    # outside the root, or without it, the path stays as given
+    monkeypatch.setenv(SERVER_ROOT_ENV, str(tmp_path / "elsewhere"))
+    assert notebook_path() == str(tmp_path / "work" / "demo.ipynb")
+    monkeypatch.delenv(SERVER_ROOT_ENV)
+    monkeypatch.setenv("JPY_SESSION_NAME", "work/demo.ipynb")
+    assert notebook_path() == "work/demo.ipynb"
