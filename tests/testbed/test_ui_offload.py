@@ -7,9 +7,6 @@ Cancel button. The service's API then tells both jobs as the page showed them.""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +14,11 @@ import aiohttp
 import pytest
 
 from ..waiting import wait_for_async
+from .browser import ui_test
 from .hubapi import stop
 from .test_service import token_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
-UI = Path(__file__).parents[2] / "ui-tests"
 SERVER = "offload"
 
 
@@ -54,38 +51,13 @@ async def stop_server(hub: dict[str, Any]) -> None:
 
 
 def test_offload_cell_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "Debian's chromium is missing: run scripts/setup.sh"
-    assert (UI / "node_modules" / ".bin" / "playwright").exists(), (
-        "ui-tests/node_modules is missing: run scripts/setup.sh"
-    )
     hub = testbed["hub"]
     token = asyncio.run(alice_token(hub))
     before = {j["id"] for j in asyncio.run(batch_cells(hub, token))}
-    env = {
-        **os.environ,
-        "HUB_URL": hub["url"],
-        "HUB_PASSWORD": "intertwin-demo",
-        "CHROMIUM": chromium,
-        "UI_OUTPUT_DIR": str(tmp_path / "results"),
-        # set INTERTWIN_SCREENSHOTS=docs to refresh docs/offload-widget.png
-        "SCREENSHOT_DIR": os.environ.get("INTERTWIN_SCREENSHOTS", str(tmp_path)),
-        "OFFLOAD_UI": "1",
-        "OFFLOAD_SERVER": SERVER,
-        "CI": "1",
-    }
+    # INTERTWIN_SCREENSHOTS=docs refreshes docs/offload-widget.png
+    env = {"OFFLOAD_UI": "1", "OFFLOAD_SERVER": SERVER}
     try:
-        r = subprocess.run(
-            [str(UI / "node_modules" / ".bin" / "playwright"), "test", "tests/offload.spec.ts"],
-            cwd=UI,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=800,
-        )
-        print(r.stdout)  # the browser's warnings, shown by pytest -rP
-        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-        assert "1 passed" in r.stdout, r.stdout
+        ui_test("tests/offload.spec.ts", hub, tmp_path, env, timeout=800)
 
         # the service tells the two batch cells as the page showed them
         new = [j for j in asyncio.run(batch_cells(hub, token)) if j["id"] not in before]

@@ -1,6 +1,6 @@
 import { expect, Locator, Page, test } from '@playwright/test';
 
-import { login } from './hub';
+import { openLab, showSidebarPanel } from './hub';
 
 /*
  * `%%offload` in a notebook cell against the real intertwin service on the testbed hub: the
@@ -14,19 +14,6 @@ const SERVER = process.env.OFFLOAD_SERVER ?? 'offload';
 const shots = process.env.SCREENSHOT_DIR;
 
 test.skip(!process.env.OFFLOAD_UI, 'run by tests/testbed/test_ui_offload.py (OFFLOAD_UI=1)');
-
-async function openLab(page: Page): Promise<void> {
-  await login(page, 'alice');
-  // a named server of its own at UKRI (no batch queue): the cells go to Vega
-  await page.goto(`/hub/spawn/alice/${SERVER}`);
-  if (!new RegExp(`/user/alice/${SERVER}/`).test(page.url())) {
-    const form = page.locator('#spawn_form');
-    await form.locator('input[name="profile"][value="ukri"]').check();
-    await form.getByRole('button', { name: 'Start' }).click();
-  }
-  await page.waitForURL(new RegExp(`/user/alice/${SERVER}/lab`), { timeout: 180_000 });
-  await expect(page.locator('#jp-main-dock-panel')).toBeVisible({ timeout: 120_000 });
-}
 
 /** Type `code` into the notebook's last cell and run it (Shift+Enter adds the next cell);
  * that cell, by its index (`last()` would follow the new one). */
@@ -46,7 +33,8 @@ test('%%offload: the widget, the result, the Jobs panel, Cancel', async ({ page 
       console.log(`[browser ${m.type()}] ${m.text()}`);
     }
   });
-  await openLab(page);
+  // a named server of its own at UKRI (no batch queue): the cells go to Vega
+  await openLab(page, 'alice', SERVER, { profile: 'ukri' });
   await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
   const nb = page.locator('.jp-NotebookPanel').last();
   await expect(nb).toBeVisible({ timeout: 60_000 });
@@ -121,9 +109,8 @@ test('%%offload: the widget, the result, the Jobs panel, Cancel', async ({ page 
   await expect(next.locator('.jp-OutputArea-output')).toHaveText('42', { timeout: 60_000 });
 
   // the Jobs panel lists the batch cell, succeeded, and opens the notebook at it
-  await page.locator('li[data-id="intertwin-jobs"]').click();
+  await showSidebarPanel(page, 'intertwin-jobs');
   const panel = page.locator('#intertwin-jobs');
-  await expect(panel).toBeVisible();
   // (in the history: the active list may still hold it as it was a moment ago)
   const row = panel.locator(
     `[data-testid="itw-jobs-history"] [data-testid="itw-jobs-row"][data-job="${jobId}"]`
