@@ -201,24 +201,26 @@ def test_a_cell_runs_at_vega_and_its_variable_comes_back(
 def test_the_log_is_followed_each_line_once_as_it_is_printed(
     testbed: dict[str, Any], alice_kernel: tuple[BlockingKernelClient, str]
 ) -> None:
-    """The cell's lines come through the service's followed log: each once, in order, as the
-    cell prints them (seconds apart, as printed), all before the cell's end is told."""
+    """The cell's lines come through the service's followed log: each once, in order, all
+    before the cell's end is told, and as they are printed (not all at the end). The log can be
+    followed once the site reports the job running (the virtual kubelet's status lags the
+    process by a few seconds): lines printed before arrive together, the later ones as printed."""
     kc, _ = alice_kernel
     reply, outputs = run_cell(
         kc,
         "%%offload --site vega --gpus 0\n"
         "import time\n"
-        "for i in range(4):\n"
+        "for i in range(8):\n"
         "    print(f'step {i}', flush=True)\n"
-        "    time.sleep(3)\n",
+        "    time.sleep(2.5)\n",
     )
     assert reply["status"] == "ok", (reply, outputs)
     lines = [
         (o["at"], line) for o in outputs if o["type"] == "stream" for line in o["text"].splitlines()
     ]
-    assert [text for _, text in lines] == [f"step {i}" for i in range(4)], outputs
-    # as printed: three seconds apart (the last one printed 9 s after the first)
-    assert lines[3][0] - lines[0][0] > 6, lines
+    assert [text for _, text in lines] == [f"step {i}" for i in range(8)], outputs
+    # printed over 17.5 s: the last line came well after the first ones
+    assert lines[-1][0] - lines[0][0] > 5, lines
     ended = next(
         o["at"]
         for o in outputs

@@ -74,12 +74,13 @@ class LogFollower:
                 try:
                     ended = self._follow_once()
                 except OffloadError as e:
-                    if getattr(e, "status", None) in (403, 404, 409):
-                        # no log to follow: the job is not the caller's, or its pod is gone
-                        # and no last lines were kept
+                    status = getattr(e, "status", None)
+                    if status in (403, 404) or (status == 409 and self._job_ended()):
+                        # no log to follow: the job is not the caller's, or it has ended, its
+                        # pod is gone and no last lines were kept
                         self.error = str(e)
                         return
-                    ended = False
+                    ended = False  # the site has no log of it yet: ask again
                 except Exception:  # the answer broke (a reset, or stop() shut it down)
                     ended = False
                 if self.frame_seen or self._stop.is_set():
