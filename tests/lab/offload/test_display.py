@@ -325,14 +325,15 @@ def test_a_broken_follow_is_taken_up_again_without_repeating_lines(
     service: FakeService, kernel: tuple[KernelManager, BlockingKernelClient]
 ) -> None:
     _, kc = kernel
-    service.next_lines, service.next_gap = [f"n{i}" for i in range(5)], 0.4
+    # long enough for the break to come before the end, also on a loaded machine
+    service.next_lines, service.next_gap = [f"n{i}" for i in range(6)], 1.0
     service.break_after = 2
     before = len(service.jobs)
     reply, seen = execute(kc, "%%offload --site vega --out y\ny = 42\n")
     assert reply["status"] == "ok", reply
     (job,) = list(service.jobs)[before:]
     assert service.count("GET", f"{job}/logs") == 2, service.requests
-    assert [text for _, text in streamed(seen)] == [f"n{i}" for i in range(5)], seen
+    assert [text for _, text in streamed(seen)] == [f"n{i}" for i in range(6)], seen
 
 
 def test_widget_states_log_tail_and_nothing_printed_twice(
