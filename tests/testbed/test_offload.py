@@ -273,7 +273,8 @@ def test_the_widget_tells_the_states_in_the_sites_words(testbed: dict[str, Any])
         reply, outputs = run_cell(
             kc,
             "%%offload --site vega --gpus 0 --out y\n"
-            "import time\nprint('widget line', flush=True)\ntime.sleep(4)\ny = 6 * 7\n",
+            # long enough to be seen running: the site's status lags the process by seconds
+            "import time\nprint('widget line', flush=True)\ntime.sleep(15)\ny = 6 * 7\n",
             on_message=widget_message,
         )
         assert reply["status"] == "ok", (reply, outputs)

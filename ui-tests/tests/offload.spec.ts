@@ -81,7 +81,7 @@ test('%%offload: the widget, the result, the Jobs panel, Cancel', async ({ page 
   const offloaded = await runInLastCell(
     page,
     nb,
-    "%%offload --site vega --out y\nimport time\nprint('hello from the batch cell', flush=True)\ntime.sleep(8)\ny = 6 * 7"
+    "%%offload --site vega --out y\nimport time\nprint('hello from the batch cell', flush=True)\ntime.sleep(15)\ny = 6 * 7"
   );
   const badge = offloaded.locator('.itw-offload-state');
   await expect(badge).toHaveAttribute('data-state', 'running', { timeout: 120_000 });

@@ -27,7 +27,9 @@ from jupyter_client.manager import KernelManager
 
 from intertwin_hub.offload import frame, runner
 
-QUEUED_SECONDS = 1.5
+# long enough to be seen queued also when the kernel is slow to start its wait (the first
+# widget imports ipywidgets)
+QUEUED_SECONDS = 3.0
 
 
 class FakeJob:
