@@ -209,12 +209,7 @@ class OffloadJob:
                 time.sleep(PUMP_SECONDS)
                 watch.pump()
         except KeyboardInterrupt:
-            watch.close()
-            self._cancel_quietly()
-            raise OffloadInterrupted(
-                f"Interrupted: the batch cell {self.id} is cancelled at "
-                f"{self._job.get('site_name')}."
-            ) from None
+            raise self._interrupted(watch) from None
         finally:
             watch.close()
         return self._finish(watch)
@@ -245,15 +240,18 @@ class OffloadJob:
                 await asyncio.sleep(PUMP_SECONDS)
                 watch.pump()
         except asyncio.CancelledError:
-            watch.close()
-            self._cancel_quietly()
-            raise OffloadInterrupted(
-                f"Interrupted: the batch cell {self.id} is cancelled at "
-                f"{self._job.get('site_name')}."
-            ) from None
+            raise self._interrupted(watch) from None
         finally:
             watch.close()
         return self._finish(watch)
+
+    def _interrupted(self, watch: _Watch) -> OffloadInterrupted:
+        """An interrupted wait cancels the job; the one-line error that ends the cell."""
+        watch.close()
+        self._cancel_quietly()
+        return OffloadInterrupted(
+            f"Interrupted: the batch cell {self.id} is cancelled at {self._job.get('site_name')}."
+        )
 
     async def _cancelled_from_the_cell(self, watch: _Watch) -> dict[str, Any]:
         """The Cancel button: cancel, show the job until it has ended (its pod gone), and end
