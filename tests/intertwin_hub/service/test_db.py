@@ -15,20 +15,9 @@ from sqlalchemy import create_engine, text
 
 from intertwin_hub.service import db
 from intertwin_hub.status import JobStatus
-from testbed.procs import Supervisor
-from testbed.rucio.postgres import Postgres, start_postgres
+from testbed.rucio.postgres import Postgres
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    run_dir = tmp_path_factory.mktemp("service-pg")
-    sup = Supervisor(run_dir)
-    try:
-        yield start_postgres(sup, run_dir / "pg")
-    finally:
-        sup.stop_all()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

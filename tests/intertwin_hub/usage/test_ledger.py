@@ -20,8 +20,7 @@ from intertwin_hub.service.index import Index
 from intertwin_hub.sites import load_catalogue
 from intertwin_hub.status import JobStatus
 from intertwin_hub.usage import ledger, summary
-from testbed.procs import Supervisor
-from testbed.rucio.postgres import Postgres, start_postgres
+from testbed.rucio.postgres import Postgres
 
 from ..service.test_index import pod
 
@@ -131,16 +130,6 @@ def test_a_restart_under_a_running_pod_keeps_one_row_with_its_start(index: Index
     assert db._utc(row.last_seen) == T0 + timedelta(minutes=10)
     found = ledger.by_site(fresh.store, T0, T0 + timedelta(hours=1), now=T0 + timedelta(hours=1))
     assert found["vega"].to_json()["wall_seconds"] == 3600
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    run_dir = tmp_path_factory.mktemp("ledger-pg")
-    sup = Supervisor(run_dir)
-    try:
-        yield start_postgres(sup, run_dir / "pg")
-    finally:
-        sup.stop_all()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
