@@ -67,6 +67,18 @@ def hub_env(hub: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def failure_contexts(results: Path, limit: int = 8000) -> str:
+    """The page as Playwright saw it when each failing test stopped (its ``error-context.md``:
+    an accessibility snapshot), so a failure in CI, whose files are gone, can be read from the
+    log alone."""
+    parts = []
+    for f in sorted(results.glob("**/error-context.md")):
+        text = f.read_text(errors="replace")
+        cut = f"\n[... {len(text) - limit} more characters]" if len(text) > limit else ""
+        parts.append(f"\n--- {f.parent.name}/{f.name}\n{text[:limit]}{cut}")
+    return "".join(parts)
+
+
 def ui_test(
     spec: str,
     hub: Mapping[str, Any],
@@ -86,7 +98,7 @@ def ui_test(
     }
     r = run_spec(spec, full_env, tmp_path / "results", timeout)
     print(r.stdout)
-    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}{failure_contexts(tmp_path / 'results')}"
     counts = re.search(r"^\s*(\d+) passed\b", r.stdout, re.M)
     assert counts and int(counts.group(1)) == passed, r.stdout
     return r.stdout

@@ -32,7 +32,11 @@ async function rucio(action: 'stop' | 'start'): Promise<void> {
   if (!control) {
     throw new Error('RUCIO_CONTROL_URL is not set');
   }
-  const r = await fetch(`${control}/${action}`, { method: 'POST' });
+  // the control server answers once Rucio is down or up again (its own wait is 60 s)
+  const r = await fetch(`${control}/${action}`, {
+    method: 'POST',
+    signal: AbortSignal.timeout(120_000)
+  });
   if (!r.ok) {
     throw new Error(`Rucio ${action}: ${r.status} ${await r.text()}`);
   }
@@ -42,6 +46,13 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   page,
   context
 }) => {
+  // each phase has its own waits (a spawn, a replication, a 100k listing, two Rucio restarts);
+  // their sum on a loaded machine is more than the config's 240 s
+  test.setTimeout(600_000);
+  // where a failure happened and how long each phase took, in the output pytest shows
+  const t0 = Date.now();
+  const phase = (name: string): void =>
+    console.log(`[phase +${((Date.now() - t0) / 1000).toFixed(1)} s] ${name}`);
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   // the browser's warnings and errors end up in the test output, where a failure is read
   page.on('console', m => {
@@ -49,6 +60,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
       console.log(`[browser ${m.type()}] ${m.text()}`);
     }
   });
+  phase('open JupyterLab');
   await reachLab(page);
 
   // the panel, with its own icon in the left sidebar
@@ -66,6 +78,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   }
   await expect(panel.getByTestId('itw-dl-start')).toBeVisible();
 
+  phase('search');
   // search: scope, name with a wildcard, type, and a metadata filter from the builder
   await panel.getByTestId('itw-dl-scope').selectOption('intertwin');
   await panel.getByTestId('itw-dl-query').fill('climate*');
@@ -90,6 +103,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   await expect(details.getByTestId('itw-dl-content')).toBeVisible();
   await expect(details.getByTestId('itw-dl-content-head')).toContainText('Files · 4');
 
+  phase('make available');
   // make it available at this site (Vega), for one day, and watch the rule finish
   const make = details.getByTestId('itw-dl-make-available');
   await expect(make).toContainText(/Make available at \S/);
@@ -100,6 +114,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   const paths = details.getByTestId('itw-dl-path');
   await expect(paths).toHaveCount(4, { timeout: 30_000 });
 
+  phase('copy a path');
   // copy a path: the clipboard holds it, and the file is there (checked by the pytest side)
   const first = (await paths.first().textContent())!.trim();
   await details.getByTestId('itw-dl-copy-path').first().click();
@@ -113,6 +128,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     await panel.screenshot({ path: `${shots}/datalake.png` });
   }
 
+  phase('open the folder');
   // open the folder: the scratch mount is outside this server's root here, and the panel
   // says so (with a copy action) instead of pretending
   await details.getByTestId('itw-dl-open-folder').first().click();
@@ -123,6 +139,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     await page.locator('li[data-id="intertwin-datalake"]').click();
   }
 
+  phase('add to notebook');
   // add to notebook: rucio-jupyterlab's `rucio_attachments` metadata, saved in the .ipynb
   await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
   const nb = page.locator('.jp-NotebookPanel').last();
@@ -162,13 +179,15 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
       if (nbs.length === 0) {
         return null;
       }
+      // a notebook being saved may not be readable yet (an error body, no content): look again
       const file = await get(nbs[0].path);
-      return file.content.metadata.rucio_attachments ?? null;
+      return file?.content?.metadata?.rucio_attachments ?? null;
     });
   await expect
     .poll(readAttachments, { timeout: 30_000 })
     .toEqual([{ did: `intertwin:${DATASET}`, variableName: 'era5', type: 'collection' }]);
 
+  phase('the kernel has it');
   // ... and the kernel has it: `era5` lists the local paths of the files (the comm protocol of
   // rucio-jupyterlab), readable from code in the notebook
   const cell = nb.locator('.jp-Cell .jp-InputArea-editor').first();
@@ -188,11 +207,13 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     )
     .toContain(`4 ${first} 4096`);
 
+  phase('my replicas');
   // My replicas: the rule is there, OK, with an expiry
   await panel.getByTestId('itw-dl-tab-replicas').click();
   const rule = panel.locator('[data-testid="itw-dl-rule"]', { hasText: `intertwin:${DATASET}` });
   await expect(rule).toHaveAttribute('data-state', 'OK', { timeout: 30_000 });
 
+  phase('extend while Rucio is down');
   // an Extend that fails (Rucio down) is retried by its Retry: the rule gets the new lifetime
   const facts = rule.locator('.itw-dl-rule-facts');
   const factsBefore = (await facts.textContent()) ?? '';
@@ -208,11 +229,13 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   } finally {
     await rucio('start');
   }
+  phase('retry the extend');
   await actionError.getByTestId('itw-dl-retry').click();
   await expect(actionError).toHaveCount(0, { timeout: 60_000 });
   await expect(facts).not.toHaveText(factsBefore, { timeout: 30_000 });
   await panel.getByTestId('itw-dl-tab-explore').click();
 
+  phase('page the 100k dataset');
   // the 100k-file dataset pages as it scrolls, with a bounded DOM
   await panel.getByTestId('itw-dl-query').fill('big*');
   await panel.getByTestId('itw-dl-type').selectOption('all');
@@ -237,6 +260,7 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
     { timeout: 120_000 }
   );
 
+  phase('search while Rucio is down');
   // Rucio stops: the panel says so, with the server's sentence and a Retry that recovers
   await rucio('stop');
   try {
@@ -250,12 +274,14 @@ test('DataLake: search, open, make available at Vega, copy a path; Rucio down is
   } finally {
     await rucio('start');
   }
+  phase('retry the search');
   await panel.getByTestId('itw-dl-retry').click();
   await expect(
     panel.locator('[data-testid="itw-dl-result"][data-did="intertwin:big.100k"]')
   ).toBeVisible({
     timeout: 60_000
   });
+  phase('done');
 });
 
 test('DataLake settings: the lifetime choices come from the setting registry', async ({ page }) => {
