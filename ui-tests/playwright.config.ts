@@ -14,7 +14,7 @@ export default defineConfig({
     baseURL: process.env.HUB_URL,
     // a click or fill on an element that never comes fails naming its locator, instead of
     // waiting silently until the test's whole budget is spent
-    actionTimeout: 60_000,
+    actionTimeout: 120_000,
     viewport: { width: 1280, height: 860 },
     launchOptions: {
       executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
