@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,6 +377,14 @@ def restart_hub(
         process, [sys.executable, "-m", "jupyterhub", "-f", hub.config], env=env, cwd=run
     )
     wait_until(lambda: http_ok(f"{hub.api_url}/"), "JupyterHub", 90, proc)
+    # the hub answers before its managed service listens: wait for the proxy's route to the
+    # intertwin service and the service behind it, so the panels work once `testbed up` says so
+    wait_until(
+        lambda: _service_routed(hub, env["CONFIGPROXY_AUTH_TOKEN"]),
+        "the intertwin service behind the proxy",
+        90,
+        proc,
+    )
 
 
 def service_pid(sup: Supervisor, process: str = "jupyterhub") -> int | None:
@@ -398,6 +407,21 @@ def service_pid(sup: Supervisor, process: str = "jupyterhub") -> int | None:
         if b"intertwin_hub.service" in cmdline:
             return int(entry.name)
     return None
+
+
+def _service_routed(hub: Hub, proxy_token: str) -> bool:
+    """configurable-http-proxy routes /services/intertwin and its target accepts connections."""
+    req = urllib.request.Request(
+        f"{hub.proxy_api_url}/api/routes", headers={"Authorization": f"token {proxy_token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            routes = json.loads(r.read())
+    except (OSError, ValueError):
+        return False
+    route = routes.get("/services/intertwin") or routes.get("/services/intertwin/")
+    port = urlsplit(str(route.get("target", ""))).port if isinstance(route, dict) else None
+    return port is not None and _port_answers(port)
 
 
 def _port_answers(port: int) -> bool:
