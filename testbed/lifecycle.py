@@ -28,12 +28,14 @@ from .kube import Kube
 from .procs import Supervisor, TestbedError, alive, free_port, wait_until
 from .rucio import Database, start_rucio
 from .rucio.client import add_oidc_identity
+from .slurm import STOP_ORDER as SLURM_STOP_ORDER
 from .slurm import SlurmCluster, require_slurm, slurm_sites, start_slurm
 from .slurm import cancel_all as cancel_slurm_jobs
 from .state import REPO, read_state, write_state
 
-# stop order: the hub first (it must not see its servers vanish), control plane last
-STOP_ORDER = ("jupyterhub", "proxy")
+# stop order: the hub first (it must not see its servers vanish), then Slurm's daemons in their
+# own order (its jobs are cancelled before), control plane last
+STOP_ORDER = ("jupyterhub", "proxy", *SLURM_STOP_ORDER)
 
 
 def node_ready(kube: Kube, name: str) -> bool:
@@ -118,7 +120,7 @@ def up(
         queued_in_slurm = slurm_sites(catalogue) if slurm else []
         cluster: SlurmCluster | None = None
         if queued_in_slurm:
-            progress("starting Slurm (slurmctld, slurmd)")
+            progress("starting Slurm (MariaDB, slurmdbd, slurmctld, slurmd)")
             cluster = start_slurm(sup, queued_in_slurm, progress=progress)
         progress("starting etcd and the Kubernetes control plane")
         cp = start_control_plane(sup, bins, [s.node.name for s in catalogue])

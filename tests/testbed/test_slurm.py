@@ -1,7 +1,8 @@
 """The local plugin on a real Slurm queue (``--slurm-conf``, Debian's slurm-wlm started by
 ``testbed.slurm``): pods become sbatch jobs with the pod's Slurm flags, wait as PENDING with
-Slurm's reason, run their containers as steps with the GPUs Slurm allocated, end COMPLETED, and
-are scancelled on delete. Nothing here is mocked; the containers are local processes."""
+Slurm's reason, run their containers as steps with the GPUs Slurm allocated, end COMPLETED, are
+scancelled on delete, and are recorded by Slurm's accounting (slurmdbd, ``sacct``) with the CPU
+time and memory they used. Nothing here is mocked; the containers are local processes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from intertwin_hub.sites import load_catalogue
 from testbed.procs import Supervisor, group_members
-from testbed.slurm import SlurmCluster, cancel_all, slurm_sites, start_slurm
+from testbed.slurm import STOP_ORDER, SlurmCluster, cancel_all, slurm_sites, start_slurm
 
 from ..waiting import wait_for
 from .local_plugin.plugin import Plugin, create_body, ctr, make_pod
@@ -34,7 +35,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     finally:
         cancel_all(cluster.conf)
         pids = sup.pids()
-        sup.stop_all()
+        sup.stop_all(STOP_ORDER)
         left = [n for n, p in pids.items() if group_members(p)]
         assert not left, f"Slurm daemons left running: {left}"
 
@@ -224,3 +225,72 @@ def test_queue_seconds_is_slurms_begin_time(slurm: SlurmCluster, tmp_path: Path)
         p.stop()
         p.cancel_all()
     assert os.path.exists(slurm.jobcomp)
+
+
+# burns 3 s of CPU time (not wall time: the machine may be busy) holding 256 MiB it has written
+BURN = (
+    "import time\n"
+    "block = b'x' * (256 * 2**20)\n"
+    "while time.process_time() < 3: sum(range(10_000))\n"
+    "print('burnt', len(block))\n"
+)
+
+
+def cpu_seconds(text: str) -> float:
+    """sacct's TotalCPU, ``[D-][HH:]MM:SS[.mmm]``, in seconds."""
+    days, _, clock = text.rpartition("-")
+    seconds = 0.0
+    for part in clock.split(":"):
+        seconds = seconds * 60 + float(part)
+    return (int(days) if days else 0) * 86400 + seconds
+
+
+def kib(text: str) -> float:
+    """sacct's MaxRSS (``219580K``, ``1.50G``; empty when not measured) in KiB."""
+    if not text:
+        return 0.0
+    units = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text) / 1024
+
+
+def test_sacct_measures_the_jobs_cpu_time_and_memory(plugin: Plugin, slurm: SlurmCluster) -> None:
+    pod = gpu_pod("measured", 1, BURN)
+    plugin.create(create_body(pod))
+    done = plugin.wait_state(pod, "notebook", "terminated", timeout=60)
+    assert done["state"]["terminated"]["exitCode"] == 0
+    jid = plugin.status(pod)["JID"]  # type: ignore[index]
+    fields = ("JobID", "State", "ElapsedRaw", "TotalCPU", "MaxRSS", "AllocTRES")
+    argv = slurm.sacct_argv("-j", jid, fields=fields)
+    assert argv[:5] == [
+        "sacct",
+        "--allusers",
+        "--parsable2",
+        "--noheader",
+        f"--format={','.join(fields)}",
+    ]
+
+    def records() -> dict[str, dict[str, str]]:
+        out = subprocess.run(argv, env=slurm.env(), capture_output=True, text=True, check=True)
+        rows = (dict(zip(fields, line.split("|"), strict=True)) for line in out.stdout.splitlines())
+        return {r["JobID"]: r for r in rows}
+
+    # slurmdbd stores the job's end a moment after slurmctld ends it: wait for it
+    rows = wait_for(
+        lambda: (r := records()).get(jid, {}).get("State") == "COMPLETED" and r,
+        f"sacct's record of job {jid} COMPLETED",
+        60,
+        interval=0.5,
+    )
+    job = rows[jid]
+    # the pod's container ran as step 0 of the job, the hold script as its batch step
+    assert {f"{jid}.batch", f"{jid}.0"} <= set(rows), rows
+    step = rows[f"{jid}.0"]
+    assert step["State"] == "COMPLETED", rows
+    # measured: the step's CPU time and peak memory; the job's CPU time sums its steps
+    assert cpu_seconds(step["TotalCPU"]) >= 3.0, rows
+    assert cpu_seconds(job["TotalCPU"]) >= cpu_seconds(step["TotalCPU"]), rows
+    assert kib(step["MaxRSS"]) >= 256 * 1024, rows
+    # allocated: what the pod asked for, GPUs included (AccountingStorageTRES=gres/gpu)
+    tres = dict(t.split("=", 1) for t in job["AllocTRES"].split(","))
+    assert (tres["cpu"], tres["mem"], tres["gres/gpu"]) == ("4", "16G", "1"), rows
+    assert 3 <= int(job["ElapsedRaw"]) < 60, rows
