@@ -41,6 +41,12 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 # the optional real Slurm queue of the Slurm sites (testbed up --slurm) and its tests
 command -v slurmctld >/dev/null || [ -x /usr/sbin/slurmctld ] || need_apt+=(slurm-wlm)
+# and its accounting (sacct): slurmdbd on a MariaDB server of the run; the server and client
+# packages only, without mariadb-server's system service
+command -v slurmdbd >/dev/null || [ -x /usr/sbin/slurmdbd ] || need_apt+=(slurmdbd)
+command -v mariadb-install-db >/dev/null && { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } \
+  || need_apt+=(mariadb-server-core)
+command -v mariadb >/dev/null || need_apt+=(mariadb-client-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

@@ -79,9 +79,10 @@ class SlurmCluster:
     def sacct_argv(self, *args: str, fields: Iterable[str] = SACCT_FIELDS) -> list[str]:
         """``sacct`` on this cluster's accounting, to run with :meth:`env`: every user's jobs,
         one ``|``-separated line per job and step (``--parsable2``, no header), the ``fields``
-        in that order, then ``args`` (e.g. ``-j 7`` or ``--starttime=2026-01-01``). Slurm's
-        times are local, its durations ``[D-]HH:MM:SS[.mmm]``, MaxRSS with a K/M/G suffix;
-        slurmdbd stores a job's records a moment after Slurm ends it."""
+        in that order, then ``args`` (e.g. ``-j 7`` or ``--starttime=2026-01-01``; without
+        either, sacct lists only the jobs since midnight). Times are local, TotalCPU is
+        ``[D-][HH:]MM:SS[.mmm]`` (``00:03.073``), MaxRSS has a K/M/G suffix and is only on the
+        steps' lines; slurmdbd stores a job's records a moment after Slurm ends it."""
         return [
             "sacct",
             "--allusers",
@@ -399,7 +400,8 @@ def register_accounts(slurm: Slurm, accounts: list[str]) -> None:
             "add",
             "user",
             "root",
-            f"Account={accounts[0] if accounts else 'root'}",
+            # the cluster's root account is there from `add cluster` on
+            f"Account={','.join(accounts) or 'root'}",
             f"Cluster={CLUSTER}",
         ],
     ]
