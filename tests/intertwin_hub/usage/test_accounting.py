@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from intertwin_hub.sites import load_catalogue
 from intertwin_hub.usage.accounting import usage_of
 
-T0 = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
-CATALOGUE = load_catalogue()
-
-
-def row(**kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = dict(
-        uid="u1",
-        pod="jupyter-alice-vega1",
-        user="alice",
-        vo="dev.intertwin.eu",
-        site="vega",
-        kind="notebook",
-        image="ghcr.io/intertwin-eu/itwinai:jlab-slim-latest",
-        state="succeeded",
-        started=T0,
-        finished=T0 + timedelta(hours=2, seconds=30),
-        cpu=16.0,
-        memory=64 * 10**9,
-        gpus=2,
-        catalogue=CATALOGUE,
-        until=T0 + timedelta(days=30),
-    )
-    return {**base, **kw}
+from .rows import CATALOGUE, T0, row
 
 
 def test_a_finished_job_is_its_allocation_times_its_running_time() -> None:

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from intertwin_hub.sites import load_catalogue
 from intertwin_hub.usage import apel
-from intertwin_hub.usage.accounting import Usage, usage_of
+from intertwin_hub.usage.accounting import Usage
 
-CATALOGUE = load_catalogue()
+from .rows import CATALOGUE, used
+
 ORIGIN = apel.Origin(site_name="UKRI-STFC-CLOUD")
 # APEL's CloudRecord: every message field in its order, and the typed ones
 MSG_FIELDS = [
@@ -35,26 +35,14 @@ ACCEL_MANDATORY = {
 
 
 def usage(start: datetime, end: datetime | None, **kw: Any) -> Usage:
-    args: dict[str, Any] = dict(
+    defaults: dict[str, Any] = dict(
         uid="5b1c0e2a-0000-4000-8000-000000000001",
-        pod="jupyter-alice-vega1",
-        user="alice",
-        vo="dev.intertwin.eu",
-        site="vega",
-        kind="notebook",
-        image="ghcr.io/intertwin-eu/itwinai:jlab-slim-latest",
         state="succeeded" if end else "running",
-        started=start,
-        finished=end,
         cpu=1.5,
         memory=8 * 10**9,
-        gpus=2,
-        catalogue=CATALOGUE,
         until=datetime(2026, 12, 5, tzinfo=UTC),
     )
-    u = usage_of(**{**args, **kw})
-    assert u is not None
-    return u
+    return used(**{**defaults, **kw}, started=start, finished=end)
 
 
 def parse_cloud_message(text: str) -> list[dict[str, str]]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from intertwin_hub.sites import Budget, load_catalogue
-from intertwin_hub.usage.accounting import Usage, usage_of
+from intertwin_hub.sites import Budget
+from intertwin_hub.usage.accounting import Usage
 from intertwin_hub.usage.budgets import EXHAUSTED, OK, WARNING, budget_use
 
-CATALOGUE = load_catalogue()
+from .rows import CATALOGUE, used
+
 PSNC = CATALOGUE.get("psnc")
 assert PSNC is not None
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -18,13 +19,10 @@ NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 def usage(
     uid: str, start: datetime, hours: float, gpus: int, vo: str = "dev.intertwin.eu"
 ) -> Usage:
-    u = usage_of(
-        uid=uid, pod=uid, user="alice", vo=vo, site="psnc", kind="batch-cell", image="i",
-        state="succeeded", started=start, finished=start + timedelta(hours=hours), cpu=8.0,
-        memory=10**9, gpus=gpus, catalogue=CATALOGUE, until=NOW,
+    return used(
+        uid=uid, pod=uid, vo=vo, site="psnc", kind="batch-cell", started=start,
+        finished=start + timedelta(hours=hours), cpu=8.0, memory=10**9, gpus=gpus, until=NOW,
     )  # fmt: skip
-    assert u is not None
-    return u
 
 
 def test_the_shipped_psnc_budget_is_the_dev_vos_500_gpu_hours_a_month() -> None:

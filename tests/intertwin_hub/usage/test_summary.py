@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from intertwin_hub.sites import load_catalogue
 from intertwin_hub.usage import summary
-from intertwin_hub.usage.accounting import Usage, usage_of
+from intertwin_hub.usage.accounting import Usage
 
-CATALOGUE = load_catalogue()
+from .rows import CATALOGUE, used
+
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -18,14 +18,11 @@ DEC = datetime(2026, 12, 1, tzinfo=UTC)
 def usage(
     uid: str, start: datetime, end: datetime | None, site: str = "vega", gpus: int = 1
 ) -> Usage:
-    u = usage_of(
-        uid=uid, pod=f"p-{uid}", user="alice", vo="dev.intertwin.eu", site=site,
-        kind="notebook", image="img", state="succeeded" if end else "running", started=start,
-        finished=end, cpu=4.0, memory=16 * 10**9, gpus=gpus, catalogue=CATALOGUE,
+    return used(
+        uid=uid, pod=f"p-{uid}", site=site, state="succeeded" if end else "running",
+        started=start, finished=end, cpu=4.0, memory=16 * 10**9, gpus=gpus,
         until=datetime(2026, 12, 10, tzinfo=UTC),
     )  # fmt: skip
-    assert u is not None
-    return u
 
 
 A100 = CATALOGUE.get("vega").node.gpu.model  # type: ignore[union-attr]
