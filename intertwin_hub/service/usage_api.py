@@ -9,7 +9,6 @@ import csv
 import io
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from ..errors import ApiError, bad_request
 from ..spawner.options import vos_of
@@ -188,8 +187,8 @@ class BudgetsHandler(UsageBase):
         vo = self.get_query_argument("vo", None)
         mine: frozenset[str] | None = None
         if not self.admin:
-            model = await self.svc.hub("GET", f"users/{quote(self.user_name, safe='')}")
-            mine = vos_of((model or {}).get("groups") or [])
+            model = await self.svc.user_model(self.user_name)
+            mine = vos_of(model.get("groups") or [])
         now = datetime.now(UTC)
         found = []
         for site in self.svc.catalogue:
