@@ -1,6 +1,7 @@
 """A workload pod's status in the site's language, shared by the spawner's progress and the
 ``intertwin`` hub service: "submitted to Vega (node vega-vk)", "queued at Vega (batch job 1001)",
-"running on vega-vk", "KBFI ended the session: Error (exit code 3)."
+"running on vega-vk", "KBFI ended the session: Error (exit code 3)." (a notebook server) or
+"the job ended at KBFI: Error (exit code 3)." (a batch cell, which is no session).
 
 Pure functions of the pod as the Kubernetes API returns it (a dict in the API's camelCase, as
 kubernetes_asyncio's ``ApiClient.sanitize_for_serialization`` and KubeSpawner's reflector hold
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+
+from .labels import KIND_BATCH_CELL, kind_of
 
 # "queued at Vega (job 1001)", "job id 77": the batch job id in a plugin's waiting message
 JOB_ID = re.compile(r"\bjob (?:id )?(\d+)\b", re.IGNORECASE)
@@ -101,7 +104,7 @@ def pod_status(site: str, pod: Mapping[str, Any] | None) -> JobStatus | None:
                     exit_code=code,
                 )
             sentence = (
-                f"{site} ended the session: {reason} (exit code {code}). "
+                f"{_ended(site, pod)}: {reason} (exit code {code}). "
                 f"{terminated.get('message') or ''}"
             ).strip()
             return JobStatus(
@@ -120,13 +123,13 @@ def pod_status(site: str, pod: Mapping[str, Any] | None) -> JobStatus | None:
     if phase == "Failed":
         reason = status.get("reason") or None
         sentence = (
-            f"{site} refused the session: {reason or ''} {status.get('message') or ''}".strip()
-        )
+            f"{site} refused the {_what(pod)}: {reason or ''} {status.get('message') or ''}"
+        ).strip()
         return JobStatus(FAILED, sentence, node=node, batch_job=job, reason=reason)
     if phase == "Succeeded":
         return JobStatus(
             SUCCEEDED,
-            f"{site} ended the session: Completed (exit code 0).",
+            f"{_ended(site, pod)}: Completed (exit code 0).",
             node=node,
             batch_job=job,
             reason="Completed",
@@ -151,7 +154,7 @@ def pod_status(site: str, pod: Mapping[str, Any] | None) -> JobStatus | None:
     if waiting_text:
         return JobStatus(
             PREPARING,
-            f"preparing the session at {site}: {waiting_text}",
+            f"preparing the {_what(pod)} at {site}: {waiting_text}",
             node=node,
             reason=waiting_text,
         )
@@ -198,6 +201,20 @@ def node_note(
     if grace_seconds:
         note += f"; your session keeps running for up to {_duration(grace_seconds)}"
     return note
+
+
+def _what(pod: Mapping[str, Any]) -> str:
+    """What the pod is called in its sentences: a batch cell is a job; a notebook server (or a
+    pod without the workload label) a session."""
+    return "job" if kind_of(pod) == KIND_BATCH_CELL else "session"
+
+
+def _ended(site: str, pod: Mapping[str, Any]) -> str:
+    """The start of the sentence of a pod that ended: "Vega ended the session", "the job ended
+    at Vega"."""
+    if _what(pod) == "job":
+        return f"the job ended at {site}"
+    return f"{site} ended the session"
 
 
 def _job_of(annotations: Mapping[str, Any], waiting_text: str) -> str | None:

@@ -7,13 +7,21 @@ from datetime import datetime
 from typing import Any
 
 from intertwin_hub import status as st
+from intertwin_hub.labels import KIND_BATCH_CELL, KIND_NOTEBOOK, workload_labels
 
 
 def pod(
-    phase: str, state: dict[str, Any] | None, job: str | None = None, node: str | None = "vega-vk"
+    phase: str,
+    state: dict[str, Any] | None,
+    job: str | None = None,
+    node: str | None = "vega-vk",
+    kind: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "metadata": {"annotations": {"JobID": job} if job else {}},
+        "metadata": {
+            "annotations": {"JobID": job} if job else {},
+            "labels": workload_labels("vega", kind) if kind else {},
+        },
         "spec": {"nodeName": node} if node else {},
         "status": {
             "phase": phase,
@@ -92,6 +100,37 @@ def test_refused_by_the_site() -> None:
     )
     assert s is not None and s.state == "failed" and s.reason == "ProviderFailed"
     assert s.sentence == "Vega refused the session: ProviderFailed sbatch: invalid account"
+
+
+def test_a_batch_cell_is_a_job_and_a_notebook_server_a_session() -> None:
+    def sentence(p: dict[str, Any]) -> str:
+        s = st.pod_status("Vega", p)
+        assert s is not None
+        return s.sentence
+
+    exited = {"terminated": {"reason": "Error", "exitCode": 3, "message": "oom"}}
+    waiting = {"waiting": {"reason": "ContainerCreating", "message": "pulling"}}
+    for kind, ended, refused, preparing in (
+        (
+            KIND_BATCH_CELL,
+            "the job ended at Vega: Error (exit code 3). oom",
+            "Vega refused the job: ProviderFailed sbatch: invalid account",
+            "preparing the job at Vega: ContainerCreating pulling",
+        ),
+        (
+            KIND_NOTEBOOK,
+            "Vega ended the session: Error (exit code 3). oom",
+            "Vega refused the session: ProviderFailed sbatch: invalid account",
+            "preparing the session at Vega: ContainerCreating pulling",
+        ),
+    ):
+        assert sentence(pod("Running", exited, kind=kind)) == ended
+        done = pod("Succeeded", None, kind=kind)
+        assert sentence(done) == ended.split(":")[0] + ": Completed (exit code 0)."
+        refusal = pod("Failed", None, kind=kind)
+        refusal["status"].update(reason="ProviderFailed", message="sbatch: invalid account")
+        assert sentence(refusal) == refused
+        assert sentence(pod("Pending", waiting, kind=kind)) == preparing
 
 
 def test_phase_succeeded_without_container_statuses() -> None:
