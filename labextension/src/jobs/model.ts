@@ -262,14 +262,21 @@ export class JobsModel {
     this._emit();
   }
 
-  /** The active jobs the filters and the search let through (running first). */
+  /**
+   * The active jobs the filters and the search let through (running first). One the history
+   * already holds is left out: it ended after the last poll and before the history was asked
+   * for (the history is reloaded when a poll sees another job end), and the history's copy,
+   * the newer one, is what it is now; the next poll drops it from `active`.
+   */
   get shownActive(): IJob[] {
     const { site, state, kind, search } = this.filters;
     if (state === 'ended' || FINAL_STATES.has(state)) {
       return [];
     }
+    const ended = new Set(this.history.map(j => j.id));
     return this.active.filter(
       j =>
+        !ended.has(j.id) &&
         (!site || j.site === site) &&
         (!kind || j.kind === kind) &&
         (!state || state === 'active' || j.state === state) &&

@@ -178,6 +178,39 @@ describe('the list', () => {
     expect(model.shownActive.map(j => j.id)).toEqual(['uid-1']);
   });
 
+  it('shows a job that ended between the active ask and the history ask once, as ended', async () => {
+    const cell = (id: string, state = 'running'): IJob =>
+      job({
+        id,
+        kind: 'batch-cell',
+        server_name: '',
+        notebook_path: 'a.ipynb',
+        cell_id: id,
+        state
+      });
+    let active = [cell('a'), cell('b')];
+    let ended: IJob[] = [];
+    serve({
+      'GET jobs': q =>
+        q.state === 'active' ? { jobs: active, next: null } : { jobs: ended, next: null },
+      'GET jobs/a': () => cell('a', 'succeeded'),
+      'GET jobs/b': () => cell('b', 'succeeded')
+    });
+    const model = new JobsModel(host());
+    model.setVisible(true);
+    await model.refresh();
+    // a ended; the poll still sees b running, and b ends before the history is asked for
+    active = [cell('b')];
+    ended = [cell('b', 'succeeded'), cell('a', 'succeeded')];
+    await model.refresh();
+    expect(model.shownHistory.map(j => j.id)).toEqual(['b', 'a']);
+    expect(model.shownActive.map(j => j.id)).toEqual([]);
+    // the next poll sees b gone and asks how it ended; it is still shown once
+    active = [];
+    await model.refresh();
+    expect([...model.shownActive, ...model.shownHistory].map(j => j.id)).toEqual(['b', 'a']);
+  });
+
   it('asks only for my jobs, even as an admin (who may list everyone)', async () => {
     const { asked } = serve({ 'GET jobs': () => ({ jobs: [], next: null }) });
     const model = new JobsModel(host('oper'));
