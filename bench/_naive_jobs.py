@@ -67,7 +67,8 @@ class NaiveJobsHandler(BaseHandler):
             # KubeSpawner's label is a slug of the name; the exact name is checked below
             slug = safe_slug(self.user_name, is_valid=is_valid_label)
             selector = f"{LABEL_USER}={slug},{selector}"
-        resp = await self.svc.core.list_namespaced_pod(
+        # _preload_content=False: the raw aiohttp response, not the model the stubs name
+        resp: Any = await self.svc.core.list_namespaced_pod(
             self.svc.namespace, label_selector=selector, _preload_content=False
         )
         try:

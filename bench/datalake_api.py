@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from testbed.procs import Supervisor, free_port, http_ok, wait_until  # noqa: E402
-from testbed.rucio import start_rucio  # noqa: E402
+from testbed.rucio import Database, start_rucio  # noqa: E402
 
 RJL_VERSION = "41.0.0"
 RJL_HOME = Path.home() / ".cache" / "intertwin-hub" / "rucio-jupyterlab" / RJL_VERSION
@@ -443,7 +443,7 @@ def main() -> None:
     TIMEOUT = args.timeout
     if args.smoke:
         args.rounds, args.rjl_server_rounds = 1, 0
-    database = args.database or ("sqlite" if args.smoke else "postgresql")
+    database: Database = args.database or ("sqlite" if args.smoke else "postgresql")
     rjl_python = ensure_rucio_jupyterlab() if args.rjl_server_rounds > 0 else None
     run = Path(tempfile.mkdtemp(prefix="bench-datalake-"))
     sup = Supervisor(run)

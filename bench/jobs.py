@@ -56,7 +56,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -189,7 +189,8 @@ async def delete_pods(cp: ControlPlane, specs: list[dict[str, Any]], concurrency
 
     async def worker(mine: list[str]) -> None:
         for name in mine:
-            resp = await core.delete_namespaced_pod(name, cp.namespace, _preload_content=False)
+            # _preload_content=False: the raw aiohttp response, not the model the stubs name
+            resp: Any = await core.delete_namespaced_pod(name, cp.namespace, _preload_content=False)
             resp.release()
 
     try:
@@ -224,8 +225,10 @@ async def create_pods(
             body = queue.get_nowait()
             for attempt in range(5):
                 try:
-                    resp = await core.create_namespaced_pod(
-                        cp.namespace, body, _preload_content=False
+                    # the client takes API-shaped dicts as bodies as they are; the answer is
+                    # the raw aiohttp response (_preload_content=False)
+                    resp: Any = await core.create_namespaced_pod(
+                        cp.namespace, cast(Any, body), _preload_content=False
                     )
                     resp.release()
                     break

@@ -36,14 +36,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, or_, select  # noqa: E402
+from sqlalchemy import func, insert, or_, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from intertwin_hub import labels  # noqa: E402
@@ -100,13 +102,12 @@ def fill(store: db.Store, n: int, users: int) -> tuple[int, float]:
     (rollup rows, seconds)."""
     t0 = time.perf_counter()
     days: dict[tuple[str, date, str, str, str], dict[str, Any]] = {}
-    table, daily = db.LedgerRow.__table__, db.DailyUse.__table__
     batch: list[dict[str, Any]] = []
     with store.engine.begin() as conn:
         for row in ledger_rows(n, users):
             batch.append(row)
             if len(batch) == 10_000:
-                conn.execute(table.insert(), batch)
+                conn.execute(insert(db.LedgerRow), batch)
                 batch = []
             if row["ended_at"] is None:
                 continue
@@ -127,10 +128,10 @@ def fill(store: db.Store, n: int, users: int) -> tuple[int, float]:
                 d["jobs"] += 1
                 d["started"] += a == row["started_at"]
         if batch:
-            conn.execute(table.insert(), batch)
+            conn.execute(insert(db.LedgerRow), batch)
         todo = list(days.values())
         for i in range(0, len(todo), 10_000):
-            conn.execute(daily.insert(), todo[i : i + 10_000])
+            conn.execute(insert(db.DailyUse), todo[i : i + 10_000])
     with store.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
@@ -198,12 +199,11 @@ def summaries(store: db.Store, users: int, requests: int, naive_requests: int) -
     for name in names[:10]:  # warm-up
         ours(store, name)
         by_rows(store, name, False)
-    out = {
-        "ours": [timed(lambda n=n: ours(store, n)) for n in names],
-        "rows": [timed(lambda n=n: by_rows(store, n, False)) for n in names],
-        "naive": [timed(lambda n=n: by_rows(store, n, True)) for n in names[:naive_requests]],
+    return {
+        "ours": [timed(partial(ours, store, n)) for n in names],
+        "rows": [timed(partial(by_rows, store, n, False)) for n in names],
+        "naive": [timed(partial(by_rows, store, n, True)) for n in names[:naive_requests]],
     }
-    return out
 
 
 def pod(uid: str, user: str, site: str, state: dict[str, Any], phase: str) -> dict[str, Any]:
@@ -233,7 +233,15 @@ def ended(uid: str, user: str) -> dict[str, Any]:
     return pod(uid, user, "vega", state, "Succeeded")
 
 
-def write_cost(store: db.Store, live: int, events: int) -> dict[str, Any]:
+@dataclass
+class WriteCost:
+    """The first list's time (s), and each event's time (ms) by (mode, kind of event)."""
+
+    list_s: float
+    times: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+
+def write_cost(store: db.Store, live: int, events: int) -> WriteCost:
     """Per-event times (ms) with the ledger and with its writes off, 10,000 pods live; the two
     modes take turns event by event, so a change in the machine's load hits both alike."""
     index = Index(CATALOGUE, store)
@@ -241,20 +249,20 @@ def write_cost(store: db.Store, live: int, events: int) -> dict[str, Any]:
     pods = [running(f"live-{i}", users[i % len(users)]) for i in range(live)]
     t = time.perf_counter()
     index.reconcile(pods, now=NOW)
-    out: dict[str, Any] = {"list_s": time.perf_counter() - t}
+    out = WriteCost(time.perf_counter() - t)
     real = db._ledger_observe
 
     def off(*args: Any, **kwargs: Any) -> None:
         return None
 
     def event(mode: str, kind: str, p: dict[str, Any]) -> None:
-        db._ledger_observe = real if mode == "ledger" else off  # type: ignore[assignment]
+        db._ledger_observe = real if mode == "ledger" else off
         try:
-            out.setdefault((mode, kind), []).append(
+            out.times.setdefault((mode, kind), []).append(
                 timed(lambda: index.pod_event("ADDED" if kind == STARTS else "MODIFIED", p, NOW))
             )
         finally:
-            db._ledger_observe = real  # type: ignore[assignment]
+            db._ledger_observe = real
 
     for i in range(events):
         for mode in ("ledger", "history alone"):
@@ -287,12 +295,12 @@ def report(name: str, res: dict[str, Any], naive_requests: int) -> None:
     )
 
 
-def report_writes(name: str, w: dict[str, Any], live: int) -> None:
+def report_writes(name: str, w: WriteCost, live: int) -> None:
     print(f"\n== {name}: ledger write cost per pod event, {live:,} live pods (ms)")
-    print(f"  first list of {live:,} running pods into the history and ledger: {w['list_s']:.1f} s")
-    kinds = [k[1] for k in w if isinstance(k, tuple) and k[0] == "ledger"]
+    print(f"  first list of {live:,} running pods into the history and ledger: {w.list_s:.1f} s")
+    kinds = [kind for mode, kind in w.times if mode == "ledger"]
     for kind in kinds:
-        a, b = w[("ledger", kind)], w[("history alone", kind)]
+        a, b = w.times[("ledger", kind)], w.times[("history alone", kind)]
         print(
             f"  {kind:40s} with ledger mean {statistics.mean(a):6.2f} p95 {pct(a, 0.95):6.2f}"
             f" | history alone mean {statistics.mean(b):6.2f} p95 {pct(b, 0.95):6.2f}"
