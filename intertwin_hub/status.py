@@ -188,18 +188,24 @@ def deleted_status(site: str, last: JobStatus | None, cancelled: bool) -> JobSta
 
 
 def node_note(
-    site: str, ready: bool, since: datetime | None, grace_seconds: int | None
+    site: str,
+    ready: bool,
+    since: datetime | None,
+    grace_seconds: int | None,
+    kind: str | None = None,
 ) -> str | None:
     """What the jobs of a site say while its interLink node is not ready ("Vega's interLink
     node is not ready since 12:03; your session keeps running for up to 1 h"): ``grace_seconds``
-    is how long the pods tolerate a not-ready node before Kubernetes evicts them."""
+    is how long the pods tolerate a not-ready node before Kubernetes evicts them. ``kind``: the
+    workload the note is shown on (a batch cell's says "your job")."""
     if ready:
         return None
     note = f"{site}'s interLink node is not ready"
     if since is not None:
         note += f" since {since.strftime('%H:%M')}"
     if grace_seconds:
-        note += f"; your session keeps running for up to {_duration(grace_seconds)}"
+        what = "job" if kind == KIND_BATCH_CELL else "session"
+        note += f"; your {what} keeps running for up to {_duration(grace_seconds)}"
     return note
 
 

@@ -152,7 +152,7 @@ class BaseHandler(JSONErrorsMixin, HubOAuthenticated, RequestHandler):
         return job
 
     def job_json(self, job: db.Job) -> dict[str, Any]:
-        note = None if job.state in FINAL else self.svc.index.note_for(job.site)
+        note = None if job.state in FINAL else self.svc.index.note_for(job.site, job.kind)
         return db.job_json(job, self.svc.index.site_name(job.site), note)
 
     def write_json(self, body: Any, status: int = 200) -> None:

@@ -321,15 +321,15 @@ class Index:
             since = self.not_ready_since.get(name, since)
         return ready, since
 
-    def note_for(self, slug: str) -> str | None:
-        """Trouble at the site, told on each of its jobs."""
+    def note_for(self, slug: str, kind: str | None = None) -> str | None:
+        """Trouble at the site, told on each of its jobs (``kind``: that job's workload)."""
         site = self.catalogue.get(slug)
         if site is None or not site.offload:
             return None
         ready, since = self.readiness(site.node.name)
         if ready is None:
             return None
-        return node_note(site.name, ready, since, NODE_TROUBLE_TOLERATION_SECONDS)
+        return node_note(site.name, ready, since, NODE_TROUBLE_TOLERATION_SECONDS, kind)
 
     def site_json(self, site: Site) -> dict[str, Any]:
         node = self.nodes.get(site.node.name)

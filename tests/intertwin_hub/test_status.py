@@ -161,6 +161,10 @@ def test_node_trouble_on_the_jobs_of_that_site() -> None:
         == "Vega's interLink node is not ready; your session keeps running for up to 90 s"
     )
     assert st.node_note("Vega", True, since, 3600) is None
+    # shown on a batch cell, the note speaks of the job
+    assert st.node_note("Vega", False, since, 3600, "batch-cell") == (
+        "Vega's interLink node is not ready since 12:03; your job keeps running for up to 1 h"
+    )
 
 
 def test_every_state_is_named() -> None:
