@@ -55,6 +55,8 @@ class Base(DeclarativeBase):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # a site's batch job by its id (the Slurm accounting import)
+    __table_args__ = (Index("ix_jobs_site_batch_job", "site", "batch_job"),)
 
     uid: Mapped[str] = mapped_column(String(64), primary_key=True)
     user: Mapped[str] = mapped_column(String(255), index=True)
@@ -119,8 +121,9 @@ class LedgerRow(Base):
     """What one workload pod was allocated and for how long. ``started_at``/``ended_at`` are the
     pod's own (its containers' ``startedAt``/``finishedAt``) when the pod tells them, else when
     the service saw it start or end; ``ended_at`` is NULL while it runs. The figures are up to
-    ``ended_at`` (zero while open). ``measured_*``: room for a site's own accounting (Slurm's),
-    kept beside the allocated figures, never mixed into them; nothing fills them yet."""
+    ``ended_at`` (zero while open). ``measured_*``: the site's own accounting of the pod's batch
+    job (Slurm's, ``intertwin-hub usage import-slurm``, ``usage/slurm.py``), kept beside the
+    allocated figures, never mixed into them; NULL where the site measured nothing."""
 
     __tablename__ = "usage_ledger"
     __table_args__ = (
@@ -159,6 +162,7 @@ class LedgerRow(Base):
     measured_cpu_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     measured_max_rss_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     measured_source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    measured_wall_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class DailyUse(Base):

@@ -117,6 +117,7 @@ class TopJobsHandler(UsageBase):
                         "cpu": u.cpu,
                         "gpus": u.gpus,
                         "gpu_model": u.gpu_model,
+                        "measured": u.measured.to_json() if u.measured else None,
                         **t.to_json(),
                     }
                     for u, t in top
@@ -128,7 +129,19 @@ class TopJobsHandler(UsageBase):
 CSV_COLUMNS = (
     "id", "user", "vo", "site", "kind", "start", "end", "cpu", "memory_bytes", "gpus",
     "gpu_model", "wall_hours", "cpu_core_hours", "memory_gb_hours", "gpu_hours", "estimated",
+    # the site's own accounting of the whole job (not cut at the period), empty where none
+    "measured_source", "measured_cpu_seconds", "measured_max_rss_bytes", "measured_wall_seconds",
 )  # fmt: skip
+
+
+def _measured_cells(u: Usage) -> list[Any]:
+    m = u.measured
+    if m is None:
+        return ["", "", "", ""]
+    return [
+        m.source,
+        *("" if v is None else v for v in (m.cpu_seconds, m.max_rss_bytes, m.wall_seconds)),
+    ]
 
 
 class CsvHandler(UsageBase):
@@ -148,7 +161,7 @@ class CsvHandler(UsageBase):
                     u.end.isoformat() if u.end else "", u.cpu, u.memory_bytes, u.gpus,
                     u.gpu_model or "", round(t.wall_hours, 6), round(t.cpu_core_hours, 6),
                     round(t.memory_gb_hours, 6), round(sum(t.gpu_hours.values()), 6),
-                    str(u.estimated).lower(),
+                    str(u.estimated).lower(), *_measured_cells(u),
                 ]
             )  # fmt: skip
         name = f"usage-{user or 'all'}-{start:%Y%m%d}-{end:%Y%m%d}.csv"

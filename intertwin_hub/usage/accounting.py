@@ -1,6 +1,7 @@
 """What one workload pod used, from the hub service's history row: pure arithmetic on allocated
 resources and the pod's running time (the interLink virtual kubelet's CPU and memory stats are
-placeholders, so nothing measured is taken from the cluster)."""
+placeholders, so nothing measured is taken from the cluster). What a site measured itself
+(Slurm's accounting, imported into the ledger) rides along in ``Usage.measured``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class Usage:
     gpu_model: str | None
     # the end is the best known, not observed (the pod vanished while the service was down)
     estimated: bool
+    # what the site measured of the pod's batch job (the ledger's measured columns, filled by
+    # ``intertwin-hub usage import-slurm``), beside the allocation above, never mixed into it
+    measured: Measured | None = None
 
     @property
     def wall_seconds(self) -> int:
@@ -49,6 +53,24 @@ class Usage:
     @property
     def gpu_seconds(self) -> int:
         return self.gpus * self.wall_seconds
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A site's own accounting of a pod's batch job; None where it measured nothing."""
+
+    source: str  # "slurm-sacct", "slurm-jobcomp"
+    cpu_seconds: float | None
+    max_rss_bytes: int | None
+    wall_seconds: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "cpu_seconds": self.cpu_seconds,
+            "max_rss_bytes": self.max_rss_bytes,
+            "wall_seconds": self.wall_seconds,
+        }
 
 
 def _utc(t: datetime) -> datetime:

@@ -5,7 +5,12 @@ hub's cluster, plus the GPUs the probe cannot see:
   records separated by ``%%``; fields and types of APEL's ``CloudRecord``,
   https://github.com/apel/apel/blob/master/apel/db/records/cloud.py): ``VMUUID`` the pod's UID,
   ``MachineName`` its name, ``GlobalUserName`` the hub user, ``FQAN`` the VO, ``CpuCount`` the
-  allocated cores as a decimal, durations and times in whole seconds;
+  allocated cores as a decimal, durations and times in whole seconds; ``CpuDuration`` the CPU
+  time the site measured (Slurm's ``TotalCPU``, imported into the ledger) once the pod has
+  ended, else left out: the probe fills it from cAdvisor's measured
+  ``container_cpu_usage_seconds_total``
+  (https://github.com/interTwin-eu/kubernetes-usage-accounting/blob/main/egi_notebooks_accounting/pods.py),
+  so it is consumed, not allocated, time, and APEL takes a missing field as unknown;
 - one accelerator record per pod with GPUs and calendar month, in a JSON
   ``APEL-accelerator-message`` 0.1 (APEL's ``AcceleratorRecord``, in review upstream),
   linked to its cloud record by ``AssociatedRecordType: cloud`` and ``AssociatedRecord: <VMUUID>``.
@@ -41,6 +46,7 @@ CLOUD_FIELDS = (
     "EndTime",
     "SuspendDuration",
     "WallDuration",
+    "CpuDuration",
     "CpuCount",
     "Memory",
     "ImageId",
@@ -82,6 +88,13 @@ def cloud_record(u: Usage, origin: Origin, site_name: str) -> dict[str, Any]:
         # the record's own whole seconds, so that EndTime - StartTime = WallDuration (the
         # exact span truncated, Usage.wall_seconds, can be one second less)
         "WallDuration": max(0, (end if end is not None else _epoch(u.until)) - start),
+        # measured CPU time only, and only for an ended pod (the site's figure is the whole
+        # job's); the allocation is CpuCount x WallDuration
+        "CpuDuration": (
+            round(u.measured.cpu_seconds)
+            if u.end is not None and u.measured and u.measured.cpu_seconds is not None
+            else None
+        ),
         "CpuCount": round(u.cpu, 3),
         # APEL's cloud record gives memory in MB
         "Memory": u.memory_bytes // 1_000_000,

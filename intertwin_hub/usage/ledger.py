@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ..service.db import DailyUse, LedgerRow, Store, _utc, day_pieces
 from ..sites import Budget, Catalogue, Site
 from . import summary
-from .accounting import Usage
+from .accounting import Measured, Usage
 from .budgets import BudgetUse, budget_use_of, period_bounds
 
 GROUPS = ("site", "user", "vo")
@@ -245,6 +245,16 @@ def usage_of_row(row: LedgerRow, catalogue: Catalogue, until: datetime) -> Usage
         gpus=row.gpus,
         gpu_model=model,
         estimated=row.estimated,
+        measured=(
+            Measured(
+                row.measured_source,
+                row.measured_cpu_seconds,
+                row.measured_max_rss_bytes,
+                row.measured_wall_seconds,
+            )
+            if row.measured_source
+            else None
+        ),
     )
 
 

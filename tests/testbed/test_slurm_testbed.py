@@ -6,9 +6,14 @@ stopping a session ends its Slurm job."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,6 +23,7 @@ from testbed.lifecycle import down, up
 from testbed.procs import Supervisor, group_members
 
 from ..conftest import QUEUE_SECONDS
+from ..waiting import wait_for
 from .hubapi import follow, spawn, start, stop
 from .test_offload import Api, kernel_for, run_cell, text_of, token_for
 from .test_teardown import processes_under
@@ -127,3 +133,83 @@ def test_an_offloaded_cell_is_a_slurm_job_with_its_gpu(slurm_testbed: dict[str, 
         "gpu",
         "gres:gpu:1",
     )
+
+
+def test_the_sites_job_completion_log_fills_the_measured_columns(
+    slurm_testbed: dict[str, Any],
+) -> None:
+    """An offloaded cell at Vega runs as a Slurm job and ends. The operator imports the job
+    completion log the testbed's Slurm wrote (``intertwin-hub usage import-slurm``): the
+    cell's ledger row gets the Slurm job's wall time from the log, source ``slurm-jobcomp``,
+    beside its allocated figures, which stay as they were; importing again changes nothing."""
+    hub = slurm_testbed["hub"]
+    token = token_for(hub, "alice")
+    with kernel_for(hub, token) as kc:
+        reply, outputs = run_cell(
+            kc,
+            "%%offload --site vega\nimport time\ntime.sleep(5)\nprint('slept')\n",
+            cell_id="measured-cell",
+        )
+        assert reply["status"] == "ok", (reply, outputs)
+    api = Api(hub, token)
+    job = next(j for j in api.batch_cells() if j["cell_id"] == "measured-cell")
+    jid = job["batch_job"]
+    assert jid, job
+    log = Path(slurm_testbed["slurm"]["jobcomp"])
+
+    def logged() -> dict[str, str] | None:
+        text = log.read_text() if log.exists() else ""
+        line = next((ln for ln in text.splitlines() if ln.startswith(f"JobId={jid} ")), None)
+        return dict(w.split("=", 1) for w in line.split() if "=" in w) if line else None
+
+    values = wait_for(logged, f"Slurm job {jid} in the job completion log", 120, 0.5)
+    assert values["JobState"] == "COMPLETED", values
+    slurm_wall = (
+        datetime.fromisoformat(values["EndTime"]) - datetime.fromisoformat(values["StartTime"])
+    ).total_seconds()
+    assert slurm_wall >= 5, values  # the cell slept 5 s in its Slurm job
+    period = {"from": (datetime.fromisoformat(job["submitted"]) - timedelta(minutes=1)).isoformat()}
+
+    def row() -> dict[str, Any] | None:
+        st, top = api("GET", "usage/jobs", params={"limit": 1000, **period})
+        assert st == 200, top
+        mine = [j for j in top["jobs"] if j["id"] == job["id"]]
+        return mine[0] if mine and mine[0]["end"] else None
+
+    before = wait_for(row, "the cell's ledger row closed", 120, 0.5)
+    assert before["measured"] is None
+    db_file = Path(slurm_testbed["run_dir"]) / "hub" / "intertwin-service.sqlite"
+    command = [
+        str(Path(sys.executable).parent / "intertwin-hub"), "usage", "import-slurm",
+        "--db", f"sqlite:///{db_file}", "--site", "vega", str(log),
+    ]  # fmt: skip
+    r = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "(slurm-jobcomp)" in r.stdout, (r.stdout, r.stderr)
+    print(f"[measured] {r.stdout.strip()}")
+    after = row()
+    assert after is not None
+    assert after["measured"] == {
+        "source": "slurm-jobcomp",
+        "cpu_seconds": None,  # the log has no CPU or memory figures
+        "max_rss_bytes": None,
+        "wall_seconds": slurm_wall,
+    }
+    assert {k: v for k, v in after.items() if k != "measured"} == {
+        k: v for k, v in before.items() if k != "measured"
+    }
+    print(
+        f"[measured] Slurm job {jid}: {slurm_wall:.0f} s in Slurm's log, "
+        f"{before['wall_seconds']:.1f} s allocated (the pod's own start to end)"
+    )
+    st, text = api("GET", "usage.csv", params=period)
+    assert st == 200, text
+    line = next(r for r in csv.DictReader(io.StringIO(text)) if r["id"] == job["id"])
+    assert (line["measured_source"], float(line["measured_wall_seconds"])) == (
+        "slurm-jobcomp",
+        slurm_wall,
+    )
+    assert line["measured_cpu_seconds"] == line["measured_max_rss_bytes"] == ""
+
+    r = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "(0 changed)" in r.stdout, (r.stdout, r.stderr)
+    assert row() == after

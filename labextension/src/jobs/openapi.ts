@@ -845,6 +845,17 @@ export interface operations {
                             cpu: number;
                             gpus: number;
                             gpu_model: string | null;
+                            /** @description What the site measured of the whole batch job (Slurm's accounting, imported by `intertwin-hub usage import-slurm`), beside the allocation and never mixed into it; null when the site has told nothing. A figure the source does not measure is null. */
+                            measured?: {
+                                /** @description slurm-sacct or slurm-jobcomp */
+                                source: string;
+                                /** @description CPU time (user + system) of all its steps */
+                                cpu_seconds: number | null;
+                                /** @description The largest resident set of its steps */
+                                max_rss_bytes: number | null;
+                                /** @description The job's own start to end */
+                                wall_seconds: number | null;
+                            } | null;
                         })[];
                     };
                 };

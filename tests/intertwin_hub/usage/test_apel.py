@@ -5,6 +5,7 @@ linked to its cloud record)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from intertwin_hub.usage import apel
-from intertwin_hub.usage.accounting import Usage
+from intertwin_hub.usage.accounting import Measured, Usage
 
 from .rows import CATALOGUE, used
 
@@ -111,6 +112,30 @@ def test_the_wall_time_is_the_records_own_end_minus_its_start() -> None:
     running = usage(start, None, until=until)
     rec = apel.cloud_record(running, ORIGIN, "Vega")
     assert rec["WallDuration"] == int(until.timestamp()) - rec["StartTime"] == 300
+
+
+def test_cpu_duration_is_the_sites_measured_cpu_time_or_left_out() -> None:
+    """APEL's CpuDuration is consumed CPU time (the probe sums cAdvisor's measured
+    container_cpu_usage_seconds_total): the site's own figure when the ledger has one and the
+    pod has ended, never the allocation (that is CpuCount x WallDuration)."""
+    start = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    done = usage(start, start + timedelta(hours=1))
+    sacct = Measured("slurm-sacct", cpu_seconds=4321.6, max_rss_bytes=2**30, wall_seconds=3590)
+    rec = apel.cloud_record(dataclasses.replace(done, measured=sacct), ORIGIN, "Vega")
+    assert rec["CpuDuration"] == 4322 and rec["WallDuration"] == 3600
+    text = apel.cloud_message([rec])
+    (parsed,) = parse_cloud_message(text)
+    order = [MSG_FIELDS.index(k) for k in parsed]
+    assert order == sorted(order) and parsed["CpuDuration"] == "4322"
+    # no measured CPU (jobcomp tells only the wall time), none at all, or still running
+    jobcomp = Measured("slurm-jobcomp", cpu_seconds=None, max_rss_bytes=None, wall_seconds=3590)
+    running = usage(start, None)
+    for u in (
+        dataclasses.replace(done, measured=jobcomp),
+        done,
+        dataclasses.replace(running, measured=sacct),
+    ):
+        assert "CpuDuration" not in apel.cloud_record(u, ORIGIN, "Vega")
 
 
 def test_user_names_can_stay_at_the_site() -> None:
