@@ -225,7 +225,7 @@ def _sacct_job(job: str, entry: _Job, tz: tzinfo) -> SlurmJob | None:
         parse_time(own.get("Start", ""), tz),
         parse_time(own.get("End", ""), tz),
         wall,
-        sum(cpus) if cpus else None,
+        round(sum(cpus), 3) if cpus else None,  # sacct gives milliseconds
         max(rss) if rss else None,
     )
 

@@ -1,10 +1,18 @@
 """A Slurm site's accounting into the usage ledger's measured columns (``usage/slurm.py``,
 ``intertwin-hub usage import-slurm``).
 
-``data/jobcomp-testbed.txt`` is a real ``jobcomp/filetxt`` log, unedited: the testbed's Slurm
-(Debian's slurm-wlm 22.05) wrote it during a run of ``tests/testbed/test_slurm.py`` (4 Dec
-2026), one line per job that test queued. There is no sacct fixture: the testbed has no
-slurmdbd, and sacct output is not written by hand here."""
+The files in ``data/`` are real output of the testbed's Slurm (Debian's slurm-wlm 22.05),
+unedited, from runs on 4 Dec 2026:
+
+- ``jobcomp-testbed.txt``: the ``jobcomp/filetxt`` log of a run of
+  ``tests/testbed/test_slurm.py`` (one line per job that test queued);
+- ``sacct-testbed.txt`` and ``jobcomp-sacct-run.txt``: one run of three pods (one burning 3 s
+  of CPU in 256 MiB, one failing, one cancelled by the site) through the testbed's local
+  plugin on the Slurm of branch h/sacct, which adds slurmdbd and ``jobacct_gather/linux``:
+  ``sacct --allusers --parsable2 --noheader
+  --format=JobID,JobName,State,Start,End,ElapsedRaw,TotalCPU,MaxRSS,AllocTRES`` and the job
+  completion log of the same jobs.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +32,10 @@ from intertwin_hub.usage import slurm
 from intertwin_hub.usage.slurm import JOBCOMP, SACCT, SlurmJob, import_measured
 
 CLI = str(Path(sys.executable).parent / "intertwin-hub")
-JOBCOMP_LOG = Path(__file__).with_name("data") / "jobcomp-testbed.txt"
+DATA = Path(__file__).with_name("data")
+JOBCOMP_LOG = DATA / "jobcomp-testbed.txt"
+SACCT_OUT = DATA / "sacct-testbed.txt"
+SACCT_RUN_JOBCOMP = DATA / "jobcomp-sacct-run.txt"
 UTC_TZ = ZoneInfo("UTC")
 
 
@@ -48,6 +59,47 @@ def test_the_jobcomp_log_of_a_testbed_run() -> None:
     assert all(j.cpu_seconds is None and j.max_rss_bytes is None for j in jobs.values())
     # job 4 was refused (more GPUs than the node has): it never ran, start = end
     assert jobs["4"].wall_seconds == 0.0
+
+
+def test_sacct_output_of_a_testbed_run() -> None:
+    text = SACCT_OUT.read_text()
+    assert slurm.detect(text.splitlines()) == SACCT
+    jobs = slurm.parse(text)
+    assert sorted(jobs) == ["1", "2", "3"]
+    # job 1 burnt CPU: its steps' TotalCPU summed (1.batch 00:00.026 + 1.0 00:03.055; the
+    # job's own line says 00:03.082, the same total rounded apart), the peak of its steps'
+    # MaxRSS (1.0: 282524K), its own ElapsedRaw
+    assert jobs["1"] == SlurmJob(
+        "1", SACCT, "COMPLETED", at("2026-12-04T21:57:52"), at("2026-12-04T21:58:07"),
+        15.0, 3.081, 282524 * 1024,
+    )  # fmt: skip
+    assert jobs["1"].cpu_seconds >= 3.0  # type: ignore[operator]
+    # "CANCELLED by 0" is CANCELLED; a step too short to be sampled has no MaxRSS
+    assert (jobs["2"].state, jobs["3"].state) == ("FAILED", "CANCELLED")
+    assert (jobs["2"].max_rss_bytes, jobs["3"].max_rss_bytes) == (3232 * 1024, None)
+    assert (jobs["2"].cpu_seconds, jobs["3"].cpu_seconds) == (0.048, 0.003)
+
+
+def test_sacct_and_jobcomp_of_one_run_agree_on_the_wall_time() -> None:
+    sacct = slurm.parse(SACCT_OUT.read_text())
+    jobcomp = slurm.parse(SACCT_RUN_JOBCOMP.read_text())
+    assert (
+        {j: m.wall_seconds for j, m in sacct.items()}
+        == {j: m.wall_seconds for j, m in jobcomp.items()}
+        == {"1": 15.0, "2": 1.0, "3": 1.0}
+    )
+
+
+def test_sacct_fields_come_from_its_header_or_the_format_given() -> None:
+    text = SACCT_OUT.read_text()
+    expected = slurm.parse(text)
+    # sacct --parsable2 without --noheader names the fields in its first line
+    header = slurm.SACCT_FORMAT.replace(",", "|")
+    assert slurm.parse(f"{header}\n{text}") == expected
+    assert slurm.parse(text, fields=slurm.SACCT_FORMAT.split(",")) == expected
+    # the wrong format is told, not misread
+    with pytest.raises(slurm.SlurmFormatError, match="line 1 has 9 fields where the format"):
+        slurm.parse(text, fields=["JobID", "State", "ElapsedRaw"])
 
 
 def test_times_are_the_sites_local_time() -> None:
@@ -168,18 +220,28 @@ def test_the_measured_columns_are_filled_and_nothing_else(store: db.Store) -> No
     assert snapshot(store) == (rows, daily)
 
 
-def test_sacct_figures_are_not_replaced_by_the_poorer_jobcomp(store: db.Store) -> None:
-    # sacct's figures of job 2, as its parser gives them
-    sacct = SlurmJob(
-        "2", SACCT, "COMPLETED", at("2026-12-04T21:50:51"), at("2026-12-04T21:50:53"),
-        2.0, 1.5, 3228 * 1024,
-    )  # fmt: skip
-    assert import_measured(store, "vega", {"2": sacct}).changed == 1
-    done = import_measured(store, "vega", slurm.parse(JOBCOMP_LOG.read_text()))
-    assert (done.filled, done.kept) == (1, 1)  # job 6 filled, job 2 kept sacct's
-    rows, _ = snapshot(store)
-    p2 = next(r for r in rows if r["uid"] == "p2")
-    assert (p2["measured_source"], p2["measured_cpu_seconds"]) == ("slurm-sacct", 1.5)
+def test_sacct_fills_every_measured_column_and_jobcomp_does_not_replace_it(
+    tmp_path: Path,
+) -> None:
+    store = db.open_store(f"sqlite:///{tmp_path / 'service.sqlite'}")
+    # the pods of the sacct run's jobs 1 and 3, as the service saw them
+    ran(store, "burn", "1", "2026-12-04T21:57:53", "2026-12-04T21:58:08")
+    ran(store, "held", "3", "2026-12-04T21:58:09", "2026-12-04T21:58:10")
+    rows_before, daily_before = snapshot(store)
+    done = import_measured(store, "vega", slurm.parse(SACCT_OUT.read_text()))
+    assert (done.filled, done.changed, done.unknown) == (2, 2, ["2"])
+    rows, daily = snapshot(store)
+    by_uid = {r["uid"]: r for r in rows}
+    assert by_uid["burn"]["measured_source"] == "slurm-sacct"
+    assert [by_uid["burn"][k] for k in MEASURED] == [3.081, 282524 * 1024, 15.0]
+    assert [by_uid["held"][k] for k in MEASURED] == [0.003, None, 1.0]
+    # the allocated figures stay: 4 CPUs x the pod's own 15 s
+    assert by_uid["burn"]["cpu_core_seconds"] == rows_before[0]["cpu_core_seconds"] == 60.0
+    assert daily == daily_before
+    # the same run's jobcomp log knows no CPU or memory: sacct's figures stay
+    done = import_measured(store, "vega", slurm.parse(SACCT_RUN_JOBCOMP.read_text()))
+    assert (done.filled, done.kept, done.changed) == (0, 2, 0)
+    assert snapshot(store) == (rows, daily)
 
 
 def test_a_reused_job_id_goes_to_the_pod_that_ran_then(tmp_path: Path) -> None:
@@ -218,5 +280,10 @@ def test_the_command(store: db.Store, tmp_path: Path) -> None:
     ]:  # fmt: skip
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # both files of one run: sacct's figures win whatever the order
+    r = subprocess.run(
+        [*args, str(SACCT_RUN_JOBCOMP), str(SACCT_OUT)], capture_output=True, text=True, timeout=120
+    )
+    assert r.stdout.startswith("vega: 3 ended jobs read (slurm-sacct);"), r.stdout
     r = subprocess.run([*args[:3], "--help"], capture_output=True, text=True, timeout=120)
     assert "JobID,JobName,State,Start,End,ElapsedRaw,TotalCPU,MaxRSS,AllocTRES" in r.stdout
