@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from intertwin_hub.service import db
 from intertwin_hub.status import JobStatus
 from intertwin_hub.usage import slurm
 from intertwin_hub.usage.slurm import JOBCOMP, SACCT, SlurmJob, import_measured
+from testbed.rucio.postgres import Postgres
 
 CLI = str(Path(sys.executable).parent / "intertwin-hub")
 DATA = Path(__file__).with_name("data")
@@ -184,14 +187,34 @@ def snapshot(store: db.Store) -> tuple[list[dict[str, object]], list[tuple[objec
 MEASURED = ("measured_cpu_seconds", "measured_max_rss_bytes", "measured_wall_seconds")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> db.Store:
-    store = db.open_store(f"sqlite:///{tmp_path / 'service.sqlite'}")
+def with_pods(store: db.Store) -> db.Store:
     # the pods of the log's jobs 2 and 6 at Vega; job 3 is a pod of another site's Slurm
     ran(store, "p2", "2", "2026-12-04T21:50:52", "2026-12-04T21:50:54")
     ran(store, "p6", "6", "2026-12-04T21:51:03", "2026-12-04T21:51:05")
     ran(store, "psnc3", "3", "2026-12-04T21:50:54", "2026-12-04T21:50:56", site="psnc")
     return store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Store]:
+    """The pods above in the service's database, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'service.sqlite'}"
+    else:
+        pg: Postgres = request.getfixturevalue("postgres")
+        url = pg.sqlalchemy_url
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                sql(
+                    "DROP TABLE IF EXISTS usage_daily, usage_ledger, state_changes, jobs,"
+                    " alembic_version"
+                )
+            )
+        engine.dispose()
+    s = with_pods(db.open_store(url))
+    yield s
+    s.engine.dispose()
 
 
 def test_the_measured_columns_are_filled_and_nothing_else(store: db.Store) -> None:
@@ -256,9 +279,9 @@ def test_a_reused_job_id_goes_to_the_pod_that_ran_then(tmp_path: Path) -> None:
     assert {r["uid"]: r["measured_wall_seconds"] for r in rows} == {"new": 2.0, "old": None}
 
 
-def test_the_command(store: db.Store, tmp_path: Path) -> None:
-    url = str(store.engine.url)
-    store.engine.dispose()
+def test_the_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'service.sqlite'}"
+    with_pods(db.open_store(url)).engine.dispose()
     args = [CLI, "usage", "import-slurm", "--db", url, "--site", "vega"]
     r = subprocess.run([*args, str(JOBCOMP_LOG)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
