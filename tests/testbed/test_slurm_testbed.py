@@ -18,14 +18,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+from dirq.QueueSimple import QueueSimple
 
+from intertwin_hub.usage.slurm import SACCT_FORMAT
 from testbed.lifecycle import down, up
 from testbed.procs import Supervisor, group_members
+from testbed.slurm import SlurmCluster
 
 from ..conftest import QUEUE_SECONDS
 from ..waiting import wait_for
 from .hubapi import follow, spawn, start, stop
 from .test_offload import Api, kernel_for, run_cell, text_of, token_for
+from .test_slurm import cpu_seconds, kib
 from .test_teardown import processes_under
 
 pytestmark = pytest.mark.testbed
@@ -135,19 +139,24 @@ def test_an_offloaded_cell_is_a_slurm_job_with_its_gpu(slurm_testbed: dict[str, 
     )
 
 
-def test_the_sites_job_completion_log_fills_the_measured_columns(
-    slurm_testbed: dict[str, Any],
+def test_the_sites_accounting_fills_the_measured_columns(
+    slurm_testbed: dict[str, Any], tmp_path: Path
 ) -> None:
-    """An offloaded cell at Vega runs as a Slurm job and ends. The operator imports the job
-    completion log the testbed's Slurm wrote (``intertwin-hub usage import-slurm``): the
-    cell's ledger row gets the Slurm job's wall time from the log, source ``slurm-jobcomp``,
-    beside its allocated figures, which stay as they were; importing again changes nothing."""
+    """An offloaded cell at Vega runs as a Slurm job, burns CPU and ends. The operator imports
+    what the testbed's Slurm recorded (``intertwin-hub usage import-slurm``): first the job
+    completion log (the Slurm job's wall time, source ``slurm-jobcomp``), then sacct's output
+    (its CPU time, peak memory and wall time, source ``slurm-sacct``), each checked against the
+    file; the allocated figures stay as they were, importing again changes nothing, and the
+    cell's APEL record carries sacct's CPU time as its CpuDuration."""
     hub = slurm_testbed["hub"]
     token = token_for(hub, "alice")
     with kernel_for(hub, token) as kc:
         reply, outputs = run_cell(
             kc,
-            "%%offload --site vega\nimport time\ntime.sleep(5)\nprint('slept')\n",
+            "%%offload --site vega\n"
+            # 3 s of CPU time (not wall time: the machine may be busy) in 64 MiB it wrote
+            "import time\nblock = b'x' * (64 * 2**20)\n"
+            "while time.process_time() < 3: sum(range(10_000))\nprint('burnt')\n",
             cell_id="measured-cell",
         )
         assert reply["status"] == "ok", (reply, outputs)
@@ -167,7 +176,6 @@ def test_the_sites_job_completion_log_fills_the_measured_columns(
     slurm_wall = (
         datetime.fromisoformat(values["EndTime"]) - datetime.fromisoformat(values["StartTime"])
     ).total_seconds()
-    assert slurm_wall >= 5, values  # the cell slept 5 s in its Slurm job
     period = {"from": (datetime.fromisoformat(job["submitted"]) - timedelta(minutes=1)).isoformat()}
 
     def row() -> dict[str, Any] | None:
@@ -178,29 +186,33 @@ def test_the_sites_job_completion_log_fills_the_measured_columns(
 
     before = wait_for(row, "the cell's ledger row closed", 120, 0.5)
     assert before["measured"] is None
-    db_file = Path(slurm_testbed["run_dir"]) / "hub" / "intertwin-service.sqlite"
-    command = [
-        str(Path(sys.executable).parent / "intertwin-hub"), "usage", "import-slurm",
-        "--db", f"sqlite:///{db_file}", "--site", "vega", str(log),
-    ]  # fmt: skip
-    r = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "(slurm-jobcomp)" in r.stdout, (r.stdout, r.stderr)
-    print(f"[measured] {r.stdout.strip()}")
+    db_url = f"sqlite:///{Path(slurm_testbed['run_dir']) / 'hub' / 'intertwin-service.sqlite'}"
+    cli = str(Path(sys.executable).parent / "intertwin-hub")
+
+    def import_slurm(path: Path) -> str:
+        r = subprocess.run(
+            [cli, "usage", "import-slurm", "--db", db_url, "--site", "vega", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        print(f"[measured] {r.stdout.strip()}")
+        return r.stdout
+
+    def allocated(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k != "measured"}
+
+    # the job completion log: the wall time only
+    assert "(slurm-jobcomp)" in import_slurm(log)
     after = row()
-    assert after is not None
+    assert after is not None and allocated(after) == allocated(before)
     assert after["measured"] == {
         "source": "slurm-jobcomp",
         "cpu_seconds": None,  # the log has no CPU or memory figures
         "max_rss_bytes": None,
         "wall_seconds": slurm_wall,
     }
-    assert {k: v for k, v in after.items() if k != "measured"} == {
-        k: v for k, v in before.items() if k != "measured"
-    }
-    print(
-        f"[measured] Slurm job {jid}: {slurm_wall:.0f} s in Slurm's log, "
-        f"{before['wall_seconds']:.1f} s allocated (the pod's own start to end)"
-    )
     st, text = api("GET", "usage.csv", params=period)
     assert st == 200, text
     line = next(r for r in csv.DictReader(io.StringIO(text)) if r["id"] == job["id"])
@@ -209,7 +221,69 @@ def test_the_sites_job_completion_log_fills_the_measured_columns(
         slurm_wall,
     )
     assert line["measured_cpu_seconds"] == line["measured_max_rss_bytes"] == ""
-
-    r = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "(0 changed)" in r.stdout, (r.stdout, r.stderr)
+    assert "(0 changed)" in import_slurm(log)
     assert row() == after
+
+    # sacct, as a site exports it: the job and its steps
+    cluster = SlurmCluster(**slurm_testbed["slurm"])
+    fields = SACCT_FORMAT.split(",")
+
+    def accounted() -> dict[str, dict[str, str]] | None:
+        out = subprocess.run(
+            cluster.sacct_argv("-j", jid, fields=fields),
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        lines = (dict(zip(fields, ln.split("|"), strict=True)) for ln in out.splitlines())
+        rows = {r["JobID"]: r for r in lines}
+        # slurmdbd stores the job's end a moment after Slurm ends it
+        done = rows.get(jid, {}).get("State") == "COMPLETED"
+        if done:
+            (tmp_path / "sacct.txt").write_text(out)
+        return rows if done else None
+
+    rows = wait_for(accounted, f"sacct's record of job {jid} COMPLETED", 120, 0.5)
+    steps = [r for k, r in rows.items() if k.startswith(f"{jid}.")]
+    assert steps, rows
+    cpu = sum(cpu_seconds(r["TotalCPU"]) for r in steps)
+    rss = max(int(kib(r["MaxRSS"]) * 1024) for r in [rows[jid], *steps])
+    assert cpu >= 3 and rss >= 64 * 2**20, rows
+    assert "(slurm-sacct)" in import_slurm(tmp_path / "sacct.txt")
+    measured = row()
+    assert measured is not None and allocated(measured) == allocated(before)
+    assert measured["measured"]["source"] == "slurm-sacct"
+    assert abs(measured["measured"]["cpu_seconds"] - cpu) < 0.002
+    assert measured["measured"]["max_rss_bytes"] == rss
+    assert measured["measured"]["wall_seconds"] == float(rows[jid]["ElapsedRaw"])
+    print(
+        f"[measured] Slurm job {jid}: sacct {cpu:.3f} s CPU, {rss / 2**20:.0f} MiB peak, "
+        f"{rows[jid]['ElapsedRaw']} s wall; jobcomp {slurm_wall:.0f} s wall; allocated "
+        f"{before['cpu']} CPUs x {before['wall_seconds']:.1f} s (the pod's own start to end)"
+    )
+    # the poorer log again: sacct's figures stay
+    assert "1 kept with sacct's figures" in import_slurm(log)
+    assert row() == measured
+
+    # the cell's APEL record: sacct's CPU time as CpuDuration
+    day = datetime.fromisoformat(job["submitted"]).date()
+    out = tmp_path / "apel"
+    r = subprocess.run(
+        [cli, "usage", "apel", "--db", db_url, "--site-name", "TESTBED", "--out", str(out),
+         "--from", day.isoformat(), "--to", (day + timedelta(days=1)).isoformat()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    queue = QueueSimple(str(out))
+    texts = []
+    for name in queue:
+        assert queue.lock(name)
+        texts.append(queue.get(name).decode())
+    cloud = next(t for t in texts if t.startswith("APEL-cloud-message"))
+    record = next(
+        dict(ln.split(": ", 1) for ln in chunk.splitlines() if ": " in ln)
+        for chunk in cloud.split("\n%%\n")
+        if f"VMUUID: {job['id']}" in chunk
+    )
+    assert record["CpuDuration"] == str(round(measured["measured"]["cpu_seconds"]))

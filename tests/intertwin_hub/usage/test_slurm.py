@@ -8,7 +8,7 @@ unedited, from runs on 4 Dec 2026:
   ``tests/testbed/test_slurm.py`` (one line per job that test queued);
 - ``sacct-testbed.txt`` and ``jobcomp-sacct-run.txt``: one run of three pods (one burning 3 s
   of CPU in 256 MiB, one failing, one cancelled by the site) through the testbed's local
-  plugin on the Slurm of branch h/sacct, which adds slurmdbd and ``jobacct_gather/linux``:
+  plugin on its Slurm with accounting (slurmdbd, ``jobacct_gather/linux``):
   ``sacct --allusers --parsable2 --noheader
   --format=JobID,JobName,State,Start,End,ElapsedRaw,TotalCPU,MaxRSS,AllocTRES`` and the job
   completion log of the same jobs.
