@@ -72,6 +72,15 @@ export interface IBudgetBar {
 }
 
 /** "0.25", "7.50", "12.5", "480": two decimals below 10 h, one below 100 h, none above. */
+/**
+ * The CPU hours the site measured a job using (Slurm's accounting, imported by the operator),
+ * shown beside its allocation and never added to it; null when the site measured none.
+ */
+export function measuredCpuHours(job: IUsageJob): number | null {
+  const seconds = job.measured?.cpu_seconds;
+  return seconds === null || seconds === undefined ? null : seconds / 3600;
+}
+
 export function hours(h: number): string {
   if (h >= 100) {
     return h.toFixed(0);

@@ -3,7 +3,7 @@
  */
 import { ApiError, jobsAPI } from '../../request';
 import { IBudget, IUsageJob, IUsageSummary, IUsageTotals } from '../../tokens';
-import { hours, IUsageHost, seriesPeriod, UsageModel } from '../model';
+import { hours, IUsageHost, measuredCpuHours, seriesPeriod, UsageModel } from '../model';
 
 jest.mock('../../request', () => {
   const actual = jest.requireActual('../../request');
@@ -296,6 +296,17 @@ describe('before the panel is shown', () => {
 });
 
 describe('figures', () => {
+  it("keep the site's measured CPU time apart from the allocation", () => {
+    expect(measuredCpuHours(TOP)).toBeNull();
+    const measured = (cpu_seconds: number | null): IUsageJob => ({
+      ...TOP,
+      measured: { source: 'slurm-sacct', cpu_seconds, max_rss_bytes: null, wall_seconds: 7200 }
+    });
+    expect(measuredCpuHours(measured(5400))).toBe(1.5);
+    // the job completion log measures wall time only
+    expect(measuredCpuHours(measured(null))).toBeNull();
+  });
+
   it('are rounded for reading', () => {
     expect([hours(0.254), hours(7.5), hours(12.345), hours(480.4)]).toEqual([
       '0.25',

@@ -8,7 +8,16 @@ import React, { useEffect, useReducer, useRef, useState } from 'react';
 import { Empty, ErrorBanner, Loading, TransContext } from '../../datalake/components/common';
 import { PolledPanel } from '../../components/PolledPanel';
 import { API_NAMESPACE, IUsageJob } from '../../tokens';
-import { gpuHours, hours, IBudgetBar, METRICS, UNITS, UsageMetric, UsageModel } from '../model';
+import {
+  gpuHours,
+  hours,
+  IBudgetBar,
+  measuredCpuHours,
+  METRICS,
+  UNITS,
+  UsageMetric,
+  UsageModel
+} from '../model';
 
 /** JupyterLab's Vega-Lite 5 renderer (`@jupyterlab/vega5-extension`) draws the chart. */
 export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
@@ -224,7 +233,21 @@ function JobsTable(props: { model: UsageModel }): JSX.Element {
                 </div>
               </td>
               <td>{gpuText(j)}</td>
-              <td>{hours(j.cpu_core_hours)}</td>
+              <td>
+                <div>{hours(j.cpu_core_hours)}</div>
+                {measuredCpuHours(j) !== null && (
+                  <div
+                    className="itw-usage-sub"
+                    data-testid="itw-usage-measured"
+                    title={t.__(
+                      'CPU time the site measured (%1), beside the allocation above',
+                      j.measured?.source ?? ''
+                    )}
+                  >
+                    {t.__('used %1', hours(measuredCpuHours(j)!))}
+                  </div>
+                )}
+              </td>
               <td>{hours(j.wall_hours)}</td>
             </tr>
           ))}
