@@ -8,23 +8,42 @@ of its ``--out`` variables. The cell runs as a module's code would, its stdout a
 going to the job's log as they come (line-buffered); at the end the runner prints one frame
 (:mod:`intertwin_hub.offload.frame`) holding the ``--out`` values, or the exception and its
 traceback (then the traceback again as text, for people reading the log), and exits 0 or 1.
+
+When the cell took a DataLake (Rucio) token with it, the Secret holds it next to the inputs
+(``rucio-token``, and ``rucio.json``: its expiry and the session's Rucio hosts). The runner
+hands it to rucio-clients as rucio-clients 41 reads a token with ``auth_type = oidc``: the
+WLCG bearer token discovery's ``BEARER_TOKEN_FILE`` (``wlcg_token_discovery`` in
+https://github.com/rucio/rucio/blob/master/lib/rucio/common/utils.py, read by the client's
+``__read_token`` in https://github.com/rucio/rucio/blob/master/lib/rucio/client/baseclient.py),
+with ``RUCIO_AUTH_TYPE=oidc``, and the hosts in a ``rucio.cfg`` of the job's own
+(``RUCIO_CONFIG``); so ``rucio.client.Client()`` and the ``rucio`` command work in the cell as
+the user. The log's first line says until when the token is valid: it is not renewed during
+the job (the job holds no hub credentials to renew it with).
 """
 
 from __future__ import annotations
 
 import base64
+import configparser
 import json
 import linecache
+import os
 import sys
+import tempfile
+import time
 import traceback
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 from . import frame
 
 FILENAME = "<offloaded cell>"
 INPUTS_VERSION = 1
+# the DataLake token and what goes with it, next to the inputs (intertwin_hub.service.submit)
+RUCIO_TOKEN_FILE = "rucio-token"
+RUCIO_FILE = "rucio.json"
 
 
 class PackError(ValueError):
@@ -102,12 +121,58 @@ def _traceback_without_runner(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
+def _utc(ts: float, now: float) -> str:
+    at = datetime.fromtimestamp(ts, UTC)
+    same_day = at.date() == datetime.fromtimestamp(now, UTC).date()
+    return at.strftime("%H:%M UTC" if same_day else "%H:%M UTC on %Y-%m-%d")
+
+
+def use_rucio_token(
+    cell_dir: str, env: MutableMapping[str, str], now: float | None = None
+) -> str | None:
+    """Set ``env`` up for rucio-clients with the job's DataLake token, if it has one; the line
+    the log starts with (until when the token is valid, or that it has expired), else None."""
+    token_file = os.path.join(cell_dir, RUCIO_TOKEN_FILE)
+    if not os.path.isfile(token_file):
+        return None
+    with open(os.path.join(cell_dir, RUCIO_FILE)) as f:
+        info = json.load(f)
+    env["BEARER_TOKEN_FILE"] = token_file
+    env["RUCIO_AUTH_TYPE"] = "oidc"
+    if info.get("rucio_host"):
+        cfg = configparser.ConfigParser()
+        cfg["client"] = {
+            "rucio_host": info["rucio_host"],
+            "auth_host": info.get("auth_host") or info["rucio_host"],
+            "auth_type": "oidc",
+        }
+        path = os.path.join(tempfile.mkdtemp(prefix="intertwin-rucio-"), "rucio.cfg")
+        with open(path, "w") as f:
+            cfg.write(f)
+        env["RUCIO_CONFIG"] = path
+    now = time.time() if now is None else now
+    expires = float(info["expires_at"])
+    if expires <= now:
+        return (
+            f"The Rucio token expired at {_utc(expires, now)}, before this job started (it "
+            "waited longer than a token lives): the DataLake will refuse it. Run the cell "
+            "again for a fresh token."
+        )
+    return (
+        f"Rucio token valid until {_utc(expires, now)} "
+        f"({int((expires - now) // 60)} min from now; it is not renewed during the job)."
+    )
+
+
 def run(inputs_path: str) -> int:
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
     try:
+        said = use_rucio_token(os.path.dirname(os.path.abspath(inputs_path)), os.environ)
+        if said:
+            print(said, flush=True)
         with open(inputs_path, "rb") as f:
             body = unpack_inputs(f.read())
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}

@@ -177,8 +177,18 @@ def _time_param(h: RequestHandler, name: str) -> datetime | None:
 class JobsHandler(BaseHandler):
     async def post(self) -> None:
         """Submit a batch cell (``submit.py``)."""
-        job, warning = await submit_cell(self.svc, self.user_name, self.request.body)
-        self.write_json({**self.job_json(job), "warning": warning}, 201)
+        done = await submit_cell(self.svc, self.user_name, self.request.body)
+        expires = done.rucio_expires_at
+        self.write_json(
+            {
+                **self.job_json(done.job),
+                "warning": done.warning,
+                "rucio_token_expires_at": None
+                if expires is None
+                else datetime.fromtimestamp(expires, UTC).isoformat(),
+            },
+            201,
+        )
 
     async def get(self) -> None:
         site = self.get_query_argument("site", None)

@@ -12,6 +12,11 @@ only as volumes), created right after the pod and owned by it, so Kubernetes del
 the pod; the site's virtual kubelet waits for a secret volume's Secret, as a kubelet does
 (https://github.com/interlink-hq/interLink/blob/9ed14a4/pkg/virtualkubelet/execute.go,
 ``remoteExecutionHandleVolumes``). The pod carries no service-account token and mounts no PVC.
+
+A cell that asks for it (``rucio``) also gets a DataLake (Rucio) token in that Secret, obtained
+as ``GET /token/rucio`` obtains one (:meth:`intertwin_hub.service.tokens.RucioTokens.token_for`),
+with the session's Rucio host; the runner hands both to rucio-clients. The token is not renewed
+during the job: the job holds no hub credentials to renew it with.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import re
 import secrets
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,6 +59,7 @@ from ..usage import ledger
 from ..usage.budgets import EXHAUSTED, WARNING
 from . import db
 from .index import resources_of
+from .tokens import Token
 
 if TYPE_CHECKING:
     from .app import Service
@@ -60,6 +67,13 @@ if TYPE_CHECKING:
 INPUTS_DIR = "/var/run/intertwin/cell"
 INPUTS_FILE = "inputs"
 INPUTS_VOLUME = "cell-inputs"
+# next to the inputs in the Secret: the DataLake token, and its expiry and Rucio hosts (the
+# runner's names, intertwin_hub.offload.runner)
+RUCIO_TOKEN_FILE = "rucio-token"
+RUCIO_FILE = "rucio.json"
+# whether a batch cell gets a DataLake token: it must (a 400 when the hub has none to give),
+# when the hub has one for the caller, or not at all (the default)
+RUCIO_CHOICES = ("required", "if-available", "none")
 CONTAINER = "cell"
 # a batch cell's name as given by the user (shown in the Jobs panel)
 ANNOTATION_CELL_NAME = "intertwin.eu/cell-name"
@@ -75,6 +89,9 @@ FIELDS = (
     "notebook_path",
     "cell_id",
     "inputs",
+    "rucio",
+    "rucio_host",
+    "rucio_auth_host",
 )
 _LABEL_UNSAFE = re.compile(r"[^a-z0-9-]+")
 # one submission at a time per user, so two cells sent at once cannot both pass the limit
@@ -103,6 +120,64 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             unknown[0], f"Unknown field {unknown[0]!r}; the fields are {', '.join(FIELDS)}."
         )
     return body
+
+
+@dataclass
+class RucioGrant:
+    """The DataLake token a batch cell takes with it, and the Rucio it is for."""
+
+    token: Token
+    rucio_host: str | None = None
+    auth_host: str | None = None
+
+    def files(self) -> dict[str, bytes]:
+        """The Secret's entries for it (the runner reads them)."""
+        info = {
+            "expires_at": self.token.expires_at,
+            "rucio_host": self.rucio_host,
+            "auth_host": self.auth_host or self.rucio_host,
+        }
+        return {
+            RUCIO_TOKEN_FILE: self.token.access_token.encode(),
+            RUCIO_FILE: json.dumps(info).encode(),
+        }
+
+
+def rucio_choice(body: dict[str, Any]) -> str:
+    choice = body.get("rucio", "none")
+    if choice not in RUCIO_CHOICES:
+        raise bad_request("rucio", f"rucio must be one of {', '.join(RUCIO_CHOICES)}.")
+    return str(choice)
+
+
+def _rucio_url(body: dict[str, Any], key: str) -> str | None:
+    url = _text(body, key, 2048)
+    if url is not None and not re.match(r"https?://[^/\s]+", url):
+        raise bad_request(key, f"{key} must be an http or https URL, as rucio_host in rucio.cfg.")
+    return url
+
+
+async def rucio_grant(svc: Service, user: str, body: dict[str, Any]) -> RucioGrant | None:
+    """The DataLake token the cell asked for (``rucio``), or None. A hub that signs users in
+    without an identity provider (its service has no token endpoint to renew tokens at, e.g.
+    the testbed's dummy login) has none: a 400 with the sentence when the cell requires one,
+    else the cell goes without. Refusals of the identity provider (a revoked sign-in, one that
+    is down) are told as ``GET /token/rucio`` tells them."""
+    choice = rucio_choice(body)
+    host, auth_host = _rucio_url(body, "rucio_host"), _rucio_url(body, "rucio_auth_host")
+    if choice == "none":
+        return None
+    if svc.rucio_tokens.issuer is None:
+        if choice == "if-available":
+            return None
+        raise ApiError(
+            400,
+            "no_rucio_token",
+            "This hub signs you in without EGI Check-in, so it has no DataLake (Rucio) token "
+            "to give the batch cell; send the cell without asking for one (without --rucio).",
+        )
+    token = await svc.rucio_tokens.token_for(user, fresh=True)
+    return RucioGrant(token, host, auth_host)
 
 
 def decode_inputs(body: dict[str, Any]) -> bytes:
@@ -212,9 +287,13 @@ def inputs_secret_name(pod: str) -> str:
     return f"{pod}-inputs"
 
 
-def inputs_secret(pod: dict[str, Any], data: bytes) -> dict[str, Any]:
-    """The inputs Secret, owned by the pod (Kubernetes deletes it with the pod)."""
+def inputs_secret(
+    pod: dict[str, Any], data: bytes, rucio: RucioGrant | None = None
+) -> dict[str, Any]:
+    """The inputs Secret, owned by the pod (Kubernetes deletes it with the pod); with the
+    cell's DataLake token when it has one."""
     meta = pod["metadata"]
+    files = {INPUTS_FILE: data, **(rucio.files() if rucio else {})}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -235,7 +314,7 @@ def inputs_secret(pod: dict[str, Any], data: bytes) -> dict[str, Any]:
                 }
             ],
         },
-        "data": {INPUTS_FILE: base64.b64encode(data).decode()},
+        "data": {k: base64.b64encode(v).decode() for k, v in files.items()},
     }
 
 
@@ -293,9 +372,17 @@ def check_budget(svc: Service, site: Site, vo: str | None) -> str | None:
     return verdict.sentence if verdict.state == WARNING else None
 
 
-async def submit_cell(svc: Service, user: str, raw: bytes) -> tuple[db.Job, str | None]:
-    """The batch cell's job, and the budget's warning sentence when the VO has used 90 % or
-    more of its budget at the site (None otherwise)."""
+@dataclass
+class Submitted:
+    job: db.Job
+    # the budget's sentence when the VO has used 90 % or more of its budget at the site
+    warning: str | None
+    # when the cell's DataLake token expires (None: the cell has none)
+    rucio_expires_at: float | None
+
+
+async def submit_cell(svc: Service, user: str, raw: bytes) -> Submitted:
+    """The batch cell's job, the budget's warning and its DataLake token's expiry."""
     body = parse_body(raw)
     for key, limit in (("notebook_path", 4096), ("cell_id", 255), ("name", 63)):
         _text(body, key, limit)
@@ -308,6 +395,8 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> tuple[db.Job, str 
         raise ApiError(400, "bad_request", str(e)) from None
     site = batch.site
     plan = plan_pod(batch.selection, kind=KIND_BATCH_CELL, time=batch.time)
+    # before anything is created: a refused token leaves nothing behind
+    rucio = await rucio_grant(svc, user, body)
     async with _locks[user]:
         check_limits(site, *in_use(svc, user, site.slug), batch.selection.gpus)
         warning = check_budget(svc, site, batch.selection.vo)
@@ -326,7 +415,7 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> tuple[db.Job, str 
             ) from None
         pod = svc.api.sanitize_for_serialization(created)
         try:
-            secret = inputs_secret(pod, data)
+            secret = inputs_secret(pod, data, rucio)
             await svc.core.create_namespaced_secret(svc.namespace, cast(Any, secret))
         except Exception as e:
             # no half-made job: the pod would wait for its Secret for minutes
@@ -343,4 +432,4 @@ async def submit_cell(svc: Service, user: str, raw: bytes) -> tuple[db.Job, str 
             svc.index.pod_event("ADDED", pod)
     job = svc.store.get(pod["metadata"]["uid"])
     assert job is not None
-    return job, warning
+    return Submitted(job, warning, rucio.token.expires_at if rucio else None)

@@ -102,7 +102,10 @@ class RucioTokens:
         self._issued: dict[str, Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def token_for(self, user: str) -> Token:
+    async def token_for(self, user: str, fresh: bool = False) -> Token:
+        """The user's Rucio token; ``fresh``: a newly exchanged one, not the one handed out
+        last (a batch job takes its token with it and cannot renew it, so it gets one with
+        its whole lifetime ahead)."""
         issuer = self.issuer
         if issuer is None:
             raise ApiError(
@@ -114,7 +117,7 @@ class RucioTokens:
         lock = self._locks.setdefault(user, asyncio.Lock())
         async with lock:  # one refresh per user at a time; the others reuse its result
             issued = self._issued.get(user)
-            if issued and issued.expires_at - time.time() > issuer.min_token_life:
+            if issued and not fresh and issued.expires_at - time.time() > issuer.min_token_life:
                 return issued
             access, refreshed = await self._access_token(user, issuer)
             if issuer.exchange:

@@ -29,6 +29,17 @@ export interface paths {
          *     has used its budget at the site (the catalogue's `budgets`) for the period, the answer
          *     is a 403 `budget_exhausted` with the sentence and nothing is created; from 90 % used,
          *     the job is created and `warning` carries the sentence the spawner shows.
+         *
+         *     With `rucio` (`required`, or `if-available`: what `%%offload` sends in a session with a
+         *     DataLake), the Secret also holds a DataLake (Rucio) token, obtained as
+         *     `GET /token/rucio` obtains one (newly exchanged, so the job gets its whole lifetime),
+         *     with `rucio_host` and `rucio_auth_host`; the runner hands them to rucio-clients
+         *     (`BEARER_TOKEN_FILE`, `RUCIO_AUTH_TYPE=oidc`, a `rucio.cfg` of the job's own) and says
+         *     in the job's log until when the token is valid. The token is not renewed during the
+         *     job (the job holds no hub credentials). A hub that signs users in without an identity
+         *     provider has no token to give: `required` is then a 400 `no_rucio_token`, and
+         *     `if-available` goes without. A sign-in the identity provider refuses is the 401
+         *     `sign_in_again` of `GET /token/rucio`, and nothing is created.
          */
         post: operations["submitBatchCell"];
         delete?: never;
@@ -316,6 +327,16 @@ export interface components {
              * @description The packed cell (source, --in variables, --out names), base64; at most 900 KiB decoded
              */
             inputs: string;
+            /**
+             * @description Whether the job takes a DataLake (Rucio) token in its Secret: `required` (a 400 when the hub has none to give), `if-available` (when the hub signs in with an identity provider), `none`
+             * @default none
+             * @enum {string}
+             */
+            rucio: "required" | "if-available" | "none";
+            /** @description The Rucio server the token is for (the session's RUCIO_BASE_URL), written as rucio_host in the job's rucio.cfg; without it the image's own rucio.cfg applies */
+            rucio_host?: string;
+            /** @description Rucio's authentication server (auth_host); default: rucio_host */
+            rucio_auth_host?: string;
         };
         RucioToken: {
             /** @description A JWT for the `X-Rucio-Auth-Token` header */
@@ -388,6 +409,11 @@ export interface components {
             }[];
         };
         SubmittedJob: components["schemas"]["Job"] & {
+            /**
+             * Format: date-time
+             * @description When the DataLake token the job took with it expires; null when it took none
+             */
+            rucio_token_expires_at: string | null;
             /** @description From 90 % of the VO's budget at the site used, the sentence saying so (e.g. "The dev.intertwin.eu VO has used 93% of its 500 GPU hours at PSNC for December 2026."); null otherwise */
             warning: string | null;
         };
@@ -546,6 +572,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             413: components["responses"]["Error"];
             429: components["responses"]["Error"];

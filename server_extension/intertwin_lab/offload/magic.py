@@ -2,6 +2,7 @@
 
     %%offload --site vega --gpus 1 --in x,df --out model,losses [--partition P] [--cpus 8]
               [--memory 32G] [--time 30m] [--image IMAGE] [--name NAME] [--no-wait]
+              [--rucio | --no-rucio]
 
 The cell's source, its ``--in`` variables and the names it reads but does not define (found
 with the AST; ``--no-auto-in`` turns that off) are cloudpickled, each on its own (an error
@@ -13,6 +14,10 @@ JupyterLab, text elsewhere; the log followed once, :mod:`.follow`); at the end i
 ``--no-wait`` returns an :class:`OffloadJob` at once; ``%offload_attach ID`` attaches to a job
 (after a kernel restart, say) and fetches its results; ``%offload_jobs`` lists this notebook's
 batch cells.
+
+A cell in a session with a DataLake takes a Rucio token with it (``--no-rucio``: not), which
+``rucio.client.Client()`` in the cell finds, for the session's Rucio; ``--rucio`` asks for one
+anywhere, and is refused when the hub has none to give.
 """
 
 from __future__ import annotations
@@ -49,6 +54,12 @@ PUMP_SECONDS = 0.2
 DRAIN_SECONDS = 30.0
 # how long a cancelled job is shown ending (its pod being deleted) before the cell ends
 CANCEL_SECONDS = 60.0
+# the session's DataLake, as the spawner sets it for rucio-jupyterlab (intertwin_hub.spawner.pod.
+# rucio_env)
+RUCIO_BASE_URL_ENV = "RUCIO_BASE_URL"
+RUCIO_AUTH_URL_ENV = "RUCIO_AUTH_URL"
+# the service's refusals of a DataLake token (intertwin_hub.service.tokens)
+_TOKEN_ERRORS = frozenset({"sign_in_again", "idp_unavailable", "idp_error", "hub_error"})
 # names the notebook holds that are IPython's, not the user's
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 
@@ -389,6 +400,21 @@ class OffloadMagics(Magics):
         action="store_true",
         help="load a result over the service's limit on a result loaded at once",
     )
+    @argument(
+        "--rucio",
+        dest="rucio",
+        action="store_true",
+        default=None,
+        help="take a DataLake (Rucio) token to the job (refused if the hub has none to give). "
+        "Default: on in a session with a DataLake, whose data a cell most likely reads, and "
+        "taken only when the hub signs in with EGI Check-in",
+    )
+    @argument(
+        "--no-rucio",
+        dest="rucio",
+        action="store_false",
+        help="send no DataLake token with the job (a cell that does not use the DataLake)",
+    )
     @argument("--wait", dest="wait", action="store_true", default=True, help="wait (default)")
     @argument("--no-wait", dest="wait", action="store_false", help="return an OffloadJob at once")
     @cell_magic
@@ -461,10 +487,16 @@ class OffloadMagics(Magics):
         ):
             if value is not None:
                 body[key] = value
+        body.update(rucio_fields(args.rucio, os.environ))
         client = self._client()
         try:
             submitted = client.submit(body)
         except OffloadError as e:
+            if body.get("rucio") == "if-available" and getattr(e, "code", None) in _TOKEN_ERRORS:
+                raise UsageError(
+                    f"{e} (The cell takes a DataLake token because this session has a "
+                    "DataLake; %%offload --no-rucio sends it without one.)"
+                ) from None
             raise UsageError(str(e)) from None
         if submitted.get("warning"):  # the VO's budget at the site is 90 % used or more
             print(submitted["warning"], file=sys.stderr, flush=True)
@@ -591,6 +623,20 @@ async def _wait_async(job: OffloadJob) -> None:
         await job.wait_async()
     except ResultTooLarge as e:
         raise UsageError(str(e)) from None
+
+
+def rucio_fields(asked: bool | None, env: Any) -> dict[str, str]:
+    """The request's DataLake token fields: ``--rucio`` (True) requires a token, ``--no-rucio``
+    (False) sends none; by default a session with a DataLake (``$RUCIO_BASE_URL``) takes one
+    when the hub has one. With the session's Rucio hosts, which the job's rucio.cfg gets."""
+    base = env.get(RUCIO_BASE_URL_ENV) or None
+    if asked is False or (asked is None and base is None):
+        return {}
+    fields = {"rucio": "required" if asked else "if-available"}
+    if base:
+        fields["rucio_host"] = base
+        fields["rucio_auth_host"] = env.get(RUCIO_AUTH_URL_ENV) or base
+    return fields
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> str:

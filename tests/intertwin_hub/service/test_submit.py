@@ -26,6 +26,7 @@ from intertwin_hub.labels import (
 from intertwin_hub.offload.frame import MAX_INPUT_BYTES
 from intertwin_hub.service import db, submit
 from intertwin_hub.service.index import workload_of
+from intertwin_hub.service.tokens import RucioTokens, Token
 from intertwin_hub.sites import Budget, load_catalogue
 from intertwin_hub.spawner.options import validate_batch
 from intertwin_hub.spawner.pod import INTERLINK_TAINT, plan_pod
@@ -192,3 +193,37 @@ def test_gpus_in_use_count_every_live_workload_of_the_user_at_the_site() -> None
         index=SimpleNamespace(mine=lambda user: pods, site_name=lambda slug: slug.upper())
     )
     assert submit.in_use(svc, "alice", "vega") == (1, 3)  # type: ignore[arg-type]
+
+
+def test_the_datalake_token_travels_in_the_secret_with_its_expiry_and_host() -> None:
+    pod = vega_pod({})
+    pod["metadata"]["uid"] = "u-1"  # type: ignore[index]
+    grant = submit.RucioGrant(Token("jwt", 1_800_000_000.0), "https://rucio.example.org")
+    secret = submit.inputs_secret(pod, b"packed", grant)
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    assert data["inputs"] == b"packed" and data["rucio-token"] == b"jwt"
+    assert json.loads(data["rucio.json"]) == {
+        "expires_at": 1_800_000_000.0,
+        "rucio_host": "https://rucio.example.org",
+        "auth_host": "https://rucio.example.org",
+    }
+
+
+@pytest.mark.asyncio
+async def test_without_an_identity_provider_a_required_token_is_a_400_and_else_none() -> None:
+    # the hub of the dummy login: its service has no token endpoint to renew tokens at
+    svc: Any = SimpleNamespace(rucio_tokens=RucioTokens(None, "http://hub.invalid", ""))
+    with pytest.raises(ApiError) as e:
+        await submit.rucio_grant(svc, "alice", {"rucio": "required"})
+    assert (e.value.status, e.value.code) == (400, "no_rucio_token")
+    assert "no DataLake (Rucio) token" in e.value.message and "--rucio" in e.value.message
+    for body in ({"rucio": "if-available"}, {"rucio": "none"}, {}):
+        assert await submit.rucio_grant(svc, "alice", body) is None
+    for body, param in (
+        ({"rucio": True}, "rucio"),
+        ({"rucio": "if-available", "rucio_host": "rucio.example.org"}, "rucio_host"),
+        ({"rucio": "required", "rucio_auth_host": "ftp://x"}, "rucio_auth_host"),
+    ):
+        with pytest.raises(ApiError) as e:
+            await submit.rucio_grant(svc, "alice", body)
+        assert (e.value.status, e.value.extra["param"]) == (400, param)

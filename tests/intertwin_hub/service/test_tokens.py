@@ -79,7 +79,13 @@ class TokenEndpoint(RequestHandler):
                 return
             token = jwt(aud="hub", exp=now + w.lifetime, iat=now, n=len(w.grants))
         elif form["grant_type"] == TOKEN_EXCHANGE:
-            token = jwt(aud=form["audience"], scope=form["scope"], exp=now + w.lifetime, iat=now)
+            token = jwt(
+                aud=form["audience"],
+                scope=form["scope"],
+                exp=now + w.lifetime,
+                iat=now,
+                n=len(w.grants),
+            )
         else:
             self.set_status(400)
             self.finish({"error": "unsupported_grant_type"})
@@ -137,6 +143,22 @@ async def test_an_expired_token_is_refreshed_exchanged_and_reused_until_near_exp
     # the same token while it has more than min_token_life left: nothing asked again
     assert (await t.token_for("alice")).access_token == first.access_token
     assert len(w.grants) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_batch_job_gets_a_newly_exchanged_token_not_the_last_one_handed_out(
+    world: tuple[World, str],
+) -> None:
+    w, base = world
+    w.auth_state = {"access_token": jwt(exp=time.time() + 50), "refresh_token": "r1"}
+    t = tokens(base)
+    first = await t.token_for("alice")
+    # a job cannot renew its token: it gets one with its whole lifetime ahead
+    job = await t.token_for("alice", fresh=True)
+    assert job.access_token != first.access_token
+    assert [g["grant_type"] for g in w.grants] == [TOKEN_EXCHANGE, TOKEN_EXCHANGE]
+    # and the sessions get that one next
+    assert (await t.token_for("alice")).access_token == job.access_token
 
 
 @pytest.mark.asyncio

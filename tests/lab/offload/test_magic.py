@@ -18,6 +18,7 @@ from intertwin_lab.offload.magic import (
     decode_result,
     jobs_table,
     remote_exception,
+    rucio_fields,
 )
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
@@ -119,6 +120,19 @@ def test_the_jobs_table() -> None:
     assert head.split() == ["id", "site", "state", "submitted", "cell"]
     assert row.split("  ")[0] == "u-1" and "queued at Vega (batch job 1001)" in row
     assert "2026-12-04 12:00:00" in row and row.endswith("c-1")
+
+
+def test_a_session_with_a_datalake_takes_a_token_unless_told_not_to() -> None:
+    datalake = {"RUCIO_BASE_URL": "https://rucio.example.org", "RUCIO_AUTH_URL": "https://a.org"}
+    hosts = {"rucio_host": "https://rucio.example.org", "rucio_auth_host": "https://a.org"}
+    # default: with a DataLake, a token when the hub has one; without, none
+    assert rucio_fields(None, datalake) == {"rucio": "if-available", **hosts}
+    assert rucio_fields(None, {}) == {}
+    # --rucio: required (the service refuses when it has none), with the hosts when known
+    assert rucio_fields(True, datalake) == {"rucio": "required", **hosts}
+    assert rucio_fields(True, {}) == {"rucio": "required"}
+    # --no-rucio
+    assert rucio_fields(False, datalake) == {}
 
 
 def test_the_notebook_is_named_as_the_contents_api_names_it(
