@@ -158,9 +158,11 @@ def use_rucio_token(
             "waited longer than a token lives): the DataLake will refuse it. Run the cell "
             "again for a fresh token."
         )
+    left = expires - now
+    ahead = f"{int(left)} s" if left < 120 else f"{int(left // 60)} min"
     return (
         f"Rucio token valid until {_utc(expires, now)} "
-        f"({int((expires - now) // 60)} min from now; it is not renewed during the job)."
+        f"({ahead} from now; it is not renewed during the job)."
     )
 
 

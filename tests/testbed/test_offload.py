@@ -353,6 +353,11 @@ def test_refusals_before_anything_is_created(
     # past the partition's time limit
     st, body = alice("POST", "jobs", json={"site": "vega", "time": "3d", "inputs": inputs})
     assert st == 400 and "at most 2-00:00:00" in body["message"], body
+    # this hub's dummy login holds no tokens: a cell that asks for a DataLake token is refused
+    reply, _ = run_cell(kc, "%%offload --site kbfi --rucio\nz = 1\n")
+    assert reply["status"] == "error" and "no DataLake (Rucio) token" in reply["evalue"], reply
+    st, body = alice("POST", "jobs", json={"site": "kbfi", "inputs": inputs, "rucio": "required"})
+    assert (st, body["error"]) == (400, "no_rucio_token"), body
     assert (len(alice.batch_cells()), len(bob.batch_cells())) == before
 
 

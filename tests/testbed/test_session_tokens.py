@@ -11,13 +11,17 @@ lives, without a restart, while the hub's own stored token has long expired (thi
 refresh_user waits an hour, so only the service renews anything). Then her sign-in is revoked
 in Keycloak: the session's DataLake and the service say "sign in again", and everything else
 (the jobs API) keeps working. The test has a Keycloak of its own: revoking alice's sign-in in
-the session's would end the sessions other modules' hubs hold for her."""
+the session's would end the sessions other modules' hubs hold for her.
+
+A batch cell (``%%offload``) of alice's takes a Rucio token with it, and Rucio knows her by
+it at the site."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +30,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+import requests
 
 from testbed.hub import Hub, start_hub
 from testbed.keycloak import USERS_PASSWORD, Keycloak, start_keycloak
@@ -35,6 +40,7 @@ from testbed.rucio import start_rucio
 from testbed.rucio.client import add_oidc_identity
 
 from .hubapi import checkin_login, spawn, stop
+from .test_offload import kernel_for, run_cell, text_of
 
 ACCESS_TOKEN_LIFESPAN = 60
 # how long the session keeps working on renewed tokens: five token lifetimes
@@ -111,6 +117,62 @@ async def wait_for(check: Any, what: str, timeout: float, interval: float = 3.0)
             return found
         await asyncio.sleep(interval)
     raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+@pytest.mark.testbed
+@pytest.mark.timeout(1200)
+def test_a_batch_cell_takes_alices_rucio_token_and_rucio_knows_her_by_it(
+    chain: tuple[Keycloak, dict[str, Any], Hub],
+) -> None:
+    kc, rucio, hub = chain
+
+    async def log_in() -> tuple[int, str]:
+        session, status, page, _ = await checkin_login(hub.url, kc.url, "alice", USERS_PASSWORD)
+        await session.close()
+        return status, page
+
+    status, page = asyncio.run(log_in())
+    assert status == 200, page
+    r = requests.post(
+        f"{hub.api_url}/users/alice/tokens",
+        json={"scopes": ["access:services!service=intertwin"], "note": "offload rucio"},
+        headers={"Authorization": f"token {hub.service_token}"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    with kernel_for({"url": hub.url}, r.json()["token"]) as k:
+        # the session's DataLake, as the spawner gives it to a session of this hub
+        reply, _ = run_cell(
+            k,
+            "import os\n"
+            f"os.environ['RUCIO_BASE_URL'] = os.environ['RUCIO_AUTH_URL'] = {rucio['url']!r}\n",
+        )
+        assert reply["status"] == "ok", reply
+        # no --rucio: a session with a DataLake takes a token by default
+        submitted = time.time()
+        reply, outputs = run_cell(
+            k,
+            "%%offload --site vega --gpus 0 --out who,claims\n"
+            "import base64, json, os\n"
+            "from rucio.client import Client\n"
+            "payload = open(os.environ['BEARER_TOKEN_FILE']).read().split('.')[1]\n"
+            "claims = json.loads(base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4)))\n"
+            "who = Client().whoami()['account']\n"
+            "print('rucio says I am', who)\n",
+        )
+        assert reply["status"] == "ok", (reply, outputs)
+        out = text_of(outputs)
+        print(out)
+        assert re.search(r"Rucio token valid until \d\d:\d\d UTC", out), out
+        assert "rucio says I am alice" in out, out
+        reply, outputs = run_cell(k, "import json\nprint(json.dumps(claims))")
+        token = json.loads(text_of(outputs))
+    aud = token["aud"] if isinstance(token["aud"], list) else [token["aud"]]
+    assert "rucio" in aud and token["iss"] == kc.issuer
+    assert token["sub"] == kc.user_id("alice") and token["preferred_username"] == "alice"
+    # newly exchanged at submit: its whole lifetime ahead of the job
+    assert token["iat"] >= submitted - 5
+    print(f"the token lived {token['exp'] - token['iat']} s; the cell ran within it")
 
 
 @pytest.mark.testbed

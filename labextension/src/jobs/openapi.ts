@@ -295,7 +295,7 @@ export interface components {
     schemas: {
         Error: {
             /** @enum {string} */
-            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "hub_busy" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error" | "still_running" | "no_result" | "result_gone" | "too_large" | "limit_reached" | "result_corrupt" | "budget_exhausted" | "result_too_large" | "sign_in_again" | "no_token" | "idp_error" | "idp_unavailable" | "hub_error";
+            error: "bad_request" | "forbidden" | "not_found" | "already_ended" | "hub_busy" | "kubernetes_error" | "kubernetes_unavailable" | "internal_error" | "still_running" | "no_result" | "result_gone" | "too_large" | "limit_reached" | "result_corrupt" | "budget_exhausted" | "result_too_large" | "sign_in_again" | "no_token" | "idp_error" | "idp_unavailable" | "hub_error" | "no_rucio_token";
             message: string;
             param?: string;
             /** @description result_too_large: the result's size */
