@@ -41,7 +41,8 @@ from . import frame
 
 FILENAME = "<offloaded cell>"
 INPUTS_VERSION = 1
-# the DataLake token and what goes with it, next to the inputs (intertwin_hub.service.submit)
+# the DataLake token and what goes with it, next to the inputs (the service's Secret,
+# intertwin_hub.service.submit)
 RUCIO_TOKEN_FILE = "rucio-token"
 RUCIO_FILE = "rucio.json"
 

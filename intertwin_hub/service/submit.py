@@ -45,6 +45,7 @@ from ..labels import (
     site_of,
 )
 from ..offload.frame import MAX_INPUT_BYTES
+from ..offload.runner import RUCIO_FILE, RUCIO_TOKEN_FILE
 from ..sites import Site
 from ..spawner.options import (
     BatchSelection,
@@ -67,10 +68,6 @@ if TYPE_CHECKING:
 INPUTS_DIR = "/var/run/intertwin/cell"
 INPUTS_FILE = "inputs"
 INPUTS_VOLUME = "cell-inputs"
-# next to the inputs in the Secret: the DataLake token, and its expiry and Rucio hosts (the
-# runner's names, intertwin_hub.offload.runner)
-RUCIO_TOKEN_FILE = "rucio-token"
-RUCIO_FILE = "rucio.json"
 # whether a batch cell gets a DataLake token: it must (a 400 when the hub has none to give),
 # when the hub has one for the caller, or not at all (the default)
 RUCIO_CHOICES = ("required", "if-available", "none")
@@ -131,7 +128,8 @@ class RucioGrant:
     auth_host: str | None = None
 
     def files(self) -> dict[str, bytes]:
-        """The Secret's entries for it (the runner reads them)."""
+        """The Secret's entries for it, next to the inputs: the token, and its expiry and the
+        Rucio hosts (the runner reads them)."""
         info = {
             "expires_at": self.token.expires_at,
             "rucio_host": self.rucio_host,
@@ -152,7 +150,8 @@ def rucio_choice(body: dict[str, Any]) -> str:
 
 def _rucio_url(body: dict[str, Any], key: str) -> str | None:
     url = _text(body, key, 2048)
-    if url is not None and not re.match(r"https?://[^/\s]+", url):
+    # no white space anywhere: the runner writes it into a rucio.cfg
+    if url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
         raise bad_request(key, f"{key} must be an http or https URL, as rucio_host in rucio.cfg.")
     return url
 

@@ -223,6 +223,7 @@ async def test_without_an_identity_provider_a_required_token_is_a_400_and_else_n
         ({"rucio": True}, "rucio"),
         ({"rucio": "if-available", "rucio_host": "rucio.example.org"}, "rucio_host"),
         ({"rucio": "required", "rucio_auth_host": "ftp://x"}, "rucio_auth_host"),
+        ({"rucio": "required", "rucio_host": "http://r.org/\n[client]"}, "rucio_host"),
     ):
         with pytest.raises(ApiError) as e:
             await submit.rucio_grant(svc, "alice", body)
