@@ -1,6 +1,7 @@
 """Fixtures of the testbed tests that log in as on the real hub: one Keycloak (the software EGI
 Check-in runs on, realm ``egi``) for the whole session, and one hub of helm-values' whole
-``hub.config`` against it, which the browser tests use."""
+``hub.config`` against it, which the browser tests use; and a Keycloak that is not running, for
+the tests that only render a hub's configuration from one."""
 
 from __future__ import annotations
 
@@ -21,6 +22,24 @@ ACCESS_TOKEN_LIFESPAN = 60
 # the checkin hub's notebooks: a namespace of their own, so its intertwin service sees them
 # alone and the session hub's service none of them
 CHECKIN_NAMESPACE = "intertwin-checkin"
+
+
+@pytest.fixture
+def unstarted_keycloak() -> Keycloak:
+    """A Keycloak's coordinates with nothing behind them (ports 1 and 2 of loopback, a hub
+    client ``intertwin-hub`` with the secret ``s``, 60 s access tokens): what the tests that
+    render a hub's configuration from a Keycloak, without starting one, render it from."""
+    return Keycloak(
+        url="http://127.0.0.1:1/auth",
+        management_url="http://127.0.0.1:2/auth",
+        admin_user="a",
+        admin_password="p",
+        client_id="intertwin-hub",
+        client_secret="s",
+        access_token_lifespan=60,
+        java="java",
+        home="/nowhere",
+    )
 
 
 @pytest.fixture(scope="session")

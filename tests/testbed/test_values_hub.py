@@ -19,17 +19,6 @@ from testbed.keycloak import USERS_PASSWORD, Keycloak
 
 from .hubapi import checkin_login, follow, form_action, stop
 
-KC = Keycloak(
-    url="http://127.0.0.1:1/auth",
-    management_url="http://127.0.0.1:2/auth",
-    admin_user="a",
-    admin_password="p",
-    client_id="intertwin-hub",
-    client_secret="s",
-    access_token_lifespan=60,
-    java="java",
-    home="/nowhere",
-)
 HUB = "http://127.0.0.1:3"
 # what the testbed changes in hub.config: the deployment's URLs, and the run's hub client
 SWAPPED = {
@@ -48,15 +37,18 @@ def keys(config: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_testbed_runs_the_whole_hub_config_with_only_its_urls_swapped(env: str) -> None:
+def test_the_testbed_runs_the_whole_hub_config_with_only_its_urls_swapped(
+    env: str, unstarted_keycloak: Keycloak
+) -> None:
+    kc = unstarted_keycloak
     values = values_for(env)["hub"]["config"]
-    config = values_hub_config(KC, HUB, env)
+    config = values_hub_config(kc, HUB, env)
     assert keys(config) == keys(values) | CLIENT
     changed = {(s, k) for s, k in keys(values) if config[s][k] != values[s][k]}
     assert changed == SWAPPED
     oauth = config["GenericOAuthenticator"]
-    assert oauth["authorize_url"] == f"{KC.url}/realms/egi/protocol/openid-connect/auth"
-    assert oauth["userdata_url"] == f"{KC.url}/realms/egi/protocol/openid-connect/userinfo"
+    assert oauth["authorize_url"] == f"{kc.url}/realms/egi/protocol/openid-connect/auth"
+    assert oauth["userdata_url"] == f"{kc.url}/realms/egi/protocol/openid-connect/userinfo"
     assert oauth["oauth_callback_url"] == f"{HUB}/hub/oauth_callback"
     assert config["KubeSpawner"]["hub_connect_url"] == HUB
     assert config["InterTwinSpawner"]["service_url"] == f"{HUB}/services/intertwin/"
@@ -64,7 +56,7 @@ def test_the_testbed_runs_the_whole_hub_config_with_only_its_urls_swapped(env: s
 
 
 def test_a_deployment_url_the_testbed_does_not_swap_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, unstarted_keycloak: Keycloak
 ) -> None:
     """A new Check-in or hub URL in the values must not send a test to the real one."""
     import testbed.hub
@@ -75,10 +67,12 @@ def test_a_deployment_url_the_testbed_does_not_swap_is_refused(
     )
     monkeypatch.setattr(testbed.hub, "values_for", lambda env: values)
     with pytest.raises(procs.TestbedError, match=r"GenericOAuthenticator\.logout_redirect_url"):
-        values_hub_config(KC, HUB)
+        values_hub_config(unstarted_keycloak, HUB)
 
 
-def test_hub_config_wins_over_the_testbed_defaults(tmp_path: Path) -> None:
+def test_hub_config_wins_over_the_testbed_defaults(
+    tmp_path: Path, unstarted_keycloak: Keycloak
+) -> None:
     """The testbed's jupyterhub_config.py, loaded as JupyterHub loads it: every hub.config value
     is in force (it comes last, as the chart applies it), e.g. the named-server limit."""
     cp = ControlPlane(
@@ -88,10 +82,11 @@ def test_hub_config_wins_over_the_testbed_defaults(tmp_path: Path) -> None:
         namespace="intertwin-checkin",
         identities={"service": Identity("service", "t")},
     )
-    text = hub_config(cp, tmp_path, 3, 5, 6, "token", keycloak=KC)
+    kc = unstarted_keycloak
+    text = hub_config(cp, tmp_path, 3, 5, 6, "token", keycloak=kc)
     c = Config()
     exec(compile(text, "jupyterhub_config.py", "exec"), {"get_config": lambda: c})
-    expected = values_hub_config(KC, HUB)
+    expected = values_hub_config(kc, HUB)
     assert {(s, k): c[s][k] for s, k in keys(expected)} == {
         (s, k): expected[s][k] for s, k in keys(expected)
     }
