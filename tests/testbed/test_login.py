@@ -34,6 +34,7 @@ from testbed.keycloak import (
 from testbed.lifecycle import control_plane_of
 from testbed.procs import Supervisor, free_port
 
+from ..waiting import wait_for_async
 from .browser import ui_test
 from .hubapi import checkin_login
 
@@ -86,22 +87,11 @@ def claims(jwt: str) -> dict[str, Any]:
     return decoded
 
 
-def test_the_login_is_helm_values_with_keycloak_for_check_in() -> None:
+def test_the_login_is_helm_values_with_keycloak_for_check_in(unstarted_keycloak: Keycloak) -> None:
     """The login the testbed hub runs: helm-values' authenticator sections, Check-in's URLs on
     the testbed's Keycloak (testbed/hub.py: values_hub_config; the whole hub.config is checked
     in test_values_hub.py)."""
-    kc = Keycloak(
-        url="http://127.0.0.1:1/auth",
-        management_url="http://127.0.0.1:2/auth",
-        admin_user="a",
-        admin_password="p",
-        client_id="intertwin-hub",
-        client_secret="s",
-        access_token_lifespan=60,
-        java="java",
-        home="/nowhere",
-    )
-    config = values_hub_config(kc, "http://127.0.0.1:3", auth_refresh_age=5)
+    config = values_hub_config(unstarted_keycloak, "http://127.0.0.1:3", auth_refresh_age=5)
     values = checkin_values()
     oauth = values["GenericOAuthenticator"]
     assert oauth["manage_groups"] is True
@@ -262,16 +252,6 @@ def test_alice_signs_in_through_keycloaks_page_in_chromium(
     )
 
 
-async def wait_for(check: Any, what: str, timeout: float, interval: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
-
-
 @pytest.mark.testbed
 @pytest.mark.asyncio
 async def test_expired_access_token_is_refreshed_then_revocation_means_login(
@@ -291,8 +271,8 @@ async def test_expired_access_token_is_refreshed_then_revocation_means_login(
             state = (await user_model(hub_api, hub, "alice"))["auth_state"]
             return state if state["access_token"] != first["access_token"] else None
 
-        state = await wait_for(
-            refreshed, "a new access token in the auth state", ACCESS_TOKEN_LIFESPAN + 120
+        state = await wait_for_async(
+            refreshed, "a new access token in the auth state", ACCESS_TOKEN_LIFESPAN + 120, 2.0
         )
         # renewed once the old one had expired (Keycloak's userinfo refused it)
         assert time.time() >= expires - 1
@@ -311,7 +291,7 @@ async def test_expired_access_token_is_refreshed_then_revocation_means_login(
                 assert r.status == 302, await r.text()
                 return r.headers["Location"]
 
-        where = await wait_for(sent_to_login, "alice sent to log in again", 60)
+        where = await wait_for_async(sent_to_login, "alice sent to log in again", 60, 2.0)
         assert "/hub/login" in where
         async with session.get(f"{hub.url}{where}") as r:
             assert r.status == 200

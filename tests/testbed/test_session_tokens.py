@@ -39,6 +39,7 @@ from testbed.procs import Supervisor, free_port
 from testbed.rucio import start_rucio
 from testbed.rucio.client import add_oidc_identity
 
+from ..waiting import wait_for_async
 from .hubapi import checkin_login, spawn, stop
 from .test_offload import kernel_for, run_cell, text_of
 
@@ -107,16 +108,6 @@ def claims(jwt: str) -> dict[str, Any]:
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     )
     return decoded
-
-
-async def wait_for(check: Any, what: str, timeout: float, interval: float = 3.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 @pytest.mark.testbed
@@ -249,7 +240,7 @@ async def test_a_session_keeps_its_datalake_past_token_expiry_until_the_sign_in_
             paths = [Path(f["path"]) for f in items if f.get("path")]
             return paths if paths and all(p.is_file() for p in paths) else None
 
-        paths = await wait_for(replicated, "alice's replica at Vega", 120)
+        paths = await wait_for_async(replicated, "alice's replica at Vega", 120, 3.0)
         assert all(str(p).startswith(rucio["rses"]["VEGA-DCACHE"]["path"]) for p in paths)
 
         async with admin.get(f"{service}/token/rucio", headers=as_alice) as r:
@@ -271,7 +262,9 @@ async def test_a_session_keeps_its_datalake_past_token_expiry_until_the_sign_in_
                 return body
 
         # the tokens already handed out live on for up to a minute
-        body = await wait_for(says_sign_in_again, "the DataLake saying sign in again", 150)
+        body = await wait_for_async(
+            says_sign_in_again, "the DataLake saying sign in again", 150, 3.0
+        )
         assert "sign in to the hub again" in body["message"].lower()
         async with admin.get(f"{service}/token/rucio", headers=as_alice) as r:
             assert r.status == 401
