@@ -1,8 +1,9 @@
-"""``%%offload`` in Debian's Chromium (ui-tests/tests/offload.spec.ts) on the testbed hub with the
-real intertwin service: alice's notebook at UKRI offloads a cell to Vega, its widget goes
-queued → running → succeeded, the next cell prints the returned variable, the Jobs panel lists
-the batch cell and opens the notebook at it; a second cell is cancelled with its widget's
-Cancel button. The service's API then tells both jobs as the page showed them."""
+"""``%%offload`` in Debian's Chromium (ui-tests/tests/offload.spec.ts) on the hub of helm-values'
+hub.config (logging in through Keycloak) with the real intertwin service: alice's notebook at
+UKRI offloads a cell to Vega, its widget goes queued → running → succeeded, the next cell prints
+the returned variable, the Jobs panel lists the batch cell and opens the notebook at it; a
+second cell is cancelled with its widget's Cancel button. The service's API then tells both
+jobs as the page showed them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from ..waiting import wait_for_async
 from .browser import ui_test
-from .hubapi import stop
+from .hubapi import logged_in, stop
 from .test_service import token_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
@@ -23,6 +24,9 @@ SERVER = "offload"
 
 
 async def alice_token(hub: dict[str, Any]) -> str:
+    """alice logged in once (her VO, from her entitlement, admits her to Vega), and a token of
+    hers for the service's API."""
+    await logged_in(hub, "alice")
     admin = {"Authorization": f"token {hub['service_token']}"}
     async with aiohttp.ClientSession(headers=admin) as s:
         return await token_for(s, hub["api_url"], "alice")
@@ -50,8 +54,8 @@ async def stop_server(hub: dict[str, Any]) -> None:
         await stop(s, hub["api_url"], "alice", SERVER)
 
 
-def test_offload_cell_in_chromium(testbed: dict[str, Any], tmp_path: Path) -> None:
-    hub = testbed["hub"]
+def test_offload_cell_in_chromium(checkin_hub: dict[str, Any], tmp_path: Path) -> None:
+    hub = checkin_hub
     token = asyncio.run(alice_token(hub))
     before = {j["id"] for j in asyncio.run(batch_cells(hub, token))}
     # INTERTWIN_SCREENSHOTS=docs refreshes docs/offload-widget.png
