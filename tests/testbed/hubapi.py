@@ -109,3 +109,26 @@ async def logged_in(hub: dict[str, Any], user: str) -> None:
     )
     async with session:
         assert status == 200 and url.endswith("/hub/home"), f"{status} {url}: {page[:500]}"
+
+
+async def token_from_token_page(
+    session: aiohttp.ClientSession, hub_url: str, user: str, note: str
+) -> str:
+    """A token as ``user`` makes one on the hub's Token page after logging in (``session``:
+    their browser-like session, e.g. from ``checkin_login``): ``POST
+    /hub/api/users/<user>/tokens`` with the session's cookie and the page's XSRF token (its
+    ``jhdata.xsrf_token``) in the ``_xsrf`` parameter, as the page's script (JupyterHub's
+    jhapi.js) sends it. Without scopes the token has the user's own permissions (JupyterHub's
+    default ``token`` role)."""
+    async with session.get(f"{hub_url}/hub/token") as r:
+        page = await r.text()
+        assert r.status == 200, f"{r.status} {r.url}: {page[:500]}"
+    m = re.search(r'xsrf_token:\s*"([^"]+)"', page)
+    assert m, "no xsrf_token on the hub's Token page"
+    async with session.post(
+        f"{hub_url}/hub/api/users/{user}/tokens",
+        params={"_xsrf": m.group(1)},
+        json={"note": note},
+    ) as r:
+        assert r.status == 201, await r.text()
+        return str((await r.json())["token"])

@@ -1,7 +1,8 @@
 """The Jobs routes of the lab extension on the testbed: a real JupyterLab session at Vega reaches
 the real intertwin service through the proxy (INTERTWIN_SERVICE_URL, set by the spawner) with its
 own hub token. Answers, the service's errors and a followed log come through as the service
-sends them."""
+sends them. On the hub of helm-values' hub.config: alice logs in through Keycloak and asks the
+requests' token of the hub on its Token page, as a user scripting the routes would."""
 
 from __future__ import annotations
 
@@ -12,26 +13,32 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ..waiting import wait_for_async
-from .hubapi import spawn, stop
-from .test_service import token_for
+from testbed.keycloak import USERS_PASSWORD
 
-pytestmark = [pytest.mark.testbed, pytest.mark.asyncio, pytest.mark.timeout(600)]
+from ..waiting import wait_for_async
+from .hubapi import checkin_login, spawn, stop, token_from_token_page
+
+pytestmark = [pytest.mark.testbed, pytest.mark.asyncio, pytest.mark.timeout(900)]
 
 SERVER = "jobs-api"
 
 
 async def test_a_session_reaches_the_service_through_its_jobs_routes(
-    testbed: dict[str, Any],
+    checkin_hub: dict[str, Any],
 ) -> None:
-    hub = testbed["hub"]
+    hub = checkin_hub
+    session, status, page, url = await checkin_login(
+        hub["url"], hub["idp_url"], "alice", USERS_PASSWORD
+    )
+    async with session:
+        assert status == 200 and url.endswith("/hub/home"), f"{status} {url}: {page[:500]}"
+        token = await token_from_token_page(session, hub["url"], "alice", "test_jobs_lab")
     admin = {"Authorization": f"token {hub['service_token']}"}
     async with aiohttp.ClientSession(headers=admin) as s:
         events = await spawn(
             s, hub["api_url"], "alice", SERVER, {"profile": "vega", "gpus": "gpu-2"}
         )
         assert events[-1].get("ready"), events
-        token = await token_for(s, hub["api_url"], "alice")
     lab = f"{hub['url']}/user/alice/{SERVER}/intertwin"
     try:
         async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as u:
