@@ -1,7 +1,7 @@
-"""Fixtures of the testbed tests that log in as on the real hub: one Keycloak (the software EGI
-Check-in runs on, realm ``egi``) for the whole session, and one hub of helm-values' whole
-``hub.config`` against it, which the browser tests use; and a Keycloak that is not running, for
-the tests that only render a hub's configuration from one."""
+"""Fixtures of the testbed tests that log in as on the real hub: one hub of helm-values' whole
+``hub.config`` against the session's Keycloak (tests/conftest.py), which the browser tests use;
+and a Keycloak that is not running, for the tests that only render a hub's configuration from
+one."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ import pytest
 
 from testbed.cluster import hub_namespace
 from testbed.hub import start_hub
-from testbed.keycloak import Keycloak, start_keycloak
+from testbed.keycloak import Keycloak
 from testbed.lifecycle import control_plane_of
 from testbed.procs import Supervisor, free_port
 
-# Check-in's access tokens live an hour; in the tests a minute, so a test sees one expire
-ACCESS_TOKEN_LIFESPAN = 60
 # the checkin hub's notebooks: a namespace of their own, so its intertwin service sees them
 # alone and the session hub's service none of them
 CHECKIN_NAMESPACE = "intertwin-checkin"
@@ -43,29 +41,14 @@ def unstarted_keycloak() -> Keycloak:
 
 
 @pytest.fixture(scope="session")
-def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keycloak]:
-    """The session's Keycloak (20 s to start on an idle machine, up to two minutes on a busy
-    one: started once). Each hub registers its callback with ``allow_redirect``."""
-    sup = Supervisor(tmp_path_factory.mktemp("keycloak"))
-    try:
-        yield start_keycloak(
-            sup,
-            [],
-            access_token_lifespan=ACCESS_TOKEN_LIFESPAN,
-            progress=lambda m: print(f"[keycloak] {m}"),
-        )
-    finally:
-        sup.stop_all()
-
-
-@pytest.fixture(scope="session")
 def checkin_hub(
     testbed: dict[str, Any], keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """A hub on the session testbed that runs helm-values' whole production ``hub.config``
     (testbed/hub.py: values_hub_config) against the session's Keycloak: users log in through
     Keycloak's own page, their VOs are the groups their entitlements give them, the spawner,
-    named-server limit and service URL are the values'. With the session's Rucio configured.
+    named-server limit and service URL are the values'. With the session's Rucio, which takes
+    that Keycloak's tokens: its sessions' DataLake renews them through the intertwin service.
     Its state as ``testbed["hub"]`` gives it, plus ``login`` (``checkin``), ``idp_url`` and
     ``namespace``."""
     sup = Supervisor(tmp_path_factory.mktemp("checkin-hub"))
