@@ -7,6 +7,7 @@ import hashlib
 import sqlite3
 import urllib.request
 import zlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -112,3 +113,36 @@ def expired_token(state: dict[str, Any], account: str) -> str:
     finally:
         con.close()
     return tok
+
+
+def oidc_tokens(state: dict[str, Any], account: str) -> list[dict[str, Any]]:
+    """The identity provider's access tokens Rucio accepted for ``account``, from its own
+    ``tokens`` table: rucio.core.oidc.validate_jwt saves each JWT it validates there, with the
+    identity it mapped (``SUB=<sub>, ISS=<issuer>``), the token's audience and scopes. Tokens
+    Rucio issued itself (userpass) have the plain identity instead and are left out. Times are
+    UTC, as Rucio stores them; Rucio deletes an account's expired rows when it next issues the
+    account a token."""
+    sql = (
+        "SELECT identity, audience, oidc_scope, created_at, expired_at FROM tokens "
+        "WHERE account = '{}' AND identity LIKE 'SUB=%'".format(account.replace("'", "''"))
+    )
+    db = state.get("database", {"kind": "sqlite"})
+    if db["kind"] == "postgresql":
+        from .postgres import query
+
+        rows: list[Any] = query(db, sql)
+    else:
+        con = sqlite3.connect(Path(state["dir"]) / "rucio.db", timeout=30)
+        try:
+            rows = con.execute(sql).fetchall()
+        finally:
+            con.close()
+    keys = ("identity", "audience", "scope", "created_at", "expired_at")
+    return [
+        {
+            **dict(zip(keys, row, strict=True)),
+            "created_at": datetime.fromisoformat(str(row[3])),
+            "expired_at": datetime.fromisoformat(str(row[4])),
+        }
+        for row in rows
+    ]
