@@ -83,6 +83,9 @@ def rucio_control(testbed: dict[str, Any]) -> Iterator[RucioControl]:
         set_pump_interval(state, state.get("pump_interval"))
 
 
+# the spec's own budget (ui_test: 900 s), plus the session's testbed, Keycloak, Rucio and
+# checkin hub when this test is the first to need them: more than the default 600 s
+@pytest.mark.timeout(1800)
 def test_datalake_panel_in_chromium(
     testbed: dict[str, Any],
     checkin_hub: dict[str, Any],
