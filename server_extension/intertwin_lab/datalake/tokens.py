@@ -52,6 +52,8 @@ class TokenSource:
         self.cfg = cfg
         self._token: str | None = None
         self._lock = threading.Lock()
+        # the last JWT sent again after Rucio refused it (see renew)
+        self._retried: str | None = None
 
     def token(self) -> str:
         with self._lock:
@@ -76,6 +78,16 @@ class TokenSource:
             if (self.cfg.token_from_service or self.cfg.auth_type != "userpass") and (
                 fresh == rejected
             ):
+                # Rucio saves a JWT it has not seen in its tokens table when it first accepts
+                # it (rucio.core.oidc.validate_jwt); two requests bringing a new JWT at once
+                # both save it, and the second, refused by the table's primary key, is
+                # answered 401. That token is good: it is sent once more (then Rucio finds it
+                # saved), a token Rucio really refuses is refused again
+                exp = jwt_expiry(fresh)
+                if self._retried != fresh and exp is not None and exp > time.time():
+                    self._retried = fresh
+                    self._token = fresh
+                    return fresh
                 raise rexc.CannotAuthenticate("the token was refused and no newer one exists")
             self._token = fresh
             return fresh
