@@ -1,6 +1,6 @@
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
-import React, { useEffect, useReducer } from 'react';
+import React from 'react';
 
 import { hubSignInUrl } from '../../request';
 import { DataLakeModel } from '../model';
@@ -10,6 +10,7 @@ import { DidDetails } from './DidDetails';
 import { RulesView } from './RulesView';
 import { SearchForm } from './SearchForm';
 import { VirtualList } from './VirtualList';
+import { useChanged } from '../../components/useChanged';
 
 function ResultRow(props: { did: IDid; model: DataLakeModel }): JSX.Element {
   const { did, model } = props;
@@ -102,13 +103,7 @@ function SignInAgain(props: { message: string }): JSX.Element {
 
 export function DataLakeView(props: { model: DataLakeModel }): JSX.Element {
   const { model } = props;
-  const [, bump] = useReducer((x: number) => x + 1, 0);
-  useEffect(() => {
-    model.changed.connect(bump);
-    return () => {
-      model.changed.disconnect(bump);
-    };
-  }, [model]);
+  useChanged(model.changed);
   const { config, configStatus } = model;
   const trans = model.trans;
   return (

@@ -1,11 +1,12 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Button, closeIcon } from '@jupyterlab/ui-components';
-import React, { useEffect, useLayoutEffect, useReducer, useRef } from 'react';
+import React, { useEffect, useLayoutEffect, useRef } from 'react';
 
 import { Empty, ErrorBanner, Loading, TransContext } from '../../datalake/components/common';
 import { PolledPanel } from '../../components/PolledPanel';
 import { IJob } from '../../tokens';
 import { duration, isActive, jobTitle, JobsModel, resourcesText, STATES } from '../model';
+import { useChanged } from '../../components/useChanged';
 
 /** The badge's colour family of a state. */
 const STATE_CLASS: Record<string, string> = {
@@ -363,16 +364,14 @@ function Lists(props: { model: JobsModel; trans: TranslationBundle }): JSX.Eleme
 
 export function JobsView(props: { model: JobsModel }): JSX.Element {
   const { model } = props;
-  const [, bump] = useReducer((x: number) => x + 1, 0);
+  const bump = useChanged(model.changed);
   useEffect(() => {
-    model.changed.connect(bump);
     // durations of running jobs move on between polls
     const timer = window.setInterval(bump, 30_000);
     return () => {
-      model.changed.disconnect(bump);
       window.clearInterval(timer);
     };
-  }, [model]);
+  }, [bump]);
   const trans = model.trans;
   const running = model.active.filter(j => j.state === 'running').length;
   return (

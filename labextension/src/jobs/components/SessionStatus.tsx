@@ -1,17 +1,13 @@
 import { ReactWidget } from '@jupyterlab/ui-components';
-import React, { useEffect, useReducer } from 'react';
+import React from 'react';
+
+import { useChanged } from '../../components/useChanged';
 
 import { JobsModel, sessionText } from '../model';
 
 function SessionStatusView(props: { model: JobsModel; onClick: () => void }): JSX.Element | null {
   const { model, onClick } = props;
-  const [, bump] = useReducer((x: number) => x + 1, 0);
-  useEffect(() => {
-    model.changed.connect(bump);
-    return () => {
-      model.changed.disconnect(bump);
-    };
-  }, [model]);
+  useChanged(model.changed);
   const text = sessionText(model.sessionJob, model.site, model.trans);
   if (!text) {
     return null;

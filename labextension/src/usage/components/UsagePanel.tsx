@@ -3,7 +3,7 @@ import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { ServerConnection } from '@jupyterlab/services';
 import { Button, downloadIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
-import React, { useEffect, useReducer, useRef, useState } from 'react';
+import React, { useEffect, useRef, useState } from 'react';
 
 import { Empty, ErrorBanner, Loading, TransContext } from '../../datalake/components/common';
 import { PolledPanel } from '../../components/PolledPanel';
@@ -18,6 +18,7 @@ import {
   UsageMetric,
   UsageModel
 } from '../model';
+import { useChanged } from '../../components/useChanged';
 
 /** JupyterLab's Vega-Lite 5 renderer (`@jupyterlab/vega5-extension`) draws the chart. */
 export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
@@ -262,13 +263,7 @@ function UsageView(props: {
   rendermime: IRenderMimeRegistry | null;
 }): JSX.Element {
   const { model, rendermime } = props;
-  const [, tick] = useReducer((n: number) => n + 1, 0);
-  useEffect(() => {
-    model.changed.connect(tick);
-    return () => {
-      model.changed.disconnect(tick);
-    };
-  }, [model]);
+  useChanged(model.changed);
   const t = model.trans;
   const { status, summary } = model;
   const unitWords = { day: t.__('Day'), week: t.__('Week'), month: t.__('Month') };
