@@ -200,6 +200,32 @@ describe('DataLakeModel', () => {
     );
   });
 
+  it('keeps the rules as last seen when a refresh fails, so their actions stay at hand', async () => {
+    let down = false;
+    const rule = { id: 'r1', did: 'climate:era5', state: 'OK' };
+    serve({
+      rules: () => {
+        if (down) {
+          throw new ApiError(
+            503,
+            'rucio_unreachable',
+            'The Rucio DataLake server cannot be reached.'
+          );
+        }
+        return { rules: [rule], permissions: { extend: true, delete: true, reason: null } };
+      }
+    });
+    const model = new DataLakeModel(host());
+    await model.loadRules();
+    down = true;
+    await model.loadRules(false);
+    expect(model.rulesStatus).toMatchObject({
+      kind: 'error',
+      message: expect.stringContaining('Rucio')
+    });
+    expect(model.rules).toEqual([rule]);
+  });
+
   it('offers to sign in again once a call says the sign-in has ended, until Retry', async () => {
     serve({ config: () => CONFIG, scopes: () => ({ scopes: ['climate'] }) });
     const model = new DataLakeModel(host());

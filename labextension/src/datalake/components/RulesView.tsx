@@ -139,7 +139,15 @@ export function RulesView(props: { model: DataLakeModel }): JSX.Element {
           {model.rulePermissions.reason}
         </div>
       )}
-      {rulesStatus.kind === 'error' || (rulesStatus.kind === 'loading' && !rules) ? (
+      {rulesStatus.kind === 'error' && rules && (
+        // a failed refresh keeps the rules as last seen (their actions stay at hand) and says so
+        <ErrorBanner
+          message={trans.__('These are your rules as last seen. %1', rulesStatus.message)}
+          testid="itw-dl-rules-error"
+          onRetry={() => void model.loadRules()}
+        />
+      )}
+      {(rulesStatus.kind === 'error' || rulesStatus.kind === 'loading') && !rules ? (
         <StatusLine
           status={rulesStatus}
           loading={trans.__('Asking Rucio for your rules…')}
