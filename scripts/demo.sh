@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "stop" ]; then exec .venv/bin/python -m testbed down; fi
 scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-# offloaded jobs wait 10 s in the emulated batch queue, as they would at a site
-.venv/bin/python -m testbed up --queue-seconds 10 "$@"
+# offloaded jobs wait 10 s in the emulated batch queue, as they would at a site; users log in
+# through the testbed's Keycloak (realm egi), as they do at EGI Check-in on the real hub
+.venv/bin/python -m testbed up --queue-seconds 10 --keycloak "$@"
 .venv/bin/python - <<'PY'
 import json; from testbed.state import default_run_dir, read_state
 st = read_state(default_run_dir())
