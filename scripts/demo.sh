@@ -15,8 +15,8 @@ st = read_state(default_run_dir())
 print(f"""
   intertwin-hub demo is running.
     open      {st['hub']['url']}/hub/login
-    users     alice (dev.intertwin.eu: UKRI, Vega, PSNC, KBFI), bob (no VO: UKRI, KBFI),
-              oper (hub operator); password: {st['demo_users']['password']}
+    users     alice (dev.intertwin.eu: UKRI, Vega, PSNC, KBFI), bob (no VO), oper (hub
+              operator); password: {st['demo_users']['password']}
     logs      {st['run_dir']}/logs/
     stop      scripts/demo.sh stop   (or Ctrl-C here)
 """)
