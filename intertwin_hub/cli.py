@@ -42,11 +42,7 @@ def _summary(site: Site) -> str:
 
 
 def catalogue_check(path: str) -> int:
-    try:
-        catalogue = load_catalogue(path)
-    except CatalogueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    catalogue = load_catalogue(path)
     print(f"{path}: {len(catalogue)} sites, valid")
     for site in catalogue:
         print(_summary(site))
@@ -66,11 +62,7 @@ def usage_apel(args: argparse.Namespace) -> int:
     if end <= start:
         print("error: --to must be after --from", file=sys.stderr)
         return 2
-    try:
-        catalogue = load_catalogue(args.catalogue)
-    except CatalogueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    catalogue = load_catalogue(args.catalogue)
     origin = Origin(site_name=args.site_name, user_names=not args.no_user_names)
     cloud, gpu = write_apel(open_store(args.db), catalogue, origin, start, end, Path(args.out))
     print(
@@ -91,11 +83,7 @@ def usage_import_slurm(args: argparse.Namespace) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"error: no time zone {args.timezone!r} (e.g. Europe/Ljubljana)", file=sys.stderr)
         return 2
-    try:
-        catalogue = load_catalogue(args.catalogue)
-    except CatalogueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    catalogue = load_catalogue(args.catalogue)
     if catalogue.get(args.site) is None:
         known = ", ".join(s.slug for s in catalogue)
         print(f"error: no site {args.site!r} in the catalogue (sites: {known})", file=sys.stderr)
@@ -181,12 +169,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     slurm.add_argument("--catalogue", help="the site catalogue, if not the shipped one")
     slurm.add_argument("files", nargs="+", metavar="FILE", help="sacct output or jobcomp log")
     args = parser.parse_args(argv)
-    if args.command == "catalogue" and args.action == "check":
-        return catalogue_check(args.file)
-    if args.command == "usage" and args.action == "apel":
-        return usage_apel(args)
-    if args.command == "usage" and args.action == "import-slurm":
-        return usage_import_slurm(args)
+    try:
+        if args.command == "catalogue" and args.action == "check":
+            return catalogue_check(args.file)
+        if args.command == "usage" and args.action == "apel":
+            return usage_apel(args)
+        if args.command == "usage" and args.action == "import-slurm":
+            return usage_import_slurm(args)
+    except CatalogueError as e:  # every command reads the catalogue; its error is one line
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     parser.error("unknown command")  # argparse exits; unreachable with required subparsers
     return 2
 
