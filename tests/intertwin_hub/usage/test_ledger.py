@@ -20,7 +20,6 @@ from intertwin_hub.service.index import Index
 from intertwin_hub.sites import load_catalogue
 from intertwin_hub.status import JobStatus
 from intertwin_hub.usage import ledger, summary
-from testbed.rucio.postgres import Postgres
 
 from ..service.test_index import pod
 
@@ -132,23 +131,9 @@ def test_a_restart_under_a_running_pod_keeps_one_row_with_its_start(index: Index
     assert found["vega"].to_json()["wall_seconds"] == 3600
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    else:
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.sqlalchemy_url
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "DROP TABLE IF EXISTS usage_daily, usage_ledger, state_changes, jobs,"
-                    " alembic_version"
-                )
-            )
-        engine.dispose()
-    s = db.open_store(url)
+@pytest.fixture
+def store(service_db_url: str) -> Iterator[db.Store]:
+    s = db.open_store(service_db_url)
     s.gpu_models = {"vega": A100}
     yield s
     s.engine.dispose()

@@ -24,15 +24,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy import text as sql
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intertwin_hub.service import db
 from intertwin_hub.status import JobStatus
 from intertwin_hub.usage import slurm
 from intertwin_hub.usage.slurm import JOBCOMP, SACCT, SlurmJob, import_measured
-from testbed.rucio.postgres import Postgres
 
 CLI = str(Path(sys.executable).parent / "intertwin-hub")
 DATA = Path(__file__).with_name("data")
@@ -195,24 +193,10 @@ def with_pods(store: db.Store) -> db.Store:
     return store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Store]:
+@pytest.fixture
+def store(service_db_url: str) -> Iterator[db.Store]:
     """The pods above in the service's database, on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'service.sqlite'}"
-    else:
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.sqlalchemy_url
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(
-                sql(
-                    "DROP TABLE IF EXISTS usage_daily, usage_ledger, state_changes, jobs,"
-                    " alembic_version"
-                )
-            )
-        engine.dispose()
-    s = with_pods(db.open_store(url))
+    s = with_pods(db.open_store(service_db_url))
     yield s
     s.engine.dispose()
 
